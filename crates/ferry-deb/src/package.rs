@@ -1,0 +1,475 @@
+//! Typed records of binary packages (Packages files, dpkg status) and source
+//! packages (Sources files), borrowed from the index text.
+//!
+//! Parse once here; the solver and the archive tools work on these types and
+//! never look at field strings again. Not for reading files: see `index`.
+
+use rayon::prelude::*;
+
+use crate::deb822::{self, Field, Paragraph, Syntax, SyntaxError};
+use crate::relation::{MultiArch, RelationError, Relations};
+use crate::version::{VersionError, VersionRef};
+
+/// A paragraph that is not a valid package record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+    #[error("line {line}: missing field `{field}`")]
+    Missing { line: usize, field: &'static str },
+    #[error("line {line}: field `{field}`: {error}")]
+    Version {
+        line: usize,
+        field: &'static str,
+        error: VersionError,
+    },
+    #[error("line {line}, column {column}: field `{field}`: {error}")]
+    Relation {
+        line: usize,
+        column: usize,
+        field: &'static str,
+        error: RelationError,
+    },
+    #[error("line {line}: field `{field}`: `{value}` is not one of {expected}")]
+    Value {
+        line: usize,
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl RecordError {
+    /// The 1-based line of the input the error is about.
+    pub fn line(&self) -> usize {
+        match self {
+            RecordError::Syntax(e) => e.line,
+            RecordError::Missing { line, .. }
+            | RecordError::Version { line, .. }
+            | RecordError::Relation { line, .. }
+            | RecordError::Value { line, .. } => *line,
+        }
+    }
+}
+
+/// dpkg's installation state of a package in a status file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallState {
+    /// Not from a status file (a repository's Packages file).
+    #[default]
+    Available,
+    NotInstalled,
+    ConfigFiles,
+    HalfInstalled,
+    Unpacked,
+    HalfConfigured,
+    TriggersAwaited,
+    TriggersPending,
+    Installed,
+}
+
+/// dpkg's selection (what the admin wants) of a package in a status file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    #[default]
+    Unknown,
+    Install,
+    Hold,
+    Deinstall,
+    Purge,
+}
+
+/// One binary package stanza.
+#[derive(Debug, Clone)]
+pub struct BinaryPackage<'a> {
+    pub name: &'a str,
+    pub version: VersionRef<'a>,
+    pub architecture: &'a str,
+    /// The source name, and its version when it differs from the binary's.
+    pub source: &'a str,
+    pub source_version: Option<VersionRef<'a>>,
+    pub multi_arch: MultiArch,
+    pub essential: bool,
+    pub depends: Relations<'a>,
+    pub pre_depends: Relations<'a>,
+    pub recommends: Relations<'a>,
+    pub suggests: Relations<'a>,
+    pub conflicts: Relations<'a>,
+    pub breaks: Relations<'a>,
+    pub replaces: Relations<'a>,
+    pub provides: Relations<'a>,
+    pub enhances: Relations<'a>,
+    pub section: Option<&'a str>,
+    pub priority: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    pub size: Option<u64>,
+    pub installed_size_kib: Option<u64>,
+    pub sha256: Option<&'a str>,
+    pub selection: Selection,
+    pub state: InstallState,
+    /// 1-based line of the stanza in its file.
+    pub line: usize,
+}
+
+impl<'a> BinaryPackage<'a> {
+    pub fn from_paragraph(p: &Paragraph<'a>) -> Result<Self, RecordError> {
+        let name = required(p, "Package")?;
+        let version_field = p.field("Version").ok_or(RecordError::Missing {
+            line: p.line,
+            field: "Version",
+        })?;
+        let version = version_of(version_field, "Version")?;
+        let architecture = required(p, "Architecture")?;
+        let (source, source_version) = match p.field("Source") {
+            Some(f) => parse_source_field(f)?,
+            None => (name, None),
+        };
+        let multi_arch = match p.field("Multi-Arch") {
+            Some(f) => MultiArch::parse(f.value).ok_or_else(|| RecordError::Value {
+                line: f.line,
+                field: "Multi-Arch",
+                value: f.value.to_string(),
+                expected: "no, same, foreign, allowed",
+            })?,
+            None => MultiArch::No,
+        };
+        let (selection, state) = match p.field("Status") {
+            Some(f) => parse_status(f)?,
+            None => (Selection::Unknown, InstallState::Available),
+        };
+        Ok(BinaryPackage {
+            name,
+            version,
+            architecture,
+            source,
+            source_version,
+            multi_arch,
+            essential: p
+                .get("Essential")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            depends: relations(p, "Depends")?,
+            pre_depends: relations(p, "Pre-Depends")?,
+            recommends: relations(p, "Recommends")?,
+            suggests: relations(p, "Suggests")?,
+            conflicts: relations(p, "Conflicts")?,
+            breaks: relations(p, "Breaks")?,
+            replaces: relations(p, "Replaces")?,
+            provides: relations(p, "Provides")?,
+            enhances: relations(p, "Enhances")?,
+            section: p.get("Section"),
+            priority: p.get("Priority"),
+            filename: p.get("Filename"),
+            size: number(p, "Size")?,
+            installed_size_kib: number(p, "Installed-Size")?,
+            sha256: p.get("SHA256"),
+            selection,
+            state,
+            line: p.line,
+        })
+    }
+
+    /// Whether dpkg has this package unpacked or better (it occupies its
+    /// name on the system, and its relations count).
+    pub fn is_installed(&self) -> bool {
+        !matches!(
+            self.state,
+            InstallState::Available | InstallState::NotInstalled | InstallState::ConfigFiles
+        )
+    }
+}
+
+/// One source package stanza of a Sources file.
+#[derive(Debug, Clone)]
+pub struct SourcePackage<'a> {
+    pub name: &'a str,
+    pub version: VersionRef<'a>,
+    /// The binary packages it builds (the `Binary` field).
+    pub binaries: Vec<&'a str>,
+    pub architecture: Option<&'a str>,
+    pub section: Option<&'a str>,
+    pub maintainer: Option<&'a str>,
+    pub extra_source_only: bool,
+    pub build_depends: Relations<'a>,
+    pub build_depends_indep: Relations<'a>,
+    pub build_depends_arch: Relations<'a>,
+    pub build_conflicts: Relations<'a>,
+    pub line: usize,
+}
+
+impl<'a> SourcePackage<'a> {
+    pub fn from_paragraph(p: &Paragraph<'a>) -> Result<Self, RecordError> {
+        let name = required(p, "Package")?;
+        let version_field = p.field("Version").ok_or(RecordError::Missing {
+            line: p.line,
+            field: "Version",
+        })?;
+        Ok(SourcePackage {
+            name,
+            version: version_of(version_field, "Version")?,
+            binaries: p
+                .get("Binary")
+                .map(|b| {
+                    b.split([',', ' ', '\n', '\t'])
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            architecture: p.get("Architecture"),
+            section: p.get("Section"),
+            maintainer: p.get("Maintainer"),
+            extra_source_only: p.get("Extra-Source-Only") == Some("yes"),
+            build_depends: relations(p, "Build-Depends")?,
+            build_depends_indep: relations(p, "Build-Depends-Indep")?,
+            build_depends_arch: relations(p, "Build-Depends-Arch")?,
+            build_conflicts: relations(p, "Build-Conflicts")?,
+            line: p.line,
+        })
+    }
+}
+
+fn required<'a>(p: &Paragraph<'a>, field: &'static str) -> Result<&'a str, RecordError> {
+    match p.get(field) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(RecordError::Missing {
+            line: p.line,
+            field,
+        }),
+    }
+}
+
+fn version_of<'a>(f: &Field<'a>, field: &'static str) -> Result<VersionRef<'a>, RecordError> {
+    VersionRef::split(f.value).map_err(|error| RecordError::Version {
+        line: f.line,
+        field,
+        error,
+    })
+}
+
+fn number(p: &Paragraph<'_>, field: &'static str) -> Result<Option<u64>, RecordError> {
+    p.field(field)
+        .map(|f| {
+            f.value.trim().parse().map_err(|_| RecordError::Value {
+                line: f.line,
+                field,
+                value: f.value.to_string(),
+                expected: "a whole number",
+            })
+        })
+        .transpose()
+}
+
+fn relations<'a>(p: &Paragraph<'a>, field: &'static str) -> Result<Relations<'a>, RecordError> {
+    let Some(f) = p.field(field) else {
+        return Ok(Relations::default());
+    };
+    Relations::parse(f.value).map_err(|error| {
+        let (line, column) = position_in_value(f, error.offset);
+        RecordError::Relation {
+            line,
+            column,
+            field,
+            error,
+        }
+    })
+}
+
+/// The line and column of a byte offset inside a (multi-line) field value.
+fn position_in_value(f: &Field<'_>, offset: usize) -> (usize, usize) {
+    let before = &f.value.as_bytes()[..offset.min(f.value.len())];
+    let newlines = memchr::memchr_iter(b'\n', before).count();
+    let column = match memchr::memrchr(b'\n', before) {
+        Some(nl) => offset - nl,
+        None => f.name.len() + 2 + offset + 1,
+    };
+    (f.line + newlines, column)
+}
+
+/// `Source: name` or `Source: name (version)`.
+fn parse_source_field<'a>(f: &Field<'a>) -> Result<(&'a str, Option<VersionRef<'a>>), RecordError> {
+    let value = f.value;
+    match value.split_once('(') {
+        None => Ok((value.trim(), None)),
+        Some((name, rest)) => {
+            let version = rest
+                .trim_end()
+                .strip_suffix(')')
+                .ok_or_else(|| RecordError::Value {
+                    line: f.line,
+                    field: "Source",
+                    value: value.to_string(),
+                    expected: "`name` or `name (version)`",
+                })?;
+            Ok((
+                name.trim(),
+                Some(version_of(
+                    &Field {
+                        value: version,
+                        ..*f
+                    },
+                    "Source",
+                )?),
+            ))
+        }
+    }
+}
+
+/// `Status: want flag state`, e.g. `install ok installed`.
+fn parse_status(f: &Field<'_>) -> Result<(Selection, InstallState), RecordError> {
+    let bad = || RecordError::Value {
+        line: f.line,
+        field: "Status",
+        value: f.value.to_string(),
+        expected: "`want flag state`, e.g. `install ok installed`",
+    };
+    let mut words = f.value.split_ascii_whitespace();
+    let (Some(want), Some(_flag), Some(state), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Err(bad());
+    };
+    let selection = match want {
+        "unknown" => Selection::Unknown,
+        "install" => Selection::Install,
+        "hold" => Selection::Hold,
+        "deinstall" => Selection::Deinstall,
+        "purge" => Selection::Purge,
+        _ => return Err(bad()),
+    };
+    let state = match state {
+        "not-installed" => InstallState::NotInstalled,
+        "config-files" => InstallState::ConfigFiles,
+        "half-installed" => InstallState::HalfInstalled,
+        "unpacked" => InstallState::Unpacked,
+        "half-configured" => InstallState::HalfConfigured,
+        "triggers-awaited" => InstallState::TriggersAwaited,
+        "triggers-pending" => InstallState::TriggersPending,
+        "installed" => InstallState::Installed,
+        _ => return Err(bad()),
+    };
+    Ok((selection, state))
+}
+
+/// Reads every binary package of a Packages or status text, on all cores.
+///
+/// Chunks of whole paragraphs are parsed in parallel; the result keeps the
+/// file's order and the first error (by position) is returned.
+pub fn parse_binary_packages(text: &str) -> Result<Vec<BinaryPackage<'_>>, RecordError> {
+    parse_records(text, BinaryPackage::from_paragraph)
+}
+
+/// Reads every source package of a Sources text, on all cores.
+pub fn parse_source_packages(text: &str) -> Result<Vec<SourcePackage<'_>>, RecordError> {
+    parse_records(text, SourcePackage::from_paragraph)
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+fn parse_records<'a, T: Send>(
+    text: &'a str,
+    record: impl Fn(&Paragraph<'a>) -> Result<T, RecordError> + Sync,
+) -> Result<Vec<T>, RecordError> {
+    let chunks = deb822::split_chunks(text, CHUNK_BYTES);
+    let parsed: Vec<Result<Vec<T>, RecordError>> = chunks
+        .par_iter()
+        .map(|(lines_before, chunk)| {
+            deb822::paragraphs_from_line(chunk, Syntax::INDEX, *lines_before)
+                .map(|p| record(&p?))
+                .collect()
+        })
+        .collect();
+    let mut all = Vec::with_capacity(parsed.iter().map(|c| c.as_ref().map_or(0, Vec::len)).sum());
+    for chunk in parsed {
+        all.extend(chunk?);
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACKAGES: &str = "\
+Package: libfoo1
+Source: foo (1.2-1)
+Version: 1.2-1+b1
+Architecture: amd64
+Multi-Arch: same
+Depends: libc6 (>= 2.36),
+ libbar | libbaz
+Provides: libfoo (= 1.2)
+Size: 1234
+
+Package: tool
+Version: 2.0
+Architecture: all
+Status: hold ok installed
+Essential: yes
+";
+
+    #[test]
+    fn typed_records_from_a_packages_text() {
+        let pkgs = parse_binary_packages(PACKAGES).unwrap();
+        assert_eq!(pkgs.len(), 2);
+        let foo = &pkgs[0];
+        assert_eq!(
+            (foo.name, foo.architecture, foo.source),
+            ("libfoo1", "amd64", "foo")
+        );
+        assert_eq!(foo.source_version.unwrap().to_string(), "1.2-1");
+        assert_eq!(foo.multi_arch, MultiArch::Same);
+        assert_eq!(foo.depends.groups.len(), 2);
+        assert_eq!(foo.depends.groups[1].len(), 2);
+        assert_eq!(foo.size, Some(1234));
+        let tool = &pkgs[1];
+        assert_eq!(tool.source, "tool");
+        assert!(tool.essential);
+        assert_eq!(
+            (tool.selection, tool.state),
+            (Selection::Hold, InstallState::Installed)
+        );
+        assert_eq!(tool.line, 11);
+    }
+
+    #[test]
+    fn errors_name_the_line_of_the_field() {
+        let text = "Package: a\nVersion: 1\nArchitecture: all\n\nPackage: b\nVersion: 1\nArchitecture: all\nDepends: x,\n y (>= 1\n";
+        let err = parse_binary_packages(text).unwrap_err();
+        assert_eq!(err.line(), 9);
+        let err = parse_binary_packages("Package: a\nArchitecture: all\n").unwrap_err();
+        assert!(matches!(
+            err,
+            RecordError::Missing {
+                field: "Version",
+                line: 1
+            }
+        ));
+        let err =
+            parse_binary_packages("Package: a\nVersion: 1\nArchitecture: all\nMulti-Arch: some\n")
+                .unwrap_err();
+        assert_eq!(err.line(), 4);
+    }
+
+    #[test]
+    fn parallel_chunks_keep_order_and_lines() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "Package: p{i}\nVersion: 1.{i}\nArchitecture: amd64\n\n"
+            ));
+        }
+        let pkgs = parse_binary_packages(&text).unwrap();
+        assert_eq!(pkgs.len(), 20_000);
+        assert_eq!(pkgs[12_345].name, "p12345");
+        assert_eq!(pkgs[12_345].line, 12_345 * 4 + 1);
+    }
+
+    #[test]
+    fn source_records() {
+        let text = "Package: foo\nBinary: libfoo1, foo-tools,\n foo-doc\nVersion: 1.2-1\nBuild-Depends: debhelper-compat (= 13), libbar-dev [!hurd-any] <!nocheck>\n";
+        let srcs = parse_source_packages(text).unwrap();
+        assert_eq!(srcs[0].binaries, ["libfoo1", "foo-tools", "foo-doc"]);
+        assert_eq!(srcs[0].build_depends.groups.len(), 2);
+    }
+}

@@ -1,0 +1,402 @@
+//! Debian package versions, ordered exactly as dpkg orders them.
+//!
+//! `[epoch:]upstream[-revision]`, compared with dpkg's `verrevcmp`: runs of
+//! non-digits compare character by character (letters before other symbols,
+//! `~` before everything, even the end of the string), runs of digits compare
+//! numerically. Not for: version *ranges* (see `relation`).
+//!
+//! Written here rather than taken from the `debversion` crate because the
+//! solver compares millions of borrowed versions while reading a Packages file
+//! and must not allocate for each one; `VersionRef` borrows from the input.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Why a version string is not a valid Debian version (dpkg's own rules).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("version is empty")]
+    Empty,
+    #[error("version contains whitespace")]
+    Whitespace,
+    #[error("epoch `{0}` is not a number")]
+    BadEpoch(String),
+    #[error("epoch `{0}` is too large")]
+    EpochTooLarge(String),
+    #[error("nothing after the epoch colon")]
+    EmptyUpstream,
+    #[error("revision after the last `-` is empty")]
+    EmptyRevision,
+    #[error("upstream version must start with a digit, found `{0}`")]
+    UpstreamStartsWithNonDigit(char),
+    #[error("invalid character `{0}` in upstream version")]
+    BadUpstreamChar(char),
+    #[error("invalid character `{0}` in revision")]
+    BadRevisionChar(char),
+}
+
+/// A version borrowed from the text it was read from.
+#[derive(Debug, Clone, Copy)]
+pub struct VersionRef<'a> {
+    pub epoch: u32,
+    pub upstream: &'a str,
+    pub revision: &'a str,
+}
+
+impl<'a> VersionRef<'a> {
+    /// Parses with dpkg's validation: the checks `dpkg --compare-versions`
+    /// and `dpkg-deb` make before they accept a version.
+    pub fn parse(text: &'a str) -> Result<Self, VersionError> {
+        let version = Self::split(text)?;
+        version.validate()?;
+        Ok(version)
+    }
+
+    /// Splits without checking the characters: for trusted indices on hot
+    /// paths, where a bad character must not make a whole archive unreadable.
+    pub fn split(text: &'a str) -> Result<Self, VersionError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(VersionError::Empty);
+        }
+        if text.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(VersionError::Whitespace);
+        }
+        let (epoch, rest) = match memchr::memchr(b':', text.as_bytes()) {
+            Some(colon) => {
+                let digits = &text[..colon];
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(VersionError::BadEpoch(digits.to_string()));
+                }
+                let epoch = digits
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|e| *e <= i32::MAX as u32)
+                    .ok_or_else(|| VersionError::EpochTooLarge(digits.to_string()))?;
+                (epoch, &text[colon + 1..])
+            }
+            None => (0, text),
+        };
+        if rest.is_empty() {
+            return Err(VersionError::EmptyUpstream);
+        }
+        let (upstream, revision) = match memchr::memrchr(b'-', rest.as_bytes()) {
+            Some(dash) => (&rest[..dash], &rest[dash + 1..]),
+            None => (rest, ""),
+        };
+        if upstream.is_empty() {
+            return Err(VersionError::EmptyUpstream);
+        }
+        if revision.is_empty() && rest.len() != upstream.len() {
+            return Err(VersionError::EmptyRevision);
+        }
+        Ok(VersionRef {
+            epoch,
+            upstream,
+            revision,
+        })
+    }
+
+    fn validate(&self) -> Result<(), VersionError> {
+        let first = self
+            .upstream
+            .chars()
+            .next()
+            .ok_or(VersionError::EmptyUpstream)?;
+        if !first.is_ascii_digit() {
+            return Err(VersionError::UpstreamStartsWithNonDigit(first));
+        }
+        if let Some(c) = self
+            .upstream
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ".-+~:".contains(*c)))
+        {
+            return Err(VersionError::BadUpstreamChar(c));
+        }
+        if let Some(c) = self
+            .revision
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ".+~".contains(*c)))
+        {
+            return Err(VersionError::BadRevisionChar(c));
+        }
+        Ok(())
+    }
+
+    pub fn to_owned(&self) -> Version {
+        Version::from_ref(*self)
+    }
+}
+
+impl Ord for VersionRef<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.epoch
+            .cmp(&other.epoch)
+            .then_with(|| verrevcmp(self.upstream, other.upstream))
+            .then_with(|| verrevcmp(self.revision, other.revision))
+    }
+}
+
+impl PartialOrd for VersionRef<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Equality is dpkg's: `1.0` equals `0:1.0` and `1.0-0`.
+impl PartialEq for VersionRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for VersionRef<'_> {}
+
+impl fmt::Display for VersionRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch != 0 {
+            write!(f, "{}:", self.epoch)?;
+        }
+        f.write_str(self.upstream)?;
+        if !self.revision.is_empty() {
+            write!(f, "-{}", self.revision)?;
+        }
+        Ok(())
+    }
+}
+
+/// dpkg's ordering weight of one character of a non-digit run; 0 is the end.
+fn order(c: u8) -> i32 {
+    match c {
+        b'~' => -1,
+        0 => 0,
+        c if c.is_ascii_digit() => 0,
+        c if c.is_ascii_alphabetic() => c as i32,
+        c => c as i32 + 256,
+    }
+}
+
+/// dpkg's `verrevcmp` over bytes, with the end of a string read as 0.
+pub fn verrevcmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let at = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit()) {
+            let (ac, bc) = (order(at(a, i)), order(at(b, j)));
+            if ac != bc {
+                return ac.cmp(&bc);
+            }
+            i += 1;
+            j += 1;
+        }
+        while at(a, i) == b'0' {
+            i += 1;
+        }
+        while at(b, j) == b'0' {
+            j += 1;
+        }
+        let mut first_diff = Ordering::Equal;
+        while at(a, i).is_ascii_digit() && at(b, j).is_ascii_digit() {
+            if first_diff == Ordering::Equal {
+                first_diff = a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+        if at(a, i).is_ascii_digit() {
+            return Ordering::Greater;
+        }
+        if at(b, j).is_ascii_digit() {
+            return Ordering::Less;
+        }
+        if first_diff != Ordering::Equal {
+            return first_diff;
+        }
+    }
+    Ordering::Equal
+}
+
+/// An owned version, for values that outlive the text they came from.
+#[derive(Clone)]
+pub struct Version {
+    text: Box<str>,
+    epoch: u32,
+    upstream_start: u32,
+    upstream_end: u32,
+}
+
+impl Version {
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        VersionRef::parse(text).map(Self::from_ref)
+    }
+
+    fn from_ref(v: VersionRef<'_>) -> Self {
+        let text = v.to_string();
+        let upstream_start = if v.epoch == 0 {
+            0
+        } else {
+            text.find(':').map_or(0, |c| c + 1)
+        };
+        Version {
+            epoch: v.epoch,
+            upstream_start: upstream_start as u32,
+            upstream_end: (upstream_start + v.upstream.len()) as u32,
+            text: text.into_boxed_str(),
+        }
+    }
+
+    pub fn as_ref(&self) -> VersionRef<'_> {
+        let revision_start = (self.upstream_end as usize + 1).min(self.text.len());
+        VersionRef {
+            epoch: self.epoch,
+            upstream: &self.text[self.upstream_start as usize..self.upstream_end as usize],
+            revision: &self.text[revision_start..],
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_ref().cmp(&other.as_ref())
+    }
+}
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Version {}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({:?})", self.text)
+    }
+}
+
+impl std::str::FromStr for Version {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Version::parse(s)
+    }
+}
+
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// dpkg's relation operators for `--compare-versions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Ge,
+    Gt,
+}
+
+impl CompareOp {
+    /// Accepts dpkg's names (`lt`, `le`, …) and its symbols (`<<`, `<=`, …).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "lt" | "<<" | "lt-nl" => CompareOp::Lt,
+            "le" | "<=" | "le-nl" => CompareOp::Le,
+            "eq" | "=" | "eq-nl" => CompareOp::Eq,
+            "ne" | "ne-nl" => CompareOp::Ne,
+            "ge" | ">=" | "ge-nl" => CompareOp::Ge,
+            "gt" | ">>" | "gt-nl" => CompareOp::Gt,
+            _ => return None,
+        })
+    }
+
+    pub fn holds(self, ordering: Ordering) -> bool {
+        match self {
+            CompareOp::Lt => ordering == Ordering::Less,
+            CompareOp::Le => ordering != Ordering::Greater,
+            CompareOp::Eq => ordering == Ordering::Equal,
+            CompareOp::Ne => ordering != Ordering::Equal,
+            CompareOp::Ge => ordering != Ordering::Less,
+            CompareOp::Gt => ordering == Ordering::Greater,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmp(a: &str, b: &str) -> Ordering {
+        VersionRef::parse(a)
+            .unwrap()
+            .cmp(&VersionRef::parse(b).unwrap())
+    }
+
+    #[test]
+    fn tilde_sorts_before_everything_even_the_end() {
+        assert_eq!(cmp("1.0~rc1", "1.0"), Ordering::Less);
+        assert_eq!(cmp("1.0~~", "1.0~"), Ordering::Less);
+        assert_eq!(cmp("1.0~", "1.0"), Ordering::Less);
+    }
+
+    #[test]
+    fn letters_sort_before_symbols_and_digits_numerically() {
+        assert_eq!(cmp("1.0a", "1.0+"), Ordering::Less);
+        assert_eq!(cmp("1.10", "1.9"), Ordering::Greater);
+        assert_eq!(cmp("1.010", "1.10"), Ordering::Equal);
+        assert_eq!(cmp("1.0", "1.0.0"), Ordering::Less);
+    }
+
+    #[test]
+    fn epoch_wins_and_missing_parts_equal_zero() {
+        assert_eq!(cmp("1:0.1", "9.9"), Ordering::Greater);
+        assert_eq!(cmp("0:1.0", "1.0"), Ordering::Equal);
+        assert_eq!(cmp("1.0-0", "1.0"), Ordering::Equal);
+        assert_eq!(cmp("1.0-1", "1.0"), Ordering::Greater);
+    }
+
+    #[test]
+    fn revision_is_after_the_last_dash() {
+        let v = VersionRef::parse("2:1.2-3-4ubuntu1").unwrap();
+        assert_eq!((v.epoch, v.upstream, v.revision), (2, "1.2-3", "4ubuntu1"));
+        let owned = Version::parse("2:1.2-3-4ubuntu1").unwrap();
+        assert_eq!(owned.as_ref().upstream, "1.2-3");
+        assert_eq!(owned.as_ref().revision, "4ubuntu1");
+        assert_eq!(owned.to_string(), "2:1.2-3-4ubuntu1");
+    }
+
+    #[test]
+    fn rejects_what_dpkg_rejects() {
+        assert_eq!(VersionRef::parse(""), Err(VersionError::Empty));
+        assert_eq!(VersionRef::parse("1.0 1"), Err(VersionError::Whitespace));
+        assert!(matches!(
+            VersionRef::parse("a:1.0"),
+            Err(VersionError::BadEpoch(_))
+        ));
+        assert_eq!(VersionRef::parse("1:"), Err(VersionError::EmptyUpstream));
+        assert_eq!(VersionRef::parse("1.0-"), Err(VersionError::EmptyRevision));
+        assert!(matches!(
+            VersionRef::parse("1.0_1"),
+            Err(VersionError::BadUpstreamChar('_'))
+        ));
+        assert!(matches!(
+            VersionRef::parse("x1.0"),
+            Err(VersionError::UpstreamStartsWithNonDigit('x'))
+        ));
+    }
+}

@@ -1,0 +1,63 @@
+//! The command line: every subcommand and flag, as clap definitions. Man
+//! pages and completions are generated from these same definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move Debian-family machines to another repository, release or OS, safely",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Work on the system mounted at DIR (a chroot, an image) instead of /
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare Debian versions exactly as dpkg does
+    #[command(subcommand)]
+    Version(VersionCommand),
+    /// Show this system's APT sources
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionCommand {
+    /// Exit 0 when `A OP B` holds and 1 when not, like `dpkg --compare-versions`
+    Compare {
+        /// The first version
+        a: String,
+        /// lt, le, eq, ne, ge, gt (or << <= = >= >>)
+        op: String,
+        /// The second version
+        b: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// List every APT source entry of the system, as a table or JSON
+    Show,
+}

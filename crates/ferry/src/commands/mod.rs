@@ -1,0 +1,15 @@
+//! One module per subcommand; each returns an exit code or a `Failure`.
+
+mod sources;
+mod version;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+use crate::render::Failure;
+
+pub fn run(cli: Cli) -> Result<Exit, Failure> {
+    match cli.command {
+        Command::Version(command) => version::run(command, &cli.global),
+        Command::Sources(command) => sources::run(command, &cli.global),
+    }
+}

@@ -1,0 +1,22 @@
+//! The `ferry` command: parses flags, calls the libraries, renders results
+//! for people or as JSON, and maps outcomes to the documented exit codes.
+//! Deciding and doing belong to the library crates, not here.
+
+mod cli;
+mod commands;
+mod exit;
+mod render;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let global = cli.global.clone();
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(failure) => {
+            render::failure(&failure, &global);
+            failure.exit_code().into()
+        }
+    }
+}
