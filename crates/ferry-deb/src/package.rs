@@ -114,60 +114,105 @@ pub struct BinaryPackage<'a> {
 }
 
 impl<'a> BinaryPackage<'a> {
+    /// Builds a record from a paragraph in one pass over its fields (a
+    /// lookup per wanted field was the reader's largest cost on sid).
     pub fn from_paragraph(p: &Paragraph<'a>) -> Result<Self, RecordError> {
-        let name = required(p, "Package")?;
-        let version_field = p.field("Version").ok_or(RecordError::Missing {
+        let mut name = None;
+        let mut version_field = None;
+        let mut architecture = None;
+        let mut source_field = None;
+        let mut multi_arch_field = None;
+        let mut status_field = None;
+        let mut package = BinaryPackage::empty(p.line);
+        for f in &p.fields {
+            match canonical_field(f.name) {
+                "Package" => name = Some(f.value),
+                "Version" => version_field = Some(f),
+                "Architecture" => architecture = Some(f.value),
+                "Source" => source_field = Some(f),
+                "Multi-Arch" => multi_arch_field = Some(f),
+                "Status" => status_field = Some(f),
+                "Essential" => package.essential = f.value.eq_ignore_ascii_case("yes"),
+                "Depends" => package.depends = relations(f, "Depends")?,
+                "Pre-Depends" => package.pre_depends = relations(f, "Pre-Depends")?,
+                "Recommends" => package.recommends = relations(f, "Recommends")?,
+                "Suggests" => package.suggests = relations(f, "Suggests")?,
+                "Conflicts" => package.conflicts = relations(f, "Conflicts")?,
+                "Breaks" => package.breaks = relations(f, "Breaks")?,
+                "Replaces" => package.replaces = relations(f, "Replaces")?,
+                "Provides" => package.provides = relations(f, "Provides")?,
+                "Enhances" => package.enhances = relations(f, "Enhances")?,
+                "Section" => package.section = Some(f.value),
+                "Priority" => package.priority = Some(f.value),
+                "Filename" => package.filename = Some(f.value),
+                "SHA256" => package.sha256 = Some(f.value),
+                "Size" => package.size = Some(number(f, "Size")?),
+                "Installed-Size" => package.installed_size_kib = Some(number(f, "Installed-Size")?),
+                _ => {}
+            }
+        }
+        let missing = |field| RecordError::Missing {
             line: p.line,
-            field: "Version",
-        })?;
-        let version = version_of(version_field, "Version")?;
-        let architecture = required(p, "Architecture")?;
-        let (source, source_version) = match p.field("Source") {
-            Some(f) => parse_source_field(f)?,
-            None => (name, None),
+            field,
         };
-        let multi_arch = match p.field("Multi-Arch") {
-            Some(f) => MultiArch::parse(f.value).ok_or_else(|| RecordError::Value {
+        package.name = name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| missing("Package"))?;
+        package.version = version_of(version_field.ok_or_else(|| missing("Version"))?, "Version")?;
+        package.architecture = architecture
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| missing("Architecture"))?;
+        (package.source, package.source_version) = match source_field {
+            Some(f) => parse_source_field(f)?,
+            None => (package.name, None),
+        };
+        if let Some(f) = multi_arch_field {
+            package.multi_arch = MultiArch::parse(f.value).ok_or_else(|| RecordError::Value {
                 line: f.line,
                 field: "Multi-Arch",
                 value: f.value.to_string(),
                 expected: "no, same, foreign, allowed",
-            })?,
-            None => MultiArch::No,
-        };
-        let (selection, state) = match p.field("Status") {
-            Some(f) => parse_status(f)?,
-            None => (Selection::Unknown, InstallState::Available),
-        };
-        Ok(BinaryPackage {
-            name,
-            version,
-            architecture,
-            source,
-            source_version,
-            multi_arch,
-            essential: p
-                .get("Essential")
-                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
-            depends: relations(p, "Depends")?,
-            pre_depends: relations(p, "Pre-Depends")?,
-            recommends: relations(p, "Recommends")?,
-            suggests: relations(p, "Suggests")?,
-            conflicts: relations(p, "Conflicts")?,
-            breaks: relations(p, "Breaks")?,
-            replaces: relations(p, "Replaces")?,
-            provides: relations(p, "Provides")?,
-            enhances: relations(p, "Enhances")?,
-            section: p.get("Section"),
-            priority: p.get("Priority"),
-            filename: p.get("Filename"),
-            size: number(p, "Size")?,
-            installed_size_kib: number(p, "Installed-Size")?,
-            sha256: p.get("SHA256"),
-            selection,
-            state,
-            line: p.line,
-        })
+            })?;
+        }
+        if let Some(f) = status_field {
+            (package.selection, package.state) = parse_status(f)?;
+        }
+        Ok(package)
+    }
+
+    fn empty(line: usize) -> Self {
+        BinaryPackage {
+            name: "",
+            version: VersionRef {
+                text: "0",
+                epoch: 0,
+                upstream: "0",
+                revision: "",
+            },
+            architecture: "",
+            source: "",
+            source_version: None,
+            multi_arch: MultiArch::No,
+            essential: false,
+            depends: Relations::default(),
+            pre_depends: Relations::default(),
+            recommends: Relations::default(),
+            suggests: Relations::default(),
+            conflicts: Relations::default(),
+            breaks: Relations::default(),
+            replaces: Relations::default(),
+            provides: Relations::default(),
+            enhances: Relations::default(),
+            section: None,
+            priority: None,
+            filename: None,
+            size: None,
+            installed_size_kib: None,
+            sha256: None,
+            selection: Selection::Unknown,
+            state: InstallState::Available,
+            line,
+        }
     }
 
     /// Whether dpkg has this package unpacked or better (it occupies its
@@ -220,10 +265,10 @@ impl<'a> SourcePackage<'a> {
             section: p.get("Section"),
             maintainer: p.get("Maintainer"),
             extra_source_only: p.get("Extra-Source-Only") == Some("yes"),
-            build_depends: relations(p, "Build-Depends")?,
-            build_depends_indep: relations(p, "Build-Depends-Indep")?,
-            build_depends_arch: relations(p, "Build-Depends-Arch")?,
-            build_conflicts: relations(p, "Build-Conflicts")?,
+            build_depends: field_relations(p, "Build-Depends")?,
+            build_depends_indep: field_relations(p, "Build-Depends-Indep")?,
+            build_depends_arch: field_relations(p, "Build-Depends-Arch")?,
+            build_conflicts: field_relations(p, "Build-Conflicts")?,
             line: p.line,
         })
     }
@@ -247,23 +292,63 @@ fn version_of<'a>(f: &Field<'a>, field: &'static str) -> Result<VersionRef<'a>, 
     })
 }
 
-fn number(p: &Paragraph<'_>, field: &'static str) -> Result<Option<u64>, RecordError> {
-    p.field(field)
-        .map(|f| {
-            f.value.trim().parse().map_err(|_| RecordError::Value {
-                line: f.line,
-                field,
-                value: f.value.to_string(),
-                expected: "a whole number",
-            })
-        })
-        .transpose()
+/// Field names as dpkg spells them: the exact spelling is the fast path,
+/// other capitalisations are matched case-insensitively, as dpkg does.
+fn canonical_field(name: &str) -> &str {
+    const KNOWN: [&str; 22] = [
+        "Package",
+        "Version",
+        "Architecture",
+        "Source",
+        "Multi-Arch",
+        "Status",
+        "Essential",
+        "Depends",
+        "Pre-Depends",
+        "Recommends",
+        "Suggests",
+        "Conflicts",
+        "Breaks",
+        "Replaces",
+        "Provides",
+        "Enhances",
+        "Section",
+        "Priority",
+        "Filename",
+        "SHA256",
+        "Size",
+        "Installed-Size",
+    ];
+    if name.as_bytes().first().is_some_and(u8::is_ascii_uppercase) && KNOWN.contains(&name) {
+        return name;
+    }
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or(name)
 }
 
-fn relations<'a>(p: &Paragraph<'a>, field: &'static str) -> Result<Relations<'a>, RecordError> {
-    let Some(f) = p.field(field) else {
-        return Ok(Relations::default());
-    };
+fn number(f: &Field<'_>, field: &'static str) -> Result<u64, RecordError> {
+    f.value.trim().parse().map_err(|_| RecordError::Value {
+        line: f.line,
+        field,
+        value: f.value.to_string(),
+        expected: "a whole number",
+    })
+}
+
+fn field_relations<'a>(
+    p: &Paragraph<'a>,
+    field: &'static str,
+) -> Result<Relations<'a>, RecordError> {
+    match p.field(field) {
+        Some(f) => relations(f, field),
+        None => Ok(Relations::default()),
+    }
+}
+
+fn relations<'a>(f: &Field<'a>, field: &'static str) -> Result<Relations<'a>, RecordError> {
     Relations::parse(f.value).map_err(|error| {
         let (line, column) = position_in_value(f, error.offset);
         RecordError::Relation {
@@ -374,9 +459,14 @@ fn parse_records<'a, T: Send>(
     let parsed: Vec<Result<Vec<T>, RecordError>> = chunks
         .par_iter()
         .map(|(lines_before, chunk)| {
-            deb822::paragraphs_from_line(chunk, Syntax::INDEX, *lines_before)
-                .map(|p| record(&p?))
-                .collect()
+            let mut reader = deb822::paragraphs_from_line(chunk, Syntax::INDEX, *lines_before);
+            let mut paragraph = Paragraph::default();
+            let mut records = Vec::with_capacity(chunk.len() / 700);
+            while let Some(read) = reader.read_into(&mut paragraph) {
+                read?;
+                records.push(record(&paragraph)?);
+            }
+            Ok(records)
         })
         .collect();
     let mut all = Vec::with_capacity(parsed.iter().map(|c| c.as_ref().map_or(0, Vec::len)).sum());

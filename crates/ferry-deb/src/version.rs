@@ -38,6 +38,8 @@ pub enum VersionError {
 /// A version borrowed from the text it was read from.
 #[derive(Debug, Clone, Copy)]
 pub struct VersionRef<'a> {
+    /// The version as written (`0:1.0` stays `0:1.0`), for reports.
+    pub text: &'a str,
     pub epoch: u32,
     pub upstream: &'a str,
     pub revision: &'a str,
@@ -91,6 +93,7 @@ impl<'a> VersionRef<'a> {
             return Err(VersionError::EmptyRevision);
         }
         Ok(VersionRef {
+            text,
             epoch,
             upstream,
             revision,
@@ -153,14 +156,7 @@ impl Eq for VersionRef<'_> {}
 
 impl fmt::Display for VersionRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.epoch != 0 {
-            write!(f, "{}:", self.epoch)?;
-        }
-        f.write_str(self.upstream)?;
-        if !self.revision.is_empty() {
-            write!(f, "-{}", self.revision)?;
-        }
-        Ok(())
+        f.write_str(self.text)
     }
 }
 
@@ -231,12 +227,8 @@ impl Version {
     }
 
     fn from_ref(v: VersionRef<'_>) -> Self {
-        let text = v.to_string();
-        let upstream_start = if v.epoch == 0 {
-            0
-        } else {
-            text.find(':').map_or(0, |c| c + 1)
-        };
+        let text = v.text.to_string();
+        let upstream_start = text.find(':').map_or(0, |c| c + 1);
         Version {
             epoch: v.epoch,
             upstream_start: upstream_start as u32,
@@ -248,6 +240,7 @@ impl Version {
     pub fn as_ref(&self) -> VersionRef<'_> {
         let revision_start = (self.upstream_end as usize + 1).min(self.text.len());
         VersionRef {
+            text: &self.text,
             epoch: self.epoch,
             upstream: &self.text[self.upstream_start as usize..self.upstream_end as usize],
             revision: &self.text[revision_start..],

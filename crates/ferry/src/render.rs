@@ -7,13 +7,24 @@ use crate::cli::Global;
 use crate::exit::Exit;
 
 /// A command that did not succeed, with all a person needs to act on it.
+/// Boxed, so that `Result<_, Failure>` stays small on every return path.
 #[derive(Debug)]
-pub struct Failure {
+pub struct Failure(Box<FailureDetail>);
+
+#[derive(Debug)]
+pub struct FailureDetail {
     pub exit: Exit,
     pub what: String,
     pub location: Option<Location>,
     pub expected: Option<String>,
     pub hint: Option<String>,
+}
+
+impl std::ops::Deref for Failure {
+    type Target = FailureDetail;
+    fn deref(&self) -> &FailureDetail {
+        &self.0
+    }
 }
 
 /// Where in an input file a problem is.
@@ -26,13 +37,13 @@ pub struct Location {
 
 impl Failure {
     pub fn new(exit: Exit, what: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(FailureDetail {
             exit,
             what: what.into(),
             location: None,
             expected: None,
             hint: None,
-        }
+        }))
     }
 
     /// Bad usage or input: exit 2, nothing changed.
@@ -45,7 +56,7 @@ impl Failure {
     }
 
     pub fn at(mut self, path: &Path, line: Option<usize>, column: Option<usize>) -> Self {
-        self.location = Some(Location {
+        self.0.location = Some(Location {
             path: path.to_path_buf(),
             line,
             column,
@@ -54,12 +65,12 @@ impl Failure {
     }
 
     pub fn expected(mut self, expected: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
+        self.0.expected = Some(expected.into());
         self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
