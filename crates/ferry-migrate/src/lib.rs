@@ -1,0 +1,16 @@
+//! ferry-migrate moves a system from one set of APT sources to another:
+//! a profile says what to do, a plan computes it with the real apt in
+//! simulation, and a run carries it out step by step, journaled, with an
+//! offline backup and a rollback that proves it restored the system.
+//!
+//! Not for reading Debian formats (ferry-deb) or deciding installability
+//! (ferry-solve); this crate decides and records, apt and dpkg act.
+
+pub mod events;
+pub mod journal;
+pub mod lock;
+pub mod profile;
+
+pub use journal::{Journal, Outcome, Step};
+pub use lock::MigrationLock;
+pub use profile::{Profile, ProfileError};
