@@ -6,6 +6,7 @@
 //! Not for reading Debian formats (ferry-deb) or deciding installability
 //! (ferry-solve); this crate decides and records, apt and dpkg act.
 
+pub mod apt;
 pub mod events;
 pub mod journal;
 pub mod lock;

@@ -1,0 +1,410 @@
+//! The real apt, pointed at a private copy of its configuration and state,
+//! so a plan can see what apt *would* do with the target sources while the
+//! live `/etc/apt` and `/var/lib/apt/lists` stay untouched.
+//!
+//! `AptSandbox` builds the private tree (`etc/apt` with the target sources
+//! and keys, `var/lib/apt/lists`, `var/cache/apt`) and runs `apt-get` with
+//! `-o Dir::Etc=… -o Dir::State=… -o Dir::Cache=…` while reading the
+//! system's dpkg status. `parse_simulation` reads `apt-get -s` output.
+//! Not for changing the system: runs use `apt-get` on the root itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run apt-get: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("`apt-get {command}` failed (exit {code:?}): {stderr}")]
+    Failed {
+        command: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+}
+
+/// One package apt would act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub name: String,
+    pub arch: Option<String>,
+    /// The installed version, for upgrades, downgrades, reinstalls and removals.
+    pub old_version: Option<String>,
+    /// The version apt would install, for installs, upgrades and downgrades.
+    pub new_version: Option<String>,
+    /// `origin:version/suite` as apt prints it, telling where it comes from.
+    pub from: Option<String>,
+}
+
+/// What `apt-get -s` says a transaction does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Transaction {
+    pub install: Vec<Change>,
+    pub upgrade: Vec<Change>,
+    pub downgrade: Vec<Change>,
+    pub reinstall: Vec<Change>,
+    pub remove: Vec<Change>,
+}
+
+impl Transaction {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_empty()
+            && self.upgrade.is_empty()
+            && self.downgrade.is_empty()
+            && self.reinstall.is_empty()
+            && self.remove.is_empty()
+    }
+
+    /// Names of packages that leave the system.
+    pub fn removed_names(&self) -> impl Iterator<Item = &str> {
+        self.remove.iter().map(|c| c.name.as_str())
+    }
+}
+
+/// Splits `name:arch` as apt prints multi-arch names.
+fn split_arch(name: &str) -> (String, Option<String>) {
+    match name.split_once(':') {
+        Some((n, a)) => (n.to_string(), Some(a.to_string())),
+        None => (name.to_string(), None),
+    }
+}
+
+/// Reads the `Inst`/`Remv`/`Purg` lines of `apt-get -s` output.
+///
+/// `Inst name [old] (new origin:ver/suite [arch]) …` is an upgrade or a
+/// downgrade when `[old]` is present; `Conf` lines repeat what `Inst`
+/// said and are skipped.
+pub fn parse_simulation(output: &str) -> Transaction {
+    let mut t = Transaction::default();
+    for line in output.lines() {
+        let (kind, rest) = match line.split_once(' ') {
+            Some((k @ ("Inst" | "Remv" | "Purg"), rest)) => (k, rest),
+            _ => continue,
+        };
+        let mut words = rest.splitn(2, ' ');
+        let Some(full_name) = words.next() else {
+            continue;
+        };
+        let tail = words.next().unwrap_or("");
+        let (name, mut arch) = split_arch(full_name);
+        let old_version = tail
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(v, _)| v.to_string());
+        let paren = tail.find('(').and_then(|start| {
+            tail[start + 1..]
+                .find(')')
+                .map(|end| &tail[start + 1..start + 1 + end])
+        });
+        let (new_version, from) = match paren {
+            Some(inside) => {
+                let mut parts = inside.split(' ');
+                let version = parts.next().map(str::to_string);
+                let from = parts
+                    .next()
+                    .filter(|f| !f.starts_with('['))
+                    .map(str::to_string);
+                if let Some(a) = inside
+                    .rsplit_once('[')
+                    .and_then(|(_, a)| a.strip_suffix(']'))
+                {
+                    arch.get_or_insert_with(|| a.to_string());
+                }
+                (version, from)
+            }
+            None => (None, None),
+        };
+        let change = Change {
+            name,
+            arch,
+            old_version,
+            new_version,
+            from,
+        };
+        match kind {
+            "Inst" => match (&change.old_version, &change.new_version) {
+                (None, _) => t.install.push(change),
+                (Some(old), Some(new)) => {
+                    let order = ferry_deb::VersionRef::split(old)
+                        .ok()
+                        .zip(ferry_deb::VersionRef::split(new).ok())
+                        .map(|(o, n)| n.cmp(&o));
+                    match order {
+                        Some(std::cmp::Ordering::Less) => t.downgrade.push(change),
+                        Some(std::cmp::Ordering::Equal) => t.reinstall.push(change),
+                        _ => t.upgrade.push(change),
+                    }
+                }
+                (Some(_), None) => t.upgrade.push(change),
+            },
+            _ => t.remove.push(change),
+        }
+    }
+    t
+}
+
+/// A private apt configuration and state for one plan.
+#[derive(Debug)]
+pub struct AptSandbox {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> AptError + '_ {
+    move |source| AptError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl AptSandbox {
+    /// Lays out a private apt tree in `dir` for the system at `root`:
+    /// `sources` (file name → text) become its only sources, `keys` are
+    /// written under the sandbox's own root so `Signed-By` paths resolve
+    /// there, the root's preferences and extended_states are copied.
+    pub fn create(
+        dir: &Path,
+        root: &Path,
+        sources: &[(String, String)],
+        keys: &[(PathBuf, Vec<u8>)],
+    ) -> Result<AptSandbox, AptError> {
+        for sub in [
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "etc/apt/apt.conf.d",
+            "etc/apt/trusted.gpg.d",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+        ] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(io(&path))?;
+        }
+        for (name, text) in sources {
+            let path = dir.join("etc/apt/sources.list.d").join(name);
+            std::fs::write(&path, text).map_err(io(&path))?;
+        }
+        for (target, bytes) in keys {
+            let path = dir.join(target.strip_prefix("/").unwrap_or(target));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        copy_dir_files(
+            &root.join("etc/apt/preferences.d"),
+            &dir.join("etc/apt/preferences.d"),
+        )?;
+        copy_dir_files(
+            &root.join("etc/apt/trusted.gpg.d"),
+            &dir.join("etc/apt/trusted.gpg.d"),
+        )?;
+        for file in [
+            "etc/apt/preferences",
+            "etc/apt/trusted.gpg",
+            "var/lib/apt/extended_states",
+        ] {
+            let from = root.join(file);
+            if from.is_file() {
+                let to = dir.join(file);
+                std::fs::copy(&from, &to).map_err(io(&to))?;
+            }
+        }
+        Ok(AptSandbox {
+            dir: dir.to_path_buf(),
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The `-o` options that confine apt to the sandbox.
+    pub fn options(&self) -> Vec<String> {
+        let d = |p: &str| self.dir.join(p).display().to_string();
+        let mut options = vec![
+            format!("Dir::Etc={}", d("etc/apt")),
+            format!("Dir::Etc::sourcelist={}", d("etc/apt/sources.list")),
+            format!("Dir::Etc::sourceparts={}", d("etc/apt/sources.list.d")),
+            format!("Dir::Etc::trusted={}", d("etc/apt/trusted.gpg")),
+            format!("Dir::Etc::trustedparts={}", d("etc/apt/trusted.gpg.d")),
+            format!("Dir::Etc::preferences={}", d("etc/apt/preferences")),
+            format!("Dir::Etc::preferencesparts={}", d("etc/apt/preferences.d")),
+            format!("Dir::Etc::parts={}", d("etc/apt/apt.conf.d")),
+            format!("Dir::State={}", d("var/lib/apt")),
+            format!("Dir::State::lists={}", d("var/lib/apt/lists")),
+            format!(
+                "Dir::State::extended_states={}",
+                d("var/lib/apt/extended_states")
+            ),
+            format!("Dir::Cache={}", d("var/cache/apt")),
+            format!(
+                "Dir::State::status={}",
+                self.root.join("var/lib/dpkg/status").display()
+            ),
+            // The sandbox is ours alone; dpkg's lock belongs to the system.
+            "Debug::NoLocking=1".to_string(),
+            "APT::Get::List-Cleanup=0".to_string(),
+            "Acquire::Languages=none".to_string(),
+        ];
+        if let Some(arch) = dpkg_native_arch(&self.root) {
+            options.push(format!("APT::Architecture={arch}"));
+        }
+        let foreign = dpkg_foreign_archs(&self.root);
+        if !foreign.is_empty() {
+            options.push(format!("APT::Architectures={}", foreign.join(",")));
+        }
+        options
+    }
+
+    fn apt_get(&self, args: &[&str]) -> Result<String, AptError> {
+        let mut command = Command::new("apt-get");
+        for option in self.options() {
+            command.arg("-o").arg(option);
+        }
+        let output = command
+            .args(args)
+            .env("LC_ALL", "C")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(AptError::Spawn)?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        // apt-get update exits 0 even when a source failed to verify; its
+        // `W:`/`E:` lines on stderr say so, and a plan must not proceed.
+        let failed_sources = stderr.lines().any(|l| l.starts_with("E:"));
+        if !output.status.success() || failed_sources {
+            return Err(AptError::Failed {
+                command: args.join(" "),
+                code: output.status.code(),
+                stderr: stderr.trim().to_string(),
+            });
+        }
+        Ok(stdout)
+    }
+
+    /// Downloads the target sources' lists into the sandbox.
+    pub fn update(&self) -> Result<(), AptError> {
+        self.apt_get(&["update", "-q"]).map(drop)
+    }
+
+    /// What apt would do to install `install`, remove `remove` and then
+    /// upgrade everything (`dist-upgrade` when `full_upgrade`).
+    pub fn simulate(
+        &self,
+        install: &[String],
+        remove: &[String],
+        full_upgrade: bool,
+    ) -> Result<Transaction, AptError> {
+        let mut args: Vec<String> = vec!["-s".into(), "-y".into(), "-q".into()];
+        if full_upgrade {
+            // `install` with `--upgrade` semantics isn't available in apt 2.6;
+            // a dist-upgrade that also names packages does both at once.
+            args.push("dist-upgrade".into());
+        } else {
+            args.push("install".into());
+        }
+        args.extend(install.iter().cloned());
+        args.extend(remove.iter().map(|r| format!("{r}-")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.apt_get(&args).map(|out| parse_simulation(&out))
+    }
+
+    /// Where a `Signed-By` key path of the target sources is found while
+    /// planning: the sandbox's copy when the profile installs that key, the
+    /// root's file otherwise. Plans rewrite Signed-By to this path in the
+    /// sandbox's copy of the sources, never in the system's.
+    pub fn key_path(&self, signed_by: &Path) -> PathBuf {
+        let relative = signed_by.strip_prefix("/").unwrap_or(signed_by);
+        let in_sandbox = self.dir.join(relative);
+        if in_sandbox.is_file() {
+            in_sandbox
+        } else {
+            self.root.join(relative)
+        }
+    }
+
+    /// The lists directory of the sandbox, where the target's indices are.
+    pub fn lists_dir(&self) -> PathBuf {
+        self.dir.join("var/lib/apt/lists")
+    }
+}
+
+fn copy_dir_files(from: &Path, to: &Path) -> Result<(), AptError> {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let target = to.join(entry.file_name());
+            std::fs::copy(&path, &target).map_err(io(&target))?;
+        }
+    }
+    Ok(())
+}
+
+/// The root's native architecture, as its dpkg would say.
+pub fn dpkg_native_arch(root: &Path) -> Option<String> {
+    let mut command = Command::new("dpkg");
+    if root != Path::new("/") {
+        command.arg("--root").arg(root);
+    }
+    let output = command.arg("--print-architecture").output().ok()?;
+    let arch = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !arch.is_empty()).then_some(arch)
+}
+
+/// The root's foreign architectures (`dpkg --add-architecture`).
+pub fn dpkg_foreign_archs(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join("var/lib/dpkg/arch"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIMULATION: &str = "\
+Reading package lists...
+The following NEW packages will be installed:
+  acme-core
+Inst acme-core (2.0 new-org:1.0/stable [all])
+Inst libfoo:amd64 [1.0-1] (1.1-1 new-org:1.0/stable [amd64])
+Inst tool [2.0] (1.5 new-org:1.0/stable [amd64])
+Inst same [1.0] (1.0 new-org:1.0/stable [all])
+Remv acme-daemon [1.0]
+Purg acme-legacy [1.0]
+Conf acme-core (2.0 new-org:1.0/stable [all])
+";
+
+    #[test]
+    fn reads_apt_get_simulation_output() {
+        let t = parse_simulation(SIMULATION);
+        assert_eq!(t.install.len(), 1);
+        assert_eq!(t.install[0].name, "acme-core");
+        assert_eq!(t.install[0].new_version.as_deref(), Some("2.0"));
+        assert_eq!(t.install[0].from.as_deref(), Some("new-org:1.0/stable"));
+        assert_eq!(t.install[0].arch.as_deref(), Some("all"));
+        assert_eq!(t.upgrade[0].name, "libfoo");
+        assert_eq!(t.upgrade[0].arch.as_deref(), Some("amd64"));
+        assert_eq!(t.upgrade[0].old_version.as_deref(), Some("1.0-1"));
+        assert_eq!(t.downgrade[0].name, "tool");
+        assert_eq!(t.reinstall[0].name, "same");
+        assert_eq!(
+            t.removed_names().collect::<Vec<_>>(),
+            ["acme-daemon", "acme-legacy"]
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The apt sandbox against the real apt: a repository of real `.deb`s built
+//! with dpkg-deb, a system whose dpkg status says what is installed, and
+//! `apt-get -s` run with the sandbox's private state. The transaction must
+//! be apt's own, and the host's `/etc/apt` and lists must not change.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use ferry_migrate::apt::AptSandbox;
+use sha2::{Digest, Sha256};
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn build_deb(dir: &Path, name: &str, version: &str, extra: &str) {
+    let tree = dir.join(format!("build-{name}"));
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: test package {name}\n{extra}"
+        ),
+    )
+    .unwrap();
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(&tree)
+        .arg(dir.join(format!("{name}_{version}_all.deb")))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::remove_dir_all(tree).unwrap();
+}
+
+fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.insert(
+                    path.display().to_string(),
+                    format!("{:x}", Sha256::digest(bytes)),
+                );
+            }
+        }
+    }
+    out
+}
+
+const STATUS: &str = "\
+Package: acme-daemon
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: old daemon
+
+Package: acme-legacy
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: deprecated
+
+Package: acme-sdk
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: sdk
+";
+
+#[test]
+fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
+    if !have("apt-get") || !have("dpkg-deb") || !have("dpkg-scanpackages") {
+        eprintln!("skipped: needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    build_deb(&repo, "acme-sdk", "1.1", "");
+    build_deb(
+        &repo,
+        "acme-core",
+        "2.0",
+        "Conflicts: acme-daemon\nReplaces: acme-daemon\nProvides: acme-daemon\n",
+    );
+    let scan = Command::new("dpkg-scanpackages")
+        .args(["-m", "."])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(scan.status.success());
+    std::fs::write(repo.join("Packages"), &scan.stdout).unwrap();
+
+    let host_before = (
+        hash_tree(Path::new("/etc/apt")),
+        hash_tree(Path::new("/var/lib/apt/lists")),
+    );
+    let sandbox = AptSandbox::create(
+        &work.path().join("sandbox"),
+        &root,
+        &[(
+            "target.list".to_string(),
+            format!("deb [trusted=yes] file:{} ./\n", repo.display()),
+        )],
+        &[],
+    )
+    .unwrap();
+    sandbox.update().unwrap();
+    let t = sandbox
+        .simulate(&["acme-core".into()], &["acme-legacy".into()], true)
+        .unwrap();
+
+    let names = |changes: &[ferry_migrate::apt::Change]| -> Vec<String> {
+        let mut v: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&t.install), ["acme-core"]);
+    assert_eq!(names(&t.upgrade), ["acme-sdk"]);
+    assert_eq!(t.upgrade[0].old_version.as_deref(), Some("1.0"));
+    assert_eq!(t.upgrade[0].new_version.as_deref(), Some("1.1"));
+    assert_eq!(names(&t.remove), ["acme-daemon", "acme-legacy"]);
+
+    let host_after = (
+        hash_tree(Path::new("/etc/apt")),
+        hash_tree(Path::new("/var/lib/apt/lists")),
+    );
+    assert!(
+        host_before == host_after,
+        "the host's /etc/apt or apt lists changed"
+    );
+}
+
+#[test]
+fn an_unreachable_source_is_an_error_not_an_empty_plan() {
+    if !have("apt-get") {
+        eprintln!("skipped: needs apt-get");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+    let sandbox = AptSandbox::create(
+        &work.path().join("sandbox"),
+        &root,
+        &[(
+            "target.list".to_string(),
+            format!(
+                "deb [trusted=yes] file:{}/missing ./\n",
+                work.path().display()
+            ),
+        )],
+        &[],
+    )
+    .unwrap();
+    let err = sandbox.update().unwrap_err();
+    assert!(err.to_string().contains("update"), "{err}");
+}
