@@ -223,6 +223,53 @@ impl AptSandbox {
         })
     }
 
+    /// A sandbox with the root's *current* sources and the lists apt already
+    /// has for them, so packages of the old sources can be fetched without
+    /// an update and without touching the root's state.
+    pub fn for_current_sources(dir: &Path, root: &Path) -> Result<AptSandbox, AptError> {
+        let mut sources = Vec::new();
+        let main_list = root.join("etc/apt/sources.list");
+        if let Ok(text) = std::fs::read_to_string(&main_list) {
+            sources.push(("00-sources.list".to_string(), text));
+        }
+        if let Ok(entries) = std::fs::read_dir(root.join("etc/apt/sources.list.d")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".list") || name.ends_with(".sources") {
+                    if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                        sources.push((name, text));
+                    }
+                }
+            }
+        }
+        let sandbox = AptSandbox::create(dir, root, &sources, &[])?;
+        copy_dir_files(&root.join("var/lib/apt/lists"), &sandbox.lists_dir())?;
+        Ok(sandbox)
+    }
+
+    /// Downloads one package (`name:arch=version`) into `into`.
+    pub fn download(&self, spec: &str, into: &Path) -> Result<(), AptError> {
+        let mut command = Command::new("apt-get");
+        for option in self.options() {
+            command.arg("-o").arg(option);
+        }
+        let output = command
+            .args(["-q", "download", spec])
+            .current_dir(into)
+            .env("LC_ALL", "C")
+            .output()
+            .map_err(AptError::Spawn)?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(AptError::Failed {
+                command: format!("download {spec}"),
+                code: output.status.code(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
+    }
+
     /// The `-o` options that confine apt to the sandbox.
     pub fn options(&self) -> Vec<String> {
         let d = |p: &str| self.dir.join(p).display().to_string();

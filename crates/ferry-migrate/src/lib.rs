@@ -7,10 +7,12 @@
 //! (ferry-solve); this crate decides and records, apt and dpkg act.
 
 pub mod apt;
+pub mod backup;
 pub mod events;
 pub mod journal;
 pub mod lock;
 pub mod profile;
+pub mod snapshot;
 
 pub use journal::{Journal, Outcome, Step};
 pub use lock::MigrationLock;

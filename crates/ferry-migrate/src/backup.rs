@@ -1,0 +1,371 @@
+//! The offline backup taken before a migration's first change, in
+//! `/var/backups/ferry/<id>/`: enough to go back with no network.
+//!
+//! It holds the whole `/etc/apt` tree (bytes, modes, links), apt's
+//! extended_states (manual/auto marks), the snapshot that a rollback must
+//! reproduce, and the `.deb` of every package the migration removes,
+//! replaces or upgrades — from apt's cache, else downloaded from the *old*
+//! sources, else rebuilt from the installed files with dpkg-repack — with a
+//! manifest of sha256 sums. Not for restoring: see `rollback`.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::snapshot::{Snapshot, SnapshotError};
+
+/// A package whose current version must be kept as a `.deb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageToSave {
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+}
+
+/// Where a saved `.deb` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DebOrigin {
+    AptCache,
+    OldSources,
+    Repacked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedDeb {
+    pub package: PackageToSave,
+    /// Path relative to the backup directory.
+    pub file: String,
+    pub sha256: String,
+    pub origin: DebOrigin,
+}
+
+/// `manifest.json` of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub migration: String,
+    pub created: String,
+    pub debs: Vec<SavedDeb>,
+    /// sha256 of every other file of the backup, relative path → hash.
+    pub files: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("no .deb of {name}:{arch} {version} could be kept: not in apt's cache, not downloadable from the current sources, and dpkg-repack failed: {why}")]
+    NoDeb {
+        name: String,
+        arch: String,
+        version: String,
+        why: String,
+    },
+    #[error("backup {}: {file} does not match its manifest", dir.display())]
+    Corrupt { dir: PathBuf, file: String },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A backup directory on disk.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub snapshot: Snapshot,
+}
+
+pub const MANIFEST: &str = "manifest.json";
+pub const SNAPSHOT: &str = "snapshot.json";
+
+impl Backup {
+    /// Takes the backup of `root` into `dir` (created; must not exist yet).
+    pub fn create(
+        root: &Path,
+        dir: &Path,
+        migration: &str,
+        packages: &[PackageToSave],
+    ) -> Result<Backup, BackupError> {
+        std::fs::create_dir_all(dir.join("debs")).map_err(io(dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        copy_tree(&root.join("etc/apt"), &dir.join("etc-apt"))?;
+        let extended = root.join("var/lib/apt/extended_states");
+        if extended.is_file() {
+            let to = dir.join("extended_states");
+            std::fs::copy(&extended, &to).map_err(io(&to))?;
+        }
+        let snapshot = Snapshot::capture(root)?;
+        write_json(&dir.join(SNAPSHOT), &snapshot)?;
+
+        let mut debs = Vec::new();
+        for package in packages {
+            debs.push(save_deb(root, dir, package)?);
+        }
+        let mut files = Vec::new();
+        for (relative, state) in crate::snapshot::hash_tree(dir)? {
+            if state.content != "dir" && !relative.starts_with("debs/") && relative != MANIFEST {
+                files.push((relative, state.content));
+            }
+        }
+        let manifest = Manifest {
+            format: 1,
+            migration: migration.to_string(),
+            created: crate::events::rfc3339_now(),
+            debs,
+            files,
+        };
+        crate::journal::write_atomic(
+            &dir.join(MANIFEST),
+            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )
+        .map_err(io(&dir.join(MANIFEST)))?;
+        Ok(Backup {
+            dir: dir.to_path_buf(),
+            manifest,
+            snapshot,
+        })
+    }
+
+    /// Opens a backup and checks every file against its manifest.
+    pub fn open(dir: &Path) -> Result<Backup, BackupError> {
+        let manifest: Manifest = read_json(&dir.join(MANIFEST))?;
+        let snapshot: Snapshot = read_json(&dir.join(SNAPSHOT))?;
+        for deb in &manifest.debs {
+            if sha256_file(&dir.join(&deb.file))? != deb.sha256 {
+                return Err(BackupError::Corrupt {
+                    dir: dir.to_path_buf(),
+                    file: deb.file.clone(),
+                });
+            }
+        }
+        for (file, hash) in &manifest.files {
+            let path = dir.join(file);
+            let actual = if path.is_symlink() {
+                format!(
+                    "link:{}",
+                    std::fs::read_link(&path).map_err(io(&path))?.display()
+                )
+            } else {
+                sha256_file(&path)?
+            };
+            if &actual != hash {
+                return Err(BackupError::Corrupt {
+                    dir: dir.to_path_buf(),
+                    file: file.clone(),
+                });
+            }
+        }
+        Ok(Backup {
+            dir: dir.to_path_buf(),
+            manifest,
+            snapshot,
+        })
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BackupError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(path)(std::io::Error::other(e)))?;
+    crate::journal::write_atomic(path, &bytes).map_err(io(path))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| io(path)(std::io::Error::other(e)))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(format!("{:x}", Sha256::digest(bytes)))
+}
+
+/// apt's file name for a version: the epoch colon is written `%3a`.
+fn deb_file_name(p: &PackageToSave) -> String {
+    format!(
+        "{}_{}_{}.deb",
+        p.name,
+        p.version.replace(':', "%3a"),
+        p.arch
+    )
+}
+
+fn save_deb(root: &Path, dir: &Path, package: &PackageToSave) -> Result<SavedDeb, BackupError> {
+    let name = deb_file_name(package);
+    let target = dir.join("debs").join(&name);
+    let saved = |origin| -> Result<SavedDeb, BackupError> {
+        Ok(SavedDeb {
+            package: package.clone(),
+            file: format!("debs/{name}"),
+            sha256: sha256_file(&target)?,
+            origin,
+        })
+    };
+    let cached = root.join("var/cache/apt/archives").join(&name);
+    if cached.is_file() && deb_is(&cached, package) {
+        std::fs::copy(&cached, &target).map_err(io(&target))?;
+        return saved(DebOrigin::AptCache);
+    }
+    if download_from_current_sources(root, dir, package, &target) {
+        return saved(DebOrigin::OldSources);
+    }
+    match repack(root, dir, package, &target) {
+        Ok(()) => saved(DebOrigin::Repacked),
+        Err(why) => Err(BackupError::NoDeb {
+            name: package.name.clone(),
+            arch: package.arch.clone(),
+            version: package.version.clone(),
+            why,
+        }),
+    }
+}
+
+/// Whether a `.deb` really is that package at that version.
+fn deb_is(path: &Path, package: &PackageToSave) -> bool {
+    let Ok(out) = Command::new("dpkg-deb")
+        .args([
+            "--show",
+            "--showformat=${Package} ${Version} ${Architecture}",
+        ])
+        .arg(path)
+        .output()
+    else {
+        return false;
+    };
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout).trim()
+            == format!("{} {} {}", package.name, package.version, package.arch)
+}
+
+/// `apt-get download` with the root's current sources and lists, in a
+/// private apt state so nothing of the root changes.
+fn download_from_current_sources(
+    root: &Path,
+    dir: &Path,
+    package: &PackageToSave,
+    target: &Path,
+) -> bool {
+    let Ok(sandbox_dir) = tempfile::Builder::new().prefix("ferry-backup-").tempdir() else {
+        return false;
+    };
+    let Ok(sandbox) = crate::apt::AptSandbox::for_current_sources(sandbox_dir.path(), root) else {
+        return false;
+    };
+    let work = dir.join("debs/.download");
+    if std::fs::create_dir_all(&work).is_err() {
+        return false;
+    }
+    let spec = format!("{}:{}={}", package.name, package.arch, package.version);
+    let ok = sandbox.download(&spec, &work).is_ok();
+    let found = std::fs::read_dir(&work)
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(Result::ok)
+        .map(|e| e.path());
+    let result = match found {
+        Some(file) if ok && deb_is(&file, package) => std::fs::rename(&file, target).is_ok(),
+        _ => false,
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// Rebuilds the installed package from its files, as dpkg-repack does.
+fn repack(root: &Path, dir: &Path, package: &PackageToSave, target: &Path) -> Result<(), String> {
+    let work = dir.join("debs/.repack");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut command = Command::new("dpkg-repack");
+    if root != Path::new("/") {
+        command.arg(format!("--root={}", root.display()));
+    }
+    let output = command
+        .arg(format!("{}:{}", package.name, package.arch))
+        .current_dir(&work)
+        .output()
+        .map_err(|e| format!("cannot run dpkg-repack: {e}"))?;
+    let built = std::fs::read_dir(&work)
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(Result::ok)
+        .map(|e| e.path());
+    let result = match built {
+        Some(file) if output.status.success() => {
+            std::fs::rename(&file, target).map_err(|e| e.to_string())
+        }
+        _ => Err(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// Copies a directory tree keeping file bytes, modes and symlinks as they are.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    let mode = std::fs::metadata(from)
+        .map_err(io(from))?
+        .permissions()
+        .mode();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&source).map_err(io(&source))?;
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(&source).map_err(io(&source))?;
+            symlink(&link, &target).map_err(io(&target))?;
+        } else if meta.is_dir() {
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).map_err(io(&target))?;
+            std::fs::set_permissions(&target, meta.permissions()).map_err(io(&target))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_spells_epochs_in_file_names() {
+        let p = PackageToSave {
+            name: "libfoo".into(),
+            arch: "amd64".into(),
+            version: "1:2.0-1".into(),
+        };
+        assert_eq!(deb_file_name(&p), "libfoo_1%3a2.0-1_amd64.deb");
+    }
+
+    #[test]
+    fn copy_tree_keeps_modes_and_links() {
+        let from = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(from.path().join("sub")).unwrap();
+        std::fs::write(from.path().join("sub/secret"), b"x").unwrap();
+        std::fs::set_permissions(
+            from.path().join("sub/secret"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        symlink("sub/secret", from.path().join("link")).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        copy_tree(from.path(), &to.path().join("copy")).unwrap();
+        let a = crate::snapshot::hash_tree(from.path()).unwrap();
+        let b = crate::snapshot::hash_tree(&to.path().join("copy")).unwrap();
+        assert_eq!(a, b);
+    }
+}
