@@ -12,7 +12,9 @@ pub mod events;
 pub mod journal;
 pub mod lock;
 pub mod profile;
+pub mod rollback;
 pub mod snapshot;
+pub mod system;
 
 pub use journal::{Journal, Outcome, Step};
 pub use lock::MigrationLock;
