@@ -11,6 +11,7 @@ pub mod deb822;
 pub mod index;
 pub mod package;
 pub mod relation;
+pub mod sources;
 pub mod version;
 
 pub use deb822::{Field, Paragraph, Syntax, SyntaxError};
