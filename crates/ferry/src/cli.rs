@@ -41,6 +41,9 @@ pub enum Command {
     /// Show this system's APT sources
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Write man pages or shell completions from these definitions (for packagers)
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,4 +63,22 @@ pub enum VersionCommand {
 pub enum SourcesCommand {
     /// List every APT source entry of the system, as a table or JSON
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write one man page per visible command (ferry.1, ferry-sources.1, …) into DIR
+    Man {
+        /// The directory to write the pages into; created when missing
+        dir: PathBuf,
+    },
+    /// Print the completion script for SHELL, or write bash, zsh and fish scripts into --dir
+    Completions {
+        /// The shell to print a script for
+        #[arg(value_enum, required_unless_present = "dir")]
+        shell: Option<clap_complete::Shell>,
+        /// Write ferry.bash, _ferry and ferry.fish into DIR instead
+        #[arg(long, value_name = "DIR", conflicts_with = "shell")]
+        dir: Option<PathBuf>,
+    },
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns an exit code or a `Failure`.
 
+mod generate;
 mod sources;
 mod version;
 
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Version(command) => version::run(command, &cli.global),
         Command::Sources(command) => sources::run(command, &cli.global),
+        Command::Generate(command) => generate::run(command, &cli.global),
     }
 }
