@@ -9,8 +9,10 @@
 
 pub mod deb822;
 pub mod index;
+pub mod os_release;
 pub mod package;
 pub mod relation;
+pub mod release;
 pub mod sources;
 pub mod version;
 
