@@ -187,10 +187,6 @@ impl AptSandbox {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(io(&path))?;
         }
-        for (name, text) in sources {
-            let path = dir.join("etc/apt/sources.list.d").join(name);
-            std::fs::write(&path, text).map_err(io(&path))?;
-        }
         for (target, bytes) in keys {
             let path = dir.join(target.strip_prefix("/").unwrap_or(target));
             if let Some(parent) = path.parent() {
@@ -217,10 +213,21 @@ impl AptSandbox {
                 std::fs::copy(&from, &to).map_err(io(&to))?;
             }
         }
-        Ok(AptSandbox {
+        let sandbox = AptSandbox {
             dir: dir.to_path_buf(),
             root: root.to_path_buf(),
-        })
+        };
+        sandbox.write_sources(sources)?;
+        Ok(sandbox)
+    }
+
+    /// Writes sources files (name → text) into the sandbox's sources.list.d.
+    pub fn write_sources(&self, sources: &[(String, String)]) -> Result<(), AptError> {
+        for (name, text) in sources {
+            let path = self.dir.join("etc/apt/sources.list.d").join(name);
+            std::fs::write(&path, text).map_err(io(&path))?;
+        }
+        Ok(())
     }
 
     /// A sandbox with the root's *current* sources and the lists apt already

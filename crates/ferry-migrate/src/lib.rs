@@ -8,9 +8,11 @@
 
 pub mod apt;
 pub mod backup;
+pub mod checks;
 pub mod events;
 pub mod journal;
 pub mod lock;
+pub mod plan;
 pub mod profile;
 pub mod rollback;
 pub mod snapshot;

@@ -3,65 +3,12 @@
 //! `apt-get -s` run with the sandbox's private state. The transaction must
 //! be apt's own, and the host's `/etc/apt` and lists must not change.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
+use common::{build_deb, hash_tree, have, index_flat_repo};
 use ferry_migrate::apt::AptSandbox;
-use sha2::{Digest, Sha256};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn build_deb(dir: &Path, name: &str, version: &str, extra: &str) {
-    let tree = dir.join(format!("build-{name}"));
-    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
-    std::fs::write(
-        tree.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: test package {name}\n{extra}"
-        ),
-    )
-    .unwrap();
-    let status = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "--build"])
-        .arg(&tree)
-        .arg(dir.join(format!("{name}_{version}_all.deb")))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    std::fs::remove_dir_all(tree).unwrap();
-}
-
-fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.insert(
-                    path.display().to_string(),
-                    format!("{:x}", Sha256::digest(bytes)),
-                );
-            }
-        }
-    }
-    out
-}
 
 const STATUS: &str = "\
 Package: acme-daemon
@@ -106,13 +53,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         "2.0",
         "Conflicts: acme-daemon\nReplaces: acme-daemon\nProvides: acme-daemon\n",
     );
-    let scan = Command::new("dpkg-scanpackages")
-        .args(["-m", "."])
-        .current_dir(&repo)
-        .output()
-        .unwrap();
-    assert!(scan.status.success());
-    std::fs::write(repo.join("Packages"), &scan.stdout).unwrap();
+    index_flat_repo(&repo);
 
     let host_before = (
         hash_tree(Path::new("/etc/apt")),

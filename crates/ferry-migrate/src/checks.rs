@@ -1,0 +1,391 @@
+//! The pre-flight checks of a plan that look at the system and the target
+//! repository rather than at the transaction: OS and kernel versions,
+//! required commands, pending dpkg work, packages no repository carries, the
+//! new repository's Release identity, and the space apt will need.
+//!
+//! Each check returns findings (stable key, finding, remediation); none of
+//! them changes anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use ferry_deb::os_release::OsRelease;
+use ferry_deb::package::parse_binary_packages;
+use ferry_deb::release::{split_clearsigned, Release};
+use ferry_deb::VersionRef;
+
+use crate::apt::Transaction;
+use crate::plan::{Finding, Severity, SpaceCheck};
+use crate::profile::{Profile, VersionRequirement};
+
+fn blocker(
+    key: impl Into<String>,
+    finding: impl Into<String>,
+    remediation: impl Into<String>,
+) -> Finding {
+    Finding {
+        key: key.into(),
+        severity: Severity::Blocker,
+        finding: finding.into(),
+        remediation: remediation.into(),
+    }
+}
+
+/// The checks of the profile's `[checks]` and the system's own health.
+pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let checks = &profile.checks;
+    match OsRelease::read(root) {
+        Ok(os) => {
+            let id = os.id().unwrap_or("linux").to_string();
+            let like = os.id_like();
+            if !checks.os_ids.is_empty()
+                && !checks
+                    .os_ids
+                    .iter()
+                    .any(|wanted| *wanted == id || like.contains(&wanted.as_str()))
+            {
+                findings.push(blocker(
+                    "os-id",
+                    format!(
+                        "this system is `{id}`; the profile is for {}",
+                        checks.os_ids.join(", ")
+                    ),
+                    "use a profile written for this operating system",
+                ));
+            }
+            if let Some(requirement) = &checks.os_version {
+                findings.extend(version_check(
+                    "os-version",
+                    "the OS version (VERSION_ID)",
+                    os.version_id(),
+                    requirement,
+                    "upgrade the release first, or use a profile for this release",
+                ));
+            }
+        }
+        Err(e) if !checks.os_ids.is_empty() || checks.os_version.is_some() => {
+            findings.push(blocker(
+                "os-release",
+                format!("cannot read os-release: {e}"),
+                "the profile checks the OS; make /etc/os-release readable",
+            ))
+        }
+        Err(_) => {}
+    }
+    if let Some(requirement) = &checks.kernel {
+        let release = kernel_release();
+        let numeric = release.as_deref().map(|r| {
+            r.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+                .unwrap_or(r)
+        });
+        findings.extend(version_check(
+            "kernel-version",
+            "the running kernel",
+            numeric,
+            requirement,
+            "boot a kernel the profile supports",
+        ));
+    }
+    for command in &checks.commands {
+        if !has_command(root, command) {
+            findings.push(blocker(
+                format!("missing-command:{command}"),
+                format!("the command `{command}` is not installed"),
+                format!("install the package that provides `{command}`"),
+            ));
+        }
+    }
+    if let Some(audit) = dpkg_audit(root) {
+        findings.push(blocker(
+            "dpkg-audit",
+            format!(
+                "dpkg has unfinished work: {}",
+                audit.lines().next().unwrap_or("")
+            ),
+            "finish it first: dpkg --configure -a, then apt-get -f install",
+        ));
+    }
+    findings.extend(obsolete_packages(root));
+    findings
+}
+
+fn version_check(
+    key: &str,
+    what: &str,
+    actual: Option<&str>,
+    requirement: &VersionRequirement,
+    remediation: &str,
+) -> Option<Finding> {
+    let holds = actual
+        .and_then(|a| VersionRef::split(a).ok())
+        .is_some_and(|v| requirement.allows(&v));
+    (!holds).then(|| {
+        blocker(
+            key,
+            format!(
+                "{what} is {}; the profile needs {requirement}",
+                actual.unwrap_or("unknown")
+            ),
+            remediation,
+        )
+    })
+}
+
+fn kernel_release() -> Option<String> {
+    // SAFETY: uname fills the zeroed struct we own.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the release field is NUL-terminated by the kernel.
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return None;
+    }
+    // SAFETY: the kernel NUL-terminates utsname fields.
+    let release = unsafe { std::ffi::CStr::from_ptr(name.release.as_ptr()) };
+    Some(release.to_string_lossy().into_owned())
+}
+
+fn has_command(root: &Path, command: &str) -> bool {
+    !command.contains('/')
+        && [
+            "usr/local/sbin",
+            "usr/local/bin",
+            "usr/sbin",
+            "usr/bin",
+            "sbin",
+            "bin",
+        ]
+        .iter()
+        .any(|dir| root.join(dir).join(command).is_file())
+}
+
+/// What `dpkg --audit` reports, when it reports anything.
+fn dpkg_audit(root: &Path) -> Option<String> {
+    let mut command = std::process::Command::new("dpkg");
+    if root != Path::new("/") {
+        command.arg(format!("--root={}", root.display()));
+    }
+    let output = command.arg("--audit").env("LC_ALL", "C").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Installed packages whose installed version no configured repository
+/// offers (foreign or obsolete): they cannot be reinstalled from anywhere.
+fn obsolete_packages(root: &Path) -> Vec<Finding> {
+    let lists = root.join("var/lib/apt/lists");
+    let available = available_versions(&lists);
+    if available.is_empty() {
+        return Vec::new();
+    }
+    let Ok(installed) = crate::snapshot::installed_packages(root) else {
+        return Vec::new();
+    };
+    installed
+        .iter()
+        .filter_map(|(key, p)| {
+            let name = key.split(':').next().unwrap_or(key);
+            let offered = available
+                .get(name)
+                .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version));
+            (!offered).then(|| Finding {
+                key: format!("not-from-a-repository:{name}"),
+                severity: Severity::Warning,
+                finding: format!(
+                    "{name} {} is installed but no configured repository offers that version",
+                    p.version
+                ),
+                remediation:
+                    "ferry keeps a rebuilt .deb of it in the backup when the migration touches it"
+                        .into(),
+            })
+        })
+        .collect()
+}
+
+/// Versions offered by the Packages lists in `lists`: name → [(version,
+/// Size, Installed-Size in KiB)].
+pub fn available_versions(lists: &Path) -> HashMap<String, Vec<(String, u64, u64)>> {
+    let mut out: HashMap<String, Vec<(String, u64, u64)>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(lists) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.contains("_Packages") {
+            continue;
+        }
+        let Ok(text) = ferry_deb::index::read_to_string(&entry.path()) else {
+            continue;
+        };
+        let Ok(packages) = parse_binary_packages(&text) else {
+            continue;
+        };
+        for p in packages {
+            out.entry(p.name.to_string()).or_default().push((
+                p.version.to_string(),
+                p.size.unwrap_or(0),
+                p.installed_size_kib.unwrap_or(0),
+            ));
+        }
+    }
+    out
+}
+
+/// Download and installed-size figures of a transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    pub download_bytes: u64,
+    pub installed_delta_bytes: i64,
+}
+
+pub fn transaction_sizes(target_lists: &Path, transaction: &Transaction, root: &Path) -> Sizes {
+    let target = available_versions(target_lists);
+    let installed_sizes = installed_sizes(root);
+    let mut sizes = Sizes::default();
+    let incoming = transaction
+        .install
+        .iter()
+        .chain(&transaction.upgrade)
+        .chain(&transaction.downgrade)
+        .chain(&transaction.reinstall);
+    for change in incoming {
+        let offered = target.get(&change.name).and_then(|versions| {
+            versions
+                .iter()
+                .find(|v| Some(&v.0) == change.new_version.as_ref())
+        });
+        if let Some((_, size, installed_kib)) = offered {
+            sizes.download_bytes += size;
+            sizes.installed_delta_bytes += (*installed_kib as i64) * 1024;
+        }
+        if change.old_version.is_some() {
+            sizes.installed_delta_bytes -=
+                installed_sizes.get(&change.name).copied().unwrap_or(0) as i64 * 1024;
+        }
+    }
+    for change in &transaction.remove {
+        sizes.installed_delta_bytes -=
+            installed_sizes.get(&change.name).copied().unwrap_or(0) as i64 * 1024;
+    }
+    sizes
+}
+
+fn installed_sizes(root: &Path) -> HashMap<String, u64> {
+    let Ok(text) = ferry_deb::index::read_to_string(&root.join("var/lib/dpkg/status")) else {
+        return HashMap::new();
+    };
+    parse_binary_packages(&text)
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p.is_installed())
+                .map(|p| (p.name.to_string(), p.installed_size_kib.unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// apt's list file prefix of a URI: scheme dropped, `/` written `_`.
+pub fn list_prefix(uri: &str) -> String {
+    let without_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    without_scheme.trim_end_matches('/').replace('/', "_")
+}
+
+/// The new repositories' Release identity against what the profile expects.
+pub fn release_findings(target_lists: &Path, profile: &Profile) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for rule in &profile.sources {
+        let (Some(expect), Some(uri)) = (&rule.expect_release, &rule.set.uri) else {
+            continue;
+        };
+        let prefix = list_prefix(uri);
+        let releases: Vec<(PathBuf, Release)> = std::fs::read_dir(target_lists)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix)
+                    && (name.ends_with("_InRelease") || name.ends_with("_Release"))
+            })
+            .filter_map(|e| {
+                let text = std::fs::read_to_string(e.path()).ok()?;
+                let release = match split_clearsigned(&text) {
+                    Ok(signed) => Release::parse(&signed.text).ok()?,
+                    Err(_) => Release::parse(&text).ok()?,
+                };
+                Some((e.path(), release))
+            })
+            .collect();
+        for (path, release) in releases {
+            let fields = [
+                ("Origin", &expect.origin, &release.origin),
+                ("Label", &expect.label, &release.label),
+                ("Suite", &expect.suite, &release.suite),
+                ("Codename", &expect.codename, &release.codename),
+            ];
+            for (field, wanted, actual) in fields {
+                if let Some(wanted) = wanted {
+                    if actual.as_ref() != Some(wanted) {
+                        findings.push(blocker(
+                            format!("release-{}:{uri}", field.to_lowercase()),
+                            format!(
+                                "{} says {field}: {}, the profile expects {wanted}",
+                                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                                actual.as_deref().unwrap_or("(none)")
+                            ),
+                            "check that the new URI is the repository you mean, or correct expect_release",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// Free space where apt writes, against the download, the installed-size
+/// growth and the profile's own minimums.
+pub fn space_checks(root: &Path, profile: &Profile, sizes: &Sizes) -> Vec<SpaceCheck> {
+    let mut needs: BTreeMap<String, u64> = BTreeMap::new();
+    needs.insert("/var/cache/apt/archives".into(), sizes.download_bytes);
+    needs.insert("/usr".into(), sizes.installed_delta_bytes.max(0) as u64);
+    for (path, mib) in &profile.checks.min_free_mib {
+        let need = needs.entry(path.display().to_string()).or_default();
+        *need = (*need).max(mib << 20);
+    }
+    needs
+        .into_iter()
+        .filter_map(|(path, needed_bytes)| {
+            let host = root.join(path.trim_start_matches('/'));
+            let free_bytes = crate::plan::free_bytes(&host)?;
+            Some(SpaceCheck {
+                path,
+                free_bytes,
+                needed_bytes,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_prefixes_follow_apt() {
+        assert_eq!(
+            list_prefix("http://repo.example.org/debian/"),
+            "repo.example.org_debian"
+        );
+        assert_eq!(list_prefix("http://127.0.0.1:8080/"), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn version_checks_block_when_unmet() {
+        let requirement = VersionRequirement::parse(">= 12").unwrap();
+        assert!(version_check("os-version", "OS", Some("12"), &requirement, "").is_none());
+        assert!(version_check("os-version", "OS", Some("11"), &requirement, "").is_some());
+        assert!(version_check("os-version", "OS", None, &requirement, "").is_some());
+    }
+}

@@ -1,0 +1,527 @@
+//! The read-only plan of a migration: what the sources become (as diffs),
+//! which keys arrive, what apt would install, remove, upgrade and downgrade
+//! against the *target* sources, how much it downloads and needs on disk,
+//! and every check with a stable key, a one-line finding and a remediation.
+//! A plan with a blocker must not run.
+//!
+//! Deciding is pure (`rewrite_sources`, `transaction_findings`, …); the
+//! I/O — reading the root, running apt in a sandbox, statvfs — is gathered in
+//! `compute`. Nothing here writes to the root.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ferry_deb::sources::{read_system_sources, SignedBy, SystemSources};
+use ferry_deb::sources::{
+    unified_diff, ComponentsChange, Edit, Matcher, SignedByChange, SuiteChange, UriChange,
+};
+use serde::Serialize;
+
+use crate::apt::{AptError, AptSandbox, Transaction};
+use crate::profile::{Profile, SourceRule};
+use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Blocker,
+}
+
+/// One result of a check: a stable key automation can act on, what was
+/// found, and what to do about it (the shape of Leapp's inhibitors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub key: String,
+    pub severity: Severity,
+    pub finding: String,
+    pub remediation: String,
+}
+
+impl Finding {
+    fn new(
+        key: impl Into<String>,
+        severity: Severity,
+        finding: impl Into<String>,
+        remediation: impl Into<String>,
+    ) -> Self {
+        Finding {
+            key: key.into(),
+            severity,
+            finding: finding.into(),
+            remediation: remediation.into(),
+        }
+    }
+}
+
+/// A sources file before and after the migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourcesChange {
+    /// The path inside the root, e.g. `/etc/apt/sources.list.d/acme.sources`.
+    pub path: String,
+    pub old_text: String,
+    pub new_text: String,
+    pub diff: String,
+}
+
+/// A key the migration installs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInstall {
+    pub path: String,
+    /// Whether a different file is there now (it will be replaced).
+    pub replaces_existing: bool,
+}
+
+/// Free space where apt writes, against what the migration needs there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpaceCheck {
+    pub path: String,
+    pub free_bytes: u64,
+    pub needed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub migration: String,
+    pub root: PathBuf,
+    pub sources: Vec<SourcesChange>,
+    pub keys: Vec<KeyInstall>,
+    /// The packages handed to apt: installed, then removed.
+    pub install: Vec<String>,
+    pub remove: Vec<String>,
+    pub transaction: Transaction,
+    pub download_bytes: u64,
+    pub installed_size_delta_bytes: i64,
+    pub space: Vec<SpaceCheck>,
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    pub fn blocked(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Blocker)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Sources(#[from] ferry_deb::sources::SourcesError),
+    #[error("source rule {rule}: {error}")]
+    Rewrite {
+        rule: usize,
+        error: ferry_deb::sources::RewriteError,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The profile's source rule as a matcher and an edit of the sources module.
+pub fn rule_edit(rule: &SourceRule) -> (Matcher, Edit) {
+    let matcher = Matcher {
+        uri_prefix: rule.matches.uri.clone(),
+        suite: rule.matches.suite.clone(),
+        component: rule.matches.component.clone(),
+        source_type: None,
+        enabled: None,
+    };
+    let uri = rule.set.uri.as_ref().map(|to| match &rule.matches.uri {
+        Some(from) => UriChange::ReplacePrefix {
+            from: from.clone(),
+            to: to.clone(),
+        },
+        None => UriChange::Set(to.clone()),
+    });
+    let suite = rule.set.suite.as_ref().map(|to| match &rule.matches.suite {
+        Some(from) => SuiteChange::Rename {
+            from: from.clone(),
+            to: to.clone(),
+        },
+        None => SuiteChange::Set(to.clone()),
+    });
+    let edit = Edit {
+        uri,
+        suite,
+        components: rule.set.components.clone().map(ComponentsChange::Set),
+        signed_by: rule
+            .set
+            .signed_by
+            .as_ref()
+            .map(|path| SignedByChange::Set(SignedBy::keyring(path))),
+        enabled: rule.set.enabled,
+    };
+    (matcher, edit)
+}
+
+/// Applies every source rule of the profile to the system's sources, in
+/// order; returns the files whose text changes and the rules that matched
+/// nothing (a profile for another system, or a typo).
+pub fn rewrite_sources(
+    system: &SystemSources,
+    profile: &Profile,
+    root: &Path,
+) -> Result<(Vec<SourcesChange>, Vec<usize>), PlanError> {
+    let mut changes = Vec::new();
+    let mut matched = vec![false; profile.sources.len()];
+    for file in &system.files {
+        let mut document = file.document.clone();
+        for (index, rule) in profile.sources.iter().enumerate() {
+            let (matcher, edit) = rule_edit(rule);
+            if document.entries().iter().any(|e| matcher.matches(e)) {
+                matched[index] = true;
+            }
+            let rewritten =
+                document
+                    .rewrite(&matcher, &edit)
+                    .map_err(|error| PlanError::Rewrite {
+                        rule: index + 1,
+                        error,
+                    })?;
+            document = rewritten.document;
+        }
+        if document.text() != file.document.text() {
+            let inside = in_root_path(root, &file.path);
+            changes.push(SourcesChange {
+                diff: unified_diff(
+                    file.document.text(),
+                    document.text(),
+                    &format!("a{inside}"),
+                    &format!("b{inside}"),
+                ),
+                path: inside,
+                old_text: file.document.text().to_string(),
+                new_text: document.text().to_string(),
+            });
+        }
+    }
+    let unmatched = matched
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !**m)
+        .map(|(i, _)| i + 1)
+        .collect();
+    Ok((changes, unmatched))
+}
+
+fn in_root_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    format!(
+        "/{}",
+        relative.display().to_string().trim_start_matches('/')
+    )
+}
+
+/// What apt is asked to install and remove: replacements whose old package
+/// is installed, the profile's installs, and removals of installed packages.
+pub fn package_requests(
+    profile: &Profile,
+    installed: &std::collections::BTreeMap<String, InstalledPackage>,
+) -> (Vec<String>, Vec<String>) {
+    let is_installed = |name: &str| installed.keys().any(|k| k.split(':').next() == Some(name));
+    let mut install = Vec::new();
+    let mut remove = Vec::new();
+    for r in &profile.replace {
+        if is_installed(r.from.as_str()) {
+            install.push(r.to.to_string());
+            remove.push(r.from.to_string());
+        }
+    }
+    install.extend(profile.install.iter().map(|p| p.to_string()));
+    remove.extend(
+        profile
+            .remove
+            .iter()
+            .filter(|p| is_installed(p.as_str()))
+            .map(|p| p.to_string()),
+    );
+    (install, remove)
+}
+
+/// Findings about the transaction itself: removals the profile did not ask
+/// for, held packages apt would change.
+pub fn transaction_findings(
+    profile: &Profile,
+    transaction: &Transaction,
+    installed: &std::collections::BTreeMap<String, InstalledPackage>,
+) -> Vec<Finding> {
+    let named: BTreeSet<&str> = profile
+        .remove
+        .iter()
+        .map(|p| p.as_str())
+        .chain(profile.replace.iter().map(|r| r.from.as_str()))
+        .collect();
+    let mut findings = Vec::new();
+    for change in &transaction.remove {
+        if !named.contains(change.name.as_str()) {
+            findings.push(Finding::new(
+                format!("unexpected-removal:{}", change.name),
+                Severity::Blocker,
+                format!(
+                    "apt would remove {} {} although the profile does not say so",
+                    change.name,
+                    change.old_version.as_deref().unwrap_or("")
+                ),
+                format!(
+                    "add {} to [packages] remove or replace in the profile, or make the new repository provide what it needs",
+                    change.name
+                ),
+            ));
+        }
+    }
+    let held: Vec<&String> = installed
+        .iter()
+        .filter(|(_, p)| p.selection == "hold")
+        .map(|(k, _)| k)
+        .collect();
+    for key in held {
+        let name = key.split(':').next().unwrap_or(key);
+        let touched = transaction
+            .upgrade
+            .iter()
+            .chain(&transaction.downgrade)
+            .chain(&transaction.remove)
+            .any(|c| c.name == name);
+        findings.push(if touched {
+            Finding::new(
+                format!("held-package:{name}"),
+                Severity::Blocker,
+                format!("{name} is held, and the migration would change it"),
+                format!("release the hold (apt-mark unhold {name}) or keep the package out of the migration"),
+            )
+        } else {
+            Finding::new(
+                format!("held-package:{name}"),
+                Severity::Info,
+                format!("{name} is held and stays as it is"),
+                "nothing to do",
+            )
+        });
+    }
+    findings
+}
+
+/// Free and needed space for one path apt writes to.
+pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
+    (check.free_bytes < check.needed_bytes).then(|| {
+        Finding::new(
+            format!("free-space:{}", check.path),
+            Severity::Blocker,
+            format!(
+                "{} has {} MiB free, the migration needs {} MiB",
+                check.path,
+                check.free_bytes >> 20,
+                check.needed_bytes.div_ceil(1 << 20)
+            ),
+            format!(
+                "free space on the filesystem of {} (apt-get clean, remove old kernels)",
+                check.path
+            ),
+        )
+    })
+}
+
+/// Free bytes of the filesystem holding `path` (or its nearest existing parent).
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let mut probe = path.to_path_buf();
+    while !probe.exists() {
+        probe = probe.parent()?.to_path_buf();
+    }
+    let c_path = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
+    let status = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    (status == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Computes the plan of `profile` for the system at `root`, running apt in
+/// a sandbox under `work_dir`. Read-only for the root.
+pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, PlanError> {
+    let system = read_system_sources(root)?;
+    let (sources, unmatched) = rewrite_sources(&system, profile, root)?;
+    let installed = installed_packages(root)?;
+    let mut findings = Vec::new();
+    for rule in unmatched {
+        findings.push(Finding::new(
+            format!("source-rule-unmatched:{rule}"),
+            Severity::Warning,
+            format!("source rule {rule} of the profile matches no entry of this system's sources"),
+            "check the rule's match (uri prefix, suite, component) against `ferry sources show`",
+        ));
+    }
+    findings.extend(crate::checks::system_checks(root, profile));
+
+    let keys = profile
+        .keys
+        .iter()
+        .map(|key| {
+            let host = root.join(key.install_to.strip_prefix("/").unwrap_or(&key.install_to));
+            KeyInstall {
+                path: key.install_to.display().to_string(),
+                replaces_existing: std::fs::read(&host).is_ok_and(|bytes| bytes != key.bytes),
+            }
+        })
+        .collect();
+
+    let sandbox = sandbox_for_target(root, profile, &system, &sources, work_dir)?;
+    let (install, remove) = package_requests(profile, &installed);
+    let (transaction, sizes) = match sandbox.update() {
+        Ok(()) => match sandbox.simulate(&install, &remove, true) {
+            Ok(t) => {
+                let sizes = crate::checks::transaction_sizes(&sandbox.lists_dir(), &t, root);
+                (t, sizes)
+            }
+            Err(e) => {
+                findings.push(Finding::new(
+                    "apt-simulation",
+                    Severity::Blocker,
+                    format!("apt cannot compute the transaction with the target sources: {e}"),
+                    "make the packages the profile installs available in the new repository, or fix the profile",
+                ));
+                (Transaction::default(), Default::default())
+            }
+        },
+        Err(e) => {
+            findings.push(Finding::new(
+                "apt-update",
+                Severity::Blocker,
+                format!("the target sources cannot be read: {e}"),
+                "check the new repository's URI, that it is reachable, and that its key is the one the profile installs",
+            ));
+            (Transaction::default(), Default::default())
+        }
+    };
+    findings.extend(transaction_findings(profile, &transaction, &installed));
+    findings.extend(crate::checks::release_findings(
+        &sandbox.lists_dir(),
+        profile,
+    ));
+    let space = crate::checks::space_checks(root, profile, &sizes);
+    findings.extend(space.iter().filter_map(space_finding));
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
+
+    Ok(Plan {
+        migration: profile.name.clone(),
+        root: root.to_path_buf(),
+        sources,
+        keys,
+        install,
+        remove,
+        transaction,
+        download_bytes: sizes.download_bytes,
+        installed_size_delta_bytes: sizes.installed_delta_bytes,
+        space,
+        findings,
+    })
+}
+
+/// A sandbox whose sources are the rewritten ones, with Signed-By paths
+/// pointing at the sandbox's copies of new keys (or the root's files).
+pub fn sandbox_for_target(
+    root: &Path,
+    profile: &Profile,
+    system: &SystemSources,
+    changes: &[SourcesChange],
+    work_dir: &Path,
+) -> Result<AptSandbox, PlanError> {
+    let keys: Vec<(PathBuf, Vec<u8>)> = profile
+        .keys
+        .iter()
+        .map(|k| (k.install_to.clone(), k.bytes.clone()))
+        .collect();
+    let mut files = Vec::new();
+    for file in &system.files {
+        let inside = in_root_path(root, &file.path);
+        let text = changes
+            .iter()
+            .find(|c| c.path == inside)
+            .map_or_else(|| file.document.text().to_string(), |c| c.new_text.clone());
+        let name = match Path::new(&inside).file_name() {
+            Some(n) if inside != "/etc/apt/sources.list" => n.to_string_lossy().into_owned(),
+            _ => "00-sources.list".to_string(),
+        };
+        files.push((name, text));
+    }
+    let sandbox = AptSandbox::create(work_dir, root, &[], &keys)?;
+    // Keyring paths in the sources name files of the target system; in the
+    // sandbox they must name the copies it can read.
+    let mut keyrings: BTreeSet<PathBuf> = system
+        .entries()
+        .filter_map(|e| e.signed_by.as_ref())
+        .flat_map(|s| s.keyrings().into_iter().map(Path::to_path_buf))
+        .collect();
+    keyrings.extend(profile.keys.iter().map(|k| k.install_to.clone()));
+    keyrings.extend(
+        profile
+            .sources
+            .iter()
+            .filter_map(|r| r.set.signed_by.as_ref().map(PathBuf::from)),
+    );
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let mut text = text;
+        for keyring in &keyrings {
+            let from = keyring.display().to_string();
+            let to = sandbox.key_path(keyring).display().to_string();
+            if from != to {
+                text = replace_path_token(&text, &from, &to);
+            }
+        }
+        written.push((name, text));
+    }
+    sandbox.write_sources(&written)?;
+    Ok(sandbox)
+}
+
+/// Replaces `from` where it stands as a whole path (followed by a space,
+/// comma, `]`, end of line or end of text), so `/a/k.gpg` never rewrites
+/// `/a/k.gpg.old`.
+fn replace_path_token(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = rest[at + from.len()..].chars().next();
+        let whole = matches!(after, None | Some(' ' | '\t' | ',' | ']' | '\n' | '\r'));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = &rest[at + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_tokens_are_replaced_whole() {
+        assert_eq!(
+            replace_path_token(
+                "Signed-By: /k/a.gpg\nX: /k/a.gpg.old /k/a.gpg",
+                "/k/a.gpg",
+                "/s/a.gpg"
+            ),
+            "Signed-By: /s/a.gpg\nX: /k/a.gpg.old /s/a.gpg"
+        );
+        assert_eq!(
+            replace_path_token(
+                "deb [signed-by=/k/a.gpg] http://x s main",
+                "/k/a.gpg",
+                "/s/a.gpg"
+            ),
+            "deb [signed-by=/s/a.gpg] http://x s main"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! `plan` on a system root made of files (sources, dpkg status, os-release)
+//! with real repositories of real `.deb`s and the real apt: the sources
+//! diff, apt's transaction, the blockers, and not one byte of the root
+//! changed. End-to-end runs on real chroots live in the CLI's tests.
+
+mod common;
+
+use std::path::Path;
+
+use common::{build_deb, hash_tree, have, index_flat_repo};
+use ferry_migrate::plan::{compute, Severity};
+use ferry_migrate::Profile;
+
+const STATUS: &str = "\
+Package: acme-daemon
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: old daemon
+
+Package: acme-legacy
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: deprecated
+
+Package: acme-sdk
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: sdk
+
+Package: acme-extra
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: something the new core conflicts with
+";
+
+struct Fixture {
+    _work: tempfile::TempDir,
+    root: std::path::PathBuf,
+    old: std::path::PathBuf,
+    new: std::path::PathBuf,
+    sandbox: std::path::PathBuf,
+}
+
+/// `core_conflicts` are packages acme-core conflicts with besides acme-daemon.
+fn fixture(core_conflicts: &str) -> Fixture {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let old = work.path().join("old-org");
+    let new = work.path().join("new-org");
+    for dir in [&old, &new] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc/apt/sources.list.d")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+    // dpkg --audit expects a file list and md5sums for every installed package.
+    std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+    for name in ["acme-daemon", "acme-legacy", "acme-sdk", "acme-extra"] {
+        for file in ["list", "md5sums"] {
+            std::fs::write(root.join(format!("var/lib/dpkg/info/{name}.{file}")), "").unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/apt/sources.list.d/acme.list"),
+        format!(
+            "# ACME packages\ndeb [trusted=yes] file:{} ./\n",
+            old.display()
+        ),
+    )
+    .unwrap();
+    for (name, version) in [
+        ("acme-daemon", "1.0"),
+        ("acme-legacy", "1.0"),
+        ("acme-sdk", "1.0"),
+        ("acme-extra", "1.0"),
+    ] {
+        build_deb(&old, name, version, "");
+    }
+    index_flat_repo(&old);
+    build_deb(&new, "acme-sdk", "1.1", "");
+    build_deb(
+        &new,
+        "acme-core",
+        "2.0",
+        &format!("Conflicts: acme-daemon{core_conflicts}\nReplaces: acme-daemon\n"),
+    );
+    build_deb(&new, "acme-extra", "1.0", "");
+    index_flat_repo(&new);
+    let sandbox = work.path().join("sandbox");
+    Fixture {
+        root,
+        old,
+        new,
+        sandbox,
+        _work: work,
+    }
+}
+
+fn profile(f: &Fixture) -> Profile {
+    let text = format!(
+        r#"
+schema = 1
+name = "acme-org-move"
+
+[[sources]]
+match = {{ uri = "file:{old}" }}
+set = {{ uri = "file:{new}" }}
+
+[packages]
+replace = [{{ from = "acme-daemon", to = "acme-core" }}]
+remove = ["acme-legacy"]
+
+[checks]
+os_ids = ["debian"]
+os_version = ">= 12"
+"#,
+        old = f.old.display(),
+        new = f.new.display()
+    );
+    Profile::parse(&text, Path::new("move.toml")).unwrap()
+}
+
+fn apt_tools() -> bool {
+    let ok = have("apt-get") && have("dpkg-deb") && have("dpkg-scanpackages");
+    if !ok {
+        eprintln!("skipped: needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
+    }
+    ok
+}
+
+#[test]
+fn plan_shows_the_sources_diff_and_apts_transaction_and_changes_nothing() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture("");
+    let before = hash_tree(&f.root);
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    assert_eq!(hash_tree(&f.root), before, "plan must not touch the root");
+
+    assert_eq!(plan.sources.len(), 1);
+    let change = &plan.sources[0];
+    assert_eq!(change.path, "/etc/apt/sources.list.d/acme.list");
+    assert!(change
+        .diff
+        .contains(&format!("-deb [trusted=yes] file:{} ./", f.old.display())));
+    assert!(change
+        .diff
+        .contains(&format!("+deb [trusted=yes] file:{} ./", f.new.display())));
+    assert!(
+        change.new_text.starts_with("# ACME packages\n"),
+        "comments stay"
+    );
+
+    let names =
+        |c: &[ferry_migrate::apt::Change]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&plan.transaction.install), ["acme-core"]);
+    assert_eq!(names(&plan.transaction.upgrade), ["acme-sdk"]);
+    let mut removed = names(&plan.transaction.remove);
+    removed.sort();
+    assert_eq!(removed, ["acme-daemon", "acme-legacy"]);
+    assert!(plan.download_bytes > 0);
+    assert!(!plan.blocked(), "{:#?}", plan.findings);
+}
+
+#[test]
+fn an_unexpected_removal_blocks_the_plan_with_a_stable_key() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture(", acme-extra");
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    assert!(plan.blocked());
+    let blocker = plan
+        .findings
+        .iter()
+        .find(|b| b.key == "unexpected-removal:acme-extra")
+        .unwrap_or_else(|| panic!("{:#?}", plan.findings));
+    assert_eq!(blocker.severity, Severity::Blocker);
+    assert!(blocker.remediation.contains("acme-extra"));
+}
+
+#[test]
+fn os_checks_block_a_profile_for_another_system() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture("");
+    std::fs::write(
+        f.root.join("etc/os-release"),
+        "ID=ubuntu\nVERSION_ID=\"24.04\"\n",
+    )
+    .unwrap();
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let keys: Vec<&str> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .map(|f| f.key.as_str())
+        .collect();
+    assert!(keys.contains(&"os-id"), "{keys:?}");
+}
