@@ -41,6 +41,16 @@ pub enum Command {
     /// Show this system's APT sources
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Show what a migration profile would change, read-only (exit 3 when blocked)
+    Plan(PlanArgs),
+    /// Carry out a migration: backup, sources, packages, verify; rolls back on failure
+    Run(RunArgs),
+    /// Where the current or last migration stands, step by step
+    Status,
+    /// Every migration of this system, newest last
+    History,
+    /// Restore the system from a migration's backup, offline, and prove it
+    Rollback(RollbackArgs),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -81,4 +91,32 @@ pub enum GenerateCommand {
         #[arg(long, value_name = "DIR", conflicts_with = "shell")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The migration profile (TOML; see docs/profile.md)
+    pub profile: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The migration profile (TOML; see docs/profile.md); not with --resume
+    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    pub profile: Option<PathBuf>,
+    /// Do not ask for confirmation (needed without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Continue the migration that was interrupted, from its journal
+    #[arg(long)]
+    pub resume: bool,
+    /// When a step fails, leave the system as it is instead of rolling back
+    #[arg(long)]
+    pub no_rollback: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The migration to undo (default: the latest one with a backup)
+    pub id: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns an exit code or a `Failure`.
 
 mod generate;
+mod migrate;
 mod sources;
 mod version;
 
@@ -12,6 +13,11 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Version(command) => version::run(command, &cli.global),
         Command::Sources(command) => sources::run(command, &cli.global),
+        Command::Plan(args) => migrate::plan(args, &cli.global),
+        Command::Run(args) => migrate::run(args, &cli.global),
+        Command::Status => migrate::status(&cli.global),
+        Command::History => migrate::history(&cli.global),
+        Command::Rollback(args) => migrate::rollback(args, &cli.global),
         Command::Generate(command) => generate::run(command, &cli.global),
     }
 }

@@ -1,0 +1,816 @@
+//! Carrying a migration out: pre-flight → backup → sources and keys →
+//! update → download → packages → upgrade → verify, each step journaled
+//! before and after it runs, every line apt prints kept as an event, and a
+//! failure rolled back from the backup unless told not to.
+//!
+//! Everything the transaction needs is downloaded in the `download` step;
+//! the steps that change the installed set run apt with `--no-download`, so
+//! the point of no return comes after the network is no longer needed.
+//! `resume` continues a run that was killed, from its journal.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{Backup, BackupError, PackageToSave};
+use crate::events::{EventLog, EventState};
+use crate::journal::{write_atomic, Journal, JournalError, Outcome, Step};
+use crate::lock::{check_dpkg_idle, LockError, MigrationLock};
+use crate::plan::{compute, Plan, PlanError};
+use crate::profile::Profile;
+use crate::rollback::{rollback, RollbackError, RollbackReport};
+use crate::system::SystemRoot;
+
+/// Where ferry keeps its files, under the root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("var/lib/ferry")
+    }
+    pub fn migration_dir(&self, id: &str) -> PathBuf {
+        self.state_dir().join(id)
+    }
+    pub fn journal(&self, id: &str) -> PathBuf {
+        self.migration_dir(id).join("state.json")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.state_dir().join("lock")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join("var/log/ferry")
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.log_dir().join(format!("{id}.log"))
+    }
+    pub fn backup_dir(&self, id: &str) -> PathBuf {
+        self.root.join("var/backups/ferry").join(id)
+    }
+
+    /// Every migration with a journal, oldest first.
+    pub fn journals(&self) -> Vec<Journal> {
+        let mut journals: Vec<Journal> = std::fs::read_dir(self.state_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Journal::load(&e.path().join("state.json")).ok())
+            .collect();
+        journals.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        journals
+    }
+
+    /// The migration still in progress (interrupted), if any.
+    pub fn in_progress(&self) -> Option<Journal> {
+        self.journals()
+            .into_iter()
+            .rev()
+            .find(|j| j.outcome == Outcome::InProgress)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no interrupted migration to resume under {}", .0.display())]
+    NothingToResume(PathBuf),
+    #[error("migration `{0}` was interrupted; finish it with `ferry run --resume` or undo it with `ferry rollback`")]
+    Interrupted(String),
+    #[error("no migration `{0}` under /var/lib/ferry")]
+    UnknownMigration(String),
+    #[error("no migration has a backup to roll back to")]
+    NothingToRollBack,
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
+    #[error("{0}")]
+    Profile(#[from] crate::profile::ProfileError),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Every step done.
+    Succeeded { id: String },
+    /// The plan has blockers; nothing was changed.
+    Blocked { plan: Box<Plan> },
+    /// A step failed before anything changed.
+    FailedUnchanged {
+        id: String,
+        step: Step,
+        error: String,
+    },
+    /// A step failed and the rollback restored the system exactly.
+    RolledBack {
+        id: String,
+        step: Step,
+        error: String,
+        report: RollbackReport,
+    },
+    /// A step failed and the system differs from the backup (listed).
+    RollbackIncomplete {
+        id: String,
+        step: Step,
+        error: String,
+        differences: Vec<String>,
+    },
+    /// A step failed and `--no-rollback` left the system as it is.
+    FailedLeftAsIs {
+        id: String,
+        step: Step,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub no_rollback: bool,
+    /// For tests of crash recovery: stop the process (as a kill would)
+    /// right after this step is journaled as done.
+    pub stop_after: Option<Step>,
+}
+
+/// What the CLI shows while a run goes on.
+pub trait Progress {
+    fn step(&mut self, step: Step, state: EventState, message: &str);
+    fn line(&mut self, step: Step, line: &str);
+}
+
+/// A plan saved beside the journal, so a resumed run does what was planned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedPlan {
+    install: Vec<String>,
+    remove: Vec<String>,
+    backup: Vec<PackageToSave>,
+    sources: Vec<(String, String)>,
+}
+
+/// Starts a migration of `root` with `profile`.
+pub fn run(
+    root: &Path,
+    profile: &Profile,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let layout = Layout::new(root);
+    std::fs::create_dir_all(layout.state_dir()).map_err(io(&layout.state_dir()))?;
+    let id = format!("{}-{}", profile.name, compact_time());
+    let _lock = MigrationLock::acquire(&layout.lock(), &id)?;
+    check_dpkg_idle(root)?;
+    if let Some(previous) = layout.in_progress() {
+        return Err(RunError::Interrupted(previous.id));
+    }
+
+    let sandbox = tempfile::Builder::new()
+        .prefix("ferry-plan-")
+        .tempdir()
+        .map_err(io(Path::new("/tmp")))?;
+    let plan = compute(root, profile, sandbox.path())?;
+    if plan.blocked() {
+        return Ok(RunOutcome::Blocked {
+            plan: Box::new(plan),
+        });
+    }
+
+    let dir = layout.migration_dir(&id);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let profile_text = std::fs::read(&profile.path).unwrap_or_default();
+    write_atomic(&dir.join("profile.toml"), &profile_text).map_err(io(&dir))?;
+    let installed = crate::snapshot::installed_packages(root).map_err(PlanError::from)?;
+    let saved = SavedPlan {
+        install: plan.install.clone(),
+        remove: plan.remove.clone(),
+        backup: packages_to_save(&plan, &installed),
+        sources: plan
+            .sources
+            .iter()
+            .map(|c| (c.path.clone(), c.new_text.clone()))
+            .collect(),
+    };
+    write_atomic(
+        &dir.join("plan.json"),
+        &serde_json::to_vec_pretty(&saved).unwrap_or_default(),
+    )
+    .map_err(io(&dir))?;
+    let mut journal = Journal::new(&id, &profile.name, &sha256_hex(&profile_text));
+    journal.save(&layout.journal(&id))?;
+    let mut runner = Runner::new(&layout, &id, profile, saved, progress, options)?;
+    runner
+        .events
+        .emit(
+            "run",
+            "run",
+            EventState::Ini,
+            &format!("migration {id} of {}", root.display()),
+        )
+        .ok();
+    runner.drive(&mut journal)
+}
+
+/// Continues the interrupted migration of `root` from its journal.
+pub fn resume(
+    root: &Path,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let layout = Layout::new(root);
+    let mut journal = layout
+        .in_progress()
+        .ok_or_else(|| RunError::NothingToResume(layout.state_dir()))?;
+    let id = journal.id.clone();
+    let _lock = MigrationLock::acquire(&layout.lock(), &id)?;
+    check_dpkg_idle(root)?;
+    let dir = layout.migration_dir(&id);
+    let profile = Profile::load(&dir.join("profile.toml"))?;
+    let plan_path = dir.join("plan.json");
+    let saved: SavedPlan = std::fs::read(&plan_path)
+        .map_err(io(&plan_path))
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| io(&plan_path)(std::io::Error::other(e)))
+        })?;
+    let mut runner = Runner::new(&layout, &id, &profile, saved, progress, options)?;
+    if let Some(step) = journal.interrupted_step() {
+        runner
+            .events
+            .emit(
+                step.as_str(),
+                "resume",
+                EventState::Ini,
+                "resuming an interrupted step",
+            )
+            .ok();
+        if step.changes_packages() {
+            // dpkg may have been killed mid-way: let it finish what it started.
+            runner
+                .apt_like("dpkg", &["--configure".into(), "-a".into()], step)
+                .ok();
+        }
+    }
+    runner.drive(&mut journal)
+}
+
+/// Rolls migration `id` (default: the latest with a backup) back from its
+/// backup, offline, and records the outcome in its journal.
+pub fn rollback_migration(
+    root: &Path,
+    id: Option<&str>,
+) -> Result<(String, RollbackReport), RunError> {
+    let layout = Layout::new(root);
+    let journals = layout.journals();
+    let journal = match id {
+        Some(id) => journals
+            .into_iter()
+            .find(|j| j.id == id)
+            .ok_or_else(|| RunError::UnknownMigration(id.to_string()))?,
+        None => journals
+            .into_iter()
+            .rev()
+            .find(|j| {
+                layout
+                    .backup_dir(&j.id)
+                    .join(crate::backup::MANIFEST)
+                    .is_file()
+            })
+            .ok_or(RunError::NothingToRollBack)?,
+    };
+    let _lock = MigrationLock::acquire(&layout.lock(), &journal.id)?;
+    check_dpkg_idle(root)?;
+    let mut events = EventLog::open(root, &journal.id).map_err(io(&layout.log_dir()))?;
+    let _ = events.emit(
+        "rollback",
+        "rollback",
+        EventState::Ini,
+        "restoring from the backup",
+    );
+    let backup = Backup::open(&layout.backup_dir(&journal.id)).map_err(RollbackError::from)?;
+    let report = rollback(root, &backup)?;
+    let mut journal = journal;
+    journal.outcome = if report.complete() {
+        Outcome::RolledBack
+    } else {
+        Outcome::RollbackIncomplete
+    };
+    journal.save(&layout.journal(&journal.id))?;
+    let state = if report.complete() {
+        EventState::Success
+    } else {
+        EventState::Fail
+    };
+    let _ = events.emit(
+        "rollback",
+        "rollback",
+        state,
+        &format!("{} differences remain", report.differences.len()),
+    );
+    Ok((journal.id, report))
+}
+
+struct Runner<'a> {
+    layout: &'a Layout,
+    system: SystemRoot,
+    id: String,
+    profile: &'a Profile,
+    saved: SavedPlan,
+    progress: &'a mut dyn Progress,
+    options: &'a RunOptions,
+    events: EventLog,
+    log: std::fs::File,
+}
+
+impl<'a> Runner<'a> {
+    fn new(
+        layout: &'a Layout,
+        id: &str,
+        profile: &'a Profile,
+        saved: SavedPlan,
+        progress: &'a mut dyn Progress,
+        options: &'a RunOptions,
+    ) -> Result<Self, RunError> {
+        std::fs::create_dir_all(layout.log_dir()).map_err(io(&layout.log_dir()))?;
+        let events = EventLog::open(&layout.root, id).map_err(io(&layout.log_dir()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(layout.log(id))
+            .map_err(io(&layout.log(id)))?;
+        Ok(Runner {
+            layout,
+            system: SystemRoot::new(&layout.root),
+            id: id.to_string(),
+            profile,
+            saved,
+            progress,
+            options,
+            events,
+            log,
+        })
+    }
+
+    fn note(&mut self, step: Step, state: EventState, message: &str) {
+        use std::io::Write;
+        let _ = writeln!(
+            self.log,
+            "[{}] {} {:?}: {message}",
+            crate::events::rfc3339_now(),
+            step.as_str(),
+            state
+        );
+        let _ = self
+            .events
+            .emit(step.as_str(), step.as_str(), state, message);
+        self.progress.step(step, state, message);
+    }
+
+    fn drive(&mut self, journal: &mut Journal) -> Result<RunOutcome, RunError> {
+        let journal_path = self.layout.journal(&self.id);
+        while let Some(step) = journal.next_step() {
+            journal.begin(step)?;
+            journal.save(&journal_path)?;
+            self.note(step, EventState::Ini, "started");
+            let result = self.do_step(step);
+            match result {
+                Ok(()) => {
+                    journal.finish(step, Ok(()))?;
+                    journal.save(&journal_path)?;
+                    self.note(step, EventState::Ok, "done");
+                    self.note(step, EventState::End, "");
+                    if self.options.stop_after == Some(step) {
+                        // Simulates a power cut right after the journal write.
+                        std::process::exit(137);
+                    }
+                }
+                Err(error) => {
+                    self.note(step, EventState::Error, &error);
+                    journal.finish(step, Err(error.clone()))?;
+                    journal.save(&journal_path)?;
+                    self.note(step, EventState::End, "");
+                    return self.fail(journal, step, error);
+                }
+            }
+        }
+        journal.save(&journal_path)?;
+        let _ = self
+            .events
+            .emit("run", "run", EventState::Success, "migration complete");
+        Ok(RunOutcome::Succeeded {
+            id: self.id.clone(),
+        })
+    }
+
+    fn fail(
+        &mut self,
+        journal: &mut Journal,
+        step: Step,
+        error: String,
+    ) -> Result<RunOutcome, RunError> {
+        let journal_path = self.layout.journal(&self.id);
+        let id = self.id.clone();
+        let changed = step >= Step::Sources;
+        let outcome = if !changed {
+            journal.outcome = Outcome::Failed;
+            RunOutcome::FailedUnchanged { id, step, error }
+        } else if self.options.no_rollback {
+            journal.outcome = Outcome::Failed;
+            RunOutcome::FailedLeftAsIs { id, step, error }
+        } else {
+            let _ = self.events.emit(
+                "rollback",
+                "rollback",
+                EventState::Ini,
+                "restoring from the backup",
+            );
+            match Backup::open(&self.layout.backup_dir(&id))
+                .map_err(RollbackError::from)
+                .and_then(|backup| rollback(&self.layout.root, &backup))
+            {
+                Ok(report) if report.complete() => {
+                    journal.outcome = Outcome::RolledBack;
+                    let _ = self.events.emit(
+                        "rollback",
+                        "rollback",
+                        EventState::Ok,
+                        "system equals the backup",
+                    );
+                    RunOutcome::RolledBack {
+                        id,
+                        step,
+                        error,
+                        report,
+                    }
+                }
+                Ok(report) => {
+                    journal.outcome = Outcome::RollbackIncomplete;
+                    let _ = self.events.emit(
+                        "rollback",
+                        "rollback",
+                        EventState::Fail,
+                        &report.differences.join("; "),
+                    );
+                    RunOutcome::RollbackIncomplete {
+                        id,
+                        step,
+                        error,
+                        differences: report.differences,
+                    }
+                }
+                Err(e) => {
+                    journal.outcome = Outcome::RollbackIncomplete;
+                    let _ =
+                        self.events
+                            .emit("rollback", "rollback", EventState::Fail, &e.to_string());
+                    RunOutcome::RollbackIncomplete {
+                        id,
+                        step,
+                        error,
+                        differences: vec![format!("rollback failed: {e}")],
+                    }
+                }
+            }
+        };
+        journal.save(&journal_path)?;
+        let _ = self
+            .events
+            .emit("run", "run", EventState::Fail, "migration failed");
+        Ok(outcome)
+    }
+
+    fn do_step(&mut self, step: Step) -> Result<(), String> {
+        match step {
+            // The plan was computed (and found unblocked) before the journal existed.
+            Step::Preflight => Ok(()),
+            Step::Backup => self.backup(),
+            Step::Sources => self.write_sources(),
+            Step::Update => {
+                let mut args = vec!["-q".to_string()];
+                args.extend(self.release_change_allowances());
+                args.push("update".into());
+                self.apt(&args, step, true)
+            }
+            Step::Download => {
+                let args = self.transaction_args(&["-d", "dist-upgrade"]);
+                self.apt(&args, step, false)
+            }
+            Step::Packages => {
+                let args = self.transaction_args(&["--no-download", "install"]);
+                self.apt(&args, step, false)
+            }
+            Step::Upgrade => {
+                let args: Vec<String> = ["-y", "-q", "--no-download"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(dpkg_conffile_options())
+                    .chain(["dist-upgrade".to_string()])
+                    .collect();
+                self.apt(&args, step, false)
+            }
+            Step::Verify => self.verify(),
+        }
+    }
+
+    fn backup(&mut self) -> Result<(), String> {
+        let dir = self.layout.backup_dir(&self.id);
+        if dir.join(crate::backup::MANIFEST).is_file() {
+            // Resumed after the backup was complete.
+            return Backup::open(&dir).map(drop).map_err(|e| e.to_string());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Backup::create(&self.layout.root, &dir, &self.id, &self.saved.backup)
+            .map(drop)
+            .map_err(|e: BackupError| e.to_string())
+    }
+
+    fn write_sources(&mut self) -> Result<(), String> {
+        for (inside, text) in &self.saved.sources {
+            let path = self.system.host_path(inside);
+            write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        for key in &self.profile.keys {
+            let path = self.system.host_path(&key.install_to.display().to_string());
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            write_atomic(&path, &key.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        if !self.profile.pins.is_empty() {
+            let text: String = self
+                .profile
+                .pins
+                .iter()
+                .map(|p| {
+                    format!(
+                        "Package: {}\nPin: {}\nPin-Priority: {}\n\n",
+                        p.package, p.pin, p.priority
+                    )
+                })
+                .collect();
+            let path = self.system.host_path(&format!(
+                "/etc/apt/preferences.d/ferry-{}.pref",
+                self.profile.name
+            ));
+            write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// apt refuses a repository whose Origin/Label/Suite/Codename changed
+    /// unless told; the profile says which new values to expect, and only
+    /// those fields are allowed to change (never a blanket allow).
+    fn release_change_allowances(&self) -> Vec<String> {
+        let mut fields = std::collections::BTreeSet::new();
+        for rule in &self.profile.sources {
+            if let Some(e) = &rule.expect_release {
+                if e.origin.is_some() {
+                    fields.insert("Origin");
+                }
+                if e.label.is_some() {
+                    fields.insert("Label");
+                }
+                if e.suite.is_some() {
+                    fields.insert("Suite");
+                }
+                if e.codename.is_some() {
+                    fields.insert("Codename");
+                }
+            }
+        }
+        fields
+            .into_iter()
+            .flat_map(|f| {
+                [
+                    "-o".to_string(),
+                    format!("Acquire::AllowReleaseInfoChange::{f}=true"),
+                ]
+            })
+            .collect()
+    }
+
+    fn transaction_args(&self, verb: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["-y".into(), "-q".into()];
+        args.extend(dpkg_conffile_options());
+        args.extend(verb.iter().map(|s| s.to_string()));
+        args.extend(self.saved.install.iter().cloned());
+        args.extend(self.saved.remove.iter().map(|r| format!("{r}-")));
+        args
+    }
+
+    fn apt(
+        &mut self,
+        args: &[String],
+        step: Step,
+        errors_in_output_fail: bool,
+    ) -> Result<(), String> {
+        let (ok, lines) = self.apt_like("apt-get", args, step)?;
+        let error_lines: Vec<&String> = lines.iter().filter(|l| l.starts_with("E:")).collect();
+        if !ok || (errors_in_output_fail && !error_lines.is_empty()) {
+            let detail = error_lines
+                .last()
+                .map(|l| l.to_string())
+                .or_else(|| lines.last().cloned())
+                .unwrap_or_default();
+            return Err(format!("apt-get {} failed: {detail}", args.join(" ")));
+        }
+        Ok(())
+    }
+
+    /// Runs a command inside the root, every output line an event.
+    fn apt_like(
+        &mut self,
+        program: &str,
+        args: &[String],
+        step: Step,
+    ) -> Result<(bool, Vec<String>), String> {
+        let mut child = self
+            .system
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        let (sender, receiver) = mpsc::channel::<String>();
+        let readers: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+        drop(sender);
+        let mut lines = Vec::new();
+        for line in receiver {
+            use std::io::Write;
+            let _ = writeln!(self.log, "{line}");
+            let _ = self
+                .events
+                .emit(step.as_str(), program, EventState::Cmdlog, &line);
+            self.progress.line(step, &line);
+            lines.push(line);
+        }
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let status = child.wait().map_err(|e| format!("{program}: {e}"))?;
+        Ok((status.success(), lines))
+    }
+
+    fn verify(&mut self) -> Result<(), String> {
+        let root = self.layout.root.clone();
+        let mut problems = Vec::new();
+        if !self.profile.verify.os_release.is_empty() {
+            match ferry_deb::os_release::OsRelease::read(&root) {
+                Ok(os) => {
+                    for (key, wanted) in &self.profile.verify.os_release {
+                        if os.get(key) != Some(wanted.as_str()) {
+                            problems.push(format!(
+                                "os-release {key} is {:?}, expected {wanted:?}",
+                                os.get(key).unwrap_or("(unset)")
+                            ));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("cannot read os-release: {e}")),
+            }
+        }
+        let installed = crate::snapshot::installed_packages(&root).map_err(|e| e.to_string())?;
+        let version_of = |name: &str| {
+            installed
+                .iter()
+                .find(|(k, _)| k.split(':').next() == Some(name))
+                .map(|(_, p)| p.version.clone())
+        };
+        for (name, requirement) in &self.profile.verify.packages {
+            match version_of(name.as_str()) {
+                Some(v)
+                    if ferry_deb::VersionRef::split(&v).is_ok_and(|v| requirement.allows(&v)) => {}
+                Some(v) => problems.push(format!("{name} is {v}, expected {requirement}")),
+                None => problems.push(format!("{name} is not installed, expected {requirement}")),
+            }
+        }
+        for name in self.saved.remove.iter() {
+            if version_of(name).is_some() {
+                problems.push(format!("{name} is still installed"));
+            }
+        }
+        for name in self.saved.install.iter() {
+            if version_of(name).is_none() {
+                problems.push(format!("{name} is not installed"));
+            }
+        }
+        let (_, audit) = self.apt_like("dpkg", &["--audit".into()], Step::Verify)?;
+        if audit.iter().any(|l| !l.trim().is_empty()) {
+            problems.push("dpkg --audit reports unfinished packages".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+fn dpkg_conffile_options() -> Vec<String> {
+    [
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The installed versions of everything the plan removes, upgrades,
+/// downgrades or reinstalls: what the backup must keep as `.deb`s.
+fn packages_to_save(
+    plan: &Plan,
+    installed: &std::collections::BTreeMap<String, crate::snapshot::InstalledPackage>,
+) -> Vec<PackageToSave> {
+    let t = &plan.transaction;
+    t.remove
+        .iter()
+        .chain(&t.upgrade)
+        .chain(&t.downgrade)
+        .chain(&t.reinstall)
+        .filter_map(|change| {
+            installed
+                .iter()
+                .find(|(key, _)| {
+                    let (name, arch) = key.split_once(':').unwrap_or((key, ""));
+                    name == change.name
+                        && change
+                            .arch
+                            .as_deref()
+                            .is_none_or(|a| a == arch || arch == "all")
+                })
+                .map(|(key, p)| PackageToSave {
+                    name: change.name.clone(),
+                    arch: key.split_once(':').map_or("", |(_, a)| a).to_string(),
+                    version: p.version.clone(),
+                })
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// `20261122T114000Z`: sortable, and valid in file names.
+fn compact_time() -> String {
+    crate::events::rfc3339_now()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}

@@ -1,0 +1,439 @@
+//! `ferry plan | run | status | history | rollback`: repository migrations.
+//! The deciding and doing is ferry-migrate's; this renders plans, progress
+//! and outcomes for people or as JSON, and maps them to exit codes.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use ferry_migrate::events::EventState;
+use ferry_migrate::journal::{Journal, Outcome, Step, StepState};
+use ferry_migrate::plan::{Plan, Severity};
+use ferry_migrate::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
+use ferry_migrate::{Profile, ProfileError};
+
+use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
+use crate::exit::Exit;
+use crate::render::{self, Failure};
+
+fn profile_failure(e: ProfileError) -> Failure {
+    let line = (e.line > 0).then_some(e.line);
+    let column = (e.column > 0).then_some(e.column);
+    let mut failure = Failure::bad_input(e.message.clone()).at(&e.path, line, column);
+    if !e.source_line.is_empty() {
+        failure = failure.expected(format!(
+            "a valid profile (see docs/profile.md); the line is: {}",
+            e.source_line.trim()
+        ));
+    }
+    failure.hint("nothing was changed")
+}
+
+fn load_profile(path: &Path) -> Result<Profile, Failure> {
+    Profile::load(path).map_err(profile_failure)
+}
+
+fn run_failure(e: RunError) -> Failure {
+    match e {
+        RunError::Profile(e) => profile_failure(e),
+        RunError::Lock(e) => Failure::new(Exit::Blocked, e.to_string()).hint("nothing was changed"),
+        RunError::Interrupted(_) => Failure::new(Exit::Blocked, e.to_string()),
+        RunError::NothingToResume(_)
+        | RunError::UnknownMigration(_)
+        | RunError::NothingToRollBack => Failure::bad_input(e.to_string()),
+        other => Failure::failed(other.to_string()),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// The plan as people read it.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Migration plan: {} on {}\n",
+        plan.migration,
+        plan.root.display()
+    ));
+    out.push_str("\nSources\n");
+    if plan.sources.is_empty() {
+        out.push_str("  (no sources file changes)\n");
+    }
+    for change in &plan.sources {
+        for line in change.diff.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if !plan.keys.is_empty() {
+        out.push_str("\nKeys\n");
+        for key in &plan.keys {
+            let note = if key.replaces_existing {
+                " (replaces the file there)"
+            } else {
+                ""
+            };
+            out.push_str(&format!("  + {}{note}\n", key.path));
+        }
+    }
+    out.push_str("\nPackages\n");
+    let t = &plan.transaction;
+    let version = |v: &Option<String>| v.clone().unwrap_or_default();
+    let groups: [(&str, &Vec<ferry_migrate::apt::Change>); 5] = [
+        ("install", &t.install),
+        ("upgrade", &t.upgrade),
+        ("downgrade", &t.downgrade),
+        ("reinstall", &t.reinstall),
+        ("remove", &t.remove),
+    ];
+    if t.is_empty() {
+        out.push_str("  (no package changes)\n");
+    }
+    for (label, changes) in groups {
+        for c in changes {
+            let versions = match (&c.old_version, &c.new_version) {
+                (Some(old), Some(new)) => format!("{old} -> {new}"),
+                (None, new) => version(new),
+                (old, None) => version(old),
+            };
+            out.push_str(&format!("  {label:<9} {:<32} {versions}\n", c.name));
+        }
+    }
+    out.push_str(&format!(
+        "\n  download {}, installed size {}{}\n",
+        mib(plan.download_bytes),
+        if plan.installed_size_delta_bytes < 0 {
+            "-"
+        } else {
+            "+"
+        },
+        mib(plan.installed_size_delta_bytes.unsigned_abs())
+    ));
+    if !plan.space.is_empty() {
+        out.push_str("\nFree space\n");
+        for s in &plan.space {
+            out.push_str(&format!(
+                "  {:<26} {:>12} free, {:>12} needed\n",
+                s.path,
+                mib(s.free_bytes),
+                mib(s.needed_bytes)
+            ));
+        }
+    }
+    out.push_str("\nChecks\n");
+    if plan.findings.is_empty() {
+        out.push_str("  all passed\n");
+    }
+    for f in &plan.findings {
+        let label = match f.severity {
+            Severity::Blocker => "BLOCKER",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        out.push_str(&format!(
+            "  {label:<8} [{}] {}\n           -> {}\n",
+            f.key, f.finding, f.remediation
+        ));
+    }
+    out.push_str(if plan.blocked() {
+        "\nBlocked: resolve the blockers above; nothing was changed.\n"
+    } else {
+        "\nReady: `ferry run` would carry this out.\n"
+    });
+    out
+}
+
+pub fn plan(args: PlanArgs, global: &Global) -> Result<Exit, Failure> {
+    let profile = load_profile(&args.profile)?;
+    let sandbox = tempfile::Builder::new()
+        .prefix("ferry-plan-")
+        .tempdir()
+        .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
+    let plan = ferry_migrate::plan::compute(&global.root, &profile, sandbox.path())
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    if global.json {
+        render::json(&serde_json::json!({ "blocked": plan.blocked(), "plan": plan }));
+    } else {
+        print!("{}", render_plan(&plan));
+    }
+    Ok(if plan.blocked() {
+        Exit::Blocked
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Progress for people: a line per step, apt's own lines indented; plain
+/// lines, so it reads the same on a terminal, in a log and over SSH.
+struct Lines {
+    json: bool,
+}
+
+impl Progress for Lines {
+    fn step(&mut self, step: Step, state: EventState, message: &str) {
+        if self.json {
+            return;
+        }
+        match state {
+            EventState::Ini => eprintln!("==> {}", step.as_str()),
+            EventState::Ok => eprintln!("    {} done", step.as_str()),
+            EventState::Error | EventState::Fail => {
+                eprintln!("    {} FAILED: {message}", step.as_str())
+            }
+            _ => {}
+        }
+    }
+
+    fn line(&mut self, _step: Step, line: &str) {
+        if !self.json {
+            eprintln!("    | {line}");
+        }
+    }
+}
+
+pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
+    let options = RunOptions {
+        no_rollback: args.no_rollback,
+        // Test-only: stop as a power cut would, right after a step.
+        stop_after: std::env::var("FERRY_TEST_STOP_AFTER")
+            .ok()
+            .and_then(|s| Step::ALL.into_iter().find(|step| step.as_str() == s)),
+    };
+    let mut progress = Lines { json: global.json };
+    let outcome = if args.resume {
+        ferry_migrate::run::resume(&global.root, &options, &mut progress).map_err(run_failure)?
+    } else {
+        let path = args
+            .profile
+            .as_deref()
+            .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
+        let profile = load_profile(path)?;
+        confirm(args.yes, &profile)?;
+        ferry_migrate::run::run(&global.root, &profile, &options, &mut progress)
+            .map_err(run_failure)?
+    };
+    Ok(report_outcome(outcome, global))
+}
+
+fn confirm(yes: bool, profile: &Profile) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::bad_input(
+            "ferry run changes the system and there is no terminal to ask",
+        )
+        .hint("review `ferry plan` first, then pass --yes"));
+    }
+    eprint!("Carry out migration `{}` now? [y/N] ", profile.name);
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Failed,
+            "not confirmed; nothing was changed",
+        ))
+    }
+}
+
+fn report_outcome(outcome: RunOutcome, global: &Global) -> Exit {
+    let (exit, value, text) = match &outcome {
+        RunOutcome::Succeeded { id } => (
+            Exit::Ok,
+            serde_json::json!({ "outcome": "succeeded", "migration": id }),
+            format!("Migration {id} complete."),
+        ),
+        RunOutcome::Blocked { plan } => {
+            if !global.json {
+                print!("{}", render_plan(plan));
+            }
+            (
+                Exit::Blocked,
+                serde_json::json!({ "outcome": "blocked", "plan": plan }),
+                "Blocked by the plan's checks; nothing was changed.".to_string(),
+            )
+        }
+        RunOutcome::FailedUnchanged { id, step, error } => (
+            Exit::Failed,
+            serde_json::json!({ "outcome": "failed", "migration": id, "step": step, "error": error, "changed": false }),
+            format!("Migration {id} failed at {}: {error}\nNothing was changed.", step.as_str()),
+        ),
+        RunOutcome::RolledBack { id, step, error, report } => (
+            Exit::RolledBack,
+            serde_json::json!({ "outcome": "rolled-back", "migration": id, "step": step, "error": error, "rollback": report }),
+            format!(
+                "Migration {id} failed at {}: {error}\nRolled back: the system equals its backup again.",
+                step.as_str()
+            ),
+        ),
+        RunOutcome::RollbackIncomplete { id, step, error, differences } => (
+            Exit::RollbackIncomplete,
+            serde_json::json!({ "outcome": "rollback-incomplete", "migration": id, "step": step, "error": error, "differences": differences }),
+            format!(
+                "Migration {id} failed at {}: {error}\nThe rollback is incomplete. Manual action needed for:\n  {}",
+                step.as_str(),
+                differences.join("\n  ")
+            ),
+        ),
+        RunOutcome::FailedLeftAsIs { id, step, error } => (
+            Exit::Failed,
+            serde_json::json!({ "outcome": "failed", "migration": id, "step": step, "error": error, "changed": true }),
+            format!(
+                "Migration {id} failed at {}: {error}\nLeft as it is (--no-rollback); `ferry rollback {id}` restores the backup.",
+                step.as_str()
+            ),
+        ),
+    };
+    if global.json {
+        render::json(&value);
+    } else {
+        println!("{text}");
+    }
+    exit
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::InProgress => "in progress",
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+        Outcome::RolledBack => "rolled back",
+        Outcome::RollbackIncomplete => "rollback incomplete",
+    }
+}
+
+fn time(seconds: Option<u64>) -> String {
+    seconds
+        .map(|s| {
+            ferry_migrate::events::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+        })
+        .unwrap_or_default()
+}
+
+pub fn status(global: &Global) -> Result<Exit, Failure> {
+    let layout = Layout::new(&global.root);
+    let Some(journal) = layout.journals().pop() else {
+        if global.json {
+            render::json(&serde_json::json!({ "migration": null }));
+        } else {
+            println!("No migration has run on this system.");
+        }
+        return Ok(Exit::Ok);
+    };
+    if global.json {
+        render::json(&serde_json::json!({
+            "migration": journal,
+            "log": layout.log(&journal.id),
+            "events": layout.log_dir().join("events.jsonl"),
+            "backup": layout.backup_dir(&journal.id),
+        }));
+        return Ok(Exit::Ok);
+    }
+    print!("{}", render_status(&journal, &layout));
+    Ok(Exit::Ok)
+}
+
+pub fn render_status(journal: &Journal, layout: &Layout) -> String {
+    let mut out = format!(
+        "Migration {} (profile {}): {}\n",
+        journal.id,
+        journal.profile,
+        outcome_name(journal.outcome)
+    );
+    let rows: Vec<Vec<String>> = journal
+        .steps
+        .iter()
+        .map(|r| {
+            let state = match r.state {
+                StepState::Pending => "pending",
+                StepState::Running => "running (interrupted)",
+                StepState::Done => "done",
+                StepState::Failed => "failed",
+            };
+            vec![
+                r.step.as_str().to_string(),
+                state.to_string(),
+                time(r.started),
+                time(r.finished),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&render::table(
+        &["STEP", "STATE", "STARTED", "FINISHED", "ERROR"],
+        &rows,
+    ));
+    out.push_str(&format!(
+        "log: {}\nevents: {}\nbackup: {}\n",
+        layout.log(&journal.id).display(),
+        layout.log_dir().join("events.jsonl").display(),
+        layout.backup_dir(&journal.id).display()
+    ));
+    out
+}
+
+pub fn history(global: &Global) -> Result<Exit, Failure> {
+    let layout = Layout::new(&global.root);
+    let journals = layout.journals();
+    if global.json {
+        render::json(&serde_json::json!({ "migrations": journals }));
+        return Ok(Exit::Ok);
+    }
+    if journals.is_empty() {
+        println!("No migration has run on this system.");
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = journals
+        .iter()
+        .map(|j| {
+            let last = j.steps.iter().rev().find(|r| r.state != StepState::Pending);
+            vec![
+                j.id.clone(),
+                j.profile.clone(),
+                outcome_name(j.outcome).to_string(),
+                last.map(|r| r.step.as_str().to_string())
+                    .unwrap_or_default(),
+                time(Some(j.created)),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(
+            &["MIGRATION", "PROFILE", "OUTCOME", "LAST STEP", "CREATED"],
+            &rows
+        )
+    );
+    Ok(Exit::Ok)
+}
+
+pub fn rollback(args: RollbackArgs, global: &Global) -> Result<Exit, Failure> {
+    let (id, report) = ferry_migrate::run::rollback_migration(&global.root, args.id.as_deref())
+        .map_err(run_failure)?;
+    let exit = if report.complete() {
+        Exit::Ok
+    } else {
+        Exit::RollbackIncomplete
+    };
+    if global.json {
+        render::json(
+            &serde_json::json!({ "migration": id, "complete": report.complete(), "rollback": report }),
+        );
+    } else if report.complete() {
+        println!(
+            "Rolled back {id}: reinstalled {}, purged {}. The installed packages and /etc/apt equal the backup.",
+            report.reinstalled.len(),
+            report.purged.len()
+        );
+    } else {
+        println!("Rollback of {id} is incomplete. Manual action needed for:");
+        for d in &report.differences {
+            println!("  {d}");
+        }
+    }
+    Ok(exit)
+}
