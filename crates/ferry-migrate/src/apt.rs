@@ -250,8 +250,14 @@ impl AptSandbox {
             }
         }
         let sandbox = AptSandbox::create(dir, root, &sources, &[])?;
-        copy_dir_files(&root.join("var/lib/apt/lists"), &sandbox.lists_dir())?;
+        sandbox.seed_lists_from_root()?;
         Ok(sandbox)
+    }
+
+    /// Copies the root's downloaded lists into the sandbox: sources that
+    /// stay the same are then only revalidated by `update`, not fetched again.
+    pub fn seed_lists_from_root(&self) -> Result<(), AptError> {
+        copy_dir_files(&self.root.join("var/lib/apt/lists"), &self.lists_dir())
     }
 
     /// Downloads one package (`name:arch=version`) into `into`.

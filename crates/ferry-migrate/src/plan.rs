@@ -481,6 +481,7 @@ pub fn sandbox_for_target(
         written.push((name, text));
     }
     sandbox.write_sources(&written)?;
+    sandbox.seed_lists_from_root()?;
     Ok(sandbox)
 }
 

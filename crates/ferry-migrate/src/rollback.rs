@@ -121,6 +121,9 @@ fn restore_packages(
         "--allow-change-held-packages",
         "--allow-remove-essential",
         "--no-install-recommends",
+        // What the migration added goes without a trace (no config-files
+        // state left behind); nothing else is removed by this transaction.
+        "--purge",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -157,7 +160,9 @@ fn restore_packages(
         args.push(inside(&file_name));
     }
     for key in purge {
-        args.push(format!("{key}_"));
+        // apt knows `all` packages under the native architecture only.
+        let name = key.strip_suffix(":all").unwrap_or(key);
+        args.push(format!("{name}-"));
     }
     let result = system.run("apt-get", &args);
     let _ = std::fs::remove_dir_all(&staging);
