@@ -20,7 +20,7 @@ use crate::events::{EventLog, EventState};
 use crate::journal::{write_atomic, Journal, JournalError, Outcome, Step};
 use crate::lock::{check_dpkg_idle, LockError, MigrationLock};
 use crate::plan::{compute, Plan, PlanError};
-use crate::profile::Profile;
+use crate::profile::{HookWhen, Profile};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
 use crate::system::SystemRoot;
 
@@ -518,6 +518,7 @@ impl<'a> Runner<'a> {
                 self.apt(&args, step, false)
             }
             Step::Packages => {
+                self.hooks(HookWhen::Before, step)?;
                 let args = self.transaction_args(&["--no-download", "install"]);
                 self.apt(&args, step, false)
             }
@@ -528,10 +529,64 @@ impl<'a> Runner<'a> {
                     .chain(dpkg_conffile_options())
                     .chain(["dist-upgrade".to_string()])
                     .collect();
-                self.apt(&args, step, false)
+                self.apt(&args, step, false)?;
+                self.hooks(HookWhen::After, step)
             }
             Step::Verify => self.verify(),
         }
+    }
+
+    /// Runs the profile's hooks of one kind inside the root, each with its
+    /// timeout; a hook that fails or overruns fails the step.
+    fn hooks(&mut self, when: HookWhen, step: Step) -> Result<(), String> {
+        let hooks: Vec<_> = self
+            .profile
+            .hooks
+            .iter()
+            .filter(|h| h.when == when)
+            .cloned()
+            .collect();
+        for hook in hooks {
+            let _ = self
+                .events
+                .emit(step.as_str(), "hook", EventState::Ini, &hook.run);
+            // Output goes straight to the migration's log: a pipe nobody
+            // reads while waiting could fill up and stall the hook.
+            let log = |e: std::io::Error| format!("hook `{}`: {e}", hook.run);
+            let mut child = self
+                .system
+                .command("sh")
+                .args(["-c", &hook.run])
+                .stdin(Stdio::null())
+                .stdout(self.log.try_clone().map_err(log)?)
+                .stderr(self.log.try_clone().map_err(log)?)
+                .spawn()
+                .map_err(log)?;
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(hook.timeout_seconds);
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) if std::time::Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!(
+                            "hook `{}` ran longer than {} s",
+                            hook.run, hook.timeout_seconds
+                        ));
+                    }
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                    Err(e) => return Err(format!("hook `{}`: {e}", hook.run)),
+                }
+            };
+            if !status.success() {
+                return Err(format!("hook `{}` failed ({status})", hook.run));
+            }
+            let _ = self
+                .events
+                .emit(step.as_str(), "hook", EventState::Ok, &hook.run);
+        }
+        Ok(())
     }
 
     fn backup(&mut self) -> Result<(), String> {
