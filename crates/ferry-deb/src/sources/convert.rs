@@ -231,8 +231,9 @@ fn render(stanzas: &[Stanza], trailing_comments: &[(usize, String)]) -> String {
         types.sort();
         let types: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
         out.push_str(&format!("Types: {}\n", types.join(" ")));
-        // A space ends a word in deb822 lists; a cdrom URI may hold some.
-        let uris: Vec<String> = stanza.uris.iter().map(|u| u.replace(' ', "%20")).collect();
+        // Whitespace ends a word in deb822 lists and a control character
+        // cannot stand in a field; a cdrom URI may hold either.
+        let uris: Vec<String> = stanza.uris.iter().map(|u| escape_uri_word(u)).collect();
         out.push_str(&format!("URIs: {}\n", uris.join(" ")));
         out.push_str(&format!("Suites: {}\n", stanza.suites.join(" ")));
         if !stanza.components.is_empty() {
@@ -260,8 +261,34 @@ fn render(stanzas: &[Stanza], trailing_comments: &[(usize, String)]) -> String {
     out
 }
 
+/// Writes whitespace and control characters of a URI as `%XX`, so the URI
+/// stays one word of a deb822 list (a fuzzer found `\x0b` inside a cdrom
+/// label, which deb822 splits on).
+fn escape_uri_word(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    for c in uri.chars() {
+        if c.is_whitespace() || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn uris_with_whitespace_or_control_characters_stay_one_word() {
+        assert_eq!(
+            super::escape_uri_word("cdrom:[Debian 12\u{b}NETINST]/"),
+            "cdrom:[Debian%2012%0BNETINST]/"
+        );
+    }
+
     use crate::sources::{parse_sources_text, Format};
 
     fn convert(text: &str) -> String {
