@@ -261,18 +261,14 @@ fn records_of_list_and_conversion(list_text: &str) -> (Vec<Record>, Vec<Record>)
     fs::create_dir(&parts).unwrap();
     fs::write(&list, list_text).unwrap();
     let document = read_sources_file(&list).unwrap_or_else(|e| panic!("{e}"));
-    fs::write(parts.join("x.sources"), document.to_deb822()).unwrap();
+    let converted = document.to_deb822().unwrap_or_else(|e| panic!("{e}"));
+    fs::write(parts.join("x.sources"), &converted).unwrap();
     let from_list = apt_records(&dir_options(&list, &empty_parts, lists.path()), None).unwrap();
     let from_sources = apt_records(
         &dir_options(&work.path().join("absent"), &parts, lists.path()),
         None,
     )
-    .unwrap_or_else(|e| {
-        panic!(
-            "apt refused the converted text: {e}\n{}",
-            document.to_deb822()
-        )
-    });
+    .unwrap_or_else(|e| panic!("apt refused the converted text: {e}\n{converted}"));
     (from_list, from_sources)
 }
 

@@ -377,7 +377,7 @@ fn one_line_files_convert_to_deb822() {
         ),
     ] {
         let document = read(source);
-        let converted = document.to_deb822();
+        let converted = document.to_deb822().unwrap();
         assert_golden(expected, &converted);
         let reread =
             parse_sources_file(Path::new(expected), converted).unwrap_or_else(|e| panic!("{e}"));

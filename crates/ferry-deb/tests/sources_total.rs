@@ -160,7 +160,10 @@ fn parsing_rewriting_and_converting_never_panic() {
                     }
                 }
                 if format == Format::OneLine {
-                    let converted = document.to_deb822();
+                    // An entry deb822 cannot express is refused, never mangled.
+                    let Ok(converted) = document.to_deb822() else {
+                        continue;
+                    };
                     if let Err(e) = parse_sources_text(&converted, Format::Deb822) {
                         panic!("{e}\n--- from ---\n{text}\n--- to ---\n{converted}");
                     }

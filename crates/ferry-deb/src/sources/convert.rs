@@ -32,12 +32,26 @@ struct Stanza {
     options: Vec<(String, String)>,
 }
 
+/// An entry the deb822 format cannot express: a suite, component or
+/// option value of the one-line format holding whitespace (apt takes
+/// `[…]` and `"…"` whole in one-line words; deb822 lists split on blanks).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: `{word}` holds whitespace or a control character, which a deb822 list cannot hold")]
+pub struct ConvertError {
+    pub line: usize,
+    pub word: String,
+}
+
+fn representable(word: &str) -> bool {
+    !word.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 impl SourcesDocument {
     /// This document as deb822 `.sources` text (a deb822 document is
-    /// returned as it is).
-    pub fn to_deb822(&self) -> String {
+    /// returned as it is), or which entry cannot be expressed in deb822.
+    pub fn to_deb822(&self) -> Result<String, ConvertError> {
         if self.format == Format::Deb822 {
-            return self.text.clone();
+            return Ok(self.text.clone());
         }
         let mut stanzas = Vec::new();
         let mut pending_comments = Vec::new();
@@ -65,6 +79,21 @@ impl SourcesDocument {
                         options.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
                         options.push((name, value));
                     }
+                    let words = entry.suites.iter().chain(&entry.components).chain(
+                        layout
+                            .options
+                            .iter()
+                            .flat_map(|o| &o.items)
+                            .map(|item| &item.value),
+                    );
+                    for word in words {
+                        if !representable(word) {
+                            return Err(ConvertError {
+                                line: entry.line,
+                                word: word.clone(),
+                            });
+                        }
+                    }
                     stanzas.push(Stanza {
                         comments,
                         enabled: entry.enabled,
@@ -78,7 +107,7 @@ impl SourcesDocument {
             }
         }
         merge_all(&mut stanzas);
-        render(&stanzas, &pending_comments)
+        Ok(render(&stanzas, &pending_comments))
     }
 }
 
@@ -291,10 +320,22 @@ mod tests {
 
     use crate::sources::{parse_sources_text, Format};
 
+    #[test]
+    fn a_suite_with_a_space_is_refused_not_mangled() {
+        let doc = parse_sources_text(
+            "# x\ndeb http://r.example.org/d \"two words\" main\n",
+            Format::OneLine,
+        )
+        .unwrap();
+        let err = doc.to_deb822().unwrap_err();
+        assert_eq!((err.line, err.word.as_str()), (2, "two words"));
+    }
+
     fn convert(text: &str) -> String {
         let converted = parse_sources_text(text, Format::OneLine)
             .unwrap()
-            .to_deb822();
+            .to_deb822()
+            .unwrap();
         parse_sources_text(&converted, Format::Deb822)
             .unwrap_or_else(|e| panic!("{e}\n{converted}"));
         converted

@@ -22,6 +22,7 @@ mod system;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use convert::ConvertError;
 pub use entry::{Format, KeyRef, SignedBy, SourceEntry, SourceOption, SourceType};
 pub use rewrite::{
     unified_diff, ComponentsChange, Edit, Matcher, RewriteError, Rewritten, SignedByChange,
