@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::entry::{deb822_option, normalized_uri, SourceType};
+use super::entry::{deb822_option, normalized_uri, shadows_known_field, SourceType};
 use super::oneline::ListLine;
 use super::{EntryLayout, Format, SourcesDocument};
 
@@ -73,7 +73,11 @@ impl SourcesDocument {
                     }
                     let mut options: Vec<(String, String)> = Vec::new();
                     for item in layout.options.iter().flat_map(|o| &o.items) {
-                        let (name, value) = deb822_option(&item.key, &item.value);
+                        let (mut name, value) = deb822_option(&item.key, &item.value);
+                        if shadows_known_field(&item.key) {
+                            // Kept as a comment (a `#` name is never a field).
+                            name = format!("#{name}");
+                        }
                         // apt keeps the last of a repeated option; deb822
                         // allows a field once.
                         options.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
@@ -273,8 +277,9 @@ fn render(stanzas: &[Stanza], trailing_comments: &[(usize, String)]) -> String {
                 out.push_str(&format!("{name}: {value}\n"));
             } else {
                 // apt ignores an option it does not know in either format;
-                // one whose name cannot be a field is kept for people.
-                out.push_str(&format!("# {name}={value}\n"));
+                // one whose name cannot be a field, or would be read as a
+                // field apt knows, is kept for people as a comment.
+                out.push_str(&format!("# {}={value}\n", name.trim_start_matches('#')));
             }
         }
     }
@@ -319,6 +324,17 @@ mod tests {
     }
 
     use crate::sources::{parse_sources_text, Format};
+
+    #[test]
+    fn an_unknown_option_never_becomes_a_field_apt_knows() {
+        let converted =
+            convert("deb [sIgned-by=relative.gpg x-note=1] http://r.example.org/d s main\n");
+        assert!(
+            converted.contains("# sIgned-by=relative.gpg\n"),
+            "{converted}"
+        );
+        assert!(converted.contains("x-note: 1\n"), "{converted}");
+    }
 
     #[test]
     fn a_suite_with_a_space_is_refused_not_mangled() {

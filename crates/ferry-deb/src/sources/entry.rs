@@ -394,6 +394,20 @@ pub(crate) const OPTION_FIELDS: &[(&str, &str, bool)] = &[
 
 /// The deb822 field for a one-line option, and its value in deb822 form.
 /// Unknown keys are kept as they are: apt ignores them in both formats.
+/// Whether a one-line option apt does not know would, written as a deb822
+/// field, be read as a field apt does know: deb822 field names are
+/// case-insensitive, one-line option names are not (`sIgned-by=` is ignored
+/// in a `.list`, but `sIgned-by:` is `Signed-By:` in a `.sources`).
+pub(crate) fn shadows_known_field(one_line_key: &str) -> bool {
+    const CORE: [&str; 5] = ["Types", "URIs", "Suites", "Components", "Enabled"];
+    let known = OPTION_FIELDS.iter().any(|(key, _, _)| *key == one_line_key);
+    !known
+        && (CORE.iter().any(|f| f.eq_ignore_ascii_case(one_line_key))
+            || OPTION_FIELDS
+                .iter()
+                .any(|(_, field, _)| field.eq_ignore_ascii_case(one_line_key)))
+}
+
 pub(crate) fn deb822_option(key: &str, value: &str) -> (String, String) {
     match OPTION_FIELDS
         .iter()
