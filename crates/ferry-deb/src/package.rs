@@ -109,6 +109,9 @@ pub struct BinaryPackage<'a> {
     pub sha256: Option<&'a str>,
     pub selection: Selection,
     pub state: InstallState,
+    /// dpkg's `reinstreq` flag: an interrupted unpack left the package
+    /// broken, and only a reinstall (or a forced purge) clears it.
+    pub reinstall_required: bool,
     /// 1-based line of the stanza in its file.
     pub line: usize,
 }
@@ -175,7 +178,7 @@ impl<'a> BinaryPackage<'a> {
             })?;
         }
         if let Some(f) = status_field {
-            (package.selection, package.state) = parse_status(f)?;
+            (package.selection, package.reinstall_required, package.state) = parse_status(f)?;
         }
         Ok(package)
     }
@@ -211,6 +214,7 @@ impl<'a> BinaryPackage<'a> {
             sha256: None,
             selection: Selection::Unknown,
             state: InstallState::Available,
+            reinstall_required: false,
             line,
         }
     }
@@ -401,7 +405,7 @@ fn parse_source_field<'a>(f: &Field<'a>) -> Result<(&'a str, Option<VersionRef<'
 }
 
 /// `Status: want flag state`, e.g. `install ok installed`.
-fn parse_status(f: &Field<'_>) -> Result<(Selection, InstallState), RecordError> {
+fn parse_status(f: &Field<'_>) -> Result<(Selection, bool, InstallState), RecordError> {
     let bad = || RecordError::Value {
         line: f.line,
         field: "Status",
@@ -409,7 +413,7 @@ fn parse_status(f: &Field<'_>) -> Result<(Selection, InstallState), RecordError>
         expected: "`want flag state`, e.g. `install ok installed`",
     };
     let mut words = f.value.split_ascii_whitespace();
-    let (Some(want), Some(_flag), Some(state), None) =
+    let (Some(want), Some(flag), Some(state), None) =
         (words.next(), words.next(), words.next(), words.next())
     else {
         return Err(bad());
@@ -433,7 +437,12 @@ fn parse_status(f: &Field<'_>) -> Result<(Selection, InstallState), RecordError>
         "installed" => InstallState::Installed,
         _ => return Err(bad()),
     };
-    Ok((selection, state))
+    let reinstall_required = match flag {
+        "ok" => false,
+        "reinstreq" => true,
+        _ => return Err(bad()),
+    };
+    Ok((selection, reinstall_required, state))
 }
 
 /// Reads every binary package of a Packages or status text, on all cores.

@@ -12,7 +12,7 @@ use std::fmt;
 use crate::version::VersionRef;
 
 /// A version operator of a relation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RelOp {
     #[serde(rename = "<<")]
     Lt,

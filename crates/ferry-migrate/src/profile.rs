@@ -29,7 +29,7 @@ pub struct ProfileError {
 }
 
 /// A checked profile, with key files already read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Profile {
     pub path: PathBuf,
     pub name: String,
@@ -48,9 +48,22 @@ pub struct Profile {
 /// A Debian package name: lowercase letters, digits and `+ - .`, at least
 /// two characters, starting with a letter or digit (Debian policy 5.6.1).
 /// It can never hold a space or a shell metacharacter.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PackageName(String);
+
+impl TryFrom<String> for PackageName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        PackageName::parse(&text)
+    }
+}
+
+impl From<PackageName> for String {
+    fn from(name: PackageName) -> String {
+        name.0
+    }
+}
 
 impl PackageName {
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -82,7 +95,7 @@ impl std::fmt::Display for PackageName {
 }
 
 /// `>= 1.2`: an operator and a version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct VersionRequirement {
     pub op: RelOp,
     pub version: Version,
@@ -120,7 +133,7 @@ impl std::fmt::Display for VersionRequirement {
 }
 
 /// Which APT source entries a rule applies to; unset fields match anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct SourceMatch {
     /// A URI prefix, compared without a trailing `/`.
     pub uri: Option<String>,
@@ -129,7 +142,7 @@ pub struct SourceMatch {
 }
 
 /// What a matched entry becomes; unset fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct SourceChange {
     pub uri: Option<String>,
     pub suite: Option<String>,
@@ -140,7 +153,7 @@ pub struct SourceChange {
 
 /// The Release fields the new repository is expected to carry. APT refuses
 /// an Origin/Label/Suite change unless told; ferry allows exactly these.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct ExpectRelease {
     pub origin: Option<String>,
     pub label: Option<String>,
@@ -148,7 +161,7 @@ pub struct ExpectRelease {
     pub codename: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct SourceRule {
     pub matches: SourceMatch,
     pub set: SourceChange,
@@ -156,27 +169,27 @@ pub struct SourceRule {
 }
 
 /// A key to install: where it goes and its bytes (binary or armored).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Key {
     pub install_to: PathBuf,
     pub bytes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Replacement {
     pub from: PackageName,
     pub to: PackageName,
 }
 
 /// An APT pin written to `/etc/apt/preferences.d/` for the migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Pin {
     pub package: String,
     pub pin: String,
     pub priority: i32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Checks {
     /// Minimum free space in MiB per path apt writes to (`/var/cache/apt`, `/usr`, `/boot`).
     pub min_free_mib: Vec<(PathBuf, u64)>,
@@ -188,7 +201,7 @@ pub struct Checks {
     pub commands: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Verify {
     /// os-release fields and the values they must have afterwards.
     pub os_release: Vec<(String, String)>,
@@ -202,7 +215,7 @@ pub enum HookWhen {
     After,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Hook {
     pub when: HookWhen,
     /// A script path, run with `/bin/sh -c` inside the root.

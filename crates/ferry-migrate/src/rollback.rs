@@ -84,6 +84,28 @@ pub fn package_changes(before: &Snapshot, now: &Snapshot) -> (Vec<String>, Vec<S
 
 pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, RollbackError> {
     let system = SystemRoot::new(root);
+    // A run killed inside dpkg leaves packages half-configured or needing a
+    // reinstall; settle what dpkg can finish, and purge the broken packages
+    // the migration added (apt refuses to touch them without an archive).
+    let _ = system.run("dpkg", &["--configure".into(), "-a".into()]);
+    let now = Snapshot::capture(root)?;
+    let (_, purge) = package_changes(&backup.snapshot, &now);
+    for name in broken_packages(root)? {
+        if purge
+            .iter()
+            .any(|key| key.split(':').next() == Some(name.as_str()))
+        {
+            system.run(
+                "dpkg",
+                &[
+                    "--purge".into(),
+                    "--force-remove-reinstreq".into(),
+                    "--force-depends".into(),
+                    name,
+                ],
+            )?;
+        }
+    }
     let now = Snapshot::capture(root)?;
     let (reinstall, purge) = package_changes(&backup.snapshot, &now);
 
@@ -100,6 +122,33 @@ pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, Rollback
         purged: purge,
         differences: backup.snapshot.diff(&after),
     })
+}
+
+/// Packages dpkg left half-installed or flagged for reinstallation.
+fn broken_packages(root: &Path) -> Result<Vec<String>, RollbackError> {
+    let path = root.join("var/lib/dpkg/status");
+    let text = ferry_deb::index::read_to_string(&path).map_err(|e| RollbackError::Io {
+        path: path.clone(),
+        source: e.source,
+    })?;
+    let packages =
+        ferry_deb::package::parse_binary_packages(&text).map_err(|e| RollbackError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+    Ok(packages
+        .iter()
+        .filter(|p| {
+            p.reinstall_required
+                || matches!(
+                    p.state,
+                    ferry_deb::package::InstallState::HalfInstalled
+                        | ferry_deb::package::InstallState::Unpacked
+                        | ferry_deb::package::InstallState::HalfConfigured
+                )
+        })
+        .map(|p| p.name.to_string())
+        .collect())
 }
 
 fn restore_packages(

@@ -163,6 +163,8 @@ pub trait Progress {
     fn line(&mut self, step: Step, line: &str);
 }
 
+const PROFILE_JSON: &str = "profile.json";
+
 /// A plan saved beside the journal, so a resumed run does what was planned.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedPlan {
@@ -203,6 +205,13 @@ pub fn run(
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let profile_text = std::fs::read(&profile.path).unwrap_or_default();
     write_atomic(&dir.join("profile.toml"), &profile_text).map_err(io(&dir))?;
+    // The checked profile, key bytes included: a resumed run must not depend
+    // on files beside the original profile still being there.
+    write_atomic(
+        &dir.join(PROFILE_JSON),
+        &serde_json::to_vec_pretty(profile).unwrap_or_default(),
+    )
+    .map_err(io(&dir))?;
     let installed = crate::snapshot::installed_packages(root).map_err(PlanError::from)?;
     let saved = SavedPlan {
         install: plan.install.clone(),
@@ -248,7 +257,12 @@ pub fn resume(
     let _lock = MigrationLock::acquire(&layout.lock(), &id)?;
     check_dpkg_idle(root)?;
     let dir = layout.migration_dir(&id);
-    let profile = Profile::load(&dir.join("profile.toml"))?;
+    let profile_path = dir.join(PROFILE_JSON);
+    let profile: Profile = std::fs::read(&profile_path)
+        .map_err(io(&profile_path))
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| io(&profile_path)(std::io::Error::other(e)))
+        })?;
     let plan_path = dir.join("plan.json");
     let saved: SavedPlan = std::fs::read(&plan_path)
         .map_err(io(&plan_path))
@@ -670,12 +684,24 @@ impl<'a> Runner<'a> {
             .collect()
     }
 
+    /// apt's arguments for the planned transaction. Removals name only what
+    /// is still installed: a resumed run may find some already gone, and apt
+    /// refuses to remove a package it no longer knows.
     fn transaction_args(&self, verb: &[&str]) -> Vec<String> {
+        let installed = crate::snapshot::installed_packages(&self.layout.root).unwrap_or_default();
+        let still_installed =
+            |name: &str| installed.keys().any(|k| k.split(':').next() == Some(name));
         let mut args: Vec<String> = vec!["-y".into(), "-q".into()];
         args.extend(dpkg_conffile_options());
         args.extend(verb.iter().map(|s| s.to_string()));
         args.extend(self.saved.install.iter().cloned());
-        args.extend(self.saved.remove.iter().map(|r| format!("{r}-")));
+        args.extend(
+            self.saved
+                .remove
+                .iter()
+                .filter(|r| still_installed(r))
+                .map(|r| format!("{r}-")),
+        );
         args
     }
 
