@@ -437,3 +437,123 @@ pub fn rollback(args: RollbackArgs, global: &Global) -> Result<Exit, Failure> {
     }
     Ok(exit)
 }
+
+#[cfg(test)]
+mod tests {
+    //! What people and scripts see of a plan and a status, reviewed as
+    //! snapshots (`cargo insta review` after an intended change).
+
+    use super::*;
+    use ferry_migrate::apt::{Change, Transaction};
+    use ferry_migrate::journal::Journal;
+    use ferry_migrate::plan::{Finding, KeyInstall, SourcesChange, SpaceCheck};
+
+    fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
+        Change {
+            name: name.into(),
+            arch: Some("all".into()),
+            old_version: old.map(Into::into),
+            new_version: new.map(Into::into),
+            from: new.map(|_| "new-org:stable/stable".into()),
+        }
+    }
+
+    fn plan() -> Plan {
+        let old = "# ACME\nTypes: deb\nURIs: http://old.example.org/acme\nSuites: stable\nComponents: main\n";
+        let new = "# ACME\nTypes: deb\nURIs: http://new.example.org/acme\nSuites: stable\nComponents: main\n";
+        Plan {
+            migration: "acme-org-move".into(),
+            root: "/".into(),
+            sources: vec![SourcesChange {
+                path: "/etc/apt/sources.list.d/acme.sources".into(),
+                old_text: old.into(),
+                new_text: new.into(),
+                diff: ferry_deb::sources::unified_diff(
+                    old,
+                    new,
+                    "a/etc/apt/sources.list.d/acme.sources",
+                    "b/etc/apt/sources.list.d/acme.sources",
+                ),
+            }],
+            keys: vec![KeyInstall {
+                path: "/usr/share/keyrings/new-org.gpg".into(),
+                replaces_existing: false,
+            }],
+            install: vec!["acme-core".into()],
+            remove: vec!["acme-daemon".into(), "acme-legacy".into()],
+            transaction: Transaction {
+                install: vec![change("acme-core", None, Some("2.0"))],
+                upgrade: vec![change("acme-sdk", Some("1.0"), Some("1.1"))],
+                downgrade: vec![],
+                reinstall: vec![],
+                remove: vec![
+                    change("acme-daemon", Some("1.0"), None),
+                    change("acme-legacy", Some("1.0"), None),
+                ],
+            },
+            download_bytes: 3 << 20,
+            installed_size_delta_bytes: 512 << 10,
+            space: vec![SpaceCheck {
+                path: "/var/cache/apt/archives".into(),
+                free_bytes: 2 << 20,
+                needed_bytes: 3 << 20,
+            }],
+            findings: vec![
+                Finding {
+                    key: "free-space:/var/cache/apt/archives".into(),
+                    severity: Severity::Blocker,
+                    finding: "/var/cache/apt/archives has 2 MiB free, the migration needs 3 MiB".into(),
+                    remediation: "free space on the filesystem of /var/cache/apt/archives (apt-get clean, remove old kernels)".into(),
+                },
+                Finding {
+                    key: "held-package:acme-tools".into(),
+                    severity: Severity::Info,
+                    finding: "acme-tools is held and stays as it is".into(),
+                    remediation: "nothing to do".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn plan_for_people() {
+        insta::assert_snapshot!(render_plan(&plan()));
+    }
+
+    #[test]
+    fn plan_as_json() {
+        let p = plan();
+        insta::assert_json_snapshot!(serde_json::json!({ "blocked": p.blocked(), "plan": p }));
+    }
+
+    fn journal() -> Journal {
+        let mut j = Journal::new("acme-org-move-20261122T120000Z", "acme-org-move", "00");
+        j.created = 1_795_348_800;
+        for step in [Step::Preflight, Step::Backup, Step::Sources] {
+            j.begin(step).unwrap();
+            j.finish(step, Ok(())).unwrap();
+        }
+        j.begin(Step::Update).unwrap();
+        j.finish(
+            Step::Update,
+            Err("apt-get update failed: E: The repository is not signed.".into()),
+        )
+        .unwrap();
+        for record in &mut j.steps {
+            record.started = record.started.map(|_| 1_795_348_800);
+            record.finished = record.finished.map(|_| 1_795_348_801);
+        }
+        j
+    }
+
+    #[test]
+    fn status_for_people() {
+        let layout = Layout::new(Path::new("/"));
+        insta::assert_snapshot!(render_status(&journal(), &layout));
+    }
+
+    #[test]
+    fn status_as_json() {
+        insta::assert_json_snapshot!(journal());
+    }
+}
