@@ -407,3 +407,57 @@ fn a_wrongly_signed_repository_blocks_the_plan() {
     expect_exit(&run, 3);
     assert_eq!(untouched_state(&world.sys), before);
 }
+
+/// Benchmark, not a check (run by `bench/migration-overhead.sh`): the
+/// organisation move with `ferry run` against plain apt-get making the same
+/// package changes on an identical chroot, and the ratio.
+#[test]
+#[ignore]
+fn bench_overhead_against_plain_apt() {
+    skip_unless_possible!();
+    let rounds: usize = std::env::var("FERRY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let (mut ferry_best, mut apt_best) = (f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        let world = World::new(new_core());
+        let started = std::time::Instant::now();
+        expect_exit(&world.sys.ferry(&["run", &world.profile(), "--yes"]), 0);
+        ferry_best = ferry_best.min(started.elapsed().as_secs_f64());
+        world.assert_moved();
+
+        let world = World::new(new_core());
+        let new_uri = world
+            .new_server
+            .as_ref()
+            .map(Server::uri)
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
+        world.sys.write(
+            "/etc/apt/sources.list.d/acme.sources",
+            format!("# ACME device packages\nTypes: deb\nURIs: {new_uri}\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/new-org.gpg\n"),
+        );
+        world.sys.write(
+            "/usr/share/keyrings/new-org.gpg",
+            std::fs::read(world.profile_dir.path().join("new-org.gpg")).unwrap(),
+        );
+        world.sys.ok(&["apt-get", "update", "-q"]);
+        world.sys.ok(&[
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "acme-core",
+            "acme-daemon-",
+            "acme-legacy-",
+        ]);
+        world.sys.ok(&["apt-get", "dist-upgrade", "-y", "-q"]);
+        apt_best = apt_best.min(started.elapsed().as_secs_f64());
+        world.assert_moved();
+    }
+    println!("organisation move, best of {rounds}:");
+    println!("  ferry run (plan, backup, journal, verify): {ferry_best:6.2} s");
+    println!("  plain apt-get (same package changes):     {apt_best:6.2} s");
+    println!("  overhead ratio: {:.2}x", ferry_best / apt_best);
+}
