@@ -195,6 +195,8 @@ pub fn run(
         .tempdir()
         .map_err(io(Path::new("/tmp")))?;
     let plan = compute(root, profile, sandbox.path())?;
+    // The sandbox's lists are not needed once the plan is made.
+    drop(sandbox);
     if plan.blocked() {
         return Ok(RunOutcome::Blocked {
             plan: Box::new(plan),
