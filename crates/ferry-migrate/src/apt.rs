@@ -308,7 +308,6 @@ impl AptSandbox {
             ),
             // The sandbox is ours alone; dpkg's lock belongs to the system.
             "Debug::NoLocking=1".to_string(),
-            "APT::Get::List-Cleanup=0".to_string(),
             "Acquire::Languages=none".to_string(),
         ];
         if let Some(arch) = dpkg_native_arch(&self.root) {

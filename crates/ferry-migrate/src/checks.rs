@@ -7,6 +7,7 @@
 //! them changes anything.
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::path::{Path, PathBuf};
 
 use ferry_deb::os_release::OsRelease;
@@ -199,6 +200,48 @@ fn obsolete_packages(root: &Path) -> Vec<Finding> {
                     "ferry keeps a rebuilt .deb of it in the backup when the migration touches it"
                         .into(),
             })
+        })
+        .collect()
+}
+
+/// Installed packages that a current repository offers, that the
+/// transaction keeps, and that no target repository offers in any version:
+/// the migration would strand them (nothing could reinstall or upgrade
+/// them). Packages no current repository offers are not the migration's
+/// doing (see `not-from-a-repository`).
+pub fn missing_in_target(
+    root: &Path,
+    target_lists: &Path,
+    installed: &BTreeMap<String, crate::snapshot::InstalledPackage>,
+    transaction: &Transaction,
+    profile: &Profile,
+) -> Vec<Finding> {
+    let target = available_versions(target_lists);
+    let current = available_versions(&root.join("var/lib/apt/lists"));
+    if target.is_empty() {
+        return Vec::new();
+    }
+    let leaving: std::collections::BTreeSet<&str> = transaction
+        .remove
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(profile.remove.iter().map(|p| p.as_str()))
+        .chain(profile.replace.iter().map(|r| r.from.as_str()))
+        .collect();
+    let mut names: Vec<&str> = installed
+        .keys()
+        .map(|k| k.split(':').next().unwrap_or(k))
+        .collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| current.contains_key(*name) && !leaving.contains(name) && !target.contains_key(*name))
+        .map(|name| {
+            blocker(
+                format!("no-version-in-target:{name}"),
+                format!("{name} is installed, and no repository of the target sources offers it"),
+                format!("add {name} to [packages] remove in the profile, or publish it in the new repository"),
+            )
         })
         .collect()
 }

@@ -403,6 +403,13 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         }
     };
     findings.extend(transaction_findings(profile, &transaction, &installed));
+    findings.extend(crate::checks::missing_in_target(
+        root,
+        &sandbox.lists_dir(),
+        &installed,
+        &transaction,
+        profile,
+    ));
     findings.extend(crate::checks::release_findings(
         &sandbox.lists_dir(),
         profile,

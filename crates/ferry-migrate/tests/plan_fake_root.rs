@@ -51,6 +51,11 @@ struct Fixture {
 
 /// `core_conflicts` are packages acme-core conflicts with besides acme-daemon.
 fn fixture(core_conflicts: &str) -> Fixture {
+    fixture_with(core_conflicts, true)
+}
+
+/// `new_has_extra`: whether the new repository still offers acme-extra.
+fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     let old = work.path().join("old-org");
@@ -97,8 +102,17 @@ fn fixture(core_conflicts: &str) -> Fixture {
         "2.0",
         &format!("Conflicts: acme-daemon{core_conflicts}\nReplaces: acme-daemon\n"),
     );
-    build_deb(&new, "acme-extra", "1.0", "");
+    if new_has_extra {
+        build_deb(&new, "acme-extra", "1.0", "");
+    }
     index_flat_repo(&new);
+    // What apt downloaded for the current sources, as apt names it.
+    std::fs::create_dir_all(root.join("var/lib/apt/lists")).unwrap();
+    std::fs::copy(
+        old.join("Packages"),
+        root.join("var/lib/apt/lists/old-org_._Packages"),
+    )
+    .unwrap();
     let sandbox = work.path().join("sandbox");
     Fixture {
         root,
@@ -212,4 +226,25 @@ fn os_checks_block_a_profile_for_another_system() {
         .map(|f| f.key.as_str())
         .collect();
     assert!(keys.contains(&"os-id"), "{keys:?}");
+}
+
+#[test]
+fn a_package_the_new_repository_lacks_blocks_the_plan() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture_with("", false);
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let keys: Vec<&str> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["no-version-in-target:acme-extra"],
+        "{:#?}",
+        plan.findings
+    );
 }
