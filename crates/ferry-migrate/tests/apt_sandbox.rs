@@ -7,31 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{build_deb, hash_tree, have, index_flat_repo};
+use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
 use ferry_migrate::apt::AptSandbox;
-
-const STATUS: &str = "\
-Package: acme-daemon
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: old daemon
-
-Package: acme-legacy
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: deprecated
-
-Package: acme-sdk
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: sdk
-";
 
 #[test]
 fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {

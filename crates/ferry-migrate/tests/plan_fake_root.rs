@@ -7,39 +7,16 @@ mod common;
 
 use std::path::Path;
 
-use common::{build_deb, hash_tree, have, index_flat_repo};
+use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
 use ferry_migrate::plan::{compute, Severity};
 use ferry_migrate::Profile;
 
-const STATUS: &str = "\
-Package: acme-daemon
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: old daemon
-
-Package: acme-legacy
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: deprecated
-
-Package: acme-sdk
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: sdk
-
-Package: acme-extra
-Status: install ok installed
-Version: 1.0
-Architecture: all
-Maintainer: Test <test@example.org>
-Description: something the new core conflicts with
-";
+/// The common status plus a package the new core may conflict with.
+fn status() -> String {
+    format!(
+        "{STATUS}\nPackage: acme-extra\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: something the new core conflicts with\n"
+    )
+}
 
 struct Fixture {
     _work: tempfile::TempDir,
@@ -65,7 +42,7 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
     }
     std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
     std::fs::create_dir_all(root.join("etc/apt/sources.list.d")).unwrap();
-    std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), status()).unwrap();
     // dpkg --audit expects a file list and md5sums for every installed package.
     std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
     for name in ["acme-daemon", "acme-legacy", "acme-sdk", "acme-extra"] {

@@ -71,3 +71,27 @@ pub fn index_flat_repo(repo: &Path) {
     assert!(scan.status.success());
     std::fs::write(repo.join("Packages"), &scan.stdout).unwrap();
 }
+
+/// A dpkg status with the old organisation's three packages installed.
+pub const STATUS: &str = "\
+Package: acme-daemon
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: old daemon
+
+Package: acme-legacy
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: deprecated
+
+Package: acme-sdk
+Status: install ok installed
+Version: 1.0
+Architecture: all
+Maintainer: Test <test@example.org>
+Description: sdk
+";
