@@ -1,0 +1,153 @@
+//! ferry-solve answers installability questions about Debian packages, as
+//! dose-distcheck does: which packages of a set of Packages files (and a
+//! dpkg status) can be installed at all, and why not.
+//!
+//! `Universe` resolves relations once; `Solver` decides; `check` runs a
+//! whole universe (on all cores) and returns reports with explanations that
+//! name packages, versions and the dependencies as written. Not for reading
+//! files (ferry-deb) or rendering (the CLI).
+
+pub mod solver;
+pub mod universe;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use solver::{Cause, Solver, Verdict};
+pub use universe::{PkgId, Universe};
+
+/// A package as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageRef {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+/// One step of a dependency chain: this package needs this dependency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainStep {
+    #[serde(flatten)]
+    pub package: PackageRef,
+    pub depends: String,
+}
+
+/// Why a package is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The last dependency of the chain has no package that satisfies it.
+    Missing {
+        chain: Vec<ChainStep>,
+        unsat_dependency: String,
+    },
+    /// Two packages that cannot be installed together, each pulled in by a chain.
+    Conflict {
+        pkg1: PackageRef,
+        pkg2: PackageRef,
+        chain1: Vec<ChainStep>,
+        chain2: Vec<ChainStep>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub package: PackageRef,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+}
+
+impl Universe<'_> {
+    pub fn package_ref(&self, id: PkgId) -> PackageRef {
+        let p = self.records[id as usize];
+        PackageRef {
+            package: p.name.to_string(),
+            version: p.version.to_string(),
+            architecture: p.architecture.to_string(),
+        }
+    }
+
+    fn chain(&self, steps: &[(PkgId, usize)]) -> Vec<ChainStep> {
+        steps
+            .iter()
+            .filter_map(|&(p, ci)| {
+                let clause = self.clauses.get(p as usize)?.get(ci)?;
+                Some(ChainStep {
+                    package: self.package_ref(p),
+                    depends: self.clause_text(p, clause),
+                })
+            })
+            .collect()
+    }
+
+    pub fn reason(&self, cause: &Cause) -> Reason {
+        match cause {
+            Cause::Missing { chain } => {
+                let steps = self.chain(chain);
+                Reason::Missing {
+                    unsat_dependency: steps.last().map(|s| s.depends.clone()).unwrap_or_default(),
+                    chain: steps,
+                }
+            }
+            Cause::Conflict {
+                a,
+                b,
+                chain_a,
+                chain_b,
+            } => Reason::Conflict {
+                pkg1: self.package_ref(*a),
+                pkg2: self.package_ref(*b),
+                chain1: self.chain(chain_a),
+                chain2: self.chain(chain_b),
+            },
+        }
+    }
+}
+
+/// Checks `targets` (all packages when `None`) of a universe, on all cores;
+/// with `explain`, broken packages carry their reasons. Reports keep the
+/// universe's order.
+pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) -> Vec<Report> {
+    let all: Vec<PkgId> = (0..universe.len() as PkgId).collect();
+    let targets = targets.unwrap_or(&all);
+    let threads = rayon::current_num_threads().max(1);
+    // Each worker owns a solver (the search state is not shared); chunks
+    // interleave so that both workers see similar packages early and their
+    // caches of installable packages fill alike.
+    let parts: Vec<Vec<(usize, Report)>> = (0..threads)
+        .into_par_iter()
+        .map(|worker| {
+            let mut solver = Solver::new(universe);
+            targets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i / 512) % threads == worker)
+                .map(|(i, &id)| {
+                    let verdict = solver.check(id);
+                    let reasons = if verdict == Verdict::Broken && explain {
+                        vec![universe.reason(&solver.explain(id))]
+                    } else {
+                        Vec::new()
+                    };
+                    let status = match verdict {
+                        Verdict::Installable => "ok",
+                        Verdict::Broken => "broken",
+                    };
+                    (
+                        i,
+                        Report {
+                            package: universe.package_ref(id),
+                            status,
+                            reasons,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let mut reports: Vec<(usize, Report)> = parts.into_iter().flatten().collect();
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
