@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod profile;
+pub mod release;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;

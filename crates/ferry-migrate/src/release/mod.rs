@@ -1,0 +1,16 @@
+//! Release upgrades: the meta-release index that says which release comes
+//! next, the signed bundle that says how to get there, and the
+//! configuration naming both trust anchors (`/etc/ferry/release.toml`).
+//!
+//! This module fetches, verifies and unpacks; turning a bundle into a
+//! migration profile is `bundle::to_profile`, and running it is `run`'s job.
+
+pub mod bundle;
+pub mod config;
+pub mod fetch;
+pub mod meta;
+pub mod signature;
+
+pub use bundle::{Bundle, BundleError};
+pub use config::{Config, ConfigError};
+pub use meta::{offer, MetaError, MetaRelease, Offer, OfferError, ReleaseEntry};

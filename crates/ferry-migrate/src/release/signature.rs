@@ -1,0 +1,164 @@
+//! Detached OpenPGP signatures, checked by the tools apt itself uses:
+//! `gpgv`, read with the rules of apt's gpgv method (a `VALIDSIG` and no
+//! `EXPKEYSIG`/`EXPSIG`/`REVKEYSIG`/`BADSIG`/`ERRSIG`/`NO_PUBKEY`/`NODATA`), and `sqv` too when
+//! installed; every verifier present must accept. The keyring is a binary
+//! OpenPGP keyring (apt's `.gpg`). ferry adds no crypto of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error("no signature: {} is missing or empty", signature.display())]
+    Missing { signature: PathBuf },
+    #[error("keyring {} cannot be read: {source}", keyring.display())]
+    Keyring {
+        keyring: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("neither sqv nor gpgv can be run (apt-get install sqv)")]
+    NoVerifier,
+    #[error("{tool} refused the signature {} of {}: {reason}", signature.display(), data.display())]
+    Refused {
+        tool: &'static str,
+        signature: PathBuf,
+        data: PathBuf,
+        reason: String,
+    },
+}
+
+/// Who signed, as the verifier reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verified {
+    pub tool: &'static str,
+    /// Fingerprints (sqv) or the verifier's status line (gpgv).
+    pub signers: Vec<String>,
+}
+
+/// Checks that `signature` is a good detached signature of `data` by a
+/// valid key of `keyring`.
+pub fn verify_detached(
+    keyring: &Path,
+    signature: &Path,
+    data: &Path,
+) -> Result<Verified, SignatureError> {
+    match std::fs::metadata(signature) {
+        Ok(m) if m.len() > 0 => {}
+        _ => {
+            return Err(SignatureError::Missing {
+                signature: signature.to_path_buf(),
+            })
+        }
+    }
+    std::fs::File::open(keyring).map_err(|source| SignatureError::Keyring {
+        keyring: keyring.to_path_buf(),
+        source,
+    })?;
+    let refused = |tool, reason: String| SignatureError::Refused {
+        tool,
+        signature: signature.to_path_buf(),
+        data: data.to_path_buf(),
+        reason,
+    };
+    let mut verified: Option<Verified> = None;
+    // gpgv first: its status lines tell an expired or revoked key apart,
+    // and apt's gpgv method refuses exactly those (sqv judges a key at the
+    // time the signature was made, so it alone would accept a signature
+    // made before the key expired).
+    if let Ok(gpgv) = Command::new("gpgv")
+        .args(["--status-fd", "1", "--keyring"])
+        .arg(keyring)
+        .arg(signature)
+        .arg(data)
+        .env("LC_ALL", "C")
+        .output()
+    {
+        let status = String::from_utf8_lossy(&gpgv.stdout);
+        let valid: Vec<String> = status
+            .lines()
+            .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect();
+        let bad: Vec<&str> = status
+            .lines()
+            .filter_map(|l| l.strip_prefix("[GNUPG:] "))
+            .filter(|l| REFUSED.iter().any(|s| l.starts_with(s)))
+            .collect();
+        if !gpgv.status.success() || valid.is_empty() || !bad.is_empty() {
+            let mut why = bad.iter().map(|l| describe(l)).collect::<Vec<_>>();
+            if why.is_empty() {
+                why.push(reason(&gpgv.stderr));
+            }
+            return Err(refused("gpgv", why.join("; ")));
+        }
+        verified = Some(Verified {
+            tool: "gpgv",
+            signers: valid,
+        });
+    }
+    // sqv as well when installed: apt's default verifier, with its own
+    // policy on weak algorithms. Both must agree.
+    if let Ok(out) = Command::new("sqv")
+        .arg("--keyring")
+        .arg(keyring)
+        .arg("--")
+        .arg(signature)
+        .arg(data)
+        .output()
+    {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let signers: Vec<String> = stdout.lines().map(|l| l.trim().to_string()).collect();
+        if !out.status.success() || signers.is_empty() {
+            return Err(refused("sqv", reason(&out.stderr)));
+        }
+        if verified.is_none() {
+            verified = Some(Verified {
+                tool: "sqv",
+                signers,
+            });
+        }
+    }
+    verified.ok_or(SignatureError::NoVerifier)
+}
+
+/// The gpgv status keywords apt's gpgv method treats as a failure.
+const REFUSED: [&str; 7] = [
+    "EXPKEYSIG",
+    "EXPSIG",
+    "REVKEYSIG",
+    "BADSIG",
+    "ERRSIG",
+    "NO_PUBKEY",
+    "NODATA",
+];
+
+fn describe(status: &str) -> String {
+    let mut words = status.split_whitespace();
+    let keyword = words.next().unwrap_or("");
+    let key = words.next().unwrap_or("?");
+    match keyword {
+        "EXPKEYSIG" => format!("the key {key} has expired"),
+        "EXPSIG" => format!("the signature by {key} has expired"),
+        "REVKEYSIG" => format!("the key {key} is revoked"),
+        "NODATA" => "the signature file holds no OpenPGP signature".to_string(),
+        "BADSIG" => format!("bad signature by {key} (the file was changed)"),
+        "NO_PUBKEY" => format!("the key {key} is not in the keyring"),
+        _ => format!("the signature cannot be checked ({status})"),
+    }
+}
+
+/// The verifier's own words, on one line.
+fn reason(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        "no valid signature".to_string()
+    } else {
+        lines.join("; ")
+    }
+}
