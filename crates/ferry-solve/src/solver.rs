@@ -54,6 +54,7 @@ pub struct Solver<'u, 'a> {
     queue_head: usize,
     open: Vec<(PkgId, u32)>,
     last_conflict: Option<(PkgId, PkgId)>,
+    last_violated: Option<(PkgId, u32)>,
 }
 
 const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
@@ -115,6 +116,7 @@ impl<'u, 'a> Solver<'u, 'a> {
             queue_head: 0,
             open: Vec::new(),
             last_conflict: None,
+            last_violated: None,
         }
     }
 
@@ -157,6 +159,7 @@ impl<'u, 'a> Solver<'u, 'a> {
         match (unset_count, unset) {
             (0, _) => {
                 self.last_conflict = None;
+                self.last_violated = Some((p, ci));
                 false
             }
             (1, Some(q)) => {
@@ -312,8 +315,8 @@ impl<'u, 'a> Solver<'u, 'a> {
         self.undo_to(0);
         self.open.clear();
         self.last_conflict = None;
+        self.last_violated = None;
         self.set(root, TRUE, NO_REASON);
-        let mut violated = None;
         loop {
             let before = self.trail.len();
             if !self.propagate() {
@@ -331,37 +334,47 @@ impl<'u, 'a> Solver<'u, 'a> {
                 }
             }
         }
-        if self.last_conflict.is_none() {
-            // A clause ran out of candidates: report the clause's owner
-            // against the installed package that excluded its candidates.
-            violated = self.open.last().copied().or_else(|| {
-                self.trail
-                    .iter()
-                    .rev()
-                    .find(|&&q| self.assign[q as usize] == TRUE)
-                    .map(|&q| (q, 0))
-            });
-        }
-        let cause = match (self.last_conflict, violated) {
+        let cause = match (self.last_conflict, self.last_violated) {
             (Some((a, b)), _) => Cause::Conflict {
                 a,
                 b,
                 chain_a: self.reason_chain(a),
                 chain_b: self.reason_chain(b),
             },
-            (None, Some((p, ci))) => Cause::Missing {
-                chain: {
-                    let mut chain = self.reason_chain(p);
-                    chain.push((p, ci as usize));
-                    chain
-                },
-            },
-            (None, None) => Cause::Missing {
-                chain: vec![(root, 0)],
-            },
+            (None, Some((p, ci))) => self.violated_cause(p, ci),
+            (None, None) => Cause::Missing { chain: Vec::new() },
         };
         self.undo_to(0);
         cause
+    }
+
+    /// A clause of an installed package lost all its candidates: each was
+    /// excluded by a conflict with an installed package (name the first
+    /// such pair), or was broken to begin with (a missing dependency).
+    fn violated_cause(&self, p: PkgId, ci: u32) -> Cause {
+        let mut chain = self.reason_chain(p);
+        chain.push((p, ci as usize));
+        let candidates = &self.universe.clauses[p as usize][ci as usize].candidates;
+        for &q in candidates {
+            if let Some(&t) = self.universe.conflicts[q as usize]
+                .iter()
+                .find(|&&t| self.assign[t as usize] == TRUE)
+            {
+                return Cause::Conflict {
+                    a: q,
+                    b: t,
+                    chain_a: chain,
+                    chain_b: self.reason_chain(t),
+                };
+            }
+        }
+        match candidates.first() {
+            Some(&q) if self.broken[q as usize] => {
+                chain.extend(self.missing_chain(q));
+                Cause::Missing { chain }
+            }
+            _ => Cause::Missing { chain },
+        }
     }
 
     /// (package, clause) steps from the root to `q`, following reasons.

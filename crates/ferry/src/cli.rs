@@ -41,6 +41,8 @@ pub enum Command {
     /// Show this system's APT sources
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Which packages cannot be installed, as dose-distcheck answers it (exit 1 when some)
+    Check(CheckArgs),
     /// Show what a migration profile would change, read-only (exit 3 when blocked)
     Plan(PlanArgs),
     /// Carry out a migration: backup, sources, packages, verify; rolls back on failure
@@ -119,4 +121,38 @@ pub struct RunArgs {
 pub struct RollbackArgs {
     /// The migration to undo (default: the latest one with a backup)
     pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// dose-distcheck's YAML report
+    DoseYaml,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Packages files (any compression apt uses)
+    pub files: Vec<PathBuf>,
+    /// The native architecture (default: dpkg --print-architecture)
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Foreign architectures whose packages count too
+    #[arg(long = "foreign-arch", value_name = "ARCH")]
+    pub foreign_arch: Vec<String>,
+    /// Report only the broken packages
+    #[arg(long)]
+    pub failures: bool,
+    /// Say why each broken package is broken
+    #[arg(long)]
+    pub explain: bool,
+    /// Output format other than text or --json
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<CheckFormat>,
+    /// A dpkg status file whose installed packages join the check
+    #[arg(long, value_name = "FILE")]
+    pub status: Option<PathBuf>,
+    /// Check only the installed packages (of --status, or of --root's dpkg status):
+    /// which have no installable version in the given repositories
+    #[arg(long)]
+    pub installed: bool,
 }

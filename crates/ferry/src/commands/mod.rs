@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns an exit code or a `Failure`.
 
+mod check;
 mod generate;
 mod migrate;
 mod sources;
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Version(command) => version::run(command, &cli.global),
         Command::Sources(command) => sources::run(command, &cli.global),
+        Command::Check(args) => check::run(args, &cli.global),
         Command::Plan(args) => migrate::plan(args, &cli.global),
         Command::Run(args) => migrate::run(args, &cli.global),
         Command::Status => migrate::status(&cli.global),
