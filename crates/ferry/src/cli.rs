@@ -53,6 +53,9 @@ pub enum Command {
     History,
     /// Restore the system from a migration's backup, offline, and prove it
     Rollback(RollbackArgs),
+    /// Release upgrades: is a newer release offered, fetch its signed bundle, build one
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -155,4 +158,46 @@ pub struct CheckArgs {
     /// which have no installable version in the given repositories
     #[arg(long)]
     pub installed: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Say whether a newer supported release is offered: exit 0 with the offer, 1 when up to date
+    Check(ReleaseArgs),
+    /// Download, check and unpack the offered release's bundle and show it; the system is not changed
+    Fetch {
+        #[command(flatten)]
+        release: ReleaseArgs,
+        /// Keep the download and the unpacked bundle in DIR (resumes a partial download there)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Pack and sign a bundle from DIR (for publishers); prints the index fields
+    Bundle {
+        /// The directory: sources.list and/or *.sources, demoted.cfg, optionally profile.toml
+        dir: PathBuf,
+        /// The signing key (a gpg key id or fingerprint)
+        #[arg(long, value_name = "KEYID", required_unless_present = "gnupghome")]
+        key: Option<String>,
+        /// The GnuPG home holding the signing key
+        #[arg(long, value_name = "DIR")]
+        gnupghome: Option<PathBuf>,
+        /// The bundle to write: .tar, .tar.gz, .tar.xz or .tar.zst (the signature goes to OUT.sig)
+        #[arg(long, short = 'o', value_name = "OUT")]
+        output: PathBuf,
+    },
+}
+
+/// Where the releases are listed and who signs them (default: /etc/ferry/release.toml).
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The meta-release index (http, https, file URL or a path)
+    #[arg(long, value_name = "URL")]
+    pub meta_release: Option<String>,
+    /// The keyring that signs the bundles, a path on this machine
+    #[arg(long, value_name = "PATH")]
+    pub keyring: Option<PathBuf>,
+    /// Pick this later release (its Dist or Name) instead of the next supported one
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
 }

@@ -3,6 +3,7 @@
 mod check;
 mod generate;
 mod migrate;
+mod release;
 mod sources;
 mod version;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Status => migrate::status(&cli.global),
         Command::History => migrate::history(&cli.global),
         Command::Rollback(args) => migrate::rollback(args, &cli.global),
+        Command::Release(command) => release::run(command, &cli.global),
         Command::Generate(command) => generate::run(command, &cli.global),
     }
 }
