@@ -8,7 +8,7 @@
 //! detached signature → extraction, each refusing with a typed error before
 //! anything outside the work directory exists. Extraction refuses absolute
 //! paths, `..`, links leaving the bundle, devices and FIFOs, and files over
-//! a size limit. `build` is the publisher's side; `to_profile` hands a
+//! a size limit. `build` is the publisher's side; `to_migration` hands a
 //! bundle to the migration runner.
 
 use std::fs::File;
@@ -683,6 +683,96 @@ fn gpg_detach_sign(file: &Path, signature: &Path, sign: &SignWith) -> Result<(),
     Ok(())
 }
 
+/// A release upgrade as the migration runner takes it: the profile (every
+/// old sources entry disabled, demoted packages removed, the bundle
+/// profile's renames, removals, installs, pins, keys, checks and hooks, and
+/// os-release verified to name the target) and the bundle's sources files,
+/// which the upgrade installs after the old entries are disabled.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReleaseMigration {
+    pub profile: Profile,
+    pub install_sources: Vec<NewSources>,
+}
+
+/// Turns a checked bundle into the migration that upgrades to `target`.
+/// The bundle profile's own `sources` rules are not used: its sources
+/// files replace the system's entries wholesale.
+pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> ReleaseMigration {
+    use crate::profile::{SourceChange, SourceRule};
+    let base = bundle.profile.clone();
+    let name: String = format!("release-{}", target.dist)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut remove = bundle.demoted.clone();
+    let mut verify = crate::profile::Verify::default();
+    verify
+        .os_release
+        .push(("VERSION_CODENAME".to_string(), target.dist.clone()));
+    if !target.version_number().is_empty() {
+        verify.os_release.push((
+            "VERSION_ID".to_string(),
+            target.version_number().to_string(),
+        ));
+    }
+    let disable_all = SourceRule {
+        matches: Default::default(),
+        set: SourceChange {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        expect_release: None,
+    };
+    let profile = match base {
+        Some(p) => {
+            for extra in p.remove {
+                if !remove.contains(&extra) {
+                    remove.push(extra);
+                }
+            }
+            verify.packages = p.verify.packages;
+            Profile {
+                path: p.path,
+                name: p.name,
+                description: p.description.or(target.description.clone()),
+                sources: vec![disable_all],
+                keys: p.keys,
+                replace: p.replace,
+                remove,
+                install: p.install,
+                pins: p.pins,
+                checks: p.checks,
+                verify,
+                hooks: p.hooks,
+            }
+        }
+        None => Profile {
+            path: bundle.dir.join("demoted.cfg"),
+            name,
+            description: target.description.clone(),
+            sources: vec![disable_all],
+            keys: Vec::new(),
+            replace: Vec::new(),
+            remove,
+            install: Vec::new(),
+            pins: Vec::new(),
+            checks: Default::default(),
+            verify,
+            hooks: Vec::new(),
+        },
+    };
+    ReleaseMigration {
+        profile,
+        install_sources: bundle.sources.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,6 +803,44 @@ mod tests {
         assert_eq!(
             Compression::for_name("trixie.tar.xz"),
             Some(Compression::Xz)
+        );
+    }
+
+    #[test]
+    fn a_bundle_becomes_a_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("sources.list"),
+            "deb http://127.0.0.1/debian trixie main\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("demoted.cfg"), "old-tool\n").unwrap();
+        std::fs::write(
+            dir.path().join("profile.toml"),
+            "schema = 1\nname = \"to-13\"\n[packages]\nremove = [\"old-lib\"]\nreplace = [{ from = \"a-old\", to = \"a-new\" }]\n",
+        )
+        .unwrap();
+        let bundle = Bundle::read(dir.path()).unwrap();
+        let index = super::super::meta::MetaRelease::parse(
+            "Dist: trixie\nVersion: 13\nDate: 09 Aug 2025 00:00 UTC\nSupported: 1\n",
+        )
+        .unwrap();
+        let migration = to_migration(&bundle, &index.releases[0]);
+        let profile = &migration.profile;
+        assert_eq!(profile.name, "to-13");
+        let removed: Vec<&str> = profile.remove.iter().map(PackageName::as_str).collect();
+        assert_eq!(removed, ["old-tool", "old-lib"]);
+        assert_eq!(profile.replace.len(), 1);
+        assert_eq!(profile.sources.len(), 1);
+        assert_eq!(profile.sources[0].set.enabled, Some(false));
+        assert_eq!(profile.sources[0].matches, Default::default());
+        assert!(profile
+            .verify
+            .os_release
+            .contains(&("VERSION_ID".to_string(), "13".to_string())));
+        assert_eq!(
+            migration.install_sources[0].install_to,
+            PathBuf::from("etc/apt/sources.list")
         );
     }
 

@@ -3,7 +3,7 @@
 //! configuration naming both trust anchors (`/etc/ferry/release.toml`).
 //!
 //! This module fetches, verifies and unpacks; turning a bundle into a
-//! migration profile is `bundle::to_profile`, and running it is `run`'s job.
+//! migration profile is `bundle::to_migration`, and running it is `run`'s job.
 
 pub mod bundle;
 pub mod config;
