@@ -76,6 +76,14 @@ pub struct Atom<'a> {
     /// `any`, `native` or an architecture name, after the `:`.
     pub arch_qualifier: Option<&'a str>,
     pub constraint: Option<Constraint<'a>>,
+    /// `[arch]` and `<profile>` lists, boxed: they are rare outside Sources
+    /// files, and every atom of an archive would pay for their size.
+    pub restrictions: Option<Box<Restrictions<'a>>>,
+}
+
+/// The restriction lists of an atom.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Restrictions<'a> {
     /// `[amd64 !i386]`: the architectures where this atom applies.
     pub arches: Vec<Term<'a>>,
     /// `<!nocheck> <stage1 cross>`: an OR of AND-lists of build profiles.
@@ -83,21 +91,30 @@ pub struct Atom<'a> {
 }
 
 impl<'a> Atom<'a> {
+    pub fn arches(&self) -> &[Term<'a>] {
+        self.restrictions.as_deref().map_or(&[], |r| &r.arches)
+    }
+
+    pub fn profiles(&self) -> &[Vec<Term<'a>>] {
+        self.restrictions.as_deref().map_or(&[], |r| &r.profiles)
+    }
+
     /// Whether the `[arch]` restriction (if any) keeps this atom on `arch`.
     pub fn applies_on(&self, arch: &str) -> bool {
-        if self.arches.is_empty() {
+        let arches = self.arches();
+        if arches.is_empty() {
             return true;
         }
-        let negated = self.arches[0].negated;
-        let matched = self.arches.iter().any(|t| arch_matches(t.name, arch));
+        let negated = arches[0].negated;
+        let matched = arches.iter().any(|t| arch_matches(t.name, arch));
         matched != negated
     }
 
     /// Whether the profile restriction keeps this atom with `active` profiles.
     pub fn applies_with_profiles(&self, active: &[&str]) -> bool {
-        self.profiles.is_empty()
+        self.profiles().is_empty()
             || self
-                .profiles
+                .profiles()
                 .iter()
                 .any(|all| all.iter().all(|t| active.contains(&t.name) != t.negated))
     }
@@ -112,12 +129,12 @@ impl fmt::Display for Atom<'_> {
         if let Some(c) = &self.constraint {
             write!(f, " ({} {})", c.op.as_str(), c.version)?;
         }
-        if !self.arches.is_empty() {
+        if !self.arches().is_empty() {
             f.write_str(" [")?;
-            write_terms(f, &self.arches)?;
+            write_terms(f, self.arches())?;
             f.write_str("]")?;
         }
-        for list in &self.profiles {
+        for list in self.profiles() {
             f.write_str(" <")?;
             write_terms(f, list)?;
             f.write_str(">")?;
@@ -336,8 +353,7 @@ impl<'a> Parser<'a> {
             name,
             arch_qualifier: None,
             constraint: None,
-            arches: Vec::new(),
-            profiles: Vec::new(),
+            restrictions: None,
         };
         if self.peek() == Some(b':') {
             self.pos += 1;
@@ -351,13 +367,19 @@ impl<'a> Parser<'a> {
         }
         if self.peek() == Some(b'[') {
             self.pos += 1;
-            atom.arches = self.terms(b']', "an architecture or `]`")?;
+            let arches = self.terms(b']', "an architecture or `]`")?;
+            atom.restrictions
+                .get_or_insert_with(Default::default)
+                .arches = arches;
             self.skip_ws();
         }
         while self.peek() == Some(b'<') {
             self.pos += 1;
-            atom.profiles
-                .push(self.terms(b'>', "a build profile or `>`")?);
+            let profiles = self.terms(b'>', "a build profile or `>`")?;
+            atom.restrictions
+                .get_or_insert_with(Default::default)
+                .profiles
+                .push(profiles);
             self.skip_ws();
         }
         Ok(atom)
@@ -441,10 +463,10 @@ mod tests {
         assert_eq!(r.groups[1][0].arch_qualifier, Some("any"));
         let bar = &r.groups[1][1];
         assert_eq!(bar.constraint.unwrap().op, RelOp::Lt);
-        assert_eq!(bar.arches.len(), 2);
-        assert!(bar.arches[1].negated);
-        assert_eq!(bar.profiles.len(), 2);
-        assert_eq!(bar.profiles[1].len(), 2);
+        assert_eq!(bar.arches().len(), 2);
+        assert!(bar.arches()[1].negated);
+        assert_eq!(bar.profiles().len(), 2);
+        assert_eq!(bar.profiles()[1].len(), 2);
         assert_eq!(r.groups[2][0].arch_qualifier, Some("native"));
         assert_eq!(
             r.to_string(),

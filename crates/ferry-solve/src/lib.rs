@@ -13,7 +13,7 @@ pub mod universe;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use solver::{Cause, Solver, Verdict};
+pub use solver::{Cause, Prepared, Solver, Verdict};
 pub use universe::{PkgId, Universe};
 
 /// A package as reports name it.
@@ -113,13 +113,14 @@ pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) 
     let all: Vec<PkgId> = (0..universe.len() as PkgId).collect();
     let targets = targets.unwrap_or(&all);
     let threads = rayon::current_num_threads().max(1);
+    let prepared = Prepared::new(universe);
     // Each worker owns a solver (the search state is not shared); chunks
     // interleave so that both workers see similar packages early and their
     // caches of installable packages fill alike.
     let parts: Vec<Vec<(usize, Report)>> = (0..threads)
         .into_par_iter()
         .map(|worker| {
-            let mut solver = Solver::new(universe);
+            let mut solver = Solver::new(universe, &prepared);
             targets
                 .iter()
                 .enumerate()

@@ -39,13 +39,19 @@ const UNSET: i8 = 0;
 const TRUE: i8 = 1;
 const FALSE: i8 = -1;
 
-pub struct Solver<'u, 'a> {
-    universe: &'u Universe<'a>,
-    /// Clause candidates with statically broken packages taken out.
-    clauses: Vec<Vec<Vec<PkgId>>>,
+/// What every solver of a universe shares, computed once: statically
+/// broken packages, clauses without them, and watch lists. Workers on
+/// other cores borrow it instead of each building a copy.
+pub struct Prepared {
+    /// Broken for lack of candidates; solvers hold these false for good.
+    broken: Vec<bool>,
     /// For each package q: the (package, clause) pairs q is a candidate of.
     watchers: Vec<Vec<(PkgId, u32)>>,
-    broken: Vec<bool>,
+}
+
+pub struct Solver<'u, 'a> {
+    universe: &'u Universe<'a>,
+    prepared: &'u Prepared,
     installable: Vec<bool>,
     assign: Vec<i8>,
     /// Why a package was set true: the package and clause that needed it.
@@ -59,8 +65,8 @@ pub struct Solver<'u, 'a> {
 
 const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
 
-impl<'u, 'a> Solver<'u, 'a> {
-    pub fn new(universe: &'u Universe<'a>) -> Self {
+impl Prepared {
+    pub fn new(universe: &Universe<'_>) -> Prepared {
         let n = universe.len();
         let mut broken = vec![false; n];
         // A clause with no candidate breaks its package; a package whose
@@ -81,36 +87,33 @@ impl<'u, 'a> Solver<'u, 'a> {
                 }
             }
         }
-        let clauses: Vec<Vec<Vec<PkgId>>> = universe
-            .clauses
-            .iter()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        c.candidates
-                            .iter()
-                            .copied()
-                            .filter(|&q| !broken[q as usize])
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
         let mut watchers: Vec<Vec<(PkgId, u32)>> = vec![Vec::new(); n];
-        for (p, cs) in clauses.iter().enumerate() {
+        for (p, cs) in universe.clauses.iter().enumerate() {
             for (ci, c) in cs.iter().enumerate() {
-                for &q in c {
+                for &q in c.candidates.iter().filter(|&&q| !broken[q as usize]) {
                     watchers[q as usize].push((p as PkgId, ci as u32));
                 }
             }
         }
+        Prepared { broken, watchers }
+    }
+}
+
+impl<'u, 'a> Solver<'u, 'a> {
+    pub fn new(universe: &'u Universe<'a>, prepared: &'u Prepared) -> Self {
+        let n = universe.len();
+        // Statically broken packages are false in every search; they are
+        // never on the trail, so no backtrack resets them.
+        let assign = prepared
+            .broken
+            .iter()
+            .map(|&b| if b { FALSE } else { UNSET })
+            .collect();
         Solver {
             universe,
-            clauses,
-            watchers,
+            prepared,
             installable: vec![false; n],
-            broken,
-            assign: vec![UNSET; n],
+            assign,
             reason: vec![NO_REASON; n],
             trail: Vec::new(),
             queue_head: 0,
@@ -121,7 +124,7 @@ impl<'u, 'a> Solver<'u, 'a> {
     }
 
     pub fn statically_broken(&self, id: PkgId) -> bool {
-        self.broken[id as usize]
+        self.prepared.broken[id as usize]
     }
 
     fn set(&mut self, q: PkgId, value: i8, reason: (PkgId, u32)) {
@@ -146,7 +149,7 @@ impl<'u, 'a> Solver<'u, 'a> {
     fn visit_clause(&mut self, p: PkgId, ci: u32) -> bool {
         let mut unset = None;
         let mut unset_count = 0;
-        for &q in &self.clauses[p as usize][ci as usize] {
+        for &q in &self.universe.clauses[p as usize][ci as usize].candidates {
             match self.assign[q as usize] {
                 TRUE => return true,
                 UNSET => {
@@ -190,14 +193,14 @@ impl<'u, 'a> Solver<'u, 'a> {
                         _ => {}
                     }
                 }
-                for ci in 0..self.clauses[q as usize].len() as u32 {
+                for ci in 0..self.universe.clauses[q as usize].len() as u32 {
                     if !self.visit_clause(q, ci) {
                         return false;
                     }
                 }
             } else {
-                for i in 0..self.watchers[q as usize].len() {
-                    let (p, ci) = self.watchers[q as usize][i];
+                for i in 0..self.prepared.watchers[q as usize].len() {
+                    let (p, ci) = self.prepared.watchers[q as usize][i];
                     if self.assign[p as usize] == TRUE && !self.visit_clause(p, ci) {
                         return false;
                     }
@@ -212,7 +215,7 @@ impl<'u, 'a> Solver<'u, 'a> {
     /// after a backtrack, and `open` is restored by length only.
     fn pick(&self) -> Option<PkgId> {
         for &(p, ci) in self.open.iter().rev() {
-            let candidates = &self.clauses[p as usize][ci as usize];
+            let candidates = &self.universe.clauses[p as usize][ci as usize].candidates;
             if candidates.iter().any(|&q| self.assign[q as usize] == TRUE) {
                 continue;
             }
@@ -240,7 +243,8 @@ impl<'u, 'a> Solver<'u, 'a> {
             .iter()
             .rev()
             .find(|&&(p, ci)| {
-                !self.clauses[p as usize][ci as usize]
+                !self.universe.clauses[p as usize][ci as usize]
+                    .candidates
                     .iter()
                     .any(|&q| self.assign[q as usize] == TRUE)
             })
@@ -250,7 +254,7 @@ impl<'u, 'a> Solver<'u, 'a> {
 
     /// Whether package `root` is installable.
     pub fn check(&mut self, root: PkgId) -> Verdict {
-        if self.broken[root as usize] {
+        if self.prepared.broken[root as usize] {
             return Verdict::Broken;
         }
         if self.installable[root as usize] {
@@ -305,7 +309,7 @@ impl<'u, 'a> Solver<'u, 'a> {
     /// for lack of candidates, else a conflicting pair and the chains that
     /// pull each member in (from the first branch of the search).
     pub fn explain(&mut self, root: PkgId) -> Cause {
-        if self.broken[root as usize] {
+        if self.prepared.broken[root as usize] {
             return Cause::Missing {
                 chain: self.missing_chain(root),
             };
@@ -369,7 +373,7 @@ impl<'u, 'a> Solver<'u, 'a> {
             }
         }
         match candidates.first() {
-            Some(&q) if self.broken[q as usize] => {
+            Some(&q) if self.prepared.broken[q as usize] => {
                 chain.extend(self.missing_chain(q));
                 Cause::Missing { chain }
             }
@@ -400,11 +404,11 @@ impl<'u, 'a> Solver<'u, 'a> {
         let mut seen = std::collections::HashSet::new();
         while seen.insert(current) {
             let clauses = &self.universe.clauses[current as usize];
-            let Some((ci, clause)) = clauses
-                .iter()
-                .enumerate()
-                .find(|(_, c)| c.candidates.iter().all(|&q| self.broken[q as usize]))
-            else {
+            let Some((ci, clause)) = clauses.iter().enumerate().find(|(_, c)| {
+                c.candidates
+                    .iter()
+                    .all(|&q| self.prepared.broken[q as usize])
+            }) else {
                 break;
             };
             chain.push((current, ci));

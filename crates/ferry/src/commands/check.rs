@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ferry_deb::package::parse_binary_packages;
+use ferry_deb::package::{parse_binary_packages_with, RelationFields};
 use ferry_deb::BinaryPackage;
 use ferry_solve::{PkgId, Reason, Report, Universe};
 
@@ -21,7 +21,7 @@ fn read_index(path: &Path) -> Result<String, Failure> {
 }
 
 fn parse<'t>(path: &Path, text: &'t str) -> Result<Vec<BinaryPackage<'t>>, Failure> {
-    parse_binary_packages(text).map_err(|e| {
+    parse_binary_packages_with(text, RelationFields::Installability).map_err(|e| {
         Failure::bad_input(e.to_string())
             .at(path, Some(e.line()), None)
             .expected("a Packages or dpkg status file (deb822 stanzas)")
@@ -162,7 +162,8 @@ fn check_installed(
         report.status = if any_ok { "ok" } else { "broken" };
         if !any_ok && explain {
             if let Some(&(index, _)) = versions.first() {
-                let mut solver = ferry_solve::Solver::new(universe);
+                let prepared = ferry_solve::Prepared::new(universe);
+                let mut solver = ferry_solve::Solver::new(universe, &prepared);
                 let id = ids[index];
                 solver.check(id);
                 report.reasons = vec![universe.reason(&solver.explain(id))];
