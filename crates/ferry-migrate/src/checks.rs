@@ -246,6 +246,114 @@ pub fn missing_in_target(
         .collect()
 }
 
+/// Installed packages that stay but that no version of could be installed
+/// with the target sources (ferry-solve, the engine of `ferry check
+/// --installed`): the dependency-level half of the gate, with the reason.
+pub fn uninstallable_in_target(
+    root: &Path,
+    target_lists: &Path,
+    profile: &Profile,
+) -> Vec<Finding> {
+    let mut texts = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(target_lists) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().contains("_Packages") {
+                if let Ok(text) = ferry_deb::index::read_to_string(&entry.path()) {
+                    texts.push(text);
+                }
+            }
+        }
+    }
+    let Ok(status) = ferry_deb::index::read_to_string(&root.join("var/lib/dpkg/status")) else {
+        return Vec::new();
+    };
+    let fields = ferry_deb::package::RelationFields::Installability;
+    let mut packages = Vec::new();
+    for text in &texts {
+        if let Ok(parsed) = ferry_deb::package::parse_binary_packages_with(text, fields) {
+            packages.extend(parsed);
+        }
+    }
+    // Only what the profile removes is meant to go: a package apt would
+    // drop unasked is exactly what this check must explain.
+    let leaving: std::collections::BTreeSet<&str> = profile
+        .remove
+        .iter()
+        .map(|p| p.as_str())
+        .chain(profile.replace.iter().map(|r| r.from.as_str()))
+        .collect();
+    let mut seen: std::collections::HashSet<(String, String, String)> = packages
+        .iter()
+        .map(|p| {
+            (
+                p.name.to_string(),
+                p.version.to_string(),
+                p.architecture.to_string(),
+            )
+        })
+        .collect();
+    let mut installed = Vec::new();
+    let Ok(status_packages) = ferry_deb::package::parse_binary_packages_with(&status, fields)
+    else {
+        return Vec::new();
+    };
+    // What the migration removes is gone afterwards: it neither needs a
+    // version nor can it satisfy anything from its installed copy.
+    for p in status_packages
+        .into_iter()
+        .filter(|p| p.is_installed() && !leaving.contains(p.name))
+    {
+        let key = (
+            p.name.to_string(),
+            p.version.to_string(),
+            p.architecture.to_string(),
+        );
+        installed.push(key.clone());
+        if seen.insert(key) {
+            packages.push(p);
+        }
+    }
+    let native = crate::apt::dpkg_native_arch(root).unwrap_or_else(|| "amd64".into());
+    let universe =
+        ferry_solve::Universe::new(&packages, &native, &crate::apt::dpkg_foreign_archs(root));
+    ferry_solve::check_installed(&universe, &installed, true)
+        .into_iter()
+        .filter(|r| r.status == "broken")
+        .map(|r| {
+            let why = r.reasons.first().map(describe).unwrap_or_default();
+            blocker(
+                format!("uninstallable-in-target:{}", r.package.package),
+                format!("{} {} could not stay installed with the target sources: {why}", r.package.package, r.package.version),
+                format!(
+                    "add {} to [packages] remove or replace, or publish what it needs in the new repository",
+                    r.package.package
+                ),
+            )
+        })
+        .collect()
+}
+
+fn describe(reason: &ferry_solve::Reason) -> String {
+    let chain = |steps: &[ferry_solve::ChainStep]| {
+        steps
+            .iter()
+            .map(|s| format!("{} needs {}", s.package.package, s.depends))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match reason {
+        ferry_solve::Reason::Missing {
+            chain: steps,
+            unsat_dependency,
+        } => {
+            format!("nothing provides `{unsat_dependency}` ({})", chain(steps))
+        }
+        ferry_solve::Reason::Conflict { pkg1, pkg2, .. } => {
+            format!("{} conflicts with {}", pkg1.package, pkg2.package)
+        }
+    }
+}
+
 /// Versions offered by the Packages lists in `lists`: name → [(version,
 /// Size, Installed-Size in KiB)].
 pub fn available_versions(lists: &Path) -> HashMap<String, Vec<(String, u64, u64)>> {

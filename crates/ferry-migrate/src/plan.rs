@@ -410,6 +410,22 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         &transaction,
         profile,
     ));
+    let stranded: BTreeSet<String> = findings
+        .iter()
+        .filter_map(|f| {
+            f.key
+                .strip_prefix("no-version-in-target:")
+                .map(str::to_string)
+        })
+        .collect();
+    findings.extend(
+        crate::checks::uninstallable_in_target(root, &sandbox.lists_dir(), profile)
+            .into_iter()
+            .filter(|f| {
+                let name = f.key.trim_start_matches("uninstallable-in-target:");
+                !stranded.contains(name)
+            }),
+    );
     findings.extend(crate::checks::release_findings(
         &sandbox.lists_dir(),
         profile,

@@ -225,3 +225,33 @@ fn a_package_the_new_repository_lacks_blocks_the_plan() {
         plan.findings
     );
 }
+
+#[test]
+fn an_installed_package_that_needs_what_goes_is_a_blocker_with_its_reason() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture("");
+    let status = std::fs::read_to_string(f.root.join("var/lib/dpkg/status")).unwrap()
+        + "\nPackage: acme-plugin\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\nDepends: acme-daemon (= 1.0)\nDescription: a plugin of the old daemon\n";
+    std::fs::write(f.root.join("var/lib/dpkg/status"), status).unwrap();
+    for file in ["list", "md5sums"] {
+        std::fs::write(
+            f.root.join(format!("var/lib/dpkg/info/acme-plugin.{file}")),
+            "",
+        )
+        .unwrap();
+    }
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let finding = plan
+        .findings
+        .iter()
+        .find(|b| b.key == "uninstallable-in-target:acme-plugin")
+        .unwrap_or_else(|| panic!("{:#?}", plan.findings));
+    assert_eq!(finding.severity, Severity::Blocker);
+    assert!(
+        finding.finding.contains("acme-daemon (= 1.0)"),
+        "{}",
+        finding.finding
+    );
+}

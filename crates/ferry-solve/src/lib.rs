@@ -152,3 +152,54 @@ pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) 
     reports.sort_by_key(|(i, _)| *i);
     reports.into_iter().map(|(_, r)| r).collect()
 }
+
+/// For each installed package (name, version, architecture): is some
+/// version of it installable — the installed one or one offered? A report
+/// per installed package, `broken` when none is: the gate of a migration
+/// plan ("after switching to these sources, this package cannot stay").
+pub fn check_installed(
+    universe: &Universe<'_>,
+    installed: &[(String, String, String)],
+    explain: bool,
+) -> Vec<Report> {
+    let names: std::collections::HashSet<&str> =
+        installed.iter().map(|(n, _, _)| n.as_str()).collect();
+    let ids: Vec<PkgId> = (0..universe.len() as PkgId)
+        .filter(|&i| names.contains(universe.records[i as usize].name))
+        .collect();
+    let results = check(universe, Some(&ids), false);
+    let mut reports = Vec::new();
+    for (name, version, arch) in installed {
+        let versions: Vec<(usize, &Report)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| &r.package.package == name)
+            .collect();
+        let any_ok = versions.iter().any(|(_, r)| r.status == "ok");
+        let mut report = versions
+            .iter()
+            .find(|(_, r)| &r.package.version == version && &r.package.architecture == arch)
+            .map(|(_, r)| (*r).clone())
+            .unwrap_or_else(|| Report {
+                package: PackageRef {
+                    package: name.clone(),
+                    version: version.clone(),
+                    architecture: arch.clone(),
+                },
+                status: "broken",
+                reasons: Vec::new(),
+            });
+        report.status = if any_ok { "ok" } else { "broken" };
+        if !any_ok && explain {
+            if let Some(&(index, _)) = versions.first() {
+                let prepared = Prepared::new(universe);
+                let mut solver = Solver::new(universe, &prepared);
+                let id = ids[index];
+                solver.check(id);
+                report.reasons = vec![universe.reason(&solver.explain(id))];
+            }
+        }
+        reports.push(report);
+    }
+    reports
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_deb::package::{parse_binary_packages_with, RelationFields};
 use ferry_deb::BinaryPackage;
-use ferry_solve::{PkgId, Reason, Report, Universe};
+use ferry_solve::{Reason, Report, Universe};
 
 use crate::cli::{CheckArgs, CheckFormat, Global};
 use crate::exit::Exit;
@@ -106,7 +106,7 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     let universe = Universe::new(&packages, &arch, &args.foreign_arch);
 
     let reports = if args.installed {
-        check_installed(&universe, &installed, args.explain)
+        ferry_solve::check_installed(&universe, &installed, args.explain)
     } else {
         ferry_solve::check(&universe, None, args.explain)
     };
@@ -124,54 +124,6 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
         print!("{}", human(&reports, total, broken, args.installed));
     }
     Ok(if broken == 0 { Exit::Ok } else { Exit::Failed })
-}
-
-/// Installed packages with no installable version (installed or offered):
-/// the gate of a migration plan.
-fn check_installed(
-    universe: &Universe<'_>,
-    installed: &[(String, String, String)],
-    explain: bool,
-) -> Vec<Report> {
-    let names: HashSet<&str> = installed.iter().map(|(n, _, _)| n.as_str()).collect();
-    let ids: Vec<PkgId> = (0..universe.len() as PkgId)
-        .filter(|&i| names.contains(universe.records[i as usize].name))
-        .collect();
-    let results = ferry_solve::check(universe, Some(&ids), false);
-    let mut reports = Vec::new();
-    for (name, version, arch) in installed {
-        let versions: Vec<(usize, &Report)> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| &r.package.package == name)
-            .collect();
-        let any_ok = versions.iter().any(|(_, r)| r.status == "ok");
-        let mut report = versions
-            .iter()
-            .find(|(_, r)| &r.package.version == version && &r.package.architecture == arch)
-            .map(|(_, r)| (*r).clone())
-            .unwrap_or_else(|| Report {
-                package: ferry_solve::PackageRef {
-                    package: name.clone(),
-                    version: version.clone(),
-                    architecture: arch.clone(),
-                },
-                status: "broken",
-                reasons: Vec::new(),
-            });
-        report.status = if any_ok { "ok" } else { "broken" };
-        if !any_ok && explain {
-            if let Some(&(index, _)) = versions.first() {
-                let prepared = ferry_solve::Prepared::new(universe);
-                let mut solver = ferry_solve::Solver::new(universe, &prepared);
-                let id = ids[index];
-                solver.check(id);
-                report.reasons = vec![universe.reason(&solver.explain(id))];
-            }
-        }
-        reports.push(report);
-    }
-    reports
 }
 
 fn reason_line(reason: &Reason) -> String {
