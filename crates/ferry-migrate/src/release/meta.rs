@@ -242,10 +242,12 @@ pub fn parse_rfc2822(text: &str) -> Option<i64> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
+    // `get`, not indexing: a month of non-ASCII text must be refused, not
+    // split inside a character (found by the meta_release fuzzer).
+    let month_prefix = month.get(..3)?;
     let month = MONTHS
         .iter()
-        .position(|m| month.len() >= 3 && m.eq_ignore_ascii_case(&month[..3]))?
-        as i64
+        .position(|m| m.eq_ignore_ascii_case(month_prefix))? as i64
         + 1;
     let year: i64 = year.parse().ok()?;
     if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) {
@@ -261,8 +263,8 @@ pub fn parse_rfc2822(text: &str) -> Option<i64> {
     let offset = match zone {
         "UTC" | "GMT" | "UT" | "Z" => 0,
         z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
-            let hh: i64 = z[1..3].parse().ok()?;
-            let mm: i64 = z[3..5].parse().ok()?;
+            let hh: i64 = z.get(1..3)?.parse().ok()?;
+            let mm: i64 = z.get(3..5)?.parse().ok()?;
             let sign = if z.starts_with('-') { -1 } else { 1 };
             sign * (hh * 3600 + mm * 60)
         }
@@ -377,6 +379,16 @@ pub fn offer<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_with_non_ascii_text_are_refused_not_a_panic() {
+        assert_eq!(
+            super::parse_rfc2822("01 \u{bc}\u{bc}:JJun 2006 9:00 UTC"),
+            None
+        );
+        assert_eq!(super::parse_rfc2822("01 Jun 2006 9:00 +\u{bc}1"), None);
+        assert!(super::parse_rfc2822("Thu, 01 Jun 2006 9:00:00 UTC").is_some());
+    }
+
     use super::*;
 
     const INDEX: &str = "\
