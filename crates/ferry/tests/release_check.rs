@@ -364,7 +364,12 @@ fn check_fetch_and_every_refusal() {
         "traversal",
         Box::new(|t| {
             t.append(
-                &raw_header("../x", tar::EntryType::Regular, 2, None),
+                &raw_header(
+                    "../ferry-bundle-escape-probe",
+                    tar::EntryType::Regular,
+                    2,
+                    None,
+                ),
                 &b"x\n"[..],
             )
             .unwrap()
@@ -401,7 +406,11 @@ fn check_fetch_and_every_refusal() {
         }),
         "FIFO entries are refused",
     );
-    assert!(!root.path().join("x").exists() && !root.path().parent().unwrap().join("x").exists());
+    // A name nothing else uses, so an unrelated file cannot fail the check.
+    let probe = "ferry-bundle-escape-probe";
+    assert!(
+        !root.path().join(probe).exists() && !root.path().parent().unwrap().join(probe).exists()
+    );
 
     // A bad index: file and line.
     std::fs::write(
