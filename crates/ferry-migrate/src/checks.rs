@@ -282,37 +282,15 @@ pub fn uninstallable_in_target(
         .map(|p| p.as_str())
         .chain(profile.replace.iter().map(|r| r.from.as_str()))
         .collect();
-    let mut seen: std::collections::HashSet<(String, String, String)> = packages
-        .iter()
-        .map(|p| {
-            (
-                p.name.to_string(),
-                p.version.to_string(),
-                p.architecture.to_string(),
-            )
-        })
-        .collect();
-    let mut installed = Vec::new();
     let Ok(status_packages) = ferry_deb::package::parse_binary_packages_with(&status, fields)
     else {
         return Vec::new();
     };
     // What the migration removes is gone afterwards: it neither needs a
     // version nor can it satisfy anything from its installed copy.
-    for p in status_packages
-        .into_iter()
-        .filter(|p| p.is_installed() && !leaving.contains(p.name))
-    {
-        let key = (
-            p.name.to_string(),
-            p.version.to_string(),
-            p.architecture.to_string(),
-        );
-        installed.push(key.clone());
-        if seen.insert(key) {
-            packages.push(p);
-        }
-    }
+    let installed = ferry_solve::add_installed(&mut packages, status_packages, |name| {
+        leaving.contains(name)
+    });
     let native = crate::apt::dpkg_native_arch(root).unwrap_or_else(|| "amd64".into());
     let universe =
         ferry_solve::Universe::new(&packages, &native, &crate::apt::dpkg_foreign_archs(root));

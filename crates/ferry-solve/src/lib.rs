@@ -106,6 +106,37 @@ impl Universe<'_> {
     }
 }
 
+/// Adds a dpkg status's installed packages to repository `packages` (the
+/// installed version stays available to its own system), skipping names
+/// `leaving` says go and any (name, version, arch) already listed; returns
+/// the installed packages kept, as `check_installed` takes them.
+pub fn add_installed<'a>(
+    packages: &mut Vec<ferry_deb::BinaryPackage<'a>>,
+    status: Vec<ferry_deb::BinaryPackage<'a>>,
+    leaving: impl Fn(&str) -> bool,
+) -> Vec<(String, String, String)> {
+    let key = |p: &ferry_deb::BinaryPackage<'_>| {
+        (
+            p.name.to_string(),
+            p.version.to_string(),
+            p.architecture.to_string(),
+        )
+    };
+    let mut seen: std::collections::HashSet<(String, String, String)> =
+        packages.iter().map(key).collect();
+    let mut installed = Vec::new();
+    for p in status
+        .into_iter()
+        .filter(|p| p.is_installed() && !leaving(p.name))
+    {
+        installed.push(key(&p));
+        if seen.insert(key(&p)) {
+            packages.push(p);
+        }
+    }
+    installed
+}
+
 /// Checks `targets` (all packages when `None`) of a universe, on all cores;
 /// with `explain`, broken packages carry their reasons. Reports keep the
 /// universe's order.

@@ -2,7 +2,6 @@
 //! (and a dpkg status), as dose-distcheck answers it, for people, as JSON
 //! or in dose's own YAML report layout.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_deb::package::{parse_binary_packages_with, RelationFields};
@@ -74,35 +73,12 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     for (path, text) in &texts {
         packages.extend(parse(path, text)?);
     }
-    // The installed packages join the repositories' (the installed version
-    // stays available to its own system); one already listed is not added twice.
-    let mut installed: Vec<(String, String, String)> = Vec::new();
-    if let Some((path, text)) = &status_text {
-        let mut seen: HashSet<(String, String, String)> = packages
-            .iter()
-            .map(|p| {
-                (
-                    p.name.to_string(),
-                    p.version.to_string(),
-                    p.architecture.to_string(),
-                )
-            })
-            .collect();
-        for p in parse(path, text)?
-            .into_iter()
-            .filter(BinaryPackage::is_installed)
-        {
-            let key = (
-                p.name.to_string(),
-                p.version.to_string(),
-                p.architecture.to_string(),
-            );
-            installed.push(key.clone());
-            if seen.insert(key) {
-                packages.push(p);
-            }
+    let installed = match &status_text {
+        Some((path, text)) => {
+            ferry_solve::add_installed(&mut packages, parse(path, text)?, |_| false)
         }
-    }
+        None => Vec::new(),
+    };
     let universe = Universe::new(&packages, &arch, &args.foreign_arch);
 
     let reports = if args.installed {
