@@ -59,25 +59,32 @@ pub struct Report {
     pub reasons: Vec<Reason>,
 }
 
+/// How chains name the essential pseudo-package: a step `(essential)
+/// needs base-files` says the essential set pulled `base-files` in.
+pub const ESSENTIAL: &str = "(essential)";
+
 impl Universe<'_> {
     pub fn package_ref(&self, id: PkgId) -> PackageRef {
-        let p = self.records[id as usize];
-        PackageRef {
-            package: p.name.to_string(),
-            version: p.version.to_string(),
-            architecture: p.architecture.to_string(),
+        match self.records.get(id as usize) {
+            Some(p) => PackageRef {
+                package: p.name.to_string(),
+                version: p.version.to_string(),
+                architecture: p.architecture.to_string(),
+            },
+            None => PackageRef {
+                package: ESSENTIAL.to_string(),
+                version: String::new(),
+                architecture: String::new(),
+            },
         }
     }
 
-    fn chain(&self, steps: &[(PkgId, usize)]) -> Vec<ChainStep> {
+    fn chain(&self, steps: &[(PkgId, u32)]) -> Vec<ChainStep> {
         steps
             .iter()
-            .filter_map(|&(p, ci)| {
-                let clause = self.clauses.get(p as usize)?.get(ci)?;
-                Some(ChainStep {
-                    package: self.package_ref(p),
-                    depends: self.clause_text(p, clause),
-                })
+            .map(|&(p, ci)| ChainStep {
+                package: self.package_ref(p),
+                depends: self.clause_text(p, ci),
             })
             .collect()
     }

@@ -1,16 +1,22 @@
 //! Installability: for each package, is there a set of packages that holds
-//! it, meets every Depends and Pre-Depends of its members and has no
-//! conflicting pair? Same question as dose-distcheck.
+//! it and the essential packages, meets every Depends and Pre-Depends of
+//! its members and has no conflicting pair? Same question as
+//! dose-distcheck. Not for resolving relations (see `universe`).
 //!
-//! A solver of our own rather than a SAT crate, because the measured bar
-//! (all of sid in under 2 s on 2 cores) comes from structure a general
-//! solver does not know, the tricks of britney2's installability tester:
+//! A solver of our own rather than a SAT crate: the measured bar (all of
+//! sid in under 2 s on 2 cores, parsing included) comes from structure a
+//! general solver does not know, the tricks of britney2's installability
+//! tester; a CDCL crate rebuilds or resets its state per query, which is
+//! what makes dose take 30 s. What we use:
 //! - packages broken for lack of any candidate are found once, to a fixed
-//!   point, and removed from every clause before searching;
+//!   point, and held false in every search;
+//! - what the essential packages imply is propagated once and kept as the
+//!   base of every search (britney's pseudo-essential set);
 //! - every package of a solution found is installable (the solution is its
 //!   witness), so most packages are answered from that cache;
-//! - the search itself is DPLL with unit propagation over watch lists,
-//!   trying first candidates already known to be installable.
+//! - the search itself is DPLL with unit propagation, trying first the
+//!   candidates already known to be installable. It is complete, so the
+//!   verdicts are exact; on Debian archives it almost never backtracks.
 
 use crate::universe::{PkgId, Universe};
 
@@ -20,18 +26,22 @@ pub enum Verdict {
     Broken,
 }
 
-/// Why a package is broken, in terms of packages and dependencies.
+/// Why a package is broken, in terms of packages and dependencies. A
+/// chain is a list of (package, index of its clause) from the package
+/// checked (or the essential root) to the last package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
-    /// Following `chain` (package, dependency it needs), the last
-    /// dependency has no package that could satisfy it.
-    Missing { chain: Vec<(PkgId, usize)> },
-    /// `a` and `b` conflict, pulled in by these dependency chains.
+    /// Following `chain`, the last clause has no package that could
+    /// satisfy it.
+    Missing { chain: Vec<(PkgId, u32)> },
+    /// `a` and `b` conflict, pulled in by these dependency chains (each
+    /// ends at the clause that pulled its package in; empty for the
+    /// package checked itself).
     Conflict {
         a: PkgId,
         b: PkgId,
-        chain_a: Vec<(PkgId, usize)>,
-        chain_b: Vec<(PkgId, usize)>,
+        chain_a: Vec<(PkgId, u32)>,
+        chain_b: Vec<(PkgId, u32)>,
     },
 }
 
@@ -39,14 +49,91 @@ const UNSET: i8 = 0;
 const TRUE: i8 = 1;
 const FALSE: i8 = -1;
 
+const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
+
 /// What every solver of a universe shares, computed once: statically
-/// broken packages, clauses without them, and watch lists. Workers on
-/// other cores borrow it instead of each building a copy.
+/// broken packages and the reverse index of clauses. Workers on other
+/// cores borrow it instead of each building a copy.
 pub struct Prepared {
     /// Broken for lack of candidates; solvers hold these false for good.
     broken: Vec<bool>,
-    /// For each package q: the (package, clause) pairs q is a candidate of.
-    watchers: Vec<Vec<(PkgId, u32)>>,
+    /// For each package q, the (package, clause) pairs q is a candidate of:
+    /// `watchers[watcher_start[q]..watcher_start[q + 1]]`.
+    watcher_start: Vec<u32>,
+    watchers: Vec<(PkgId, u32)>,
+}
+
+impl Prepared {
+    pub fn new(universe: &Universe<'_>) -> Prepared {
+        // Ids run to the essential root, after the real packages.
+        let n = universe.len() + 1;
+        let mut counts = vec![0u32; n + 1];
+        for p in 0..n as PkgId {
+            for ci in 0..universe.clause_count(p) {
+                for &q in universe.candidates(p, ci) {
+                    counts[q as usize + 1] += 1;
+                }
+            }
+        }
+        for i in 1..=n {
+            counts[i] += counts[i - 1];
+        }
+        let watcher_start = counts.clone();
+        let mut watchers = vec![(0, 0); watcher_start[n] as usize];
+        let mut fill = counts;
+        for p in 0..n as PkgId {
+            for ci in 0..universe.clause_count(p) {
+                for &q in universe.candidates(p, ci) {
+                    watchers[fill[q as usize] as usize] = (p, ci);
+                    fill[q as usize] += 1;
+                }
+            }
+        }
+
+        // A clause with no candidate breaks its package; a package whose
+        // clause has only broken candidates is broken too, to a fixed
+        // point: count live candidates per clause, walk back from each
+        // package found broken.
+        let mut first_clause = Vec::with_capacity(n + 1);
+        let mut live = Vec::new();
+        for p in 0..n as PkgId {
+            first_clause.push(live.len() as u32);
+            for ci in 0..universe.clause_count(p) {
+                live.push(universe.candidates(p, ci).len() as u32);
+            }
+        }
+        first_clause.push(live.len() as u32);
+        let mut broken = vec![false; n];
+        let mut work: Vec<PkgId> = (0..n as PkgId)
+            .filter(|&p| {
+                (0..universe.clause_count(p)).any(|ci| universe.candidates(p, ci).is_empty())
+            })
+            .collect();
+        for &p in &work {
+            broken[p as usize] = true;
+        }
+        while let Some(q) = work.pop() {
+            let range = watcher_start[q as usize] as usize..watcher_start[q as usize + 1] as usize;
+            for &(p, ci) in &watchers[range] {
+                let slot = (first_clause[p as usize] + ci) as usize;
+                live[slot] -= 1;
+                if live[slot] == 0 && !broken[p as usize] {
+                    broken[p as usize] = true;
+                    work.push(p);
+                }
+            }
+        }
+        Prepared {
+            broken,
+            watcher_start,
+            watchers,
+        }
+    }
+
+    fn watchers(&self, q: PkgId) -> &[(PkgId, u32)] {
+        &self.watchers
+            [self.watcher_start[q as usize] as usize..self.watcher_start[q as usize + 1] as usize]
+    }
 }
 
 pub struct Solver<'u, 'a> {
@@ -58,50 +145,23 @@ pub struct Solver<'u, 'a> {
     reason: Vec<(PkgId, u32)>,
     trail: Vec<PkgId>,
     queue_head: usize,
+    /// Clauses of installed packages that had several candidates when
+    /// seen; entries satisfied since are skipped, never dropped (they may
+    /// be open again after a backtrack; `open` is restored by length).
     open: Vec<(PkgId, u32)>,
+    /// The state every search starts from: the essential root installed
+    /// and propagated.
+    base_trail: usize,
+    base_open: usize,
+    /// The essential packages conflict among themselves: nothing installs.
+    base_failed: bool,
     last_conflict: Option<(PkgId, PkgId)>,
     last_violated: Option<(PkgId, u32)>,
 }
 
-const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
-
-impl Prepared {
-    pub fn new(universe: &Universe<'_>) -> Prepared {
-        let n = universe.len();
-        let mut broken = vec![false; n];
-        // A clause with no candidate breaks its package; a package whose
-        // clause has only broken candidates is broken too: to a fixed point.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for id in 0..n {
-                if broken[id] {
-                    continue;
-                }
-                let dead = universe.clauses[id]
-                    .iter()
-                    .any(|c| c.candidates.iter().all(|&q| broken[q as usize]));
-                if dead {
-                    broken[id] = true;
-                    changed = true;
-                }
-            }
-        }
-        let mut watchers: Vec<Vec<(PkgId, u32)>> = vec![Vec::new(); n];
-        for (p, cs) in universe.clauses.iter().enumerate() {
-            for (ci, c) in cs.iter().enumerate() {
-                for &q in c.candidates.iter().filter(|&&q| !broken[q as usize]) {
-                    watchers[q as usize].push((p as PkgId, ci as u32));
-                }
-            }
-        }
-        Prepared { broken, watchers }
-    }
-}
-
 impl<'u, 'a> Solver<'u, 'a> {
     pub fn new(universe: &'u Universe<'a>, prepared: &'u Prepared) -> Self {
-        let n = universe.len();
+        let n = universe.len() + 1;
         // Statically broken packages are false in every search; they are
         // never on the trail, so no backtrack resets them.
         let assign = prepared
@@ -109,7 +169,7 @@ impl<'u, 'a> Solver<'u, 'a> {
             .iter()
             .map(|&b| if b { FALSE } else { UNSET })
             .collect();
-        Solver {
+        let mut solver = Solver {
             universe,
             prepared,
             installable: vec![false; n],
@@ -118,9 +178,22 @@ impl<'u, 'a> Solver<'u, 'a> {
             trail: Vec::new(),
             queue_head: 0,
             open: Vec::new(),
+            base_trail: 0,
+            base_open: 0,
+            base_failed: false,
             last_conflict: None,
             last_violated: None,
+        };
+        let root = universe.essential_root();
+        if prepared.broken[root as usize] {
+            solver.base_failed = true;
+        } else {
+            solver.set(root, TRUE, NO_REASON);
+            solver.base_failed = !solver.propagate();
         }
+        solver.base_trail = solver.trail.len();
+        solver.base_open = solver.open.len();
+        solver
     }
 
     pub fn statically_broken(&self, id: PkgId) -> bool {
@@ -144,12 +217,19 @@ impl<'u, 'a> Solver<'u, 'a> {
         self.queue_head = self.queue_head.min(len);
     }
 
+    fn reset_to_base(&mut self) {
+        self.undo_to(self.base_trail);
+        self.open.truncate(self.base_open);
+        self.last_conflict = None;
+        self.last_violated = None;
+    }
+
     /// Looks at one clause of an installed package: satisfied, unit (then
     /// sets its last candidate), open, or violated (false).
     fn visit_clause(&mut self, p: PkgId, ci: u32) -> bool {
         let mut unset = None;
         let mut unset_count = 0;
-        for &q in &self.universe.clauses[p as usize][ci as usize].candidates {
+        for &q in self.universe.candidates(p, ci) {
             match self.assign[q as usize] {
                 TRUE => return true,
                 UNSET => {
@@ -161,7 +241,6 @@ impl<'u, 'a> Solver<'u, 'a> {
         }
         match (unset_count, unset) {
             (0, _) => {
-                self.last_conflict = None;
                 self.last_violated = Some((p, ci));
                 false
             }
@@ -178,12 +257,13 @@ impl<'u, 'a> Solver<'u, 'a> {
 
     /// Unit propagation from the trail's unprocessed entries.
     fn propagate(&mut self) -> bool {
+        let universe = self.universe;
+        let prepared = self.prepared;
         while self.queue_head < self.trail.len() {
             let q = self.trail[self.queue_head];
             self.queue_head += 1;
             if self.assign[q as usize] == TRUE {
-                for i in 0..self.universe.conflicts[q as usize].len() {
-                    let c = self.universe.conflicts[q as usize][i];
+                for &c in universe.conflicts(q) {
                     match self.assign[c as usize] {
                         TRUE => {
                             self.last_conflict = Some((q, c));
@@ -193,14 +273,13 @@ impl<'u, 'a> Solver<'u, 'a> {
                         _ => {}
                     }
                 }
-                for ci in 0..self.universe.clauses[q as usize].len() as u32 {
+                for ci in 0..universe.clause_count(q) {
                     if !self.visit_clause(q, ci) {
                         return false;
                     }
                 }
             } else {
-                for i in 0..self.prepared.watchers[q as usize].len() {
-                    let (p, ci) = self.prepared.watchers[q as usize][i];
+                for &(p, ci) in prepared.watchers(q) {
                     if self.assign[p as usize] == TRUE && !self.visit_clause(p, ci) {
                         return false;
                     }
@@ -210,60 +289,52 @@ impl<'u, 'a> Solver<'u, 'a> {
         true
     }
 
-    /// An open clause not yet satisfied, and the candidate to try first.
-    /// Entries are never dropped here: one satisfied now may be open again
-    /// after a backtrack, and `open` is restored by length only.
-    fn pick(&self) -> Option<PkgId> {
+    fn satisfied(&self, p: PkgId, ci: u32) -> bool {
+        self.universe
+            .candidates(p, ci)
+            .iter()
+            .any(|&q| self.assign[q as usize] == TRUE)
+    }
+
+    /// The newest open clause not yet satisfied, and the candidate to try:
+    /// one known installable if any, else the first free one.
+    fn pick(&self) -> Option<(PkgId, (PkgId, u32))> {
         for &(p, ci) in self.open.iter().rev() {
-            let candidates = &self.universe.clauses[p as usize][ci as usize].candidates;
-            if candidates.iter().any(|&q| self.assign[q as usize] == TRUE) {
+            if self.satisfied(p, ci) {
                 continue;
             }
             let mut first = None;
-            for q in candidates
-                .iter()
-                .copied()
-                .filter(|&q| self.assign[q as usize] == UNSET)
-            {
+            for &q in self.universe.candidates(p, ci) {
+                if self.assign[q as usize] != UNSET {
+                    continue;
+                }
                 if self.installable[q as usize] {
-                    return Some(q);
+                    return Some((q, (p, ci)));
                 }
                 first.get_or_insert(q);
             }
-            if first.is_some() {
-                return first;
+            if let Some(q) = first {
+                return Some((q, (p, ci)));
             }
         }
         None
     }
 
-    /// The open clause `pick` chose from, for the reason of its decision.
-    fn picked_clause(&self) -> (PkgId, u32) {
-        self.open
-            .iter()
-            .rev()
-            .find(|&&(p, ci)| {
-                !self.universe.clauses[p as usize][ci as usize]
-                    .candidates
-                    .iter()
-                    .any(|&q| self.assign[q as usize] == TRUE)
-            })
-            .copied()
-            .unwrap_or(NO_REASON)
-    }
-
     /// Whether package `root` is installable.
     pub fn check(&mut self, root: PkgId) -> Verdict {
-        if self.prepared.broken[root as usize] {
+        if self.base_failed || self.prepared.broken[root as usize] {
             return Verdict::Broken;
         }
         if self.installable[root as usize] {
             return Verdict::Installable;
         }
-        self.undo_to(0);
-        self.open.clear();
-        self.last_conflict = None;
-        self.set(root, TRUE, NO_REASON);
+        self.reset_to_base();
+        match self.assign[root as usize] {
+            // Excluded by an essential package.
+            FALSE => return Verdict::Broken,
+            UNSET => self.set(root, TRUE, NO_REASON),
+            _ => {}
+        }
         // (trail length before the decision, open length, decided package)
         let mut decisions: Vec<(usize, usize, PkgId)> = Vec::new();
         let mut ok = self.propagate();
@@ -280,23 +351,21 @@ impl<'u, 'a> Solver<'u, 'a> {
                     }
                 }
                 if !resumed {
-                    self.undo_to(0);
+                    self.reset_to_base();
                     return Verdict::Broken;
                 }
             }
             match self.pick() {
                 None => {
-                    for i in 0..self.trail.len() {
-                        let q = self.trail[i];
+                    for &q in &self.trail {
                         if self.assign[q as usize] == TRUE {
                             self.installable[q as usize] = true;
                         }
                     }
-                    self.undo_to(0);
+                    self.reset_to_base();
                     return Verdict::Installable;
                 }
-                Some(q) => {
-                    let why = self.picked_clause();
+                Some((q, why)) => {
                     decisions.push((self.trail.len(), self.open.len(), q));
                     self.set(q, TRUE, why);
                     ok = self.propagate();
@@ -307,35 +376,46 @@ impl<'u, 'a> Solver<'u, 'a> {
 
     /// Why `root` is broken: a missing dependency chain when it is broken
     /// for lack of candidates, else a conflicting pair and the chains that
-    /// pull each member in (from the first branch of the search).
+    /// pull each member in, on the branch the search tries first (every
+    /// branch fails for a broken package).
     pub fn explain(&mut self, root: PkgId) -> Cause {
+        let essential = self.universe.essential_root();
         if self.prepared.broken[root as usize] {
             return Cause::Missing {
                 chain: self.missing_chain(root),
             };
         }
-        // Replay the search greedily (no backtracking) to find a conflict
-        // on the path the solver tries first.
-        self.undo_to(0);
-        self.open.clear();
-        self.last_conflict = None;
-        self.last_violated = None;
-        self.set(root, TRUE, NO_REASON);
+        if self.prepared.broken[essential as usize] {
+            return Cause::Missing {
+                chain: self.missing_chain(essential),
+            };
+        }
+        self.reset_to_base();
+        if self.base_failed {
+            // Replay the essential root's propagation to find its conflict.
+            self.undo_to(0);
+            self.open.clear();
+            self.set(essential, TRUE, NO_REASON);
+        } else if self.assign[root as usize] == FALSE {
+            let cause = self.universe.conflicts(root).iter().find_map(|&t| {
+                (self.assign[t as usize] == TRUE).then(|| Cause::Conflict {
+                    a: root,
+                    b: t,
+                    chain_a: Vec::new(),
+                    chain_b: self.reason_chain(t),
+                })
+            });
+            return cause.unwrap_or(Cause::Missing { chain: Vec::new() });
+        } else if self.assign[root as usize] == UNSET {
+            self.set(root, TRUE, NO_REASON);
+        }
         loop {
-            let before = self.trail.len();
             if !self.propagate() {
                 break;
             }
             match self.pick() {
-                Some(q) => {
-                    let why = self.picked_clause();
-                    self.set(q, TRUE, why);
-                }
-                None => {
-                    if self.trail.len() == before {
-                        break;
-                    }
-                }
+                Some((q, why)) => self.set(q, TRUE, why),
+                None => break,
             }
         }
         let cause = match (self.last_conflict, self.last_violated) {
@@ -348,7 +428,12 @@ impl<'u, 'a> Solver<'u, 'a> {
             (None, Some((p, ci))) => self.violated_cause(p, ci),
             (None, None) => Cause::Missing { chain: Vec::new() },
         };
-        self.undo_to(0);
+        if self.base_failed {
+            self.undo_to(0);
+            self.open.clear();
+        } else {
+            self.reset_to_base();
+        }
         cause
     }
 
@@ -357,10 +442,12 @@ impl<'u, 'a> Solver<'u, 'a> {
     /// such pair), or was broken to begin with (a missing dependency).
     fn violated_cause(&self, p: PkgId, ci: u32) -> Cause {
         let mut chain = self.reason_chain(p);
-        chain.push((p, ci as usize));
-        let candidates = &self.universe.clauses[p as usize][ci as usize].candidates;
+        chain.push((p, ci));
+        let candidates = self.universe.candidates(p, ci);
         for &q in candidates {
-            if let Some(&t) = self.universe.conflicts[q as usize]
+            if let Some(&t) = self
+                .universe
+                .conflicts(q)
                 .iter()
                 .find(|&&t| self.assign[t as usize] == TRUE)
             {
@@ -372,51 +459,70 @@ impl<'u, 'a> Solver<'u, 'a> {
                 };
             }
         }
-        match candidates.first() {
-            Some(&q) if self.prepared.broken[q as usize] => {
-                chain.extend(self.missing_chain(q));
-                Cause::Missing { chain }
-            }
-            _ => Cause::Missing { chain },
+        if let Some(&q) = candidates
+            .iter()
+            .find(|&&q| self.prepared.broken[q as usize])
+        {
+            chain.extend(self.missing_chain(q));
         }
+        Cause::Missing { chain }
     }
 
-    /// (package, clause) steps from the root to `q`, following reasons.
-    fn reason_chain(&self, q: PkgId) -> Vec<(PkgId, usize)> {
+    /// (package, clause) steps from the root to the clause that pulled `q`
+    /// in, following reasons.
+    fn reason_chain(&self, q: PkgId) -> Vec<(PkgId, u32)> {
         let mut chain = Vec::new();
         let mut current = q;
-        let mut guard = 0;
-        while self.reason[current as usize] != NO_REASON && guard < 10_000 {
+        while self.reason[current as usize] != NO_REASON && chain.len() <= self.trail.len() {
             let (p, ci) = self.reason[current as usize];
-            chain.push((p, ci as usize));
+            chain.push((p, ci));
             current = p;
-            guard += 1;
         }
         chain.reverse();
         chain
     }
 
     /// For a statically broken package: follow clauses whose candidates are
-    /// all broken down to one with no candidate at all.
-    fn missing_chain(&self, root: PkgId) -> Vec<(PkgId, usize)> {
-        let mut chain = Vec::new();
-        let mut current = root;
-        let mut seen = std::collections::HashSet::new();
-        while seen.insert(current) {
-            let clauses = &self.universe.clauses[current as usize];
-            let Some((ci, clause)) = clauses.iter().enumerate().find(|(_, c)| {
-                c.candidates
+    /// all broken down to one with no candidate at all, the shortest way.
+    fn missing_chain(&self, from: PkgId) -> Vec<(PkgId, u32)> {
+        // Breadth-first over broken packages, so that the chain shown is
+        // a shortest one to a clause with no candidate.
+        let universe = self.universe;
+        let broken = &self.prepared.broken;
+        let mut parent: std::collections::HashMap<PkgId, (PkgId, u32)> =
+            std::collections::HashMap::new();
+        let mut queue = std::collections::VecDeque::from([from]);
+        parent.insert(from, NO_REASON);
+        while let Some(p) = queue.pop_front() {
+            let dead = (0..universe.clause_count(p)).filter(|&ci| {
+                universe
+                    .candidates(p, ci)
                     .iter()
-                    .all(|&q| self.prepared.broken[q as usize])
-            }) else {
-                break;
-            };
-            chain.push((current, ci));
-            match clause.candidates.first() {
-                Some(&next) => current = next,
-                None => break,
+                    .all(|&q| broken[q as usize])
+            });
+            for ci in dead {
+                let candidates = universe.candidates(p, ci);
+                if candidates.is_empty() {
+                    let mut chain = vec![(p, ci)];
+                    let mut current = p;
+                    while let Some(&step) = parent.get(&current) {
+                        if step == NO_REASON {
+                            break;
+                        }
+                        chain.push(step);
+                        current = step.0;
+                    }
+                    chain.reverse();
+                    return chain;
+                }
+                for &q in candidates {
+                    if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(q) {
+                        e.insert((p, ci));
+                        queue.push_back(q);
+                    }
+                }
             }
         }
-        chain
+        Vec::new()
     }
 }

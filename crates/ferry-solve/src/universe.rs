@@ -3,21 +3,39 @@
 //! that satisfy it and every conflict made symmetric — the form the solver
 //! works on. Not for deciding installability (see `solver`).
 //!
-//! The resolution rules are dose-distcheck's, learned by running it on
-//! small fixtures (tests/fixtures, checked against dose when present):
-//! arch:all packages count as native; an unqualified dependency is met by a
-//! package of the depender's architecture, arch:all, or Multi-Arch: foreign;
-//! `name:any` is met by a real package of that name of any architecture,
-//! never by a Provides, and its version constraint is ignored (dependency
-//! and conflict alike: dose treats `name:any` as a name provided without a
-//! version); a versioned dependency or conflict is met only by a versioned
-//! Provides; Conflicts and Breaks never hit the package itself; two packages
-//! of one name conflict unless both are Multi-Arch: same at one version.
-
-use std::collections::HashMap;
+//! The resolution is dose-distcheck's translation of Debian packages to
+//! CUDF (dose3 `deb/debcudf.ml`), reproduced rule for rule because
+//! agreement with dose is the contract, and checked against the real
+//! dose-distcheck by the fixtures in `tests/fixtures` and by random
+//! archives. Each package offers *features*, looked up by (kind, name,
+//! architecture tag):
+//! - its own name on its architecture (arch:all counts as native) at its
+//!   version, and its bare name (the tag `:any` resolves to) at every
+//!   version — so `foo:any (>= 9)` is met by any `foo`, as in dose;
+//! - Multi-Arch: foreign adds its name on every other architecture, and
+//!   its Provides on every architecture; Multi-Arch: allowed adds its
+//!   Provides under the bare name (so a virtual `:any` needs an allowed
+//!   provider); other packages provide on their own architecture only;
+//! - a Provides is a virtual feature at no version, and with `(= v)` also a
+//!   versioned one: an unversioned dependency is met by either, a versioned
+//!   one only by the versioned kind.
+//!
+//! Conflicts and Breaks hit every feature they match on every architecture
+//! (never the package itself); a package also conflicts with every other
+//! package of its name, except that Multi-Arch: same packages of one
+//! version on different architectures are co-installable. dose's special
+//! handling of Multi-Arch: same self-conflicts is kept, quirks included
+//! (see `same_conflicts`). Essential packages must be installed with every
+//! package: one clause per essential name, held by a pseudo-package after
+//! the real ones (`essential_root`).
 
 use ferry_deb::relation::{Atom, MultiArch, Relations};
 use ferry_deb::{BinaryPackage, VersionRef};
+use rayon::prelude::*;
+// Keys here are package names and packed integers we make ourselves, not
+// input an attacker picks to collide; FxHash is several times faster than
+// SipHash on them, and interning is a fifth of the universe's build time.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 pub type PkgId = u32;
 
@@ -26,36 +44,430 @@ pub type PkgId = u32;
 pub enum Field {
     PreDepends,
     Depends,
+    /// A clause of the essential pseudo-package: one of the packages of an
+    /// essential name must be installed.
+    Essential,
 }
 
-/// One OR-group of a package's dependencies, resolved.
-#[derive(Debug, Clone)]
-pub struct Clause {
-    pub candidates: Vec<PkgId>,
+/// Where a clause came from: its field and the index of its group there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClauseOrigin {
     pub field: Field,
-    /// Index of the group in its field.
     pub group: u32,
 }
 
+/// Packages with their dependencies as resolved clauses and their
+/// conflicts as symmetric lists, in flat arrays indexed by `PkgId`: a
+/// sid-sized universe is half a million clauses, and one allocation per
+/// clause would cost more memory than the Packages text.
 pub struct Universe<'a> {
     pub records: Vec<&'a BinaryPackage<'a>>,
     pub native: String,
-    pub clauses: Vec<Vec<Clause>>,
-    pub conflicts: Vec<Vec<PkgId>>,
+    /// Clauses of package p: `clause_start[p]..clause_start[p + 1]`;
+    /// package `records.len()` is the essential pseudo-package.
+    clause_start: Vec<u32>,
+    origins: Vec<ClauseOrigin>,
+    /// Candidates of clause c: `candidate_start[c]..candidate_start[c + 1]`.
+    candidate_start: Vec<u32>,
+    candidates: Vec<PkgId>,
+    conflict_start: Vec<u32>,
+    conflicts: Vec<PkgId>,
 }
 
-fn effective_arch<'b>(arch: &'b str, native: &'b str) -> &'b str {
-    if arch == "all" {
-        native
-    } else {
-        arch
+/// Which kind of feature: a package's own name, a Provides at no version,
+/// or a Provides with `(= version)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Real = 0,
+    Virtual = 1,
+    Versioned = 2,
+}
+
+/// The architecture part of a feature: the bare name, or an architecture.
+type Tag = u16;
+const BARE: Tag = 0;
+
+/// At which version a feature is offered.
+const ANY_VERSION: u32 = u32::MAX;
+const OWN_VERSION: u32 = u32::MAX - 1;
+// Any other value: the index of the Provides atom whose `(= v)` it is.
+
+fn key(kind: Kind, name: u32, tag: Tag) -> u64 {
+    (u64::from(name) << 24) | ((kind as u64) << 16) | u64::from(tag)
+}
+
+struct Feature {
+    key: u64,
+    package: PkgId,
+    version: u32,
+}
+
+/// Name and architecture tables, and the feature index the resolver reads.
+struct Tables<'r, 'a> {
+    records: &'r [&'a BinaryPackage<'a>],
+    names: HashMap<&'a str, u32>,
+    /// Architectures: index + 1 is the tag; 0 (native) first.
+    archs: Vec<&'r str>,
+    features: Vec<Feature>,
+    /// Where each key's run of `features` is: start and length.
+    index: HashMap<u64, (u32, u32)>,
+    /// Names of real packages.
+    real: Vec<bool>,
+    /// For a name some package provides: the names of its providers.
+    providers: HashMap<u32, Vec<u32>>,
+}
+
+impl<'r, 'a> Tables<'r, 'a> {
+    fn name(&self, name: &str) -> Option<u32> {
+        self.names.get(name).copied()
+    }
+
+    fn arch_tag(&self, arch: &str) -> Option<Tag> {
+        let arch = if arch == "all" { self.archs[0] } else { arch };
+        self.archs
+            .iter()
+            .position(|a| *a == arch)
+            .map(|i| i as Tag + 1)
+    }
+
+    /// dose's `add_arch_info`: the tag an atom of a package of `arch`
+    /// refers to. `None` for an architecture no package has.
+    fn atom_tag(&self, qualifier: Option<&str>, arch: &str) -> Option<Tag> {
+        match qualifier {
+            Some("any") => Some(BARE),
+            Some("native") => Some(1),
+            // `foo:all` names no architecture a package is seen as.
+            Some("all") => None,
+            Some(a) => self.arch_tag(a),
+            None => self.arch_tag(arch),
+        }
+    }
+
+    fn lookup(&self, key: u64) -> &[Feature] {
+        match self.index.get(&key) {
+            Some(&(start, len)) => &self.features[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+
+    fn offered_version(&self, f: &Feature) -> Option<VersionRef<'a>> {
+        let p = self.records[f.package as usize];
+        match f.version {
+            ANY_VERSION => None,
+            OWN_VERSION => Some(p.version),
+            i => p
+                .provides
+                .atoms()
+                .nth(i as usize)
+                .and_then(|a| a.constraint)
+                .map(|c| c.version),
+        }
+    }
+
+    /// Packages offering `(kind, name, tag)` at a version `atom` accepts.
+    fn offering(&self, kind: Kind, name: u32, tag: Tag, atom: &Atom<'_>, out: &mut Vec<PkgId>) {
+        for f in self.lookup(key(kind, name, tag)) {
+            let fits = match (&atom.constraint, self.offered_version(f)) {
+                (None, _) | (Some(_), None) => true,
+                (Some(c), Some(v)) => c.allows(&v),
+            };
+            if fits {
+                out.push(f.package);
+            }
+        }
+    }
+
+    /// dose's `loadl` for one atom of a package (or conflict expansion) of
+    /// architecture `arch`: the packages that match it.
+    fn matching(&self, atom: &Atom<'_>, arch: &str, out: &mut Vec<PkgId>) {
+        let (Some(name), Some(tag)) = (
+            self.name(atom.name),
+            self.atom_tag(atom.arch_qualifier, arch),
+        ) else {
+            return;
+        };
+        self.offering(Kind::Real, name, tag, atom, out);
+        let virtual_kind = if atom.constraint.is_some() {
+            Kind::Versioned
+        } else {
+            Kind::Virtual
+        };
+        self.offering(virtual_kind, name, tag, atom, out);
+    }
+
+    fn every(&self, kind: Kind, name: u32, tag: Tag, out: &mut Vec<PkgId>) {
+        out.extend(self.lookup(key(kind, name, tag)).iter().map(|f| f.package));
+    }
+}
+
+fn build_tables<'r, 'a>(
+    records: &'r [&'a BinaryPackage<'a>],
+    native: &'r str,
+    foreign: &'r [String],
+) -> Tables<'r, 'a> {
+    let mut names: HashMap<&'a str, u32> =
+        HashMap::with_capacity_and_hasher(records.len() * 2, Default::default());
+    let mut intern = |name: &'a str| {
+        let next = names.len() as u32;
+        *names.entry(name).or_insert(next)
+    };
+    let mut archs: Vec<&str> = vec![native];
+    for f in foreign {
+        if !archs.contains(&f.as_str()) {
+            archs.push(f);
+        }
+    }
+    for p in records {
+        intern(p.name);
+        for atom in p.provides.atoms() {
+            intern(atom.name);
+        }
+    }
+    let mut tables = Tables {
+        records,
+        names,
+        archs,
+        features: Vec::new(),
+        index: HashMap::default(),
+        real: Vec::new(),
+        providers: HashMap::default(),
+    };
+    let mut real = vec![false; tables.names.len()];
+    let mut features = Vec::with_capacity(records.len() * 4);
+    let mut providers: HashMap<u32, Vec<u32>> = HashMap::default();
+    for (id, p) in records.iter().enumerate() {
+        let id = id as PkgId;
+        let Some(name) = tables.name(p.name) else {
+            continue;
+        };
+        real[name as usize] = true;
+        let mut emit = |kind: Kind, name: u32, tag: Tag, version: u32| {
+            features.push(Feature {
+                key: key(kind, name, tag),
+                package: id,
+                version,
+            })
+        };
+        emit(Kind::Real, name, BARE, ANY_VERSION);
+        if let Some(own) = tables.arch_tag(p.architecture) {
+            emit(Kind::Real, name, own, OWN_VERSION);
+        }
+        // dose's `loadlp`: the Provides of a package seen as of `arch`
+        // (`qualifier` replacing the atom's own for Multi-Arch: allowed).
+        let provides =
+            |emit: &mut dyn FnMut(Kind, u32, Tag, u32), arch: &str, any: Option<bool>| {
+                for (i, atom) in p.provides.atoms().enumerate() {
+                    let Some(provided) = tables.name(atom.name) else {
+                        continue;
+                    };
+                    let qualifier = match any {
+                        Some(true) => Some("any"),
+                        Some(false) => None,
+                        None => atom.arch_qualifier,
+                    };
+                    let Some(tag) = tables.atom_tag(qualifier, arch) else {
+                        continue;
+                    };
+                    emit(Kind::Virtual, provided, tag, ANY_VERSION);
+                    if atom.constraint.is_some() {
+                        emit(Kind::Versioned, provided, tag, i as u32);
+                    }
+                }
+            };
+        match p.multi_arch {
+            MultiArch::No | MultiArch::Same => provides(&mut emit, p.architecture, None),
+            MultiArch::Foreign => {
+                for arch in &tables.archs {
+                    if *arch == p.architecture {
+                        provides(&mut emit, arch, None);
+                    } else {
+                        if let Some(tag) = tables.arch_tag(arch) {
+                            emit(Kind::Real, name, tag, OWN_VERSION);
+                        }
+                        provides(&mut emit, arch, None);
+                    }
+                }
+            }
+            MultiArch::Allowed => {
+                provides(&mut emit, p.architecture, Some(true));
+                provides(&mut emit, p.architecture, Some(false));
+            }
+        }
+        for atom in p.provides.atoms() {
+            if let Some(provided) = tables.name(atom.name) {
+                providers.entry(provided).or_default().push(name);
+            }
+        }
+    }
+    for list in providers.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    features.par_sort_unstable_by_key(|f| (f.key, f.package));
+    let mut index = HashMap::with_capacity_and_hasher(features.len() / 2, Default::default());
+    let mut start = 0u32;
+    for run in features.chunk_by(|a, b| a.key == b.key) {
+        index.insert(run[0].key, (start, run.len() as u32));
+        start += run.len() as u32;
+    }
+    tables.features = features;
+    tables.index = index;
+    tables.real = real;
+    tables.providers = providers;
+    tables
+}
+
+/// What one package contributes: resolved clauses and conflict pairs.
+#[derive(Default)]
+struct Part {
+    clause_counts: Vec<u32>,
+    origins: Vec<ClauseOrigin>,
+    candidate_counts: Vec<u32>,
+    candidates: Vec<PkgId>,
+    conflicts: Vec<(PkgId, PkgId)>,
+    /// Scratch space for one package's conflicts.
+    hits: Vec<PkgId>,
+}
+
+impl Part {
+    fn resolve(&mut self, tables: &Tables<'_, '_>, id: PkgId) {
+        let p = tables.records[id as usize];
+        let mut count = 0;
+        for (field, relations) in [
+            (Field::PreDepends, &p.pre_depends),
+            (Field::Depends, &p.depends),
+        ] {
+            for (group, alternatives) in relations.groups.iter().enumerate() {
+                let start = self.candidates.len();
+                for atom in alternatives {
+                    tables.matching(atom, p.architecture, &mut self.candidates);
+                }
+                self.candidates[start..].sort_unstable();
+                let kept = dedup_tail(&mut self.candidates, start);
+                self.candidate_counts.push(kept as u32);
+                self.origins.push(ClauseOrigin {
+                    field,
+                    group: group as u32,
+                });
+                count += 1;
+            }
+        }
+        self.clause_counts.push(count);
+
+        let start = self.conflicts.len();
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        conflicting(tables, id, &mut hits);
+        self.conflicts
+            .extend(hits.iter().filter(|&&q| q != id).map(|&q| (id, q)));
+        self.hits = hits;
+        // Most conflicts are found several times (per architecture, by
+        // name and by Provides); keep each pair once.
+        self.conflicts[start..].sort_unstable();
+        let mut write = start;
+        for read in start..self.conflicts.len() {
+            if write == start || self.conflicts[read] != self.conflicts[write - 1] {
+                self.conflicts[write] = self.conflicts[read];
+                write += 1;
+            }
+        }
+        self.conflicts.truncate(write);
+    }
+}
+
+fn dedup_tail(v: &mut Vec<PkgId>, start: usize) -> usize {
+    let mut write = start;
+    for read in start..v.len() {
+        if write == start || v[read] != v[write - 1] {
+            v[write] = v[read];
+            write += 1;
+        }
+    }
+    v.truncate(write);
+    write - start
+}
+
+/// dose's conflicts of package `id`, its own name's included; may list
+/// `id` itself, which never counts.
+fn conflicting(tables: &Tables<'_, '_>, id: PkgId, out: &mut Vec<PkgId>) {
+    let p = tables.records[id as usize];
+    let Some(name) = tables.name(p.name) else {
+        return;
+    };
+    let relations: [&Relations; 2] = [&p.breaks, &p.conflicts];
+    if let Some(own) = tables.arch_tag(p.architecture) {
+        tables.every(Kind::Real, name, own, out);
+    }
+    if p.multi_arch == MultiArch::Same {
+        same_conflicts(tables, p, name, &relations, out);
+        return;
+    }
+    tables.every(Kind::Real, name, BARE, out);
+    for arch in &tables.archs {
+        for atom in relations.iter().flat_map(|r| r.atoms()) {
+            tables.matching(atom, arch, out);
+        }
+    }
+}
+
+/// Multi-Arch: same, as dose has it: other versions of the name on other
+/// architectures; a conflict that matches the package itself (its name,
+/// or unversioned a name it provides) is expanded to every *other*
+/// package named like a provider, at any version; a versioned conflict
+/// on a purely virtual name is dropped (dose: "does not correctly handle
+/// versioned provides").
+fn same_conflicts(
+    tables: &Tables<'_, '_>,
+    p: &BinaryPackage<'_>,
+    name: u32,
+    relations: &[&Relations; 2],
+    out: &mut Vec<PkgId>,
+) {
+    for arch in &tables.archs {
+        if *arch == p.architecture {
+            continue;
+        }
+        if let Some(tag) = tables.arch_tag(arch) {
+            for f in tables.lookup(key(Kind::Real, name, tag)) {
+                if tables.offered_version(f).is_none_or(|v| v != p.version) {
+                    out.push(f.package);
+                }
+            }
+        }
+    }
+    for arch in &tables.archs {
+        for atom in relations.iter().flat_map(|r| r.atoms()) {
+            let target = tables.name(atom.name);
+            let is_self = atom.name == p.name
+                || (atom.constraint.is_none() && p.provides.atoms().any(|a| a.name == atom.name));
+            let real = target.is_some_and(|t| tables.real[t as usize]);
+            if !is_self {
+                if real || atom.constraint.is_none() {
+                    tables.matching(atom, arch, out);
+                }
+                continue;
+            }
+            let Some(providers) = target.and_then(|t| tables.providers.get(&t)) else {
+                continue;
+            };
+            let names = target
+                .filter(|_| real)
+                .into_iter()
+                .chain(providers.iter().copied());
+            for other in names.filter(|&n| n != name) {
+                if let Some(tag) = tables.atom_tag(atom.arch_qualifier, arch) {
+                    tables.every(Kind::Real, other, tag, out);
+                }
+            }
+        }
     }
 }
 
 impl<'a> Universe<'a> {
     /// Builds the universe of `packages` for `native` (and `foreign`)
     /// architectures; packages of other architectures are left out, as
-    /// dose leaves them out.
+    /// dose leaves them out, and a (name, version, architecture) listed
+    /// twice counts once.
     pub fn new(
         packages: &'a [BinaryPackage<'a>],
         native: &str,
@@ -63,99 +475,99 @@ impl<'a> Universe<'a> {
     ) -> Universe<'a> {
         let considered =
             |arch: &str| arch == "all" || arch == native || foreign.iter().any(|f| f == arch);
+        let mut seen = HashSet::with_capacity_and_hasher(packages.len(), Default::default());
         let records: Vec<&BinaryPackage> = packages
             .iter()
             .filter(|p| considered(p.architecture))
+            .filter(|p| seen.insert((p.name, p.version.text, p.architecture)))
             .collect();
+        drop(seen);
+        let tables = build_tables(&records, native, foreign);
 
-        let mut real: HashMap<&str, Vec<PkgId>> = HashMap::with_capacity(records.len());
-        let mut provided: HashMap<&str, Vec<(PkgId, Option<VersionRef<'a>>)>> = HashMap::new();
-        for (id, p) in records.iter().enumerate() {
-            real.entry(p.name).or_default().push(id as PkgId);
-            for atom in p.provides.atoms() {
-                let version = atom.constraint.map(|c| c.version);
-                provided
-                    .entry(atom.name)
-                    .or_default()
-                    .push((id as PkgId, version));
-            }
-        }
-        let resolver = Resolver {
-            records: &records,
-            real: &real,
-            provided: &provided,
-            native,
-        };
-
-        let clauses: Vec<Vec<Clause>> = records
-            .iter()
-            .enumerate()
-            .map(|(id, p)| {
-                let mut out = Vec::new();
-                for (field, relations) in [
-                    (Field::PreDepends, &p.pre_depends),
-                    (Field::Depends, &p.depends),
-                ] {
-                    for (group, alternatives) in relations.groups.iter().enumerate() {
-                        let mut candidates: Vec<PkgId> = alternatives
-                            .iter()
-                            .flat_map(|atom| resolver.satisfiers(id as PkgId, atom))
-                            .collect();
-                        candidates.sort_unstable();
-                        candidates.dedup();
-                        out.push(Clause {
-                            candidates,
-                            field,
-                            group: group as u32,
-                        });
-                    }
+        // Resolve in chunks on all cores, then lay the chunks end to end.
+        const CHUNK: usize = 4096;
+        let parts: Vec<Part> = (0..records.len().div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|chunk| {
+                let mut part = Part::default();
+                let end = ((chunk + 1) * CHUNK).min(records.len());
+                for id in chunk * CHUNK..end {
+                    part.resolve(&tables, id as PkgId);
                 }
-                out
+                part
             })
             .collect();
 
-        let mut conflicts: Vec<Vec<PkgId>> = vec![Vec::new(); records.len()];
-        for (id, p) in records.iter().enumerate() {
-            let id = id as PkgId;
-            for relations in [&p.conflicts, &p.breaks] {
-                for atom in relations.atoms() {
-                    for other in resolver.conflicting(id, atom) {
-                        conflicts[id as usize].push(other);
-                        conflicts[other as usize].push(id);
-                    }
-                }
+        let n = records.len();
+        let mut clause_start = Vec::with_capacity(n + 2);
+        let mut origins = Vec::new();
+        let mut candidate_start = vec![0u32];
+        let mut candidates = Vec::new();
+        let mut pairs = Vec::new();
+        clause_start.push(0u32);
+        for part in parts {
+            let mut clauses = *clause_start.last().unwrap_or(&0);
+            for count in part.clause_counts {
+                clauses += count;
+                clause_start.push(clauses);
+            }
+            origins.extend(part.origins);
+            let mut offset = candidates.len() as u32;
+            for count in part.candidate_counts {
+                offset += count;
+                candidate_start.push(offset);
+            }
+            candidates.extend(part.candidates);
+            pairs.extend(part.conflicts);
+        }
+
+        // The essential pseudo-package: a clause per essential name.
+        let mut essential: Vec<(&str, PkgId)> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.essential)
+            .map(|(id, p)| (p.name, id as PkgId))
+            .collect();
+        essential.sort_unstable();
+        for (i, group) in essential.chunk_by(|a, b| a.0 == b.0).enumerate() {
+            candidates.extend(group.iter().map(|(_, id)| *id));
+            candidate_start.push(candidates.len() as u32);
+            origins.push(ClauseOrigin {
+                field: Field::Essential,
+                group: i as u32,
+            });
+        }
+        clause_start.push(origins.len() as u32);
+
+        // Conflicts hold both ways.
+        let reversed: Vec<(PkgId, PkgId)> = pairs.iter().map(|&(a, b)| (b, a)).collect();
+        pairs.extend(reversed);
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let mut conflict_start = Vec::with_capacity(n + 2);
+        let mut next = 0;
+        for p in 0..=n as PkgId {
+            conflict_start.push(next as u32);
+            while next < pairs.len() && pairs[next].0 == p {
+                next += 1;
             }
         }
-        // One package of a name per architecture, and one architecture of a
-        // name unless Multi-Arch: same at the same version.
-        for ids in real.values() {
-            for (i, &a) in ids.iter().enumerate() {
-                for &b in &ids[i + 1..] {
-                    let (pa, pb) = (records[a as usize], records[b as usize]);
-                    let coinstallable = pa.multi_arch == MultiArch::Same
-                        && pb.multi_arch == MultiArch::Same
-                        && effective_arch(pa.architecture, native)
-                            != effective_arch(pb.architecture, native)
-                        && pa.version == pb.version;
-                    if !coinstallable {
-                        conflicts[a as usize].push(b);
-                        conflicts[b as usize].push(a);
-                    }
-                }
-            }
-        }
-        for list in &mut conflicts {
-            list.sort_unstable();
-            list.dedup();
-        }
+        conflict_start.push(pairs.len() as u32);
+        let conflicts = pairs.into_iter().map(|(_, b)| b).collect();
+
         Universe {
             records,
             native: native.to_string(),
-            clauses,
+            clause_start,
+            origins,
+            candidate_start,
+            candidates,
+            conflict_start,
             conflicts,
         }
     }
 
+    /// Number of packages (the essential pseudo-package not counted).
     pub fn len(&self) -> usize {
         self.records.len()
     }
@@ -164,16 +576,51 @@ impl<'a> Universe<'a> {
         self.records.is_empty()
     }
 
-    /// The relation group a clause came from, as written.
-    pub fn clause_text(&self, id: PkgId, clause: &Clause) -> String {
-        let p = self.records[id as usize];
-        let relations: &Relations = match clause.field {
-            Field::PreDepends => &p.pre_depends,
-            Field::Depends => &p.depends,
+    /// The pseudo-package whose clauses require one package of each
+    /// essential name; every installation holds it.
+    pub fn essential_root(&self) -> PkgId {
+        self.records.len() as PkgId
+    }
+
+    /// Number of clauses of package `p` (of the essential root too).
+    pub fn clause_count(&self, p: PkgId) -> u32 {
+        self.clause_start[p as usize + 1] - self.clause_start[p as usize]
+    }
+
+    /// Packages that satisfy clause `ci` of package `p`.
+    pub fn candidates(&self, p: PkgId, ci: u32) -> &[PkgId] {
+        let c = (self.clause_start[p as usize] + ci) as usize;
+        &self.candidates[self.candidate_start[c] as usize..self.candidate_start[c + 1] as usize]
+    }
+
+    pub fn origin(&self, p: PkgId, ci: u32) -> ClauseOrigin {
+        self.origins[(self.clause_start[p as usize] + ci) as usize]
+    }
+
+    /// Packages that cannot be installed together with `p`.
+    pub fn conflicts(&self, p: PkgId) -> &[PkgId] {
+        &self.conflicts
+            [self.conflict_start[p as usize] as usize..self.conflict_start[p as usize + 1] as usize]
+    }
+
+    /// The relation group clause `ci` of `p` came from, as written; for
+    /// the essential root, the essential name.
+    pub fn clause_text(&self, p: PkgId, ci: u32) -> String {
+        let origin = self.origin(p, ci);
+        let relations: &Relations = match (origin.field, self.records.get(p as usize)) {
+            (Field::PreDepends, Some(r)) => &r.pre_depends,
+            (Field::Depends, Some(r)) => &r.depends,
+            (Field::Essential, _) | (_, None) => {
+                return self
+                    .candidates(p, ci)
+                    .first()
+                    .map(|&q| self.records[q as usize].name.to_string())
+                    .unwrap_or_default();
+            }
         };
         relations
             .groups
-            .get(clause.group as usize)
+            .get(origin.group as usize)
             .map(|g| {
                 g.iter()
                     .map(|a| a.to_string())
@@ -181,110 +628,5 @@ impl<'a> Universe<'a> {
                     .join(" | ")
             })
             .unwrap_or_default()
-    }
-}
-
-struct Resolver<'r, 'a> {
-    records: &'r [&'a BinaryPackage<'a>],
-    real: &'r HashMap<&'a str, Vec<PkgId>>,
-    provided: &'r HashMap<&'a str, Vec<(PkgId, Option<VersionRef<'a>>)>>,
-    native: &'r str,
-}
-
-impl Resolver<'_, '_> {
-    fn record(&self, id: PkgId) -> &BinaryPackage<'_> {
-        self.records[id as usize]
-    }
-
-    /// Whether package `q` may satisfy an unqualified dependency of `p`.
-    fn arch_fits(&self, p: PkgId, q: PkgId) -> bool {
-        let (p, q) = (self.record(p), self.record(q));
-        q.architecture == "all"
-            || effective_arch(q.architecture, self.native)
-                == effective_arch(p.architecture, self.native)
-            || q.multi_arch == MultiArch::Foreign
-    }
-
-    fn satisfiers(&self, from: PkgId, atom: &Atom<'_>) -> Vec<PkgId> {
-        // As in conflicts, dose ignores the version of a `name:any` atom.
-        let any = atom.arch_qualifier == Some("any");
-        let version_ok = |v: &VersionRef<'_>| any || atom.constraint.is_none_or(|c| c.allows(v));
-        let mut out = Vec::new();
-        if let Some(ids) = self.real.get(atom.name) {
-            for &q in ids {
-                let record = self.record(q);
-                let arch_ok = match atom.arch_qualifier {
-                    None => self.arch_fits(from, q),
-                    Some("any") => true,
-                    Some("native") => {
-                        effective_arch(record.architecture, self.native) == self.native
-                    }
-                    Some(arch) => effective_arch(record.architecture, self.native) == arch,
-                };
-                if arch_ok && version_ok(&record.version) {
-                    out.push(q);
-                }
-            }
-        }
-        if atom.arch_qualifier.is_none() {
-            if let Some(providers) = self.provided.get(atom.name) {
-                for (q, version) in providers {
-                    let fits = match (&atom.constraint, version) {
-                        (None, _) => true,
-                        (Some(c), Some(v)) => c.allows(v),
-                        (Some(_), None) => false,
-                    };
-                    if fits && self.arch_fits(from, *q) {
-                        out.push(*q);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Whether a Conflicts/Breaks atom's architecture qualifier covers `q`:
-    /// `foo:i386` hits only the i386 package, an unqualified one any arch.
-    fn arch_qualified(&self, atom: &Atom<'_>, q: PkgId) -> bool {
-        let arch = effective_arch(self.record(q).architecture, self.native);
-        match atom.arch_qualifier {
-            None | Some("any") => true,
-            Some("native") => arch == self.native,
-            Some(wanted) => arch == wanted,
-        }
-    }
-
-    fn conflicting(&self, from: PkgId, atom: &Atom<'_>) -> Vec<PkgId> {
-        // dose reads `name:any` as a name every package called `name`
-        // provides without a version: its version constraint never narrows.
-        let any = atom.arch_qualifier == Some("any");
-        let mut out = Vec::new();
-        if let Some(ids) = self.real.get(atom.name) {
-            for &q in ids {
-                if q != from
-                    && self.arch_qualified(atom, q)
-                    && (any
-                        || atom
-                            .constraint
-                            .is_none_or(|c| c.allows(&self.record(q).version)))
-                {
-                    out.push(q);
-                }
-            }
-        }
-        if let Some(providers) = self.provided.get(atom.name) {
-            for (q, version) in providers {
-                let hit = any
-                    || match (&atom.constraint, version) {
-                        (None, _) => true,
-                        (Some(c), Some(v)) => c.allows(v),
-                        (Some(_), None) => false,
-                    };
-                if *q != from && hit && self.arch_qualified(atom, *q) {
-                    out.push(*q);
-                }
-            }
-        }
-        out
     }
 }

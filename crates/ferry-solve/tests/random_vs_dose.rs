@@ -1,0 +1,175 @@
+//! Random small archives, checked by ferry-solve and by dose-distcheck (the
+//! oracle): the broken sets must be identical. The archives mix every rule
+//! the resolver knows — Multi-Arch, a foreign architecture, `:any`,
+//! `:native` and `:arch` qualifiers, versioned and unversioned Provides
+//! (of the package's own name too), Essential packages, several versions
+//! of a name, Pre-Depends, Conflicts and Breaks — over a small pool of names
+//! so that relations collide often. `FERRY_RANDOM_ROUNDS` sets the number
+//! of archives (default 600); skipped when dose-distcheck is absent.
+
+mod common;
+
+use common::{broken_set, dose, dose_available, ours, stanza};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const NAMES: usize = 9;
+
+fn name(rng: &mut StdRng) -> String {
+    // Mostly real names, sometimes a virtual one.
+    if rng.gen_bool(0.2) {
+        format!("v{}", rng.gen_range(0..3))
+    } else {
+        format!("p{}", rng.gen_range(0..NAMES))
+    }
+}
+
+fn constraint(rng: &mut StdRng) -> &'static str {
+    [
+        "", "", "", " (>= 2)", " (<< 2)", " (= 1)", " (= 2)", " (<= 1)", " (>> 1)",
+    ][rng.gen_range(0..9)]
+}
+
+fn qualifier(rng: &mut StdRng, foreign: bool) -> &'static str {
+    match rng.gen_range(0..10) {
+        0 | 1 => ":any",
+        2 => ":native",
+        3 if foreign => ":i386",
+        4 => ":amd64",
+        _ => "",
+    }
+}
+
+fn atom(rng: &mut StdRng, foreign: bool) -> String {
+    format!(
+        "{}{}{}",
+        name(rng),
+        qualifier(rng, foreign),
+        constraint(rng)
+    )
+}
+
+fn field(
+    rng: &mut StdRng,
+    label: &str,
+    groups: usize,
+    alternatives: bool,
+    foreign: bool,
+) -> String {
+    let list: Vec<String> = (0..groups)
+        .map(|_| {
+            let n = if alternatives {
+                rng.gen_range(1..=3)
+            } else {
+                1
+            };
+            (0..n)
+                .map(|_| atom(rng, foreign))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!("{label}: {}\n", list.join(", "))
+    }
+}
+
+fn random_archive(rng: &mut StdRng, foreign: bool) -> String {
+    let mut text = String::new();
+    for i in 0..NAMES {
+        let pname = format!("p{i}");
+        let archs: &[&str] = if foreign && rng.gen_bool(0.4) {
+            &["amd64", "i386"]
+        } else if rng.gen_bool(0.3) {
+            &["all"]
+        } else if rng.gen_bool(0.1) {
+            &["armhf"]
+        } else {
+            &["amd64"]
+        };
+        let multi_arch = ["", "", "same", "foreign", "allowed"][rng.gen_range(0..5)];
+        let essential = rng.gen_bool(0.03);
+        for version in 1..=rng.gen_range(1..=2) {
+            for arch in archs {
+                let mut fields = String::new();
+                if !multi_arch.is_empty() {
+                    fields.push_str(&format!("Multi-Arch: {multi_arch}\n"));
+                }
+                if essential {
+                    fields.push_str("Essential: yes\n");
+                }
+                let n = rng.gen_range(0..3);
+                fields.push_str(&field(rng, "Depends", n, true, foreign));
+                if rng.gen_bool(0.15) {
+                    fields.push_str(&field(rng, "Pre-Depends", 1, true, foreign));
+                }
+                if rng.gen_bool(0.3) {
+                    let n = rng.gen_range(1..3);
+                    fields.push_str(&field(rng, "Conflicts", n, false, foreign));
+                }
+                if rng.gen_bool(0.2) {
+                    fields.push_str(&field(rng, "Breaks", 1, false, foreign));
+                }
+                if rng.gen_bool(0.35) {
+                    let provided = if rng.gen_bool(0.15) {
+                        pname.clone()
+                    } else {
+                        name(rng)
+                    };
+                    let v = ["", "", " (= 1)", " (= 2)"][rng.gen_range(0..4)];
+                    fields.push_str(&format!("Provides: {provided}{v}\n"));
+                }
+                text.push_str(&stanza(
+                    &pname,
+                    &version.to_string(),
+                    arch,
+                    fields.trim_end(),
+                ));
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn random_archives_agree_with_dose() {
+    if !dose_available() {
+        eprintln!("skipped: dose-distcheck is not installed");
+        return;
+    }
+    let rounds: usize = std::env::var("FERRY_RANDOM_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let seed: u64 = std::env::var("FERRY_RANDOM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_122);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Packages");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut compared, mut packages, mut broken) = (0, 0, 0);
+    for round in 0..rounds {
+        let foreign_archs: &[&str] = if round % 2 == 0 { &["i386"] } else { &[] };
+        let text = random_archive(&mut rng, !foreign_archs.is_empty());
+        std::fs::write(&path, &text).unwrap();
+        let Some(expected) = dose(&path, foreign_archs) else {
+            continue;
+        };
+        compared += 1;
+        let reports = ours(&text, foreign_archs, false);
+        let got = broken_set(&reports);
+        packages += reports.len();
+        broken += got.len();
+        assert_eq!(
+            got, expected,
+            "round {round} (foreign {foreign_archs:?}), left ferry, right dose:\n{text}"
+        );
+    }
+    eprintln!(
+        "{compared} of {rounds} random archives compared ({packages} packages, {broken} broken): ferry and dose agree"
+    );
+}
