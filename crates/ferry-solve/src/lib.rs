@@ -10,6 +10,8 @@
 pub mod solver;
 pub mod universe;
 
+use std::collections::{HashMap, HashSet};
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -41,12 +43,17 @@ pub enum Reason {
         chain: Vec<ChainStep>,
         unsat_dependency: String,
     },
-    /// Two packages that cannot be installed together, each pulled in by a chain.
+    /// Two packages that cannot be installed together, each pulled in by a
+    /// chain (empty for the package checked itself). `pkg1` is the one
+    /// whose Conflicts or Breaks names `pkg2` when one does, and
+    /// `unsat_conflict` that relation as written (or the shared name, for
+    /// two versions of one package).
     Conflict {
         pkg1: PackageRef,
         pkg2: PackageRef,
         chain1: Vec<ChainStep>,
         chain2: Vec<ChainStep>,
+        unsat_conflict: String,
     },
 }
 
@@ -103,13 +110,60 @@ impl Universe<'_> {
                 b,
                 chain_a,
                 chain_b,
-            } => Reason::Conflict {
-                pkg1: self.package_ref(*a),
-                pkg2: self.package_ref(*b),
-                chain1: self.chain(chain_a),
-                chain2: self.chain(chain_b),
-            },
+            } => {
+                let (a, b, chain_a, chain_b, declared) = match self.declared_conflict(*a, *b) {
+                    Some(text) => (*a, *b, chain_a, chain_b, text),
+                    None => match self.declared_conflict(*b, *a) {
+                        Some(text) => (*b, *a, chain_b, chain_a, text),
+                        None => (*a, *b, chain_a, chain_b, self.package_ref(*b).package),
+                    },
+                };
+                Reason::Conflict {
+                    pkg1: self.package_ref(a),
+                    pkg2: self.package_ref(b),
+                    chain1: self.chain(chain_a),
+                    chain2: self.chain(chain_b),
+                    unsat_conflict: declared,
+                }
+            }
         }
+    }
+
+    /// The Conflicts or Breaks atom of `a` that names `b` (or a name `b`
+    /// provides), as written. For the report only: the universe already
+    /// decided that they conflict, this finds the words for it.
+    fn declared_conflict(&self, a: PkgId, b: PkgId) -> Option<String> {
+        let (pa, pb) = (self.records.get(a as usize)?, self.records.get(b as usize)?);
+        let arch_b = if pb.architecture == "all" {
+            self.native.as_str()
+        } else {
+            pb.architecture
+        };
+        pa.conflicts
+            .atoms()
+            .chain(pa.breaks.atoms())
+            .find(|atom| {
+                let arch_ok = match atom.arch_qualifier {
+                    None | Some("any") => true,
+                    Some("native") => arch_b == self.native,
+                    Some(arch) => arch_b == arch,
+                };
+                // dose ignores the version of a `name:any` conflict.
+                let any = atom.arch_qualifier == Some("any");
+                let by_name = atom.name == pb.name
+                    && (any || atom.constraint.is_none_or(|c| c.allows(&pb.version)));
+                let by_provides = pb.provides.atoms().any(|v| {
+                    v.name == atom.name
+                        && match (&atom.constraint, &v.constraint) {
+                            (None, _) => true,
+                            (Some(_), _) if any => true,
+                            (Some(c), Some(provided)) => c.allows(&provided.version),
+                            (Some(_), None) => false,
+                        }
+                });
+                arch_ok && (by_name || by_provides)
+            })
+            .map(|atom| atom.to_string())
     }
 }
 
@@ -166,7 +220,11 @@ pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) 
                 .map(|(i, &id)| {
                     let verdict = solver.check(id);
                     let reasons = if verdict == Verdict::Broken && explain {
-                        vec![universe.reason(&solver.explain(id))]
+                        solver
+                            .explain_all(id)
+                            .iter()
+                            .map(|c| universe.reason(c))
+                            .collect()
                     } else {
                         Vec::new()
                     };
@@ -192,52 +250,101 @@ pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) 
 }
 
 /// For each installed package (name, version, architecture): is some
-/// version of it installable — the installed one or one offered? A report
-/// per installed package, `broken` when none is: the gate of a migration
-/// plan ("after switching to these sources, this package cannot stay").
+/// version of it installable — the installed one or one offered on its
+/// architecture (arch:all counting as native)? A report per installed
+/// package, `broken` when none is: the gate of a migration plan ("after
+/// switching to these sources, this package cannot stay"). With
+/// `explain`, a broken one carries the reasons of its highest version,
+/// the one apt would want.
 pub fn check_installed(
     universe: &Universe<'_>,
     installed: &[(String, String, String)],
     explain: bool,
 ) -> Vec<Report> {
-    let names: std::collections::HashSet<&str> =
-        installed.iter().map(|(n, _, _)| n.as_str()).collect();
-    let ids: Vec<PkgId> = (0..universe.len() as PkgId)
-        .filter(|&i| names.contains(universe.records[i as usize].name))
+    let effective = |arch: &str| -> String {
+        if arch == "all" {
+            universe.native.clone()
+        } else {
+            arch.to_string()
+        }
+    };
+    let names: HashSet<&str> = installed.iter().map(|(n, _, _)| n.as_str()).collect();
+    let mut by_name: HashMap<&str, Vec<PkgId>> = HashMap::new();
+    for (id, p) in universe.records.iter().enumerate() {
+        if names.contains(p.name) {
+            by_name.entry(p.name).or_default().push(id as PkgId);
+        }
+    }
+    let ids: Vec<PkgId> = by_name.values().flatten().copied().collect();
+    let ok: HashSet<PkgId> = ids
+        .iter()
+        .zip(check(universe, Some(&ids), false))
+        .filter(|(_, r)| r.status == "ok")
+        .map(|(&id, _)| id)
         .collect();
-    let results = check(universe, Some(&ids), false);
-    let mut reports = Vec::new();
-    for (name, version, arch) in installed {
-        let versions: Vec<(usize, &Report)> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| &r.package.package == name)
-            .collect();
-        let any_ok = versions.iter().any(|(_, r)| r.status == "ok");
-        let mut report = versions
-            .iter()
-            .find(|(_, r)| &r.package.version == version && &r.package.architecture == arch)
-            .map(|(_, r)| (*r).clone())
-            .unwrap_or_else(|| Report {
+
+    let prepared = explain.then(|| Prepared::new(universe));
+    let mut solver = prepared.as_ref().map(|p| Solver::new(universe, p));
+    installed
+        .iter()
+        .map(|(name, version, arch)| {
+            let candidates: Vec<PkgId> = by_name
+                .get(name.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&id| {
+                    effective(universe.records[id as usize].architecture) == effective(arch)
+                })
+                .collect();
+            let installable = candidates.iter().any(|id| ok.contains(id));
+            let best = candidates.iter().copied().max_by(|&a, &b| {
+                let (a, b) = (universe.records[a as usize], universe.records[b as usize]);
+                a.version.cmp(&b.version)
+            });
+            let reasons = match (&mut solver, best) {
+                (Some(solver), Some(id)) if !installable => solver
+                    .explain_all(id)
+                    .iter()
+                    .map(|c| universe.reason(c))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Report {
                 package: PackageRef {
                     package: name.clone(),
                     version: version.clone(),
                     architecture: arch.clone(),
                 },
-                status: "broken",
-                reasons: Vec::new(),
-            });
-        report.status = if any_ok { "ok" } else { "broken" };
-        if !any_ok && explain {
-            if let Some(&(index, _)) = versions.first() {
-                let prepared = Prepared::new(universe);
-                let mut solver = Solver::new(universe, &prepared);
-                let id = ids[index];
-                solver.check(id);
-                report.reasons = vec![universe.reason(&solver.explain(id))];
+                status: if installable { "ok" } else { "broken" },
+                reasons,
             }
-        }
-        reports.push(report);
-    }
-    reports
+        })
+        .collect()
+}
+
+/// An installed package that no version offered (nor the installed one)
+/// can satisfy, and why its highest version cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    #[serde(flatten)]
+    pub installed: PackageRef,
+    pub reasons: Vec<Reason>,
+}
+
+/// The installed packages (as `add_installed` returns them) that would
+/// have no installable version in `universe`, explained: what a
+/// migration must not leave behind.
+pub fn installed_without_installable_version(
+    universe: &Universe<'_>,
+    installed: &[(String, String, String)],
+) -> Vec<Finding> {
+    check_installed(universe, installed, true)
+        .into_iter()
+        .filter(|r| r.status == "broken")
+        .map(|r| Finding {
+            installed: r.package,
+            reasons: r.reasons,
+        })
+        .collect()
 }

@@ -379,12 +379,59 @@ impl<'u, 'a> Solver<'u, 'a> {
     /// pull each member in, on the branch the search tries first (every
     /// branch fails for a broken package).
     pub fn explain(&mut self, root: PkgId) -> Cause {
-        let essential = self.universe.essential_root();
-        if self.prepared.broken[root as usize] {
-            return Cause::Missing {
-                chain: self.missing_chain(root),
-            };
+        let mut causes = self.explain_all(root);
+        if causes.is_empty() {
+            Cause::Missing { chain: Vec::new() }
+        } else {
+            causes.swap_remove(0)
         }
+    }
+
+    /// Every cause of a package broken for lack of candidates (one per
+    /// alternative of each clause that has none left, at most
+    /// `MAX_CAUSES`, as dose lists them), else the one conflict `explain`
+    /// finds.
+    pub fn explain_all(&mut self, root: PkgId) -> Vec<Cause> {
+        const MAX_CAUSES: usize = 16;
+        if !self.prepared.broken[root as usize] {
+            return vec![self.explain_search(root)];
+        }
+        let universe = self.universe;
+        let mut causes: Vec<Cause> = Vec::new();
+        let mut ends = std::collections::HashSet::new();
+        for ci in 0..universe.clause_count(root) {
+            let candidates = universe.candidates(root, ci);
+            if !candidates.iter().all(|&q| self.prepared.broken[q as usize]) {
+                continue;
+            }
+            let chains: Vec<Vec<(PkgId, u32)>> = if candidates.is_empty() {
+                vec![vec![(root, ci)]]
+            } else {
+                candidates
+                    .iter()
+                    .map(|&q| {
+                        let mut chain = vec![(root, ci)];
+                        chain.extend(self.missing_chain(q));
+                        chain
+                    })
+                    .collect()
+            };
+            for chain in chains {
+                if causes.len() < MAX_CAUSES && ends.insert(chain.last().copied()) {
+                    causes.push(Cause::Missing { chain });
+                }
+            }
+        }
+        if causes.is_empty() {
+            causes.push(Cause::Missing {
+                chain: self.missing_chain(root),
+            });
+        }
+        causes
+    }
+
+    fn explain_search(&mut self, root: PkgId) -> Cause {
+        let essential = self.universe.essential_root();
         if self.prepared.broken[essential as usize] {
             return Cause::Missing {
                 chain: self.missing_chain(essential),

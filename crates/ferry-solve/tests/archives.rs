@@ -160,6 +160,7 @@ fn a_real_broken_package_has_a_chain_a_maintainer_can_follow() {
                 pkg2,
                 chain1,
                 chain2,
+                ..
             } => {
                 conflicts += 1;
                 for (chain, end) in [(chain1, pkg1), (chain2, pkg2)] {

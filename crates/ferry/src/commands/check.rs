@@ -95,55 +95,67 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     if global.json {
         render::json(&serde_json::json!({ "total": total, "broken": broken, "report": shown }));
     } else if args.format == Some(CheckFormat::DoseYaml) {
-        print!("{}", dose_yaml(&arch, &shown, total, broken));
+        print!(
+            "{}",
+            dose_yaml(&arch, &args.foreign_arch, &shown, total, broken)
+        );
     } else {
         print!("{}", human(&reports, total, broken, args.installed));
     }
     Ok(if broken == 0 { Exit::Ok } else { Exit::Failed })
 }
 
-fn reason_line(reason: &Reason) -> String {
-    let chain = |steps: &[ferry_solve::ChainStep]| {
-        steps
-            .iter()
-            .map(|s| {
+/// A chain for people: `a 1 needs b (>= 2) -> b 2 needs c`.
+fn chain_text(steps: &[ferry_solve::ChainStep]) -> String {
+    steps
+        .iter()
+        .map(|s| {
+            if s.package.version.is_empty() {
+                format!("{} needs {}", s.package.package, s.depends)
+            } else {
                 format!(
                     "{} {} needs {}",
                     s.package.package, s.package.version, s.depends
                 )
-            })
-            .collect::<Vec<_>>()
-            .join(" -> ")
-    };
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+fn reason_line(reason: &Reason) -> String {
     match reason {
         Reason::Missing {
-            chain: steps,
+            chain,
             unsat_dependency,
-        } => {
-            format!("missing `{unsat_dependency}` ({})", chain(steps))
-        }
+        } => format!(
+            "nothing satisfies `{unsat_dependency}`: {}",
+            chain_text(chain)
+        ),
         Reason::Conflict {
             pkg1,
             pkg2,
             chain1,
             chain2,
-        } => format!(
-            "{} {} conflicts with {} {} (via: {}; and: {})",
-            pkg1.package,
-            pkg1.version,
-            pkg2.package,
-            pkg2.version,
-            if chain1.is_empty() {
-                "itself".into()
-            } else {
-                chain(chain1)
-            },
-            if chain2.is_empty() {
-                "itself".into()
-            } else {
-                chain(chain2)
-            }
-        ),
+            unsat_conflict,
+        } => {
+            let origin = |p: &ferry_solve::PackageRef, chain: &[ferry_solve::ChainStep]| {
+                if chain.is_empty() {
+                    format!("{} is the package itself", p.package)
+                } else {
+                    format!("{} comes from {}", p.package, chain_text(chain))
+                }
+            };
+            format!(
+                "{} {} conflicts with {} {} (`{unsat_conflict}`); {}; {}",
+                pkg1.package,
+                pkg1.version,
+                pkg2.package,
+                pkg2.version,
+                origin(pkg1, chain1),
+                origin(pkg2, chain2)
+            )
+        }
     }
 }
 
@@ -167,27 +179,129 @@ fn human(reports: &[Report], total: usize, broken: usize, installed: bool) -> St
     out
 }
 
+/// A relation the way dose-distcheck prints it: each name with the
+/// architecture it was resolved on (none for `:any`), and CUDF's `<`/`>`.
+fn dose_relation(text: &str, arch: &str, native: &str) -> String {
+    let Ok(relations) = ferry_deb::Relations::parse(text) else {
+        return text.to_string();
+    };
+    let own = if arch == "all" || arch.is_empty() {
+        native
+    } else {
+        arch
+    };
+    relations
+        .atoms()
+        .map(|a| {
+            let mut out = a.name.to_string();
+            match a.arch_qualifier {
+                Some("any") => {}
+                Some("native") => out.push_str(&format!(":{native}")),
+                Some(q) => out.push_str(&format!(":{q}")),
+                None => out.push_str(&format!(":{own}")),
+            }
+            if let Some(c) = &a.constraint {
+                let op = match c.op {
+                    ferry_deb::RelOp::Lt => "<",
+                    ferry_deb::RelOp::Gt => ">",
+                    op => op.as_str(),
+                };
+                out.push_str(&format!(" ({op} {})", c.version));
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 fn yaml_package(out: &mut String, indent: &str, p: &ferry_solve::PackageRef) {
     out.push_str(&format!("{indent}package: {}\n", p.package));
     out.push_str(&format!("{indent}version: {}\n", p.version));
     out.push_str(&format!("{indent}architecture: {}\n", p.architecture));
 }
 
-fn yaml_chain(out: &mut String, indent: &str, steps: &[ferry_solve::ChainStep]) {
+/// One depchain; dose starts it at the package checked, so the essential
+/// pseudo-package's step is left out.
+fn yaml_chain(out: &mut String, indent: &str, steps: &[ferry_solve::ChainStep], native: &str) {
     out.push_str(&format!("{indent}-\n{indent} depchain:\n"));
-    for step in steps {
+    for step in steps
+        .iter()
+        .filter(|s| s.package.package != ferry_solve::ESSENTIAL)
+    {
         out.push_str(&format!("{indent}  -\n"));
         yaml_package(out, &format!("{indent}   "), &step.package);
-        out.push_str(&format!("{indent}   depends: {}\n", step.depends));
+        out.push_str(&format!(
+            "{indent}   depends: {}\n",
+            dose_relation(&step.depends, &step.package.architecture, native)
+        ));
     }
 }
 
-/// dose-distcheck's report layout (output-version 1.2).
-fn dose_yaml(arch: &str, reports: &[&Report], total: usize, broken: usize) -> String {
-    let mut out = format!("output-version: 1.2\nnative-architecture: {arch}\n");
-    if !reports.is_empty() {
-        out.push_str("report:\n");
+fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
+    out.push_str("   -\n");
+    match reason {
+        Reason::Missing {
+            chain,
+            unsat_dependency,
+        } => {
+            out.push_str("    missing:\n     pkg:\n");
+            let last = chain.last().map(|s| &s.package).unwrap_or(&r.package);
+            yaml_package(out, "      ", last);
+            out.push_str(&format!(
+                "      unsat-dependency: {}\n",
+                dose_relation(unsat_dependency, &last.architecture, native)
+            ));
+            let before = &chain[..chain.len().saturating_sub(1)];
+            if before
+                .iter()
+                .any(|s| s.package.package != ferry_solve::ESSENTIAL)
+            {
+                out.push_str("     depchains:\n");
+                yaml_chain(out, "      ", before, native);
+            }
+        }
+        Reason::Conflict {
+            pkg1,
+            pkg2,
+            chain1,
+            chain2,
+            unsat_conflict,
+        } => {
+            out.push_str("    conflict:\n     pkg1:\n");
+            yaml_package(out, "      ", pkg1);
+            out.push_str(&format!(
+                "      unsat-conflict: {}\n",
+                dose_relation(unsat_conflict, &pkg1.architecture, native)
+            ));
+            out.push_str("     pkg2:\n");
+            yaml_package(out, "      ", pkg2);
+            for (label, chain) in [("depchain1", chain1), ("depchain2", chain2)] {
+                if chain
+                    .iter()
+                    .any(|s| s.package.package != ferry_solve::ESSENTIAL)
+                {
+                    out.push_str(&format!("     {label}:\n"));
+                    yaml_chain(out, "      ", chain, native);
+                }
+            }
+        }
     }
+}
+
+/// dose-distcheck's report layout (output-version 1.2), byte for byte
+/// where the content is the same.
+fn dose_yaml(
+    arch: &str,
+    foreign: &[String],
+    reports: &[&Report],
+    total: usize,
+    broken: usize,
+) -> String {
+    let mut out = format!("output-version: 1.2\nnative-architecture: {arch}\n");
+    if !foreign.is_empty() {
+        out.push_str(&format!("foreign-architecture: {}\n", foreign.join(",")));
+    }
+    out.push_str("report:\n");
     for r in reports {
         out.push_str(" -\n");
         yaml_package(&mut out, "  ", &r.package);
@@ -196,48 +310,11 @@ fn dose_yaml(arch: &str, reports: &[&Report], total: usize, broken: usize) -> St
             out.push_str("  reasons:\n");
         }
         for reason in &r.reasons {
-            out.push_str("   -\n");
-            match reason {
-                Reason::Missing {
-                    chain,
-                    unsat_dependency,
-                } => {
-                    out.push_str("    missing:\n     pkg:\n");
-                    let last = chain
-                        .last()
-                        .map(|s| s.package.clone())
-                        .unwrap_or_else(|| r.package.clone());
-                    yaml_package(&mut out, "      ", &last);
-                    out.push_str(&format!("      unsat-dependency: {unsat_dependency}\n"));
-                    if chain.len() > 1 {
-                        out.push_str("     depchains:\n");
-                        yaml_chain(&mut out, "      ", &chain[..chain.len() - 1]);
-                    }
-                }
-                Reason::Conflict {
-                    pkg1,
-                    pkg2,
-                    chain1,
-                    chain2,
-                } => {
-                    out.push_str("    conflict:\n     pkg1:\n");
-                    yaml_package(&mut out, "      ", pkg1);
-                    out.push_str(&format!("      unsat-conflict: {}\n", pkg2.package));
-                    out.push_str("     pkg2:\n");
-                    yaml_package(&mut out, "      ", pkg2);
-                    for (label, chain) in [("depchain1", chain1), ("depchain2", chain2)] {
-                        if !chain.is_empty() {
-                            out.push_str(&format!("     {label}:\n"));
-                            yaml_chain(&mut out, "      ", chain);
-                        }
-                    }
-                }
-            }
+            yaml_reason(&mut out, r, reason, arch);
         }
-        out.push_str("  \n");
     }
     out.push_str(&format!(
-        "total-packages: {total}\nbroken-packages: {broken}\n"
+        " \ntotal-packages: {total}\nbroken-packages: {broken}\n"
     ));
     out
 }
