@@ -115,7 +115,7 @@ impl Universe<'_> {
                     Some(text) => (*a, *b, chain_a, chain_b, text),
                     None => match self.declared_conflict(*b, *a) {
                         Some(text) => (*b, *a, chain_b, chain_a, text),
-                        None => (*a, *b, chain_a, chain_b, self.package_ref(*b).package),
+                        None => (*a, *b, chain_a, chain_b, self.implicit_conflict(*a, *b)),
                     },
                 };
                 Reason::Conflict {
@@ -126,6 +126,35 @@ impl Universe<'_> {
                     unsat_conflict: declared,
                 }
             }
+        }
+    }
+
+    /// How dose words the conflict of two packages of one name: the name
+    /// on one architecture (two versions), on another one at another
+    /// version (Multi-Arch: same), or on any architecture.
+    fn implicit_conflict(&self, a: PkgId, b: PkgId) -> String {
+        let (Some(pa), Some(pb)) = (self.records.get(a as usize), self.records.get(b as usize))
+        else {
+            return String::new();
+        };
+        let effective = |arch: &'_ str| {
+            if arch == "all" {
+                self.native.clone()
+            } else {
+                arch.to_string()
+            }
+        };
+        if effective(pa.architecture) == effective(pb.architecture) {
+            pb.name.to_string()
+        } else if pa.multi_arch == ferry_deb::MultiArch::Same {
+            format!(
+                "{}:{} (!= {})",
+                pb.name,
+                effective(pb.architecture),
+                pa.version
+            )
+        } else {
+            format!("{}:any", pb.name)
         }
     }
 

@@ -51,6 +51,11 @@ const FALSE: i8 = -1;
 
 const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
 
+/// At most this many causes per broken package: enough to show every
+/// missing alternative of a typical package, bounded for the odd one with
+/// dozens.
+const MAX_CAUSES: usize = 16;
+
 /// What every solver of a universe shares, computed once: statically
 /// broken packages and the reverse index of clauses. Workers on other
 /// cores borrow it instead of each building a copy.
@@ -389,12 +394,13 @@ impl<'u, 'a> Solver<'u, 'a> {
 
     /// Every cause of a package broken for lack of candidates (one per
     /// alternative of each clause that has none left, at most
-    /// `MAX_CAUSES`, as dose lists them), else the one conflict `explain`
-    /// finds.
+    /// `MAX_CAUSES`, as dose lists them); else the conflict (or the clause
+    /// left without candidates) on the branch the search tries first,
+    /// then the alternatives along its chains that are broken for lack of
+    /// a dependency.
     pub fn explain_all(&mut self, root: PkgId) -> Vec<Cause> {
-        const MAX_CAUSES: usize = 16;
         if !self.prepared.broken[root as usize] {
-            return vec![self.explain_search(root)];
+            return self.explain_search(root);
         }
         let universe = self.universe;
         let mut causes: Vec<Cause> = Vec::new();
@@ -430,12 +436,12 @@ impl<'u, 'a> Solver<'u, 'a> {
         causes
     }
 
-    fn explain_search(&mut self, root: PkgId) -> Cause {
+    fn explain_search(&mut self, root: PkgId) -> Vec<Cause> {
         let essential = self.universe.essential_root();
         if self.prepared.broken[essential as usize] {
-            return Cause::Missing {
+            return vec![Cause::Missing {
                 chain: self.missing_chain(essential),
-            };
+            }];
         }
         self.reset_to_base();
         if self.base_failed {
@@ -452,7 +458,7 @@ impl<'u, 'a> Solver<'u, 'a> {
                     chain_b: self.reason_chain(t),
                 })
             });
-            return cause.unwrap_or(Cause::Missing { chain: Vec::new() });
+            return vec![cause.unwrap_or(Cause::Missing { chain: Vec::new() })];
         } else if self.assign[root as usize] == UNSET {
             self.set(root, TRUE, NO_REASON);
         }
@@ -475,13 +481,40 @@ impl<'u, 'a> Solver<'u, 'a> {
             (None, Some((p, ci))) => self.violated_cause(p, ci),
             (None, None) => Cause::Missing { chain: Vec::new() },
         };
+        let mut causes = self.missing_alternatives(&cause);
+        causes.insert(0, cause);
         if self.base_failed {
             self.undo_to(0);
             self.open.clear();
         } else {
             self.reset_to_base();
         }
-        cause
+        causes
+    }
+
+    /// Along the chains of `cause`, the alternatives that were never an
+    /// option because they are broken for lack of a dependency: why the
+    /// search did not take them (dose lists these too).
+    fn missing_alternatives(&self, cause: &Cause) -> Vec<Cause> {
+        let chains: Vec<&Vec<(PkgId, u32)>> = match cause {
+            Cause::Missing { chain } => vec![chain],
+            Cause::Conflict {
+                chain_a, chain_b, ..
+            } => vec![chain_a, chain_b],
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for &(p, ci) in chains.iter().flat_map(|c| c.iter()) {
+            for &q in self.universe.candidates(p, ci) {
+                if self.prepared.broken[q as usize] && seen.insert(q) && out.len() < MAX_CAUSES {
+                    let mut chain = self.reason_chain(p);
+                    chain.push((p, ci));
+                    chain.extend(self.missing_chain(q));
+                    out.push(Cause::Missing { chain });
+                }
+            }
+        }
+        out
     }
 
     /// A clause of an installed package lost all its candidates: each was

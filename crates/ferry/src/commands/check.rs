@@ -2,6 +2,7 @@
 //! (and a dpkg status), as dose-distcheck answers it, for people, as JSON
 //! or in dose's own YAML report layout.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_deb::package::{parse_binary_packages_with, RelationFields};
@@ -97,7 +98,19 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     } else if args.format == Some(CheckFormat::DoseYaml) {
         print!(
             "{}",
-            dose_yaml(&arch, &args.foreign_arch, &shown, total, broken)
+            dose_yaml(
+                &Dose {
+                    native: &arch,
+                    foreign: &args.foreign_arch,
+                    provided: packages
+                        .iter()
+                        .flat_map(|p| p.provides.atoms().map(|a| a.name))
+                        .collect(),
+                },
+                &shown,
+                total,
+                broken
+            )
         );
     } else {
         print!("{}", human(&reports, total, broken, args.installed));
@@ -179,24 +192,44 @@ fn human(reports: &[Report], total: usize, broken: usize, installed: bool) -> St
     out
 }
 
-/// A relation the way dose-distcheck prints it: each name with the
-/// architecture it was resolved on (none for `:any`), and CUDF's `<`/`>`.
-fn dose_relation(text: &str, arch: &str, native: &str) -> String {
-    let Ok(relations) = ferry_deb::Relations::parse(text) else {
-        return text.to_string();
-    };
-    let own = if arch == "all" || arch.is_empty() {
-        native
-    } else {
-        arch
-    };
-    relations
-        .atoms()
-        .map(|a| {
+/// What dose-distcheck's report layout needs to know of the archive.
+struct Dose<'a> {
+    native: &'a str,
+    foreign: &'a [String],
+    /// Names some package provides: dose prints an atom on such a name
+    /// twice (`a:amd64 | a:amd64`), once for the real package and once
+    /// for the virtual one.
+    provided: HashSet<&'a str>,
+}
+
+impl Dose<'_> {
+    /// A relation the way dose-distcheck prints it: each name with the
+    /// architecture it was resolved on (none for `:any`), and CUDF's
+    /// `<`/`>`.
+    fn relation(&self, text: &str, arch: &str) -> String {
+        self.atoms(text, arch, true)
+    }
+
+    /// A conflict as dose prints it: like a relation, each name once.
+    fn conflict(&self, text: &str, arch: &str) -> String {
+        self.atoms(text, arch, false)
+    }
+
+    fn atoms(&self, text: &str, arch: &str, twice_if_provided: bool) -> String {
+        let Ok(relations) = ferry_deb::Relations::parse(text) else {
+            return text.to_string();
+        };
+        let own = if arch == "all" || arch.is_empty() {
+            self.native
+        } else {
+            arch
+        };
+        let mut atoms = Vec::new();
+        for a in relations.atoms() {
             let mut out = a.name.to_string();
             match a.arch_qualifier {
                 Some("any") => {}
-                Some("native") => out.push_str(&format!(":{native}")),
+                Some("native") => out.push_str(&format!(":{}", self.native)),
                 Some(q) => out.push_str(&format!(":{q}")),
                 None => out.push_str(&format!(":{own}")),
             }
@@ -208,10 +241,13 @@ fn dose_relation(text: &str, arch: &str, native: &str) -> String {
                 };
                 out.push_str(&format!(" ({op} {})", c.version));
             }
-            out
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
+            if twice_if_provided && self.provided.contains(a.name) {
+                atoms.push(out.clone());
+            }
+            atoms.push(out);
+        }
+        atoms.join(" | ")
+    }
 }
 
 fn yaml_package(out: &mut String, indent: &str, p: &ferry_solve::PackageRef) {
@@ -222,7 +258,7 @@ fn yaml_package(out: &mut String, indent: &str, p: &ferry_solve::PackageRef) {
 
 /// One depchain; dose starts it at the package checked, so the essential
 /// pseudo-package's step is left out.
-fn yaml_chain(out: &mut String, indent: &str, steps: &[ferry_solve::ChainStep], native: &str) {
+fn yaml_chain(out: &mut String, indent: &str, steps: &[ferry_solve::ChainStep], dose: &Dose) {
     out.push_str(&format!("{indent}-\n{indent} depchain:\n"));
     for step in steps
         .iter()
@@ -232,12 +268,12 @@ fn yaml_chain(out: &mut String, indent: &str, steps: &[ferry_solve::ChainStep], 
         yaml_package(out, &format!("{indent}   "), &step.package);
         out.push_str(&format!(
             "{indent}   depends: {}\n",
-            dose_relation(&step.depends, &step.package.architecture, native)
+            dose.relation(&step.depends, &step.package.architecture)
         ));
     }
 }
 
-fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
+fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, dose: &Dose) {
     out.push_str("   -\n");
     match reason {
         Reason::Missing {
@@ -249,7 +285,7 @@ fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
             yaml_package(out, "      ", last);
             out.push_str(&format!(
                 "      unsat-dependency: {}\n",
-                dose_relation(unsat_dependency, &last.architecture, native)
+                dose.relation(unsat_dependency, &last.architecture)
             ));
             let before = &chain[..chain.len().saturating_sub(1)];
             if before
@@ -257,7 +293,7 @@ fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
                 .any(|s| s.package.package != ferry_solve::ESSENTIAL)
             {
                 out.push_str("     depchains:\n");
-                yaml_chain(out, "      ", before, native);
+                yaml_chain(out, "      ", before, dose);
             }
         }
         Reason::Conflict {
@@ -271,7 +307,7 @@ fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
             yaml_package(out, "      ", pkg1);
             out.push_str(&format!(
                 "      unsat-conflict: {}\n",
-                dose_relation(unsat_conflict, &pkg1.architecture, native)
+                dose.conflict(unsat_conflict, &pkg1.architecture)
             ));
             out.push_str("     pkg2:\n");
             yaml_package(out, "      ", pkg2);
@@ -281,7 +317,7 @@ fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
                     .any(|s| s.package.package != ferry_solve::ESSENTIAL)
                 {
                     out.push_str(&format!("     {label}:\n"));
-                    yaml_chain(out, "      ", chain, native);
+                    yaml_chain(out, "      ", chain, dose);
                 }
             }
         }
@@ -289,20 +325,30 @@ fn yaml_reason(out: &mut String, r: &Report, reason: &Reason, native: &str) {
 }
 
 /// dose-distcheck's report layout (output-version 1.2), byte for byte
-/// where the content is the same.
-fn dose_yaml(
-    arch: &str,
-    foreign: &[String],
-    reports: &[&Report],
-    total: usize,
-    broken: usize,
-) -> String {
-    let mut out = format!("output-version: 1.2\nnative-architecture: {arch}\n");
-    if !foreign.is_empty() {
-        out.push_str(&format!("foreign-architecture: {}\n", foreign.join(",")));
+/// where the content is the same, in dose's order (by name, then
+/// version and architecture).
+fn dose_yaml(dose: &Dose, reports: &[&Report], total: usize, broken: usize) -> String {
+    let mut out = format!(
+        "output-version: 1.2\nnative-architecture: {}\n",
+        dose.native
+    );
+    if !dose.foreign.is_empty() {
+        out.push_str(&format!(
+            "foreign-architecture: {}\n",
+            dose.foreign.join(",")
+        ));
     }
     out.push_str("report:\n");
-    for r in reports {
+    let mut sorted: Vec<&&Report> = reports.iter().collect();
+    sorted.sort_by(|a, b| {
+        let version = |r: &Report| ferry_deb::Version::parse(&r.package.version).ok();
+        (&a.package.package, version(a), &a.package.architecture).cmp(&(
+            &b.package.package,
+            version(b),
+            &b.package.architecture,
+        ))
+    });
+    for r in sorted {
         out.push_str(" -\n");
         yaml_package(&mut out, "  ", &r.package);
         out.push_str(&format!("  status: {}\n", r.status));
@@ -310,7 +356,7 @@ fn dose_yaml(
             out.push_str("  reasons:\n");
         }
         for reason in &r.reasons {
-            yaml_reason(&mut out, r, reason, arch);
+            yaml_reason(&mut out, r, reason, dose);
         }
     }
     out.push_str(&format!(
