@@ -11,7 +11,7 @@ use ferry_solve::{Reason, Report, Universe};
 
 use crate::cli::{CheckArgs, CheckFormat, Global};
 use crate::exit::Exit;
-use crate::render::{self, Failure};
+use crate::render::Failure;
 
 fn read_index(path: &Path) -> Result<String, Failure> {
     ferry_deb::index::read_to_string(path).map_err(|e| {
@@ -82,10 +82,14 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     };
     let universe = Universe::new(&packages, &arch, &args.foreign_arch);
 
+    // People always get a short reason per broken package; the machine
+    // forms carry reasons only when asked.
+    let for_people = !global.json && args.format.is_none();
+    let explain = args.explain || for_people;
     let reports = if args.installed {
-        ferry_solve::check_installed(&universe, &installed, args.explain)
+        ferry_solve::check_installed(&universe, &installed, explain)
     } else {
-        ferry_solve::check(&universe, None, args.explain)
+        ferry_solve::check(&universe, None, explain)
     };
     let total = reports.len();
     let broken = reports.iter().filter(|r| r.status == "broken").count();
@@ -93,29 +97,40 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
         .iter()
         .filter(|r| !args.failures || r.status == "broken")
         .collect();
-    if global.json {
-        render::json(&serde_json::json!({ "total": total, "broken": broken, "report": shown }));
+    let text = if global.json {
+        let value = serde_json::json!({ "total": total, "broken": broken, "report": shown });
+        match serde_json::to_string_pretty(&value) {
+            Ok(text) => text + "\n",
+            Err(e) => return Err(Failure::failed(format!("cannot render JSON: {e}"))),
+        }
     } else if args.format == Some(CheckFormat::DoseYaml) {
-        print!(
-            "{}",
-            dose_yaml(
-                &Dose {
-                    native: &arch,
-                    foreign: &args.foreign_arch,
-                    provided: packages
-                        .iter()
-                        .flat_map(|p| p.provides.atoms().map(|a| a.name))
-                        .collect(),
-                },
-                &shown,
-                total,
-                broken
-            )
-        );
+        let dose = Dose {
+            native: &arch,
+            foreign: &args.foreign_arch,
+            provided: packages
+                .iter()
+                .flat_map(|p| p.provides.atoms().map(|a| a.name))
+                .collect(),
+        };
+        dose_yaml(&dose, &shown, total, broken)
     } else {
-        print!("{}", human(&reports, total, broken, args.installed));
-    }
+        human(&reports, total, broken, args.installed, args.explain)
+    };
+    emit(&text)?;
     Ok(if broken == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+/// Writes the report to stdout; a reader that stops early (`| head`) is
+/// not an error, any other write failure is.
+fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::failed(format!("cannot write the report: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A chain for people: `a 1 needs b (>= 2) -> b 2 needs c`.
@@ -172,15 +187,57 @@ fn reason_line(reason: &Reason) -> String {
     }
 }
 
-fn human(reports: &[Report], total: usize, broken: usize, installed: bool) -> String {
+/// The first reason, in a few words.
+fn short_reason(reason: &Reason) -> String {
+    match reason {
+        Reason::Missing {
+            chain,
+            unsat_dependency,
+        } => match chain.as_slice() {
+            [] | [_] => format!("nothing satisfies `{unsat_dependency}`"),
+            [.., last] => format!(
+                "nothing satisfies `{unsat_dependency}` (needed by {} {}, {} steps away)",
+                last.package.package,
+                last.package.version,
+                chain.len() - 1
+            ),
+        },
+        Reason::Conflict {
+            pkg1,
+            pkg2,
+            unsat_conflict,
+            ..
+        } => format!(
+            "{} {} conflicts with {} {} (`{unsat_conflict}`)",
+            pkg1.package, pkg1.version, pkg2.package, pkg2.version
+        ),
+    }
+}
+
+fn human(
+    reports: &[Report],
+    total: usize,
+    broken: usize,
+    installed: bool,
+    explain: bool,
+) -> String {
     let mut out = String::new();
     for r in reports.iter().filter(|r| r.status == "broken") {
-        out.push_str(&format!(
-            "broken: {} {} [{}]\n",
+        let head = format!(
+            "broken: {} {} [{}]",
             r.package.package, r.package.version, r.package.architecture
-        ));
-        for reason in &r.reasons {
-            out.push_str(&format!("  {}\n", reason_line(reason)));
+        );
+        if explain {
+            out.push_str(&head);
+            out.push('\n');
+            for reason in &r.reasons {
+                out.push_str(&format!("  {}\n", reason_line(reason)));
+            }
+        } else {
+            match r.reasons.first() {
+                Some(reason) => out.push_str(&format!("{head}: {}\n", short_reason(reason))),
+                None => out.push_str(&format!("{head}\n")),
+            }
         }
     }
     let what = if installed {
@@ -189,6 +246,9 @@ fn human(reports: &[Report], total: usize, broken: usize, installed: bool) -> St
         "packages are not installable"
     };
     out.push_str(&format!("{broken} of {total} {what}\n"));
+    if broken > 0 && !explain {
+        out.push_str("(--explain shows every reason with the chain of dependencies behind it)\n");
+    }
     out
 }
 
