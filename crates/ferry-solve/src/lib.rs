@@ -2,10 +2,16 @@
 //! dose-distcheck does: which packages of a set of Packages files (and a
 //! dpkg status) can be installed at all, and why not.
 //!
-//! `Universe` resolves relations once; `Solver` decides; `check` runs a
-//! whole universe (on all cores) and returns reports with explanations that
-//! name packages, versions and the dependencies as written. Not for reading
-//! files (ferry-deb) or rendering (the CLI).
+//! `Universe` resolves relations once (dose's rules, Essential packages
+//! included); `Solver` decides; `check` runs a whole universe or a subset
+//! of it on all cores and returns reports with explanations that name
+//! packages, versions and the dependencies as written. For the migration
+//! gate, `add_installed` merges a dpkg status and
+//! `installed_without_installable_version` lists what could not stay.
+//! A universe is cheap to rebuild (a quarter of a second for sid), so a
+//! caller that adds or removes binaries builds a new one and checks the
+//! packages it cares about. Not for reading files (ferry-deb) or
+//! rendering (the CLI).
 
 pub mod solver;
 pub mod universe;
@@ -231,6 +237,17 @@ pub fn add_installed<'a>(
 /// with `explain`, broken packages carry their reasons. Reports keep the
 /// universe's order.
 pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) -> Vec<Report> {
+    check_with_budget(universe, targets, explain, solver::DEFAULT_BUDGET)
+}
+
+/// `check` with the backtracking budget per package after which the CDCL
+/// solver decides (see `Solver::set_budget`).
+pub fn check_with_budget(
+    universe: &Universe<'_>,
+    targets: Option<&[PkgId]>,
+    explain: bool,
+    budget: u64,
+) -> Vec<Report> {
     let all: Vec<PkgId> = (0..universe.len() as PkgId).collect();
     let targets = targets.unwrap_or(&all);
     let threads = rayon::current_num_threads().max(1);
@@ -242,6 +259,7 @@ pub fn check(universe: &Universe<'_>, targets: Option<&[PkgId]>, explain: bool) 
         .into_par_iter()
         .map(|worker| {
             let mut solver = Solver::new(universe, &prepared);
+            solver.set_budget(budget);
             targets
                 .iter()
                 .enumerate()

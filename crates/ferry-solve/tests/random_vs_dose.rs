@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{broken_set, dose, dose_available, ours, stanza};
+use common::{broken_set, dose, dose_available, ours, ours_with_budget, stanza};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -168,8 +168,80 @@ fn random_archives_agree_with_dose() {
             got, expected,
             "round {round} (foreign {foreign_archs:?}), left ferry, right dose:\n{text}"
         );
+        let by_cdcl = broken_set(&ours_with_budget(&text, foreign_archs, false, 0));
+        assert_eq!(
+            by_cdcl, expected,
+            "round {round} (foreign {foreign_archs:?}), CDCL fallback; left ferry, right dose:\n{text}"
+        );
     }
     eprintln!(
         "{compared} of {rounds} random archives compared ({packages} packages, {broken} broken): ferry and dose agree"
     );
+}
+
+/// A dense archive: thousands of packages with many alternatives and
+/// conflicts, where chronological backtracking alone would take hours;
+/// the CDCL fallback must decide it, and agree with dose.
+fn dense_archive(rng: &mut StdRng, n: usize) -> String {
+    let name = |rng: &mut StdRng| format!("d{}", rng.gen_range(0..n));
+    let mut text = String::new();
+    for i in 0..n {
+        for version in 1..=rng.gen_range(1..=2) {
+            let mut fields = String::new();
+            let groups: Vec<String> = (0..rng.gen_range(0..5))
+                .map(|_| {
+                    (0..rng.gen_range(1..4))
+                        .map(|_| {
+                            format!(
+                                "{}{}",
+                                name(rng),
+                                ["", "", " (>= 2)", " (<< 2)"][rng.gen_range(0..4)]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .collect();
+            if !groups.is_empty() {
+                fields.push_str(&format!("Depends: {}\n", groups.join(", ")));
+            }
+            if rng.gen_bool(0.3) {
+                let conflicts: Vec<String> = (0..rng.gen_range(1..4)).map(|_| name(rng)).collect();
+                fields.push_str(&format!("Conflicts: {}\n", conflicts.join(", ")));
+            }
+            let arch = if i % 5 == 0 { "all" } else { "amd64" };
+            text.push_str(&stanza(
+                &format!("d{i}"),
+                &version.to_string(),
+                arch,
+                fields.trim_end(),
+            ));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[test]
+fn dense_archives_are_decided_and_agree_with_dose() {
+    if !dose_available() {
+        eprintln!("skipped: dose-distcheck is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Packages");
+    let mut rng = StdRng::seed_from_u64(3);
+    for round in 0..2 {
+        let text = dense_archive(&mut rng, 2500);
+        std::fs::write(&path, &text).unwrap();
+        let expected = dose(&path, &[]).expect("dose reads the archive");
+        let started = std::time::Instant::now();
+        let got = broken_set(&ours(&text, &[], false));
+        eprintln!(
+            "dense archive {round}: {} broken, {:.2} s",
+            got.len(),
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(got, expected, "dense archive {round}");
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferry_deb::package::parse_binary_packages;
-use ferry_solve::{check, Report, Universe};
+use ferry_solve::{check_with_budget, Report, Universe};
 
 pub fn dose_available() -> bool {
     Command::new("dose-distcheck")
@@ -18,10 +18,16 @@ pub fn dose_available() -> bool {
 }
 
 pub fn ours(text: &str, foreign: &[&str], explain: bool) -> Vec<Report> {
+    ours_with_budget(text, foreign, explain, ferry_solve::solver::DEFAULT_BUDGET)
+}
+
+/// With a backtracking budget of 0, every package the search cannot
+/// decide without backtracking goes to the CDCL solver.
+pub fn ours_with_budget(text: &str, foreign: &[&str], explain: bool, budget: u64) -> Vec<Report> {
     let packages = parse_binary_packages(text).unwrap();
     let foreign: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
     let universe = Universe::new(&packages, "amd64", &foreign);
-    check(&universe, None, explain)
+    check_with_budget(&universe, None, explain, budget)
 }
 
 /// `name version arch` of each broken package.
