@@ -630,3 +630,75 @@ impl<'a> Universe<'a> {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_deb::package::parse_binary_packages;
+
+    fn id(u: &Universe<'_>, name: &str, arch: &str) -> PkgId {
+        (0..u.len() as PkgId)
+            .find(|&i| {
+                u.records[i as usize].name == name && u.records[i as usize].architecture == arch
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn dependencies_resolve_to_the_packages_dose_would_take() {
+        let text = "\
+Package: app\nVersion: 1\nArchitecture: i386\nDepends: indep, tool, lib:any (>= 9)\n\n\
+Package: indep\nVersion: 1\nArchitecture: all\n\n\
+Package: tool\nVersion: 1\nArchitecture: all\nMulti-Arch: foreign\n\n\
+Package: lib\nVersion: 1\nArchitecture: amd64\n\n\
+Package: other\nVersion: 1\nArchitecture: armhf\n";
+        let packages = parse_binary_packages(text).unwrap();
+        let u = Universe::new(&packages, "amd64", &["i386".to_string()]);
+        assert_eq!(u.len(), 4, "armhf is neither native nor foreign");
+        let app = id(&u, "app", "i386");
+        // arch:all is native: an i386 package cannot use it unless it is
+        // Multi-Arch: foreign; `:any` ignores the version, as dose does.
+        assert!(u.candidates(app, 0).is_empty());
+        assert_eq!(u.candidates(app, 1), [id(&u, "tool", "all")]);
+        assert_eq!(u.candidates(app, 2), [id(&u, "lib", "amd64")]);
+    }
+
+    #[test]
+    fn conflicts_are_symmetric_and_never_with_oneself() {
+        let text = "\
+Package: mta\nVersion: 1\nArchitecture: amd64\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n\n\
+Package: other-mta\nVersion: 1\nArchitecture: amd64\nProvides: mail-transport-agent\n\n\
+Package: lib\nVersion: 1\nArchitecture: amd64\n\n\
+Package: lib\nVersion: 2\nArchitecture: amd64\n";
+        let packages = parse_binary_packages(text).unwrap();
+        let u = Universe::new(&packages, "amd64", &[]);
+        let (mta, other) = (id(&u, "mta", "amd64"), id(&u, "other-mta", "amd64"));
+        assert_eq!(u.conflicts(mta), [other]);
+        assert_eq!(u.conflicts(other), [mta]);
+        let libs: Vec<PkgId> = (0..u.len() as PkgId)
+            .filter(|&i| u.records[i as usize].name == "lib")
+            .collect();
+        assert_eq!(u.conflicts(libs[0]), [libs[1]], "one version of a name");
+    }
+
+    #[test]
+    fn essential_packages_are_one_clause_per_name() {
+        let text = "\
+Package: base\nVersion: 1\nArchitecture: amd64\nEssential: yes\n\n\
+Package: base\nVersion: 2\nArchitecture: amd64\nEssential: yes\n\n\
+Package: sh\nVersion: 1\nArchitecture: amd64\nEssential: yes\n";
+        let packages = parse_binary_packages(text).unwrap();
+        let u = Universe::new(&packages, "amd64", &[]);
+        let root = u.essential_root();
+        assert_eq!(u.clause_count(root), 2);
+        assert_eq!(u.candidates(root, 0).len(), 2);
+        assert_eq!(u.clause_text(root, 1), "sh");
+    }
+
+    #[test]
+    fn dedup_tail_keeps_the_head() {
+        let mut v = vec![9, 1, 1, 2, 2, 2, 3];
+        assert_eq!(dedup_tail(&mut v, 1), 3);
+        assert_eq!(v, [9, 1, 2, 3]);
+    }
+}

@@ -139,8 +139,8 @@ pub struct CheckArgs {
     /// The native architecture (default: dpkg --print-architecture)
     #[arg(long)]
     pub arch: Option<String>,
-    /// Foreign architectures whose packages count too
-    #[arg(long = "foreign-arch", value_name = "ARCH")]
+    /// Foreign architectures whose packages count too (repeat, or separate by commas)
+    #[arg(long = "foreign-arch", value_name = "ARCH", value_delimiter = ',')]
     pub foreign_arch: Vec<String>,
     /// Report only the broken packages
     #[arg(long)]
