@@ -138,8 +138,8 @@ fn chain_text(steps: &[ferry_solve::ChainStep]) -> String {
     steps
         .iter()
         .map(|s| {
-            if s.package.version.is_empty() {
-                format!("{} needs {}", s.package.package, s.depends)
+            if s.package.package == ferry_solve::ESSENTIAL {
+                format!("essential {}", s.depends)
             } else {
                 format!(
                     "{} {} needs {}",
@@ -170,6 +170,8 @@ fn reason_line(reason: &Reason) -> String {
             let origin = |p: &ferry_solve::PackageRef, chain: &[ferry_solve::ChainStep]| {
                 if chain.is_empty() {
                     format!("{} is the package itself", p.package)
+                } else if chain.len() == 1 && chain[0].package.package == ferry_solve::ESSENTIAL {
+                    format!("{} is essential", p.package)
                 } else {
                     format!("{} comes from {}", p.package, chain_text(chain))
                 }
