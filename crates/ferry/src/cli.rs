@@ -151,7 +151,8 @@ pub struct CheckArgs {
     /// Output format other than text or --json
     #[arg(long, value_enum, conflicts_with = "json")]
     pub format: Option<CheckFormat>,
-    /// A dpkg status file whose installed packages join the check
+    /// A dpkg status file whose installed packages join the check (their
+    /// architectures count as foreign ones)
     #[arg(long, value_name = "FILE")]
     pub status: Option<PathBuf>,
     /// Check only the installed packages (of --status, or of --root's dpkg status):

@@ -80,7 +80,15 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
         }
         None => Vec::new(),
     };
-    let universe = Universe::new(&packages, &arch, &args.foreign_arch);
+    // The system's foreign architectures are those its installed packages
+    // have (as dpkg has them): without them those packages would vanish.
+    let mut foreign = args.foreign_arch.clone();
+    for (_, _, a) in &installed {
+        if a != "all" && *a != arch && !foreign.contains(a) {
+            foreign.push(a.clone());
+        }
+    }
+    let universe = Universe::new(&packages, &arch, &foreign);
 
     // People always get a short reason per broken package; the machine
     // forms carry reasons only when asked.
@@ -106,7 +114,7 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     } else if args.format == Some(CheckFormat::DoseYaml) {
         let dose = Dose {
             native: &arch,
-            foreign: &args.foreign_arch,
+            foreign: &foreign,
             provided: packages
                 .iter()
                 .flat_map(|p| p.provides.atoms().map(|a| a.name))
