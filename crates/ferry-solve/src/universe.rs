@@ -466,8 +466,8 @@ fn same_conflicts(
 impl<'a> Universe<'a> {
     /// Builds the universe of `packages` for `native` (and `foreign`)
     /// architectures; packages of other architectures are left out, as
-    /// dose leaves them out, and a (name, version, architecture) listed
-    /// twice counts once.
+    /// dose leaves them out, and of two packages with one name, version
+    /// and architecture (arch:all counting as native) the first counts.
     pub fn new(
         packages: &'a [BinaryPackage<'a>],
         native: &str,
@@ -479,7 +479,16 @@ impl<'a> Universe<'a> {
         let records: Vec<&BinaryPackage> = packages
             .iter()
             .filter(|p| considered(p.architecture))
-            .filter(|p| seen.insert((p.name, p.version.text, p.architecture)))
+            // dose names a package `name:arch` (arch:all as native) at a
+            // version, and keeps the first of two that share that name.
+            .filter(|p| {
+                let arch = if p.architecture == "all" {
+                    native
+                } else {
+                    p.architecture
+                };
+                seen.insert((p.name, p.version.text, arch))
+            })
             .collect();
         drop(seen);
         let tables = build_tables(&records, native, foreign);
