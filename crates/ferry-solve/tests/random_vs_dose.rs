@@ -86,6 +86,9 @@ fn random_archive(rng: &mut StdRng, foreign: bool) -> String {
             &["all"]
         } else if rng.gen_bool(0.1) {
             &["armhf"]
+        } else if rng.gen_bool(0.05) {
+            // One package twice: arch:all is the native architecture.
+            &["all", "amd64"]
         } else {
             &["amd64"]
         };
