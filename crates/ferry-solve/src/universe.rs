@@ -35,7 +35,7 @@ use rayon::prelude::*;
 // Keys here are package names and packed integers we make ourselves, not
 // input an attacker picks to collide; FxHash is several times faster than
 // SipHash on them, and interning is a fifth of the universe's build time.
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 pub type PkgId = u32;
 
@@ -200,8 +200,14 @@ impl<'r, 'a> Tables<'r, 'a> {
     }
 }
 
+/// `records` are the packages of the universe; `listed` all packages of
+/// the considered architectures, duplicates included: dose builds its
+/// tables of real and provided names from those before it drops a
+/// duplicate, so a dropped package's Provides still shapes Multi-Arch:
+/// same conflicts.
 fn build_tables<'r, 'a>(
     records: &'r [&'a BinaryPackage<'a>],
+    listed: &[&'a BinaryPackage<'a>],
     native: &'r str,
     foreign: &'r [String],
 ) -> Tables<'r, 'a> {
@@ -217,7 +223,7 @@ fn build_tables<'r, 'a>(
             archs.push(f);
         }
     }
-    for p in records {
+    for p in listed {
         intern(p.name);
         for atom in p.provides.atoms() {
             intern(atom.name);
@@ -240,7 +246,6 @@ fn build_tables<'r, 'a>(
         let Some(name) = tables.name(p.name) else {
             continue;
         };
-        real[name as usize] = true;
         let mut emit = |kind: Kind, name: u32, tag: Tag, version: u32| {
             features.push(Feature {
                 key: key(kind, name, tag),
@@ -293,6 +298,12 @@ fn build_tables<'r, 'a>(
                 provides(&mut emit, p.architecture, Some(false));
             }
         }
+    }
+    for p in listed {
+        let Some(name) = tables.name(p.name) else {
+            continue;
+        };
+        real[name as usize] = true;
         for atom in p.provides.atoms() {
             if let Some(provided) = tables.name(atom.name) {
                 providers.entry(provided).or_default().push(name);
@@ -475,23 +486,37 @@ impl<'a> Universe<'a> {
     ) -> Universe<'a> {
         let considered =
             |arch: &str| arch == "all" || arch == native || foreign.iter().any(|f| f == arch);
-        let mut seen = HashSet::with_capacity_and_hasher(packages.len(), Default::default());
-        let records: Vec<&BinaryPackage> = packages
+        let listed: Vec<&BinaryPackage> = packages
             .iter()
             .filter(|p| considered(p.architecture))
-            // dose names a package `name:arch` (arch:all as native) at a
-            // version, and keeps the first of two that share that name.
-            .filter(|p| {
-                let arch = if p.architecture == "all" {
-                    native
-                } else {
-                    p.architecture
-                };
-                seen.insert((p.name, p.version.text, arch))
-            })
             .collect();
-        drop(seen);
-        let tables = build_tables(&records, native, foreign);
+        // dose names a package `name:arch` (arch:all as native) at a
+        // version, and keeps the first of two that share that name.
+        let identity = |p: &BinaryPackage<'a>| {
+            let arch = if p.architecture == "all" {
+                native
+            } else {
+                p.architecture
+            };
+            (p.name, p.version.text, arch)
+        };
+        let mut first: HashMap<(&str, &str, &str), PkgId> =
+            HashMap::with_capacity_and_hasher(listed.len(), Default::default());
+        let mut records: Vec<&BinaryPackage> = Vec::with_capacity(listed.len());
+        for p in &listed {
+            let next = records.len() as PkgId;
+            if *first.entry(identity(p)).or_insert(next) == next {
+                records.push(p);
+            }
+        }
+        // An essential duplicate makes its kept twin essential.
+        let mut essential: Vec<(&str, PkgId)> = listed
+            .iter()
+            .filter(|p| p.essential)
+            .filter_map(|p| first.get(&identity(p)).map(|&id| (p.name, id)))
+            .collect();
+        drop(first);
+        let tables = build_tables(&records, &listed, native, foreign);
 
         // Resolve in chunks on all cores, then lay the chunks end to end.
         const CHUNK: usize = 4096;
@@ -531,13 +556,8 @@ impl<'a> Universe<'a> {
         }
 
         // The essential pseudo-package: a clause per essential name.
-        let mut essential: Vec<(&str, PkgId)> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.essential)
-            .map(|(id, p)| (p.name, id as PkgId))
-            .collect();
         essential.sort_unstable();
+        essential.dedup();
         for (i, group) in essential.chunk_by(|a, b| a.0 == b.0).enumerate() {
             candidates.extend(group.iter().map(|(_, id)| *id));
             candidate_start.push(candidates.len() as u32);
