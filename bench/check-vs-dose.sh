@@ -74,7 +74,7 @@ d_mb = d_kib / 1024
 count = lambda name: sum(1 for _ in open(f"{work}/{name}"))
 print(f"{suite} main amd64: {n} packages")
 print(f"  ferry check            {f_med:6.2f} s (best {f_min:.2f})  {f_mb:5.0f} MB  {count('ferry.broken')} broken")
-print(f"  ferry check --explain  {e_med:6.2f} s (best {e_min:.2f})  {e_mb:5.0f} MB  (+{(e_med / f_med - 1) * 100:.0f}% over check)")
+print(f"  ferry check --explain  {e_med:6.2f} s (best {e_min:.2f})  {e_mb:5.0f} MB  ({(e_med / f_med - 1) * 100:+.0f}% over check)")
 print(f"  dose-distcheck         {d_s:6.2f} s               {d_mb:5.0f} MB  {count('dose.broken')} broken")
 print(f"  differences in the broken sets: {differences}")
 print(f"  ferry is {d_s / f_med:.0f}x faster (median run) and uses {d_mb / f_mb:.1f}x less memory")
