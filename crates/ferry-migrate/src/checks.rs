@@ -109,7 +109,45 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
         ));
     }
     findings.extend(obsolete_packages(root));
+    findings.extend(essential_removals(root, profile));
     findings
+}
+
+/// A removal the profile asks for (a demoted package, a replaced one) that
+/// names an Essential package: dpkg's base would go, so the plan blocks.
+fn essential_removals(root: &Path, profile: &Profile) -> Vec<Finding> {
+    let asked: Vec<&str> = profile
+        .remove
+        .iter()
+        .map(|p| p.as_str())
+        .chain(profile.replace.iter().map(|r| r.from.as_str()))
+        .collect();
+    if asked.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = std::fs::read_to_string(root.join("var/lib/dpkg/status")) else {
+        return Vec::new();
+    };
+    let Ok(packages) = parse_binary_packages(&status) else {
+        return Vec::new();
+    };
+    let mut essential: Vec<&str> = packages
+        .iter()
+        .filter(|p| p.essential && p.is_installed() && asked.contains(&p.name))
+        .map(|p| p.name)
+        .collect();
+    essential.sort_unstable();
+    essential.dedup();
+    essential
+        .into_iter()
+        .map(|name| {
+            blocker(
+                format!("remove-essential:{name}"),
+                format!("`{name}` is Essential: removing it could leave the system unable to run dpkg or boot"),
+                format!("take `{name}` off the removals (demoted.cfg or the profile); an Essential package is replaced by the upgrade, not removed"),
+            )
+        })
+        .collect()
 }
 
 fn version_check(
@@ -516,5 +554,39 @@ mod tests {
         assert!(version_check("os-version", "OS", Some("12"), &requirement, "").is_none());
         assert!(version_check("os-version", "OS", Some("11"), &requirement, "").is_some());
         assert!(version_check("os-version", "OS", None, &requirement, "").is_some());
+    }
+
+    #[test]
+    fn removing_an_essential_package_blocks() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            "Package: base-files\nEssential: yes\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n\
+             Package: old-tool\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n\
+             Package: gone-essential\nEssential: yes\nStatus: deinstall ok config-files\nVersion: 1.0\nArchitecture: amd64\n",
+        )
+        .unwrap();
+        let profile = |removals: &str| {
+            Profile::parse(
+                &format!("schema = 1\nname = \"m\"\n[packages]\nremove = [{removals}]\n"),
+                Path::new("m.toml"),
+            )
+            .unwrap()
+        };
+        let keys = |p: &Profile| -> Vec<String> {
+            essential_removals(root.path(), p)
+                .into_iter()
+                .map(|f| {
+                    assert_eq!(f.severity, Severity::Blocker);
+                    f.key
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys(&profile("\"old-tool\", \"base-files\", \"gone-essential\"")),
+            ["remove-essential:base-files"]
+        );
+        assert!(keys(&profile("\"old-tool\"")).is_empty());
     }
 }

@@ -22,18 +22,22 @@ pub enum Step {
     Sources,
     Update,
     Download,
+    /// A newer ferry in the target sources is installed first, and the run
+    /// continues under it.
+    SelfUpgrade,
     Packages,
     Upgrade,
     Verify,
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Preflight,
         Step::Backup,
         Step::Sources,
         Step::Update,
         Step::Download,
+        Step::SelfUpgrade,
         Step::Packages,
         Step::Upgrade,
         Step::Verify,
@@ -46,6 +50,7 @@ impl Step {
             Step::Sources => "sources",
             Step::Update => "update",
             Step::Download => "download",
+            Step::SelfUpgrade => "self-upgrade",
             Step::Packages => "packages",
             Step::Upgrade => "upgrade",
             Step::Verify => "verify",
@@ -55,7 +60,7 @@ impl Step {
     /// Whether the installed package set may have changed once this step
     /// started: from here on, going back means reinstalling from the backup.
     pub fn changes_packages(self) -> bool {
-        self >= Step::Packages
+        self >= Step::SelfUpgrade
     }
 }
 
@@ -106,6 +111,24 @@ pub struct Journal {
     pub created: u64,
     pub outcome: Outcome,
     pub steps: Vec<StepRecord>,
+    /// Every ferry process that drove the migration, in order: a
+    /// self-upgrade shows as a second driver running the new binary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<Driver>,
+}
+
+/// One ferry process that worked on a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Driver {
+    /// The version the binary was built as.
+    pub version: String,
+    /// The binary's path, as the process found it.
+    pub executable: String,
+    /// The version of the `ferry` package installed in the root when the
+    /// process started, if it is installed as a package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_version: Option<String>,
+    pub started: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +166,7 @@ impl Journal {
             profile_sha256: profile_sha256.to_string(),
             created: now(),
             outcome: Outcome::InProgress,
+            drivers: Vec::new(),
             steps: Step::ALL
                 .iter()
                 .map(|&step| StepRecord {
@@ -156,8 +180,14 @@ impl Journal {
         }
     }
 
-    fn record(&self, step: Step) -> &StepRecord {
-        &self.steps[step as usize]
+    /// The record of `step`, by name: a journal written before a step
+    /// existed has no record of it, and that step is skipped.
+    fn record(&self, step: Step) -> Option<&StepRecord> {
+        self.steps.iter().find(|r| r.step == step)
+    }
+
+    fn record_mut(&mut self, step: Step) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|r| r.step == step)
     }
 
     /// The step a run (or a resumed run) must do next: the first not done.
@@ -201,10 +231,12 @@ impl Journal {
             Some(next) => return Err(illegal(format!("the next step is `{}`", next.as_str()))),
             None => return Err(illegal("every step is done".into())),
         }
-        if self.record(step).state == StepState::Failed {
+        let Some(record) = self.record_mut(step) else {
+            return Err(illegal("this journal has no such step".into()));
+        };
+        if record.state == StepState::Failed {
             return Err(illegal("it failed; roll back first".into()));
         }
-        let record = &mut self.steps[step as usize];
         record.state = StepState::Running;
         record.started = Some(now());
         record.error = None;
@@ -214,13 +246,18 @@ impl Journal {
     /// Marks the running `step` done or failed; the last step done ends the
     /// migration as succeeded.
     pub fn finish(&mut self, step: Step, result: Result<(), String>) -> Result<(), JournalError> {
-        if self.record(step).state != StepState::Running {
+        if self.record(step).map(|r| r.state) != Some(StepState::Running) {
             return Err(JournalError::IllegalTransition {
                 step: step.as_str(),
                 why: "it is not running".into(),
             });
         }
-        let record = &mut self.steps[step as usize];
+        let Some(record) = self.record_mut(step) else {
+            return Err(JournalError::IllegalTransition {
+                step: step.as_str(),
+                why: "this journal has no such step".into(),
+            });
+        };
         record.finished = Some(now());
         match result {
             Ok(()) => record.state = StepState::Done,
@@ -334,11 +371,11 @@ mod tests {
             j.finish(step, Ok(())).unwrap();
         }
         assert!(!j.packages_touched());
-        j.begin(Step::Packages).unwrap();
+        j.begin(Step::SelfUpgrade).unwrap();
         // The process dies here; the next start reads this state.
-        assert_eq!(j.interrupted_step(), Some(Step::Packages));
+        assert_eq!(j.interrupted_step(), Some(Step::SelfUpgrade));
         assert!(j.packages_touched());
-        j.begin(Step::Packages).unwrap();
+        j.begin(Step::SelfUpgrade).unwrap();
     }
 
     #[test]
@@ -357,5 +394,23 @@ mod tests {
             Journal::load(&path),
             Err(JournalError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_journal_from_before_the_self_upgrade_step_still_runs() {
+        let mut j = Journal::new("m1", "move", "00");
+        j.steps.retain(|r| r.step != Step::SelfUpgrade);
+        let text = serde_json::to_string(&j).unwrap();
+        let mut j: Journal = serde_json::from_str(&text).unwrap();
+        let mut ran = Vec::new();
+        while let Some(step) = j.next_step() {
+            j.begin(step).unwrap();
+            j.finish(step, Ok(())).unwrap();
+            ran.push(step);
+        }
+        assert!(!ran.contains(&Step::SelfUpgrade));
+        assert_eq!(ran.len(), Step::ALL.len() - 1);
+        assert_eq!(j.outcome, Outcome::Succeeded);
+        assert!(j.begin(Step::SelfUpgrade).is_err());
     }
 }

@@ -211,7 +211,43 @@ pub fn rewrite_sources(
         .filter(|(_, m)| !**m)
         .map(|(i, _)| i + 1)
         .collect();
+    add_whole_files(&mut changes, system, profile, root);
     Ok((changes, unmatched))
+}
+
+/// The profile's whole sources files (a release bundle's) go in after the
+/// rules: a file the rules changed gets the new text instead, an existing
+/// file is replaced, a missing one is created.
+fn add_whole_files(
+    changes: &mut Vec<SourcesChange>,
+    system: &SystemSources,
+    profile: &Profile,
+    root: &Path,
+) {
+    for added in &profile.add_sources {
+        let old_text = system
+            .files
+            .iter()
+            .find(|f| in_root_path(root, &f.path) == added.path)
+            .map(|f| f.document.text().to_string())
+            .unwrap_or_default();
+        let diff = unified_diff(
+            &old_text,
+            &added.text,
+            &format!("a{}", added.path),
+            &format!("b{}", added.path),
+        );
+        let change = SourcesChange {
+            path: added.path.clone(),
+            old_text,
+            new_text: added.text.clone(),
+            diff,
+        };
+        match changes.iter_mut().find(|c| c.path == added.path) {
+            Some(existing) => *existing = change,
+            None => changes.push(change),
+        }
+    }
 }
 
 fn in_root_path(root: &Path, path: &Path) -> String {
@@ -476,6 +512,22 @@ pub fn sandbox_for_target(
         };
         files.push((name, text));
     }
+    // Files the migration creates (a release bundle's) join the sandbox too.
+    for change in changes {
+        let exists = system
+            .files
+            .iter()
+            .any(|f| in_root_path(root, &f.path) == change.path);
+        if !exists {
+            let name = match Path::new(&change.path).file_name() {
+                Some(n) if change.path != "/etc/apt/sources.list" => {
+                    n.to_string_lossy().into_owned()
+                }
+                _ => "00-sources.list".to_string(),
+            };
+            files.push((name, change.new_text.clone()));
+        }
+    }
     let sandbox = AptSandbox::create(work_dir, root, &[], &keys)?;
     // Keyring paths in the sources name files of the target system; in the
     // sandbox they must name the copies it can read.
@@ -485,6 +537,22 @@ pub fn sandbox_for_target(
         .flat_map(|s| s.keyrings().into_iter().map(Path::to_path_buf))
         .collect();
     keyrings.extend(profile.keys.iter().map(|k| k.install_to.clone()));
+    for added in &profile.add_sources {
+        let format = if added.path.ends_with(".sources") {
+            ferry_deb::sources::Format::Deb822
+        } else {
+            ferry_deb::sources::Format::OneLine
+        };
+        if let Ok(document) = ferry_deb::sources::parse_sources_text(&added.text, format) {
+            keyrings.extend(
+                document
+                    .entries()
+                    .iter()
+                    .filter_map(|e| e.signed_by.as_ref())
+                    .flat_map(|s| s.keyrings().into_iter().map(Path::to_path_buf)),
+            );
+        }
+    }
     keyrings.extend(
         profile
             .sources

@@ -43,6 +43,19 @@ pub struct Profile {
     pub checks: Checks,
     pub verify: Verify,
     pub hooks: Vec<Hook>,
+    /// Whole sources files the migration writes after the rules are
+    /// applied: a release upgrade's bundle brings them. Not written in a
+    /// profile file; an older saved profile has none.
+    #[serde(default)]
+    pub add_sources: Vec<AddedSources>,
+}
+
+/// A sources file a migration installs as it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct AddedSources {
+    /// The path inside the root, e.g. `/etc/apt/sources.list.d/debian.sources`.
+    pub path: String,
+    pub text: String,
 }
 
 /// A Debian package name: lowercase letters, digits and `+ - .`, at least
@@ -549,6 +562,7 @@ impl Checker<'_> {
                 .collect(),
             checks: self.checks(&raw.checks)?,
             verify: self.verify(&raw.verify)?,
+            add_sources: Vec::new(),
             hooks: raw
                 .hooks
                 .iter()

@@ -147,6 +147,9 @@ pub enum RunOutcome {
         step: Step,
         error: String,
     },
+    /// ferry upgraded itself: the caller must start `executable` to resume
+    /// the migration from its journal (`run --resume`).
+    Restart { id: String, executable: PathBuf },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -358,6 +361,8 @@ struct Runner<'a> {
     options: &'a RunOptions,
     events: EventLog,
     log: std::fs::File,
+    /// Set by the self-upgrade step: the new binary to continue under.
+    restart_with: Option<PathBuf>,
 }
 
 impl<'a> Runner<'a> {
@@ -386,6 +391,7 @@ impl<'a> Runner<'a> {
             options,
             events,
             log,
+            restart_with: None,
         })
     }
 
@@ -406,6 +412,23 @@ impl<'a> Runner<'a> {
 
     fn drive(&mut self, journal: &mut Journal) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
+        let driver = current_driver(&self.layout.root);
+        self.note(
+            journal.next_step().unwrap_or(Step::Verify),
+            EventState::Cmdlog,
+            &format!(
+                "ferry {} at {}{}",
+                driver.version,
+                driver.executable,
+                driver
+                    .package_version
+                    .as_deref()
+                    .map(|v| format!(" (package {v})"))
+                    .unwrap_or_default()
+            ),
+        );
+        journal.drivers.push(driver);
+        journal.save(&journal_path)?;
         while let Some(step) = journal.next_step() {
             journal.begin(step)?;
             journal.save(&journal_path)?;
@@ -420,6 +443,18 @@ impl<'a> Runner<'a> {
                     if self.options.stop_after == Some(step) {
                         // Simulates a power cut right after the journal write.
                         std::process::exit(137);
+                    }
+                    if let Some(executable) = self.restart_with.take() {
+                        let _ = self.events.emit(
+                            "run",
+                            "restart",
+                            EventState::Cmdlog,
+                            &format!("continuing under {}", executable.display()),
+                        );
+                        return Ok(RunOutcome::Restart {
+                            id: self.id.clone(),
+                            executable,
+                        });
                     }
                 }
                 Err(error) => {
@@ -533,6 +568,7 @@ impl<'a> Runner<'a> {
                 let args = self.transaction_args(&["-d", "dist-upgrade"]);
                 self.apt(&args, step, false)
             }
+            Step::SelfUpgrade => self.self_upgrade(),
             Step::Packages => {
                 self.hooks(HookWhen::Before, step)?;
                 let args = self.transaction_args(&["--no-download", "install"]);
@@ -601,6 +637,89 @@ impl<'a> Runner<'a> {
             let _ = self
                 .events
                 .emit(step.as_str(), "hook", EventState::Ok, &hook.run);
+        }
+        Ok(())
+    }
+
+    /// When ferry is installed as a package and the target sources carry
+    /// a newer one, installs it before anything else changes, so the rest
+    /// of the migration runs under the release's own ferry (as
+    /// do-release-upgrade runs the new release's upgrader). The new binary
+    /// must start here before the run switches to it.
+    fn self_upgrade(&mut self) -> Result<(), String> {
+        let step = Step::SelfUpgrade;
+        let installed =
+            crate::snapshot::installed_packages(&self.layout.root).map_err(|e| e.to_string())?;
+        let Some(current) = installed
+            .iter()
+            .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
+            .map(|(_, p)| p.version.clone())
+        else {
+            self.note(
+                step,
+                EventState::Cmdlog,
+                "ferry is not installed as a package here: nothing to upgrade first",
+            );
+            return Ok(());
+        };
+        let (_, policy) = self.apt_like(
+            "apt-cache",
+            &["policy".to_string(), SELF_PACKAGE.to_string()],
+            step,
+        )?;
+        let candidate = policy
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Candidate:"))
+            .map(|v| v.trim().to_string())
+            .filter(|v| v != "(none)");
+        let newer = candidate.as_deref().filter(|candidate| {
+            match (
+                ferry_deb::VersionRef::split(candidate),
+                ferry_deb::VersionRef::split(&current),
+            ) {
+                (Ok(c), Ok(i)) => c > i,
+                _ => false,
+            }
+        });
+        let Some(newer) = newer.map(str::to_string) else {
+            self.note(
+                step,
+                EventState::Cmdlog,
+                &format!("ferry {current} is the newest the target sources carry"),
+            );
+            return Ok(());
+        };
+        let args: Vec<String> = ["-y", "-q", "--no-download"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(dpkg_conffile_options())
+            .chain(["install".to_string(), SELF_PACKAGE.to_string()])
+            .collect();
+        self.apt(&args, step, false)?;
+        let executable = self.layout.root.join("usr/bin/ferry");
+        // A binary that cannot start here (another libc in a foreign root)
+        // must not take over: the run goes on under the current one.
+        let starts = std::process::Command::new(&executable)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if starts {
+            self.note(
+                step,
+                EventState::Cmdlog,
+                &format!("ferry {current} -> {newer}; continuing under the new binary"),
+            );
+            self.restart_with = Some(executable);
+        } else {
+            self.note(
+                step,
+                EventState::Cmdlog,
+                &format!(
+                    "warning: ferry {newer} is installed but {} does not start here; continuing under this binary",
+                    executable.display()
+                ),
+            );
         }
         Ok(())
     }
@@ -836,6 +955,29 @@ impl<'a> Runner<'a> {
         } else {
             Err(problems.join("; "))
         }
+    }
+}
+
+/// The package ferry itself ships as.
+const SELF_PACKAGE: &str = "ferry";
+
+/// This process, as the journal records it.
+fn current_driver(root: &Path) -> crate::journal::Driver {
+    let package_version = crate::snapshot::installed_packages(root)
+        .ok()
+        .and_then(|installed| {
+            installed
+                .iter()
+                .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
+                .map(|(_, p)| p.version.clone())
+        });
+    crate::journal::Driver {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        package_version,
+        started: crate::journal::now(),
     }
 }
 

@@ -77,6 +77,12 @@ impl Signer {
         &self.0.keyring
     }
 
+    /// The GNUPGHOME holding the secret key, for tools that sign with it
+    /// themselves (`ferry release bundle --gnupghome`).
+    pub fn home(&self) -> &Path {
+        self.0.home.path()
+    }
+
     /// The public key as ASCII armor (what vendors publish as `key.asc`).
     pub fn armored_key(&self) -> &str {
         &self.0.armored

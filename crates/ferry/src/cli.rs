@@ -173,6 +173,9 @@ pub enum ReleaseCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Upgrade to the offered release: plan, back up, install the bundle's sources,
+    /// upgrade ferry first, remove the demoted packages, full upgrade, verify
+    Upgrade(UpgradeArgs),
     /// Pack and sign a bundle from DIR (for publishers); prints the index fields
     Bundle {
         /// The directory: sources.list and/or *.sources, demoted.cfg, optionally profile.toml
@@ -187,6 +190,21 @@ pub enum ReleaseCommand {
         #[arg(long, short = 'o', value_name = "OUT")]
         output: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Do not ask for confirmation (needed without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show the plan (sources, packages, sizes, checks) and change nothing; exit 3 when blocked
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
+    /// When a step fails, leave the system as it is instead of rolling back
+    #[arg(long)]
+    pub no_rollback: bool,
 }
 
 /// Where the releases are listed and who signs them (default: /etc/ferry/release.toml).

@@ -122,10 +122,13 @@ pub fn failure(failure: &Failure, global: &Global) {
 
 /// Prints one JSON document on stdout.
 pub fn json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot render JSON: {e}"),
-    }
+    use std::io::Write;
+    // A reader that went away (a closed pipe, a dropped SSH session) is not
+    // a reason to panic at the end of a run.
+    let _ = match serde_json::to_string_pretty(value) {
+        Ok(text) => writeln!(std::io::stdout(), "{text}"),
+        Err(e) => writeln!(std::io::stderr(), "error: cannot render JSON: {e}"),
+    };
 }
 
 /// Lays out rows as left-aligned columns under a header.

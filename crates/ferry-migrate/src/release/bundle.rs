@@ -729,6 +729,14 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
         },
         expect_release: None,
     };
+    let add_sources: Vec<crate::profile::AddedSources> = bundle
+        .sources
+        .iter()
+        .map(|s| crate::profile::AddedSources {
+            path: format!("/{}", s.install_to.display()),
+            text: s.text.clone(),
+        })
+        .collect();
     let profile = match base {
         Some(p) => {
             for extra in p.remove {
@@ -750,6 +758,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
                 checks: p.checks,
                 verify,
                 hooks: p.hooks,
+                add_sources,
             }
         }
         None => Profile {
@@ -765,6 +774,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
             checks: Default::default(),
             verify,
             hooks: Vec::new(),
+            add_sources,
         },
     };
     ReleaseMigration {

@@ -32,7 +32,14 @@ fn load_profile(path: &Path) -> Result<Profile, Failure> {
     Profile::load(path).map_err(profile_failure)
 }
 
-fn run_failure(e: RunError) -> Failure {
+/// Test-only: stop as a power cut would, right after this step.
+pub(crate) fn test_stop_after() -> Option<Step> {
+    std::env::var("FERRY_TEST_STOP_AFTER")
+        .ok()
+        .and_then(|s| Step::ALL.into_iter().find(|step| step.as_str() == s))
+}
+
+pub(crate) fn run_failure(e: RunError) -> Failure {
     match e {
         RunError::Profile(e) => profile_failure(e),
         RunError::Lock(e) => Failure::new(Exit::Blocked, e.to_string()).hint("nothing was changed"),
@@ -165,8 +172,15 @@ pub fn plan(args: PlanArgs, global: &Global) -> Result<Exit, Failure> {
 
 /// Progress for people: a line per step, apt's own lines indented; plain
 /// lines, so it reads the same on a terminal, in a log and over SSH.
-struct Lines {
-    json: bool,
+/// Writes never fail the run: when the terminal is gone (an SSH connection
+/// dropped), the migration goes on and its log keeps every line.
+pub(crate) struct Lines {
+    pub json: bool,
+}
+
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 impl Progress for Lines {
@@ -175,31 +189,93 @@ impl Progress for Lines {
             return;
         }
         match state {
-            EventState::Ini => eprintln!("==> {}", step.as_str()),
-            EventState::Ok => eprintln!("    {} done", step.as_str()),
+            EventState::Ini => say(format_args!("==> {}", step.as_str())),
+            EventState::Ok => say(format_args!("    {} done", step.as_str())),
             EventState::Error | EventState::Fail => {
-                eprintln!("    {} FAILED: {message}", step.as_str())
+                say(format_args!("    {} FAILED: {message}", step.as_str()))
             }
+            EventState::Cmdlog => say(format_args!("    {message}")),
             _ => {}
         }
     }
 
     fn line(&mut self, _step: Step, line: &str) {
         if !self.json {
-            eprintln!("    | {line}");
+            say(format_args!("    | {line}"));
         }
     }
+}
+
+/// Keeps a long run alive when its terminal goes away: SIGHUP is ignored
+/// (dpkg and apt inherit that), and output errors are ignored above.
+pub(crate) fn detach_from_terminal_hangup() {
+    // SAFETY: installing SIG_IGN for SIGHUP has no preconditions; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
+/// Over SSH, says what happens if the connection drops.
+pub(crate) fn warn_if_remote(global: &Global) {
+    let remote =
+        std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some();
+    if remote && !global.json {
+        say(format_args!(
+            "warning: this session runs over SSH and the connection may drop during the upgrade.\n\
+             The run does not depend on it: it goes on, and after reconnecting `ferry status` and\n\
+             {} show where it is.",
+            Layout::new(&global.root).log_dir().display()
+        ));
+    }
+}
+
+/// The outcome of a run or a resumed run, rendered; a self-upgrade
+/// continues under the new binary, which resumes from the journal.
+pub(crate) fn finish(
+    outcome: RunOutcome,
+    global: &Global,
+    no_rollback: bool,
+) -> Result<Exit, Failure> {
+    if let RunOutcome::Restart { id, executable } = &outcome {
+        return Err(restart(id, executable, global, no_rollback));
+    }
+    Ok(report_outcome(outcome, global))
+}
+
+/// Replaces this process with `executable run --resume`; returns only when
+/// that cannot start.
+fn restart(id: &str, executable: &Path, global: &Global, no_rollback: bool) -> Failure {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(executable);
+    command.arg("--root").arg(&global.root);
+    if global.json {
+        command.arg("--json");
+    }
+    command.args(["run", "--resume", "--yes"]);
+    if no_rollback {
+        command.arg("--no-rollback");
+    }
+    if !global.json {
+        say(format_args!(
+            "==> continuing under {}",
+            executable.display()
+        ));
+    }
+    let error = command.exec();
+    Failure::failed(format!(
+        "migration {id}: ferry upgraded itself but {} cannot start: {error}",
+        executable.display()
+    ))
+    .hint("`ferry run --resume --yes` continues the migration with this binary")
 }
 
 pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
     let options = RunOptions {
         no_rollback: args.no_rollback,
-        // Test-only: stop as a power cut would, right after a step.
-        stop_after: std::env::var("FERRY_TEST_STOP_AFTER")
-            .ok()
-            .and_then(|s| Step::ALL.into_iter().find(|step| step.as_str() == s)),
+        stop_after: test_stop_after(),
     };
     let mut progress = Lines { json: global.json };
+    detach_from_terminal_hangup();
     let outcome = if args.resume {
         ferry_migrate::run::resume(&global.root, &options, &mut progress).map_err(run_failure)?
     } else {
@@ -212,10 +288,10 @@ pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
         ferry_migrate::run::run(&global.root, &profile, &options, &mut progress)
             .map_err(run_failure)?
     };
-    Ok(report_outcome(outcome, global))
+    finish(outcome, global, args.no_rollback)
 }
 
-fn confirm(yes: bool, profile: &Profile) -> Result<(), Failure> {
+pub(crate) fn confirm(yes: bool, profile: &Profile) -> Result<(), Failure> {
     if yes {
         return Ok(());
     }
@@ -277,6 +353,14 @@ fn report_outcome(outcome: RunOutcome, global: &Global) -> Exit {
                 differences.join("\n  ")
             ),
         ),
+        RunOutcome::Restart { id, executable } => (
+            Exit::Failed,
+            serde_json::json!({ "outcome": "in-progress", "migration": id, "restart": executable }),
+            format!(
+                "Migration {id} continues under {}: run `ferry run --resume --yes`.",
+                executable.display()
+            ),
+        ),
         RunOutcome::FailedLeftAsIs { id, step, error } => (
             Exit::Failed,
             serde_json::json!({ "outcome": "failed", "migration": id, "step": step, "error": error, "changed": true }),
@@ -289,7 +373,8 @@ fn report_outcome(outcome: RunOutcome, global: &Global) -> Exit {
     if global.json {
         render::json(&value);
     } else {
-        println!("{text}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
     exit
 }

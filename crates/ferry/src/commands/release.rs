@@ -1,8 +1,9 @@
-//! `ferry release check | fetch | bundle`: whether the meta-release index
-//! offers this system a newer release, getting and verifying that
-//! release's signed bundle without changing the system, and building a
-//! bundle for publishers. Deciding and verifying live in
-//! `ferry_migrate::release`; this module wires flags and renders.
+//! `ferry release check | fetch | upgrade | bundle`: whether the
+//! meta-release index offers this system a newer release, getting and
+//! verifying that release's signed bundle without changing the system,
+//! upgrading to it (the bundle made into a migration, run by the migration
+//! engine), and building a bundle for publishers. Deciding and verifying
+//! live in `ferry_migrate::release`; this module wires flags and renders.
 //!
 //! Exit codes: `check` answers 0 (a newer release is offered) or 1 (up to
 //! date, or the release is stopped by the publisher); a bad index, a bad
@@ -16,7 +17,8 @@ use ferry_migrate::release::bundle::{self, BundleError, SignWith};
 use ferry_migrate::release::config::{ConfigError, CONFIG_PATH};
 use ferry_migrate::release::{fetch, offer, Config, MetaRelease, Offer, ReleaseEntry};
 
-use crate::cli::{Global, ReleaseArgs, ReleaseCommand};
+use super::migrate;
+use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
@@ -27,6 +29,7 @@ pub fn run(command: ReleaseCommand, global: &Global) -> Result<Exit, Failure> {
     match command {
         ReleaseCommand::Check(args) => check(&args, global),
         ReleaseCommand::Fetch { release, dir } => fetch_bundle(&release, dir.as_deref(), global),
+        ReleaseCommand::Upgrade(args) => upgrade(&args, global),
         ReleaseCommand::Bundle {
             dir,
             key,
@@ -220,20 +223,44 @@ fn bundle_failure(error: BundleError, dir: &Path) -> Failure {
     }
 }
 
-fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Result<Exit, Failure> {
-    let ctx = context(args, global)?;
-    let offer = decide(&ctx, args.to.as_deref())?;
-    let target = match offer {
-        Offer::Upgrade { target, .. } => target,
+/// The offered release, or the rendered reason there is none.
+fn offered<'a>(
+    ctx: &'a Context,
+    to: Option<&str>,
+    global: &Global,
+) -> Result<Option<&'a ReleaseEntry>, Failure> {
+    match decide(ctx, to)? {
+        Offer::Upgrade { target, .. } => Ok(Some(target)),
         other => {
             if global.json {
-                render::json(&offer_json(&ctx, &other));
+                render::json(&offer_json(ctx, &other));
             } else {
-                print!("{}", offer_text(&ctx, &other));
+                print!("{}", offer_text(ctx, &other));
             }
-            return Ok(Exit::Failed);
+            Ok(None)
         }
+    }
+}
+
+fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Result<Exit, Failure> {
+    let ctx = context(args, global)?;
+    let Some(target) = offered(&ctx, args.to.as_deref(), global)? else {
+        return Ok(Exit::Failed);
     };
+    let obtained = obtain(&ctx, target, dir, global)?;
+    show_bundle(&obtained.0, target, dir.is_some(), global);
+    Ok(Exit::Ok)
+}
+
+/// Downloads (resuming a partial file in the work directory), checks and
+/// unpacks the target's bundle. The work directory is `dir`, or a
+/// temporary one kept alive by the returned guard.
+fn obtain(
+    ctx: &Context,
+    target: &ReleaseEntry,
+    dir: Option<&Path>,
+    global: &Global,
+) -> Result<(bundle::Obtained, Option<tempfile::TempDir>), Failure> {
     let reference = target.bundle.as_ref().ok_or_else(|| {
         Failure::bad_input(format!("the index gives no Bundle for {}", target.dist))
             .at(Path::new(&ctx.url), Some(target.line), None)
@@ -245,15 +272,14 @@ fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Resu
             Path::new("/").join(CONFIG_PATH).display()
         ))
     })?;
-    let temporary;
-    let work = match dir {
-        Some(dir) => dir.to_path_buf(),
+    let (work, temporary) = match dir {
+        Some(dir) => (dir.to_path_buf(), None),
         None => {
-            temporary = tempfile::Builder::new()
+            let temporary = tempfile::Builder::new()
                 .prefix("ferry-release-")
                 .tempdir()
                 .map_err(|e| Failure::failed(format!("cannot make a work directory: {e}")))?;
-            temporary.path().to_path_buf()
+            (temporary.path().to_path_buf(), Some(temporary))
         }
     };
     let quiet = global.json;
@@ -272,6 +298,10 @@ fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Resu
         eprintln!();
     }
     let obtained = obtained.map_err(|e| bundle_failure(e, &work.join("bundle")))?;
+    Ok((obtained, temporary))
+}
+
+fn show_bundle(obtained: &bundle::Obtained, target: &ReleaseEntry, kept: bool, global: &Global) {
     if global.json {
         render::json(&serde_json::json!({
             "target": entry_json(target),
@@ -279,7 +309,7 @@ fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Resu
             "sources": obtained.bundle.sources,
             "demoted": obtained.bundle.demoted,
             "profile": obtained.bundle.profile.as_ref().map(|p| p.name.clone()),
-            "dir": dir.map(|_| obtained.bundle.dir.clone()),
+            "dir": kept.then(|| obtained.bundle.dir.clone()),
         }));
     } else {
         println!(
@@ -307,11 +337,83 @@ fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Resu
         if let Some(profile) = &obtained.bundle.profile {
             println!("  profile: {}", profile.name);
         }
-        if dir.is_some() {
+        if kept {
             println!("  unpacked in {}", obtained.bundle.dir.display());
         }
     }
-    Ok(Exit::Ok)
+}
+
+/// Where an upgrade keeps its download, under the root, so a second
+/// attempt resumes a partial bundle instead of starting over.
+fn upgrade_work_dir(global: &Global, target: &ReleaseEntry) -> std::path::PathBuf {
+    let name: String = target
+        .dist
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    global.root.join("var/cache/ferry/release").join(name)
+}
+
+fn upgrade(args: &UpgradeArgs, global: &Global) -> Result<Exit, Failure> {
+    let ctx = context(&args.release, global)?;
+    let Some(target) = offered(&ctx, args.release.to.as_deref(), global)? else {
+        return Ok(Exit::Failed);
+    };
+    // A dry run writes nothing under the root, not even the download.
+    let work = (!args.dry_run).then(|| upgrade_work_dir(global, target));
+    if let Some(work) = &work {
+        std::fs::create_dir_all(work)
+            .map_err(|e| Failure::failed(format!("{}: {e}", work.display())))?;
+    }
+    let (obtained, _temporary) = obtain(&ctx, target, work.as_deref(), global)?;
+    let migration = bundle::to_migration(&obtained.bundle, target);
+    let profile = migration.profile;
+    if args.dry_run {
+        let sandbox = tempfile::Builder::new()
+            .prefix("ferry-plan-")
+            .tempdir()
+            .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
+        let plan = ferry_migrate::plan::compute(&global.root, &profile, sandbox.path())
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        if global.json {
+            render::json(&serde_json::json!({
+                "target": entry_json(target),
+                "signed_by": obtained.verified,
+                "blocked": plan.blocked(),
+                "plan": plan,
+            }));
+        } else {
+            println!(
+                "Upgrade to {}: bundle verified ({} signature by {}).\n",
+                describe(target),
+                obtained.verified.tool,
+                obtained.verified.signers.join(", ")
+            );
+            print!("{}", migrate::render_plan(&plan));
+        }
+        return Ok(if plan.blocked() {
+            Exit::Blocked
+        } else {
+            Exit::Ok
+        });
+    }
+    migrate::confirm(args.yes, &profile)?;
+    migrate::warn_if_remote(global);
+    migrate::detach_from_terminal_hangup();
+    let options = ferry_migrate::run::RunOptions {
+        no_rollback: args.no_rollback,
+        stop_after: migrate::test_stop_after(),
+    };
+    let mut progress = migrate::Lines { json: global.json };
+    let outcome = ferry_migrate::run::run(&global.root, &profile, &options, &mut progress)
+        .map_err(migrate::run_failure)?;
+    migrate::finish(outcome, global, args.no_rollback)
 }
 
 fn build(dir: &Path, output: &Path, sign: SignWith, global: &Global) -> Result<Exit, Failure> {
