@@ -109,19 +109,20 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
         ));
     }
     findings.extend(obsolete_packages(root));
-    findings.extend(essential_removals(root, profile));
-    findings
-}
-
-/// A removal the profile asks for (a demoted package, a replaced one) that
-/// names an Essential package: dpkg's base would go, so the plan blocks.
-fn essential_removals(root: &Path, profile: &Profile) -> Vec<Finding> {
     let asked: Vec<&str> = profile
         .remove
         .iter()
         .map(|p| p.as_str())
         .chain(profile.replace.iter().map(|r| r.from.as_str()))
         .collect();
+    findings.extend(essential_removals(root, &asked));
+    findings
+}
+
+/// A removal (asked by the profile — a demoted package, a replaced one —
+/// or computed by apt) that names an Essential package: dpkg's base would
+/// go, so the plan blocks.
+pub fn essential_removals(root: &Path, asked: &[&str]) -> Vec<Finding> {
     if asked.is_empty() {
         return Vec::new();
     }
@@ -575,7 +576,8 @@ mod tests {
             .unwrap()
         };
         let keys = |p: &Profile| -> Vec<String> {
-            essential_removals(root.path(), p)
+            let asked: Vec<&str> = p.remove.iter().map(|n| n.as_str()).collect();
+            essential_removals(root.path(), &asked)
                 .into_iter()
                 .map(|f| {
                     assert_eq!(f.severity, Severity::Blocker);

@@ -439,6 +439,10 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         }
     };
     findings.extend(transaction_findings(profile, &transaction, &installed));
+    if profile.allow_removals {
+        let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
+        findings.extend(crate::checks::essential_removals(root, &removed));
+    }
     findings.extend(crate::checks::missing_in_target(
         root,
         &sandbox.lists_dir(),
@@ -466,9 +470,21 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         &sandbox.lists_dir(),
         profile,
     ));
+    if profile.allow_removals {
+        for finding in &mut findings {
+            let expected = ["unexpected-removal:", "no-version-in-target:"]
+                .iter()
+                .any(|prefix| finding.key.starts_with(prefix));
+            if expected && finding.severity == Severity::Blocker {
+                finding.severity = Severity::Warning;
+            }
+        }
+    }
     let space = crate::checks::space_checks(root, profile, &sizes);
     findings.extend(space.iter().filter_map(space_finding));
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
+    // The same removal can be both asked for and computed by apt.
+    findings.dedup_by(|a, b| a.key == b.key);
 
     Ok(Plan {
         migration: profile.name.clone(),

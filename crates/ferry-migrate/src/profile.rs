@@ -48,6 +48,12 @@ pub struct Profile {
     /// profile file; an older saved profile has none.
     #[serde(default)]
     pub add_sources: Vec<AddedSources>,
+    /// apt may remove packages the target no longer carries (a release
+    /// upgrade's library transitions): such removals are warnings, not
+    /// blockers. Essential packages are never removed. Set for release
+    /// upgrades; not written in a profile file.
+    #[serde(default)]
+    pub allow_removals: bool,
 }
 
 /// A sources file a migration installs as it is.
@@ -563,6 +569,7 @@ impl Checker<'_> {
             checks: self.checks(&raw.checks)?,
             verify: self.verify(&raw.verify)?,
             add_sources: Vec::new(),
+            allow_removals: false,
             hooks: raw
                 .hooks
                 .iter()

@@ -759,6 +759,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
                 verify,
                 hooks: p.hooks,
                 add_sources,
+                allow_removals: true,
             }
         }
         None => Profile {
@@ -775,6 +776,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
             verify,
             hooks: Vec::new(),
             add_sources,
+            allow_removals: true,
         },
     };
     ReleaseMigration {
