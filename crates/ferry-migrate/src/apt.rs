@@ -262,12 +262,21 @@ impl AptSandbox {
 
     /// Downloads one package (`name:arch=version`) into `into`.
     pub fn download(&self, spec: &str, into: &Path) -> Result<(), AptError> {
+        self.download_all(&[spec.to_string()], into)
+    }
+
+    /// `apt-get download` of several `name:arch=version` specs in one run.
+    pub fn download_all(&self, specs: &[String], into: &Path) -> Result<(), AptError> {
+        if specs.is_empty() {
+            return Ok(());
+        }
         let mut command = Command::new("apt-get");
         for option in self.options() {
             command.arg("-o").arg(option);
         }
         let output = command
-            .args(["-q", "download", spec])
+            .args(["-q", "download"])
+            .args(specs)
             .current_dir(into)
             .env("LC_ALL", "C")
             .output()
@@ -276,7 +285,7 @@ impl AptSandbox {
             Ok(())
         } else {
             Err(AptError::Failed {
-                command: format!("download {spec}"),
+                command: format!("download {}", specs.join(" ")),
                 code: output.status.code(),
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             })

@@ -112,10 +112,21 @@ impl Backup {
         let snapshot = Snapshot::capture(root)?;
         write_json(&dir.join(SNAPSHOT), &snapshot)?;
 
+        let mut old_sources = OldSources::new(root, dir);
+        old_sources.want(
+            packages
+                .iter()
+                .filter(|p| {
+                    let cached = root.join("var/cache/apt/archives").join(deb_file_name(p));
+                    !cached.is_file()
+                })
+                .cloned(),
+        );
         let mut debs = Vec::new();
         for package in packages {
-            debs.push(save_deb(root, dir, package)?);
+            debs.push(save_deb(root, dir, package, &mut old_sources)?);
         }
+        old_sources.clean();
         let mut files = Vec::new();
         for (relative, state) in crate::snapshot::hash_tree(dir)? {
             if state.content != "dir" && !relative.starts_with("debs/") && relative != MANIFEST {
@@ -203,7 +214,12 @@ fn deb_file_name(p: &PackageToSave) -> String {
     )
 }
 
-fn save_deb(root: &Path, dir: &Path, package: &PackageToSave) -> Result<SavedDeb, BackupError> {
+fn save_deb(
+    root: &Path,
+    dir: &Path,
+    package: &PackageToSave,
+    old_sources: &mut OldSources,
+) -> Result<SavedDeb, BackupError> {
     let name = deb_file_name(package);
     let target = dir.join("debs").join(&name);
     let saved = |origin| -> Result<SavedDeb, BackupError> {
@@ -219,7 +235,7 @@ fn save_deb(root: &Path, dir: &Path, package: &PackageToSave) -> Result<SavedDeb
         std::fs::copy(&cached, &target).map_err(io(&target))?;
         return saved(DebOrigin::AptCache);
     }
-    if download_from_current_sources(root, dir, package, &target) {
+    if old_sources.fetch(package, &target) {
         return saved(DebOrigin::OldSources);
     }
     match repack(root, dir, package, &target) {
@@ -251,36 +267,85 @@ fn deb_is(path: &Path, package: &PackageToSave) -> bool {
 }
 
 /// `apt-get download` with the root's current sources and lists, in a
-/// private apt state so nothing of the root changes.
-fn download_from_current_sources(
-    root: &Path,
-    dir: &Path,
-    package: &PackageToSave,
-    target: &Path,
-) -> bool {
-    let Ok(sandbox_dir) = tempfile::Builder::new().prefix("ferry-backup-").tempdir() else {
-        return false;
-    };
-    let Ok(sandbox) = crate::apt::AptSandbox::for_current_sources(sandbox_dir.path(), root) else {
-        return false;
-    };
-    let work = dir.join("debs/.download");
-    if std::fs::create_dir_all(&work).is_err() {
-        return false;
+/// private apt state so nothing of the root changes. The first package
+/// asked for starts one download of every package not in apt's cache (a
+/// release upgrade saves a hundred or more, and one apt run per package
+/// cost a minute); what that batch missed is tried one by one.
+struct OldSources<'a> {
+    root: &'a Path,
+    dir: &'a Path,
+    wanted: Vec<PackageToSave>,
+    sandbox: Option<(tempfile::TempDir, crate::apt::AptSandbox)>,
+    batch_done: bool,
+}
+
+impl<'a> OldSources<'a> {
+    fn new(root: &'a Path, dir: &'a Path) -> Self {
+        OldSources {
+            root,
+            dir,
+            wanted: Vec::new(),
+            sandbox: None,
+            batch_done: false,
+        }
     }
-    let spec = format!("{}:{}={}", package.name, package.arch, package.version);
-    let ok = sandbox.download(&spec, &work).is_ok();
-    let found = std::fs::read_dir(&work)
-        .ok()
-        .and_then(|mut entries| entries.next())
-        .and_then(Result::ok)
-        .map(|e| e.path());
-    let result = match found {
-        Some(file) if ok && deb_is(&file, package) => std::fs::rename(&file, target).is_ok(),
-        _ => false,
-    };
-    let _ = std::fs::remove_dir_all(&work);
-    result
+
+    /// Tells which packages the batch should fetch; called before `fetch`.
+    fn want(&mut self, packages: impl IntoIterator<Item = PackageToSave>) {
+        self.wanted.extend(packages);
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.join("debs/.download")
+    }
+
+    fn sandbox(&mut self) -> Option<&crate::apt::AptSandbox> {
+        if self.sandbox.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("ferry-backup-")
+                .tempdir()
+                .ok()?;
+            let sandbox =
+                crate::apt::AptSandbox::for_current_sources(dir.path(), self.root).ok()?;
+            self.sandbox = Some((dir, sandbox));
+        }
+        self.sandbox.as_ref().map(|(_, s)| s)
+    }
+
+    fn fetch(&mut self, package: &PackageToSave, target: &Path) -> bool {
+        let work = self.work();
+        if std::fs::create_dir_all(&work).is_err() {
+            return false;
+        }
+        if !self.batch_done {
+            self.batch_done = true;
+            let specs: Vec<String> = self.wanted.iter().map(spec).collect();
+            if let Some(sandbox) = self.sandbox() {
+                // A spec apt cannot find fails the whole batch; the
+                // one-by-one attempts below then sort it out.
+                let _ = sandbox.download_all(&specs, &work);
+            }
+        }
+        let downloaded = work.join(deb_file_name(package));
+        if downloaded.is_file() && deb_is(&downloaded, package) {
+            return std::fs::rename(&downloaded, target).is_ok();
+        }
+        let ok = match self.sandbox() {
+            Some(sandbox) => sandbox.download(&spec(package), &work).is_ok(),
+            None => false,
+        };
+        ok && downloaded.is_file()
+            && deb_is(&downloaded, package)
+            && std::fs::rename(&downloaded, target).is_ok()
+    }
+
+    fn clean(&self) {
+        let _ = std::fs::remove_dir_all(self.work());
+    }
+}
+
+fn spec(package: &PackageToSave) -> String {
+    format!("{}:{}={}", package.name, package.arch, package.version)
 }
 
 /// Rebuilds the installed package from its files, as dpkg-repack does.

@@ -217,6 +217,23 @@ fn paragraph(dist: &str, version: &str, date: &str) -> String {
     format!("Dist: {dist}\nName: Debian {version}\nVersion: {version}\nDate: {date}\nSupported: 1\nDescription: Debian {version} ({dist})\n")
 }
 
+/// How long each step of a journal took, `step=seconds`, for the figures.
+fn step_seconds(journal: &serde_json::Value) -> String {
+    journal["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let took = r["finished"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(r["started"].as_u64().unwrap_or(0));
+            format!("{}={took}", r["step"].as_str().unwrap_or("?"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .into_iter()
@@ -349,6 +366,7 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
         "figures: ferry release upgrade bookworm -> trixie {ferry_seconds:.1} s, backup {:.1} MiB",
         backup_bytes as f64 / f64::from(1 << 20)
     );
+    eprintln!("figures: steps {}", step_seconds(&journal));
     if std::env::var_os("FERRY_BENCH_RELEASE_UPGRADE").is_some() {
         plain_apt_upgrade(&world)?;
     }
