@@ -14,8 +14,9 @@
 //! - `refusals_and_failures_leave_bookworm`: an Essential package in the
 //!   demoted list, a suite that does not exist, a tampered bundle and an
 //!   index offering only older releases change nothing; a target that fails
-//!   verification after ferry upgraded itself is rolled back (old sources,
-//!   old ferry) with exit 4, and `apt-get update` works as before.
+//!   verification after ferry upgraded itself — in a run cut off after the
+//!   download and resumed — is rolled back (old sources, old ferry) with
+//!   exit 4, and `apt-get update` works as before.
 //!
 //! Needs root, mmdebstrap, gpg and the mirror; skipped with a message
 //! otherwise. `FERRY_BENCH_RELEASE_UPGRADE=1` also times plain
@@ -449,8 +450,19 @@ fn refusals_and_failures_leave_bookworm() -> TestResult {
     // The bundle names bookworm again although the index says trixie:
     // ferry upgrades itself, the verification of os-release fails, and the
     // rollback restores the old sources and the old ferry.
+    // The power goes after the download; the resumed run upgrades ferry,
+    // restarts under it, fails verification and rolls back.
     world.publish(&world.sources("bookworm"), "legacy-tool\n")?;
-    let failed = sys.ferry(["release", "upgrade", "--yes", "--json"]);
+    sys.ferry_env(
+        &[("FERRY_TEST_STOP_AFTER", "download")],
+        ["release", "upgrade", "--yes"],
+    )
+    .failure(137);
+    sys.ferry(["status"]).success().prints("in progress");
+    sys.ferry(["release", "upgrade", "--yes"])
+        .failure(3)
+        .prints("interrupted");
+    let failed = sys.ferry(["run", "--resume", "--yes", "--json"]);
     failed.failure(4);
     let report = failed.stdout_json()?;
     assert_eq!(report["outcome"], "rolled-back", "{report:#}");
