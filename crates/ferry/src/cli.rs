@@ -56,6 +56,9 @@ pub enum Command {
     /// Release upgrades: is a newer release offered, fetch its signed bundle, build one
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// For archive maintainers: binaries not built from source, organisation coverage
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -219,4 +222,34 @@ pub struct ReleaseArgs {
     /// Pick this later release (its Dist or Name) instead of the next supported one
     #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Binaries no longer built by their source, what still needs each, and the
+    /// sources to rebuild (exit 1 when some)
+    Nbs {
+        /// The suite: a mirror's dists/SUITE/ directory (COMPONENT/binary-ARCH/Packages*,
+        /// COMPONENT/source/Sources*)
+        suite: PathBuf,
+        /// Only these architectures (repeat, or separate by commas)
+        #[arg(long, value_delimiter = ',')]
+        arch: Vec<String>,
+    },
+    /// Whether every binary of OLD has an installable counterpart in NEW at an equal
+    /// or newer version (exit 1 when gaps)
+    Coverage {
+        /// The old repository's suite directory
+        #[arg(long, value_name = "OLD_DIR")]
+        from: PathBuf,
+        /// The new repository's suite directory
+        #[arg(long, value_name = "NEW_DIR")]
+        to: PathBuf,
+        /// Renamed packages: `old-name new-name` per line, `#` comments
+        #[arg(long, value_name = "FILE")]
+        map: Option<PathBuf>,
+        /// Only these architectures (repeat, or separate by commas)
+        #[arg(long, value_delimiter = ',')]
+        arch: Vec<String>,
+    },
 }

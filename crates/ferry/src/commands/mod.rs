@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns an exit code or a `Failure`.
 
+mod archive;
 mod check;
 mod generate;
 mod migrate;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::History => migrate::history(&cli.global),
         Command::Rollback(args) => migrate::rollback(args, &cli.global),
         Command::Release(command) => release::run(command, &cli.global),
+        Command::Archive(command) => archive::run(command, &cli.global),
         Command::Generate(command) => generate::run(command, &cli.global),
     }
 }

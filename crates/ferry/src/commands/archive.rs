@@ -1,0 +1,138 @@
+//! `ferry archive nbs | coverage`: the archive questions of ferry-archive,
+//! rendered for people or as JSON, with exit 1 when the answer lists
+//! problems (binaries not built from source, coverage gaps).
+
+use std::path::Path;
+
+use ferry_archive::{ArchiveError, GapKind, NameMap, Suite};
+
+use crate::cli::{ArchiveCommand, Global};
+use crate::exit::Exit;
+use crate::render::{self, Failure};
+
+pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
+    match command {
+        ArchiveCommand::Nbs { suite, arch } => nbs(&suite, &arch, global),
+        ArchiveCommand::Coverage {
+            from,
+            to,
+            map,
+            arch,
+        } => coverage(&from, &to, map.as_deref(), &arch, global),
+    }
+}
+
+fn failure(error: ArchiveError) -> Failure {
+    match &error {
+        ArchiveError::Read { path, .. } => {
+            Failure::bad_input(error.to_string()).at(path, None, None)
+        }
+        ArchiveError::NoIndices { dir } => Failure::bad_input(error.to_string())
+            .at(dir, None, None)
+            .expected("COMPONENT/binary-ARCH/Packages[.xz|.gz|…] under the suite directory"),
+        ArchiveError::Parse { path, line, .. } => {
+            Failure::bad_input(error.to_string()).at(path, Some(*line), None)
+        }
+        ArchiveError::Map {
+            path, line, column, ..
+        } => Failure::bad_input(error.to_string())
+            .at(path, Some(*line), Some(*column))
+            .expected("`old-name new-name` per line"),
+    }
+}
+
+fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
+    let suite = Suite::read(dir, arch).map_err(failure)?;
+    if !suite.has_sources() {
+        return Err(Failure::bad_input(format!(
+            "{}: no Sources index under COMPONENT/source/; NBS needs the sources",
+            dir.display()
+        )));
+    }
+    let found = ferry_archive::not_built_from_source(&suite).map_err(failure)?;
+    if global.json {
+        render::json(&serde_json::json!({ "suite": dir, "nbs": found }));
+    } else {
+        for n in &found {
+            let source = match &n.source_version {
+                Some(v) => format!("src:{} {v} no longer builds it", n.source),
+                None => format!("src:{} is not in the suite", n.source),
+            };
+            println!(
+                "{} {} [{}]: {source}",
+                n.binary.package, n.binary.version, n.binary.architecture
+            );
+            if n.needed_by.is_empty() {
+                println!("  nothing needs it: it can be removed");
+            } else {
+                let by: Vec<String> = n
+                    .needed_by
+                    .iter()
+                    .map(|p| format!("{} {}", p.package, p.version))
+                    .collect();
+                println!("  needed by: {}", by.join(", "));
+                println!("  no-change rebuild: src:{}", n.rebuild.join(", src:"));
+            }
+        }
+        let held = found.iter().filter(|n| !n.needed_by.is_empty()).count();
+        println!(
+            "{} binaries not built from source; {held} still needed, {} removable.",
+            found.len(),
+            found.len() - held
+        );
+    }
+    Ok(if found.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+fn coverage(
+    from: &Path,
+    to: &Path,
+    map: Option<&Path>,
+    arch: &[String],
+    global: &Global,
+) -> Result<Exit, Failure> {
+    let map = match map {
+        Some(path) => NameMap::load(path).map_err(failure)?,
+        None => NameMap::default(),
+    };
+    let old = Suite::read(from, arch).map_err(failure)?;
+    let new = Suite::read(to, arch).map_err(failure)?;
+    let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
+    if global.json {
+        render::json(&report);
+    } else {
+        for gap in &report.gaps {
+            let what = match &gap.kind {
+                GapKind::Missing => format!("no `{}` in the new repository", gap.counterpart),
+                GapKind::Older { version } => {
+                    format!("`{}` is only at {version}", gap.counterpart)
+                }
+                GapKind::Uninstallable { version, reasons } => format!(
+                    "`{} {version}` cannot be installed there ({} reason{})",
+                    gap.counterpart,
+                    reasons.len(),
+                    if reasons.len() == 1 { "" } else { "s" }
+                ),
+            };
+            println!(
+                "{} {} [{}]: {what}",
+                gap.old.package, gap.old.version, gap.old.architecture
+            );
+        }
+        println!(
+            "{} binaries checked on {}; {} gaps.",
+            report.checked,
+            report.architectures.join(", "),
+            report.gaps.len()
+        );
+    }
+    Ok(if report.gaps.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}

@@ -1,0 +1,78 @@
+//! `ferry archive nbs | coverage` as users run them: exit codes, JSON, and
+//! bad input (a map with a typo, a directory that is not a suite) refused
+//! with the file, line and column.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(FERRY).args(args).output().unwrap()
+}
+
+fn write_suite(dir: &Path, packages: &str, sources: &str) {
+    std::fs::create_dir_all(dir.join("main/binary-amd64")).unwrap();
+    std::fs::create_dir_all(dir.join("main/source")).unwrap();
+    std::fs::write(dir.join("main/binary-amd64/Packages"), packages).unwrap();
+    std::fs::write(dir.join("main/source/Sources"), sources).unwrap();
+}
+
+#[test]
+fn nbs_and_coverage_answer_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("unstable");
+    write_suite(
+        &suite,
+        "Package: libjpeg1\nVersion: 1.0\nArchitecture: amd64\nSource: jpegtools (1.0)\n\n\
+         Package: libjpeg2\nVersion: 2.0\nArchitecture: amd64\nSource: jpegtools\n\n\
+         Package: imageviewer\nVersion: 8.4\nArchitecture: amd64\nDepends: libjpeg1\n",
+        "Package: jpegtools\nVersion: 2.0\nBinary: libjpeg2\n\n\
+         Package: imageviewer\nVersion: 8.4\nBinary: imageviewer\n",
+    );
+    let suite_arg = suite.to_string_lossy().into_owned();
+    let out = ferry(&["--json", "archive", "nbs", &suite_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["nbs"][0]["package"], "libjpeg1");
+    assert_eq!(report["nbs"][0]["needed_by"][0]["package"], "imageviewer");
+    assert_eq!(report["nbs"][0]["rebuild"][0], "imageviewer");
+    let text = ferry(&["archive", "nbs", &suite_arg]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("no-change rebuild: src:imageviewer"));
+
+    // Coverage of the suite by itself has no gaps.
+    let same = ferry(&[
+        "archive", "coverage", "--from", &suite_arg, "--to", &suite_arg,
+    ]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    let map = dir.path().join("map");
+    std::fs::write(
+        &map,
+        "# renames\nlibjpeg1 libjpeg2\nimageviewer Imageviewer\n",
+    )
+    .unwrap();
+    let bad = ferry(&[
+        "archive",
+        "coverage",
+        "--from",
+        &suite_arg,
+        "--to",
+        &suite_arg,
+        "--map",
+        &map.to_string_lossy(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("map:3:13"), "{stderr}");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let none = ferry(&["archive", "nbs", &empty.to_string_lossy()]);
+    assert_eq!(none.status.code(), Some(2));
+}
