@@ -6,6 +6,8 @@
 //! - `nbs`: binaries whose source no longer builds them (Not Built from
 //!   Source), the packages that still need each, and the sources that need
 //!   a no-change rebuild before the binary can go;
+//! - `excuses`: which sources of a proposed suite may migrate to the
+//!   target without making anything there uninstallable, and why not;
 //! - `coverage`: for an organisation move, whether every binary of the
 //!   old repository has an installable counterpart in the new one.
 //!
@@ -13,11 +15,15 @@
 //! index files is ferry-deb's; rendering is the CLI's.
 
 pub mod coverage;
+pub mod excuses;
+pub mod hints;
 pub mod map;
 pub mod nbs;
 pub mod suite;
 
 pub use coverage::{coverage, Coverage, Gap, GapKind};
+pub use excuses::{excuses, Excuse, Excuses, Why};
+pub use hints::{Hint, Hints};
 pub use map::NameMap;
 pub use nbs::{not_built_from_source, Nbs};
 pub use suite::Suite;
@@ -39,6 +45,13 @@ pub enum ArchiveError {
     Parse {
         path: PathBuf,
         line: usize,
+        message: String,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Hints {
+        path: PathBuf,
+        line: usize,
+        column: usize,
         message: String,
     },
     #[error("{}:{line}:{column}: {message}", path.display())]

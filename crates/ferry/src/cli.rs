@@ -226,6 +226,22 @@ pub struct ReleaseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ArchiveCommand {
+    /// Which sources of FROM may migrate to TO without making anything there
+    /// uninstallable, and why not (britney's excuses; exit 1 when some are blocked)
+    Excuses {
+        /// The proposed suite's directory (a mirror's dists/SUITE/)
+        #[arg(long, value_name = "SRC_DIR")]
+        from: PathBuf,
+        /// The target suite's directory
+        #[arg(long, value_name = "DST_DIR")]
+        to: PathBuf,
+        /// Only these architectures (repeat, or separate by commas)
+        #[arg(long, value_delimiter = ',')]
+        arch: Vec<String>,
+        /// A britney hints file: block, unblock, force, remove, easy
+        #[arg(long, value_name = "FILE")]
+        hints: Option<PathBuf>,
+    },
     /// Binaries no longer built by their source, what still needs each, and the
     /// sources to rebuild (exit 1 when some)
     Nbs {

@@ -1,4 +1,4 @@
-//! `ferry archive nbs | coverage` as users run them: exit codes, JSON, and
+//! `ferry archive excuses | nbs | coverage` as users run them: exit codes, JSON, and
 //! bad input (a map with a typo, a directory that is not a suite) refused
 //! with the file, line and column.
 
@@ -75,4 +75,72 @@ fn nbs_and_coverage_answer_and_refuse_bad_input() {
     std::fs::create_dir_all(&empty).unwrap();
     let none = ferry(&["archive", "nbs", &empty.to_string_lossy()]);
     assert_eq!(none.status.code(), Some(2));
+}
+
+#[test]
+fn excuses_report_and_refuse_a_bad_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let proposed = dir.path().join("proposed");
+    write_suite(
+        &release,
+        "Package: libjpeg1\nVersion: 1.0\nArchitecture: amd64\nSource: jpegtools\n\n\
+         Package: imageviewer\nVersion: 8.4\nArchitecture: amd64\nDepends: libjpeg1\n",
+        "Package: jpegtools\nVersion: 1.0\nBinary: libjpeg1\n\n\
+         Package: imageviewer\nVersion: 8.4\nBinary: imageviewer\n",
+    );
+    write_suite(
+        &proposed,
+        "Package: libjpeg2\nVersion: 2.0\nArchitecture: amd64\nSource: jpegtools\n\n\
+         Package: imageviewer\nVersion: 8.4\nArchitecture: amd64\nDepends: libjpeg1\n",
+        "Package: jpegtools\nVersion: 2.0\nBinary: libjpeg2\n\n\
+         Package: imageviewer\nVersion: 8.4\nBinary: imageviewer\n",
+    );
+    let (from, to) = (
+        proposed.to_string_lossy().into_owned(),
+        release.to_string_lossy().into_owned(),
+    );
+    let out = ferry(&["--json", "archive", "excuses", "--from", &from, "--to", &to]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["excuses"][0]["source"], "jpegtools");
+    assert_eq!(report["excuses"][0]["migrates"], true);
+    assert_eq!(
+        report["excuses"][0]["reasons"][0]["kind"],
+        "kept-old-binaries"
+    );
+
+    let hints = dir.path().join("hints");
+    std::fs::write(&hints, "block jpegtools\n").unwrap();
+    let blocked = ferry(&[
+        "archive",
+        "excuses",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--hints",
+        &hints.to_string_lossy(),
+    ]);
+    assert_eq!(blocked.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&blocked.stdout).contains("blocked by a hint"));
+
+    std::fs::write(&hints, "unblock jpegtools\n").unwrap();
+    let bad = ferry(&[
+        "archive",
+        "excuses",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--hints",
+        &hints.to_string_lossy(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("hints:1:9"));
 }

@@ -1,10 +1,11 @@
-//! `ferry archive nbs | coverage`: the archive questions of ferry-archive,
-//! rendered for people or as JSON, with exit 1 when the answer lists
-//! problems (binaries not built from source, coverage gaps).
+//! `ferry archive excuses | nbs | coverage`: the archive questions of
+//! ferry-archive, rendered for people or as JSON, with exit 1 when the
+//! answer lists problems (blocked candidates, binaries not built from
+//! source, coverage gaps).
 
 use std::path::Path;
 
-use ferry_archive::{ArchiveError, GapKind, NameMap, Suite};
+use ferry_archive::{ArchiveError, GapKind, Hints, NameMap, Suite, Why};
 
 use crate::cli::{ArchiveCommand, Global};
 use crate::exit::Exit;
@@ -12,6 +13,12 @@ use crate::render::{self, Failure};
 
 pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
     match command {
+        ArchiveCommand::Excuses {
+            from,
+            to,
+            arch,
+            hints,
+        } => excuses(&from, &to, &arch, hints.as_deref(), global),
         ArchiveCommand::Nbs { suite, arch } => nbs(&suite, &arch, global),
         ArchiveCommand::Coverage {
             from,
@@ -38,7 +45,85 @@ fn failure(error: ArchiveError) -> Failure {
         } => Failure::bad_input(error.to_string())
             .at(path, Some(*line), Some(*column))
             .expected("`old-name new-name` per line"),
+        ArchiveError::Hints {
+            path, line, column, ..
+        } => Failure::bad_input(error.to_string())
+            .at(path, Some(*line), Some(*column))
+            .expected("block SRC, unblock SRC/VERSION, force SRC/VERSION, remove SRC/VERSION or easy SRC/VERSION…"),
     }
+}
+
+fn why_text(why: &Why) -> String {
+    match why {
+        Why::Blocked => "blocked by a hint".into(),
+        Why::MissingBuild { architecture } => format!("missing build on {architecture}"),
+        Why::UninstallableInSource { packages } => {
+            let names: Vec<&str> = packages
+                .iter()
+                .map(|r| r.package.package.as_str())
+                .collect();
+            format!("uninstallable in the source suite: {}", names.join(", "))
+        }
+        Why::Breaks {
+            architecture,
+            before,
+            after,
+            broken,
+        } => {
+            let names: Vec<&str> = broken.iter().map(|r| r.package.package.as_str()).collect();
+            format!(
+                "would make {} uninstallable on {architecture} ({before} -> {after})",
+                names.join(", ")
+            )
+        }
+        Why::MigratedWith { sources } => format!("together with {}", sources.join(", ")),
+        Why::Forced => "forced by a hint".into(),
+        Why::KeptOldBinaries { packages } => {
+            format!("old binaries kept, still needed: {}", packages.join(", "))
+        }
+    }
+}
+
+fn excuses(
+    from: &Path,
+    to: &Path,
+    arch: &[String],
+    hints: Option<&Path>,
+    global: &Global,
+) -> Result<Exit, Failure> {
+    let hints = match hints {
+        Some(path) => Hints::load(path).map_err(failure)?,
+        None => Hints::default(),
+    };
+    let source = Suite::read(from, arch).map_err(failure)?;
+    let target = Suite::read(to, arch).map_err(failure)?;
+    let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
+    let blocked = result.excuses.iter().filter(|e| !e.migrates).count();
+    if global.json {
+        render::json(&result);
+    } else {
+        for e in &result.excuses {
+            println!(
+                "{} {} -> {}: {}",
+                e.source,
+                e.old_version.as_deref().unwrap_or("(new)"),
+                e.new_version,
+                if e.migrates { "migrates" } else { "BLOCKED" }
+            );
+            for why in &e.reasons {
+                println!("  {}", why_text(why));
+            }
+        }
+        for name in &result.dropped {
+            println!("{name}: old binary no longer needed, dropped");
+        }
+        println!(
+            "{} candidates: {} migrate, {blocked} blocked.",
+            result.excuses.len(),
+            result.excuses.len() - blocked
+        );
+    }
+    Ok(if blocked == 0 { Exit::Ok } else { Exit::Failed })
 }
 
 fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {

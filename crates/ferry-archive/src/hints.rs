@@ -1,0 +1,150 @@
+//! Hints as britney reads them, one a line, `#` comments:
+//! `block SRC…`, `unblock SRC/VERSION…`, `force SRC/VERSION…`,
+//! `remove SRC/VERSION…`, `easy SRC/VERSION SRC/VERSION…`.
+
+use std::path::Path;
+
+use crate::ArchiveError;
+
+/// One source named by a hint, with the version it is meant for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintItem {
+    pub source: String,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Never migrate these sources.
+    Block(Vec<HintItem>),
+    /// Lift a block for this version.
+    Unblock(Vec<HintItem>),
+    /// Migrate this version whatever it breaks.
+    Force(Vec<HintItem>),
+    /// Take the source and its binaries out of the target.
+    Remove(Vec<HintItem>),
+    /// Try these candidates together, as one.
+    Easy(Vec<HintItem>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    pub hints: Vec<Hint>,
+}
+
+impl Hints {
+    pub fn parse(text: &str, path: &Path) -> Result<Hints, ArchiveError> {
+        let mut hints = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("");
+            let words: Vec<(usize, &str)> = line
+                .split_whitespace()
+                .map(|w| (w.as_ptr() as usize - raw.as_ptr() as usize + 1, w))
+                .collect();
+            let error = |column: usize, message: String| ArchiveError::Hints {
+                path: path.to_path_buf(),
+                line: index + 1,
+                column,
+                message,
+            };
+            let Some(((_, verb), items)) = words.split_first() else {
+                continue;
+            };
+            let mut parsed = Vec::new();
+            for &(column, word) in items {
+                let (source, version) = match word.split_once('/') {
+                    Some((s, v)) => (s, Some(v)),
+                    None => (word, None),
+                };
+                if source.is_empty() || version.is_some_and(str::is_empty) {
+                    return Err(error(
+                        column,
+                        format!("`{word}`: expected SOURCE or SOURCE/VERSION"),
+                    ));
+                }
+                parsed.push(HintItem {
+                    source: source.to_string(),
+                    version: version.map(str::to_string),
+                });
+            }
+            if parsed.is_empty() {
+                return Err(error(words[0].0, format!("`{verb}` names no source")));
+            }
+            let needs_version = |parsed: &[HintItem]| -> Result<(), ArchiveError> {
+                match items.iter().zip(parsed).find(|(_, p)| p.version.is_none()) {
+                    Some((&(column, word), _)) => Err(error(
+                        column,
+                        format!("`{verb}` needs SOURCE/VERSION, not `{word}`"),
+                    )),
+                    None => Ok(()),
+                }
+            };
+            hints.push(match *verb {
+                "block" => Hint::Block(parsed),
+                "unblock" => {
+                    needs_version(&parsed)?;
+                    Hint::Unblock(parsed)
+                }
+                "force" => {
+                    needs_version(&parsed)?;
+                    Hint::Force(parsed)
+                }
+                "remove" => {
+                    needs_version(&parsed)?;
+                    Hint::Remove(parsed)
+                }
+                "easy" => {
+                    needs_version(&parsed)?;
+                    Hint::Easy(parsed)
+                }
+                other => return Err(error(
+                    words[0].0,
+                    format!(
+                        "unknown hint `{other}`; expected block, unblock, force, remove or easy"
+                    ),
+                )),
+            });
+        }
+        Ok(Hints { hints })
+    }
+
+    pub fn load(path: &Path) -> Result<Hints, ArchiveError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ArchiveError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Hints::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_britneys_hints_and_points_at_mistakes() {
+        let hints = Hints::parse(
+            "# release team\nblock gcc-14\nunblock jpegtools/2.0\neasy jpegtools/2.0 imageviewer/8.4ubuntu1\nremove oldlib/1.0 # gone\nforce x/1\n",
+            Path::new("hints"),
+        )
+        .unwrap();
+        assert_eq!(hints.hints.len(), 5);
+        assert!(
+            matches!(&hints.hints[2], Hint::Easy(items) if items.len() == 2 && items[1].version.as_deref() == Some("8.4ubuntu1"))
+        );
+        match Hints::parse("unblock jpegtools\n", Path::new("h")) {
+            Err(ArchiveError::Hints {
+                line: 1, column: 9, ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match Hints::parse("ok\n", Path::new("h")) {
+            Err(ArchiveError::Hints {
+                line: 1, column: 1, ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Hints::parse("urgent foo/1\n", Path::new("h")).is_err());
+        assert!(Hints::parse("force foo/\n", Path::new("h")).is_err());
+    }
+}

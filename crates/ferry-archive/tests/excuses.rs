@@ -1,0 +1,269 @@
+//! `excuses` on hand-made suites: the seed's jpegtools/imageviewer story,
+//! a library transition that only migrates with its rebuilt reverse
+//! dependency, a Conflicts that breaks an unrelated package, an arch:all
+//! package, a missing build, a candidate broken in the source suite, and a
+//! hint of each kind.
+
+use std::path::Path;
+
+use ferry_archive::{excuses, Excuses, Hints, Suite, Why};
+
+/// A binary stanza: `name version arch [extra fields]`.
+fn bin(name: &str, version: &str, arch: &str, extra: &str) -> String {
+    format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\n{extra}\n")
+}
+
+fn src(name: &str, version: &str, binaries: &str) -> String {
+    format!("Package: {name}\nVersion: {version}\nBinary: {binaries}\n\n")
+}
+
+/// Writes a suite with `main/binary-ARCH/Packages` per architecture.
+fn suite(dir: &Path, per_arch: &[(&str, Vec<String>)], sources: &[String]) -> Suite {
+    for (arch, stanzas) in per_arch {
+        let binary = dir.join(format!("main/binary-{arch}"));
+        std::fs::create_dir_all(&binary).unwrap();
+        std::fs::write(binary.join("Packages"), stanzas.concat()).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("main/source")).unwrap();
+    std::fs::write(dir.join("main/source/Sources"), sources.concat()).unwrap();
+    Suite::read(dir, &[]).unwrap()
+}
+
+fn run(
+    from: &[String],
+    from_src: &[String],
+    to: &[String],
+    to_src: &[String],
+    hints: &str,
+) -> Excuses {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let from = suite(a.path(), &[("amd64", from.to_vec())], from_src);
+    let to = suite(b.path(), &[("amd64", to.to_vec())], to_src);
+    let hints = Hints::parse(hints, Path::new("hints")).unwrap();
+    excuses(&from, &to, &hints).unwrap()
+}
+
+fn verdict<'a>(e: &'a Excuses, source: &str) -> &'a ferry_archive::Excuse {
+    e.excuses
+        .iter()
+        .find(|x| x.source == source)
+        .unwrap_or_else(|| panic!("no excuse for {source}: {e:#?}"))
+}
+
+fn release_with_libjpeg1() -> (Vec<String>, Vec<String>) {
+    (
+        vec![
+            bin("libjpeg1", "1.0", "amd64", "Source: jpegtools\n"),
+            bin(
+                "libjpeg-dev",
+                "1.0",
+                "amd64",
+                "Source: jpegtools\nDepends: libjpeg1\n",
+            ),
+            bin("imageviewer", "8.4", "amd64", "Depends: libjpeg1\n"),
+        ],
+        vec![
+            src("jpegtools", "1.0", "libjpeg1, libjpeg-dev"),
+            src("imageviewer", "8.4", "imageviewer"),
+        ],
+    )
+}
+
+#[test]
+fn the_seed_story_jpegtools_migrates_keeping_libjpeg1_until_imageviewer_follows() {
+    let (release, release_src) = release_with_libjpeg1();
+    // Step 1: jpegtools 2.0 in proposed, imageviewer not rebuilt yet.
+    let proposed = vec![
+        bin("libjpeg2", "2.0", "amd64", "Source: jpegtools\n"),
+        bin(
+            "libjpeg-dev",
+            "2.0",
+            "amd64",
+            "Source: jpegtools\nDepends: libjpeg2\n",
+        ),
+        bin("libjpeg1", "1.0", "amd64", "Source: jpegtools (1.0)\n"),
+        bin("imageviewer", "8.4", "amd64", "Depends: libjpeg1\n"),
+    ];
+    let proposed_src = vec![
+        src("jpegtools", "2.0", "libjpeg2, libjpeg-dev"),
+        src("imageviewer", "8.4", "imageviewer"),
+    ];
+    let e = run(&proposed, &proposed_src, &release, &release_src, "");
+    let jpeg = verdict(&e, "jpegtools");
+    assert!(jpeg.migrates, "{e:#?}");
+    assert_eq!(
+        jpeg.reasons,
+        [Why::KeptOldBinaries {
+            packages: vec!["libjpeg1".into()]
+        }],
+        "removing libjpeg1 is refused while imageviewer needs it"
+    );
+    assert!(e.dropped.is_empty(), "libjpeg1 stays: {e:#?}");
+    assert_eq!(e.broken_after, e.broken_before);
+
+    // Step 2: the no-change rebuild 8.4ubuntu1 is in proposed too: both
+    // migrate and libjpeg1 goes.
+    let mut proposed = proposed;
+    proposed[3] = bin("imageviewer", "8.4ubuntu1", "amd64", "Depends: libjpeg2\n");
+    let proposed_src = vec![
+        src("jpegtools", "2.0", "libjpeg2, libjpeg-dev"),
+        src("imageviewer", "8.4ubuntu1", "imageviewer"),
+    ];
+    let e = run(&proposed, &proposed_src, &release, &release_src, "");
+    assert!(
+        verdict(&e, "jpegtools").migrates && verdict(&e, "imageviewer").migrates,
+        "{e:#?}"
+    );
+    assert_eq!(e.dropped, ["libjpeg1"]);
+}
+
+#[test]
+fn a_transition_with_breaks_migrates_only_with_its_rebuilt_reverse_dependency() {
+    // libx 2 replaces libx 1 under the same name; app 1 only works with
+    // libx 1 and app 2 only with libx 2: neither can go alone.
+    let to = vec![
+        bin("libx", "1", "amd64", ""),
+        bin("app", "1", "amd64", "Depends: libx (<< 2)\n"),
+    ];
+    let to_src = vec![src("libx", "1", "libx"), src("app", "1", "app")];
+    let from = vec![
+        bin("libx", "2", "amd64", "Breaks: app (<< 2)\n"),
+        bin("app", "2", "amd64", "Depends: libx (>= 2)\n"),
+    ];
+    let from_src = vec![src("libx", "2", "libx"), src("app", "2", "app")];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    for source in ["libx", "app"] {
+        let x = verdict(&e, source);
+        assert!(x.migrates, "{e:#?}");
+        assert!(
+            matches!(&x.reasons[0], Why::MigratedWith { sources } if sources.len() == 1),
+            "{x:#?}"
+        );
+    }
+    assert_eq!(e.broken_after["amd64"], 0);
+}
+
+#[test]
+fn a_conflict_that_breaks_an_unrelated_package_blocks_with_the_reason() {
+    let to = vec![
+        bin("foo", "1", "amd64", ""),
+        bin("bar", "1", "amd64", "Depends: foo\n"),
+        bin("baz", "1", "amd64", "Depends: bar\n"),
+    ];
+    let to_src = vec![
+        src("foo", "1", "foo"),
+        src("bar", "1", "bar"),
+        src("baz", "1", "baz"),
+    ];
+    let from = vec![
+        bin("foo", "2", "amd64", "Conflicts: baz\n"),
+        bin("bar", "1", "amd64", "Depends: foo\n"),
+        bin("baz", "1", "amd64", "Depends: bar\n"),
+    ];
+    let from_src = vec![
+        src("foo", "2", "foo"),
+        src("bar", "1", "bar"),
+        src("baz", "1", "baz"),
+    ];
+    // foo 2 is itself fine in the source suite? No: baz is broken there,
+    // but baz is not foo's; foo's own binaries install.
+    let e = run(&from, &from_src, &to, &to_src, "");
+    let foo = verdict(&e, "foo");
+    assert!(!foo.migrates);
+    match &foo.reasons[..] {
+        [Why::Breaks {
+            broken,
+            before: 0,
+            after: 1,
+            ..
+        }] => {
+            assert_eq!(broken[0].package.package, "baz");
+            assert!(!broken[0].reasons.is_empty());
+        }
+        other => panic!("{other:#?}"),
+    }
+    // force lets it in whatever it breaks.
+    let forced = run(&from, &from_src, &to, &to_src, "force foo/2\n");
+    assert!(verdict(&forced, "foo").migrates);
+    assert_eq!(verdict(&forced, "foo").reasons, [Why::Forced]);
+    assert_eq!(forced.broken_after["amd64"], 1);
+}
+
+#[test]
+fn arch_all_packages_migrate_and_missing_builds_block() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let from = suite(
+        a.path(),
+        &[
+            (
+                "amd64",
+                vec![bin("docs", "2", "all", ""), bin("tool", "2", "amd64", "")],
+            ),
+            ("arm64", vec![bin("docs", "2", "all", "")]),
+        ],
+        &[src("docs", "2", "docs"), src("tool", "2", "tool")],
+    );
+    let to = suite(
+        b.path(),
+        &[
+            (
+                "amd64",
+                vec![bin("docs", "1", "all", ""), bin("tool", "1", "amd64", "")],
+            ),
+            (
+                "arm64",
+                vec![bin("docs", "1", "all", ""), bin("tool", "1", "arm64", "")],
+            ),
+        ],
+        &[src("docs", "1", "docs"), src("tool", "1", "tool")],
+    );
+    let e = excuses(&from, &to, &Hints::default()).unwrap();
+    assert!(verdict(&e, "docs").migrates, "{e:#?}");
+    let tool = verdict(&e, "tool");
+    assert!(!tool.migrates);
+    assert_eq!(
+        tool.reasons,
+        [Why::MissingBuild {
+            architecture: "arm64".into()
+        }]
+    );
+}
+
+#[test]
+fn a_candidate_broken_in_the_source_suite_and_each_hint() {
+    let to = vec![
+        bin("a", "1", "amd64", ""),
+        bin("b", "1", "amd64", ""),
+        bin("old", "1", "amd64", ""),
+    ];
+    let to_src = vec![
+        src("a", "1", "a"),
+        src("b", "1", "b"),
+        src("old", "1", "old"),
+    ];
+    let from = vec![
+        bin("a", "2", "amd64", "Depends: nowhere\n"),
+        bin("b", "2", "amd64", ""),
+    ];
+    let from_src = vec![src("a", "2", "a"), src("b", "2", "b")];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    assert!(matches!(
+        &verdict(&e, "a").reasons[..],
+        [Why::UninstallableInSource { .. }]
+    ));
+    assert!(verdict(&e, "b").migrates);
+
+    let blocked = run(&from, &from_src, &to, &to_src, "block b\n");
+    assert_eq!(verdict(&blocked, "b").reasons, [Why::Blocked]);
+    let unblocked = run(&from, &from_src, &to, &to_src, "block b\nunblock b/2\n");
+    assert!(verdict(&unblocked, "b").migrates);
+    let removed = run(&from, &from_src, &to, &to_src, "remove old/1\n");
+    assert_eq!(removed.removed, ["old"]);
+    let easy = run(&from, &from_src, &to, &to_src, "easy b/2 a/2\n");
+    assert!(
+        !verdict(&easy, "a").migrates,
+        "easy does not lift plain reasons"
+    );
+}
