@@ -13,14 +13,18 @@
 //!   on an architecture, the candidate's own binaries uninstallable in the
 //!   source suite.
 //!
-//! Each trial rebuilds the target's universe and checks it whole; that is
-//! exact and fast for small suites. A whole-archive run (sid → forky)
-//! needs an incremental check of only the affected packages, not yet here.
+//! A trial does not re-check the whole target. Only packages that can
+//! reach a changed binary through dependencies can change installability
+//! (an installation holds nothing outside its dependency closure and the
+//! Essential set), so each trial checks those, in a universe built from
+//! their dependency closure. The count per architecture is kept exact as
+//! migrations are accepted. This is what makes a whole archive (sid →
+//! forky) take seconds per thousand candidates instead of hours.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_deb::{BinaryPackage, VersionRef};
-use ferry_solve::{PackageRef, Report, Universe};
+use ferry_solve::{PackageRef, PkgId, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
@@ -72,9 +76,17 @@ pub struct Excuses {
     /// Uninstallable packages of the target per architecture, before and after.
     pub broken_before: BTreeMap<String, usize>,
     pub broken_after: BTreeMap<String, usize>,
+    /// The target after every accepted migration: per architecture, the
+    /// binaries (name, version, architecture) it holds; and the sources
+    /// (name, version).
+    #[serde(skip)]
+    pub result_binaries: BTreeMap<String, Vec<Key>>,
+    #[serde(skip)]
+    pub result_sources: Vec<(String, String)>,
 }
 
-type Key = (String, String, String);
+/// A binary as (name, version, architecture).
+pub type Key = (String, String, String);
 
 fn key(p: &BinaryPackage<'_>) -> Key {
     (
@@ -93,128 +105,361 @@ fn built_from<'a>(p: &BinaryPackage<'a>) -> VersionRef<'a> {
     p.source_version.unwrap_or(p.version)
 }
 
-/// The broken packages of a set of records on `arch`, with reasons.
-fn broken(records: &[BinaryPackage<'_>], arch: &str, explain: bool) -> Vec<Report> {
-    let universe = Universe::new(records, arch, &[]);
-    ferry_solve::check(&universe, None, explain)
-        .into_iter()
-        .filter(|r| r.status != "ok")
-        .collect()
-}
-
 struct Candidate {
     source: String,
     old_version: Option<String>,
     new_version: String,
 }
 
-/// The target as it evolves while candidates migrate.
-struct Target<'a> {
-    records: BTreeMap<String, Vec<BinaryPackage<'a>>>,
-    broken: BTreeMap<String, HashSet<Key>>,
+/// One architecture of the target as it evolves, over a pool holding the
+/// target's binaries and the candidates': which are present now, the
+/// dependency edges between them (by name, over-approximated: versions and
+/// alternatives are the solver's business), and which are broken.
+struct Arch<'a> {
+    name: String,
+    pool: Vec<BinaryPackage<'a>>,
+    present: Vec<bool>,
+    depends_on: Vec<Vec<u32>>,
+    needed_by: Vec<Vec<u32>>,
+    broken: HashSet<u32>,
+    by_source: HashMap<&'a str, Vec<u32>>,
+    essential: Vec<u32>,
+    index: HashMap<(&'a str, &'a str, &'a str), u32>,
 }
 
-enum Trial<'a> {
+/// A change to one architecture: pool entries leaving and arriving.
+#[derive(Default, Clone)]
+struct Change {
+    remove: Vec<u32>,
+    add: Vec<u32>,
+}
+
+impl<'a> Arch<'a> {
+    fn new(name: &str, target: Vec<BinaryPackage<'a>>, incoming: &[BinaryPackage<'a>]) -> Arch<'a> {
+        let present_count = target.len();
+        let known: HashSet<Key> = target.iter().map(key).collect();
+        let mut pool = target;
+        pool.extend(
+            incoming
+                .iter()
+                .filter(|p| !known.contains(&key(p)))
+                .cloned(),
+        );
+        let mut present = vec![false; pool.len()];
+        present[..present_count].fill(true);
+        let mut providers: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (i, p) in pool.iter().enumerate() {
+            providers.entry(p.name).or_default().push(i as u32);
+            for atom in p.provides.atoms() {
+                providers.entry(atom.name).or_default().push(i as u32);
+            }
+        }
+        let depends_on: Vec<Vec<u32>> = pool
+            .iter()
+            .map(|p| {
+                let mut to: Vec<u32> = p
+                    .depends
+                    .atoms()
+                    .chain(p.pre_depends.atoms())
+                    .flat_map(|a| providers.get(a.name).into_iter().flatten().copied())
+                    .collect();
+                to.sort_unstable();
+                to.dedup();
+                to
+            })
+            .collect();
+        let mut needed_by = vec![Vec::new(); pool.len()];
+        for (from, to) in depends_on.iter().enumerate() {
+            for &t in to {
+                needed_by[t as usize].push(from as u32);
+            }
+        }
+        let mut by_source: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (i, p) in pool.iter().enumerate() {
+            by_source.entry(p.source).or_default().push(i as u32);
+        }
+        let essential = (0..pool.len() as u32)
+            .filter(|&i| pool[i as usize].essential)
+            .collect();
+        let index = pool
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.name, p.version.text, p.architecture), i as u32))
+            .collect();
+        let mut arch = Arch {
+            index,
+            essential,
+            name: name.to_string(),
+            pool,
+            present,
+            depends_on,
+            needed_by,
+            broken: HashSet::new(),
+            by_source,
+        };
+        let all: Vec<u32> = (0..present_count as u32).collect();
+        let (broken, _) = arch.check(&arch.present.clone(), &all, false);
+        arch.broken = broken;
+        arch
+    }
+
+    fn index_of(&self, p: &BinaryPackage<'_>) -> Option<u32> {
+        self.index
+            .get(&(p.name, p.version.text, p.architecture))
+            .copied()
+    }
+
+    /// Which of `targets` are broken with `present`, checked in a universe
+    /// of their dependency closure and the Essential packages; with
+    /// `explain`, the reports of the broken ones.
+    fn check(
+        &self,
+        present: &[bool],
+        targets: &[u32],
+        explain: bool,
+    ) -> (HashSet<u32>, Vec<Report>) {
+        let mut seen = vec![false; self.pool.len()];
+        let mut stack: Vec<u32> = targets.to_vec();
+        stack.extend(self.essential.iter().copied());
+        let mut closure = Vec::new();
+        while let Some(i) = stack.pop() {
+            if seen[i as usize] || !present[i as usize] {
+                continue;
+            }
+            seen[i as usize] = true;
+            closure.push(i);
+            stack.extend(self.depends_on[i as usize].iter().copied());
+        }
+        closure.sort_unstable();
+        let universe = Universe::from_refs(
+            closure.iter().map(|&i| &self.pool[i as usize]),
+            &self.name,
+            &[],
+        );
+        // Every record of the closure is of this architecture or `all` and
+        // the pool holds no duplicates, so ids are positions in `closure`;
+        // should a duplicate ever collapse, ids are looked up by name.
+        let positional = universe.len() == closure.len();
+        let ids: HashMap<Key, PkgId> = if positional {
+            HashMap::new()
+        } else {
+            (0..universe.len() as PkgId)
+                .map(|id| (report_key(&universe.package_ref(id)), id))
+                .collect()
+        };
+        let id_of = |i: u32| -> Option<PkgId> {
+            if positional {
+                closure.binary_search(&i).ok().map(|at| at as PkgId)
+            } else {
+                ids.get(&key(&self.pool[i as usize])).copied()
+            }
+        };
+        let mut wanted: Vec<PkgId> = Vec::new();
+        let mut back: HashMap<PkgId, Vec<u32>> = HashMap::new();
+        for &t in targets {
+            if !present[t as usize] {
+                continue;
+            }
+            if let Some(id) = id_of(t) {
+                wanted.push(id);
+                back.entry(id).or_default().push(t);
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let report_id = |r: &Report| -> Option<PkgId> {
+            if positional {
+                let k = report_key(&r.package);
+                back.keys()
+                    .copied()
+                    .find(|&id| key(&self.pool[closure[id as usize] as usize]) == k)
+            } else {
+                ids.get(&report_key(&r.package)).copied()
+            }
+        };
+        let mut broken = HashSet::new();
+        let mut reports = Vec::new();
+        for report in ferry_solve::check(&universe, Some(&wanted), explain) {
+            if report.status == "ok" {
+                continue;
+            }
+            if let Some(id) = report_id(&report) {
+                broken.extend(back.get(&id).into_iter().flatten().copied());
+            }
+            if explain {
+                reports.push(report);
+            }
+        }
+        (broken, reports)
+    }
+
+    /// The packages whose installability a change can alter: everything
+    /// that reaches a changed binary through dependencies (all of them when
+    /// an Essential package changes).
+    fn affected(&self, change: &Change) -> Vec<u32> {
+        let changed = change.remove.iter().chain(&change.add);
+        if changed.clone().any(|&i| self.pool[i as usize].essential) {
+            return (0..self.pool.len() as u32).collect();
+        }
+        let mut seen = vec![false; self.pool.len()];
+        let mut stack: Vec<u32> = changed.copied().collect();
+        let mut out = Vec::new();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i as usize], true) {
+                continue;
+            }
+            out.push(i);
+            stack.extend(self.needed_by[i as usize].iter().copied());
+        }
+        out
+    }
+
+    fn after(&self, change: &Change) -> Vec<bool> {
+        let mut present = self.present.clone();
+        for &i in &change.remove {
+            present[i as usize] = false;
+        }
+        for &i in &change.add {
+            present[i as usize] = true;
+        }
+        present
+    }
+
+    /// The broken set after `change`, exact.
+    fn broken_after(&self, change: &Change) -> (Vec<bool>, HashSet<u32>, Vec<u32>) {
+        let present = self.after(change);
+        let affected = self.affected(change);
+        let (now, _) = self.check(&present, &affected, false);
+        let affected_set: HashSet<u32> = affected.iter().copied().collect();
+        let mut broken: HashSet<u32> = self
+            .broken
+            .iter()
+            .copied()
+            .filter(|i| present[*i as usize] && !affected_set.contains(i))
+            .collect();
+        broken.extend(now);
+        (present, broken, affected)
+    }
+}
+
+/// The target: every architecture.
+struct Target<'a> {
+    arches: Vec<Arch<'a>>,
+}
+
+/// An architecture's state after a change: present entries, broken ones.
+type State = (Vec<bool>, HashSet<u32>);
+
+enum Trial {
     Accepted {
-        records: BTreeMap<String, Vec<BinaryPackage<'a>>>,
+        states: Vec<State>,
         kept: Vec<String>,
     },
     Rejected(Vec<Why>),
 }
 
 impl<'a> Target<'a> {
-    /// The target with `sources`' binaries replaced by `incoming`.
-    fn with(
+    /// The change that replaces `sources`' binaries by `incoming`'s (pool
+    /// entries per architecture), keeping old binaries the new ones do not
+    /// replace when `keep_old`.
+    fn change(
         &self,
         sources: &HashSet<&str>,
-        incoming: &BTreeMap<String, Vec<BinaryPackage<'a>>>,
+        incoming: &[Vec<u32>],
         keep_old: bool,
-    ) -> BTreeMap<String, Vec<BinaryPackage<'a>>> {
-        let mut next = BTreeMap::new();
-        for (arch, records) in &self.records {
-            let new: &[BinaryPackage<'a>] = incoming.get(arch).map_or(&[], Vec::as_slice);
-            let new_names: HashSet<&str> = new.iter().map(|p| p.name).collect();
-            let mut list: Vec<BinaryPackage<'a>> = records
-                .iter()
-                .filter(|p| {
-                    !sources.contains(p.source) || (keep_old && !new_names.contains(p.name))
-                })
-                .cloned()
-                .collect();
-            list.extend(new.iter().cloned());
-            next.insert(arch.clone(), list);
-        }
-        next
+    ) -> Vec<Change> {
+        self.arches
+            .iter()
+            .zip(incoming)
+            .map(|(arch, add)| {
+                let new_names: HashSet<&str> =
+                    add.iter().map(|&i| arch.pool[i as usize].name).collect();
+                let remove = sources
+                    .iter()
+                    .flat_map(|s| arch.by_source.get(s).into_iter().flatten().copied())
+                    .filter(|&i| arch.present[i as usize])
+                    .filter(|&i| !add.contains(&i))
+                    .filter(|&i| !keep_old || new_names.contains(arch.pool[i as usize].name))
+                    .collect();
+                let add = add
+                    .iter()
+                    .copied()
+                    .filter(|&i| !arch.present[i as usize])
+                    .collect();
+                Change { remove, add }
+            })
+            .collect()
     }
 
-    fn try_with(
-        &self,
-        sources: &HashSet<&str>,
-        incoming: &BTreeMap<String, Vec<BinaryPackage<'a>>>,
-    ) -> Trial<'a> {
+    fn try_with(&self, sources: &HashSet<&str>, incoming: &[Vec<u32>]) -> Trial {
         let mut rejection = Vec::new();
         for keep_old in [false, true] {
-            let next = self.with(sources, incoming, keep_old);
+            let changes = self.change(sources, incoming, keep_old);
             rejection.clear();
-            for (arch, records) in &next {
-                let before = self.broken.get(arch).map_or(0, HashSet::len);
-                let now = broken(records, arch, false);
-                if now.len() > before {
-                    let old = self.broken.get(arch);
-                    let newly: HashSet<Key> = now
-                        .iter()
-                        .map(|r| report_key(&r.package))
-                        .filter(|k| old.is_none_or(|o| !o.contains(k)))
-                        .collect();
-                    let explained = broken(records, arch, true)
-                        .into_iter()
-                        .filter(|r| newly.contains(&report_key(&r.package)))
-                        .collect();
+            let mut states = Vec::new();
+            for (arch, change) in self.arches.iter().zip(&changes) {
+                let (present, after, _) = arch.broken_after(change);
+                if after.len() > arch.broken.len() {
+                    let newly: Vec<u32> = after.difference(&arch.broken).copied().collect();
+                    let (_, explained) = arch.check(&present, &newly, true);
                     rejection.push(Why::Breaks {
-                        architecture: arch.clone(),
-                        before,
-                        after: now.len(),
+                        architecture: arch.name.clone(),
+                        before: arch.broken.len(),
+                        after: after.len(),
                         broken: explained,
                     });
                 }
+                states.push((present, after));
             }
             if rejection.is_empty() {
                 let kept = if keep_old {
+                    let dropping = self.change(sources, incoming, false);
                     let mut names: BTreeSet<String> = BTreeSet::new();
-                    for (arch, records) in &self.records {
-                        let new: HashSet<&str> = incoming
-                            .get(arch)
-                            .map(|n| n.iter().map(|p| p.name).collect())
-                            .unwrap_or_default();
+                    for ((arch, strict), kept) in self.arches.iter().zip(&dropping).zip(&changes) {
                         names.extend(
-                            records
+                            strict
+                                .remove
                                 .iter()
-                                .filter(|p| sources.contains(p.source) && !new.contains(p.name))
-                                .map(|p| p.name.to_string()),
+                                .filter(|i| !kept.remove.contains(i))
+                                .map(|&i| arch.pool[i as usize].name.to_string()),
                         );
                     }
                     names.into_iter().collect()
                 } else {
                     Vec::new()
                 };
-                return Trial::Accepted {
-                    records: next,
-                    kept,
-                };
+                return Trial::Accepted { states, kept };
             }
         }
         Trial::Rejected(rejection)
     }
 
-    fn accept(&mut self, records: BTreeMap<String, Vec<BinaryPackage<'a>>>) {
-        for (arch, list) in &records {
-            let now = broken(list, arch, false)
-                .into_iter()
-                .map(|r| report_key(&r.package))
-                .collect();
-            self.broken.insert(arch.clone(), now);
+    fn accept(&mut self, changes: &[Change]) {
+        let states: Vec<State> = self
+            .arches
+            .iter()
+            .zip(changes)
+            .map(|(arch, change)| {
+                let (present, broken, _) = arch.broken_after(change);
+                (present, broken)
+            })
+            .collect();
+        self.adopt(states);
+    }
+
+    /// Takes the states a trial computed.
+    fn adopt(&mut self, states: Vec<State>) {
+        for (arch, (present, broken)) in self.arches.iter_mut().zip(states) {
+            arch.present = present;
+            arch.broken = broken;
         }
-        self.records = records;
+    }
+
+    fn broken_counts(&self) -> BTreeMap<String, usize> {
+        self.arches
+            .iter()
+            .map(|a| (a.name.clone(), a.broken.len()))
+            .collect()
     }
 }
 
@@ -246,7 +491,7 @@ fn names(items: &[&HintItem], source: &str, version: &str) -> bool {
 /// Decides every candidate of `from` for `to`.
 pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, ArchiveError> {
     let to_arches: HashSet<&str> = to.architectures().collect();
-    let arches: Vec<String> = from
+    let arch_names: Vec<String> = from
         .architectures()
         .filter(|a| to_arches.contains(a))
         .map(str::to_string)
@@ -265,39 +510,71 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         })
         .collect();
     candidates.sort_by(|a, b| a.source.cmp(&b.source));
-
-    let mut from_records = BTreeMap::new();
-    let mut target = Target {
-        records: BTreeMap::new(),
-        broken: BTreeMap::new(),
-    };
-    for arch in &arches {
-        from_records.insert(arch.clone(), from.binaries(arch)?);
-        let records = to.binaries(arch)?;
-        let now = broken(&records, arch, false)
-            .into_iter()
-            .map(|r| report_key(&r.package))
-            .collect();
-        target.broken.insert(arch.clone(), now);
-        target.records.insert(arch.clone(), records);
-    }
-    let broken_before = target
-        .broken
+    let candidate_versions: HashMap<&str, &str> = candidates
         .iter()
-        .map(|(a, b)| (a.clone(), b.len()))
+        .map(|c| (c.source.as_str(), c.new_version.as_str()))
         .collect();
+    let brings = |p: &BinaryPackage<'_>| {
+        candidate_versions
+            .get(p.source)
+            .is_some_and(|v| built_from(p).to_string() == *v)
+    };
 
-    // The binaries each candidate brings, per architecture.
-    let incoming_of = |c: &Candidate| -> BTreeMap<String, Vec<BinaryPackage<'_>>> {
-        from_records
+    // The source suite: what each candidate brings, and which of those are
+    // broken there already (checked once, explained only when broken).
+    let mut from_records: Vec<Vec<BinaryPackage<'_>>> = Vec::new();
+    let mut broken_in_source: HashMap<String, Vec<Report>> = HashMap::new();
+    let mut arches: Vec<Arch<'_>> = Vec::new();
+    for arch in &arch_names {
+        let records = from.binaries(arch)?;
+        let universe = Universe::new(&records, arch, &[]);
+        let brought: HashMap<Key, &str> = records
             .iter()
-            .map(|(arch, records): (&String, &Vec<BinaryPackage<'_>>)| {
-                let list = records
+            .filter(|p| brings(p))
+            .map(|p| (key(p), p.source))
+            .collect();
+        let ids: Vec<PkgId> = (0..universe.len() as PkgId)
+            .filter(|&id| brought.contains_key(&report_key(&universe.package_ref(id))))
+            .collect();
+        let id_of: HashMap<Key, PkgId> = ids
+            .iter()
+            .map(|&id| (report_key(&universe.package_ref(id)), id))
+            .collect();
+        let broken_ids: Vec<PkgId> = ferry_solve::check(&universe, Some(&ids), false)
+            .into_iter()
+            .filter(|r| r.status != "ok")
+            .filter_map(|r| id_of.get(&report_key(&r.package)).copied())
+            .collect();
+        for report in ferry_solve::check(&universe, Some(&broken_ids), true) {
+            let source = brought
+                .get(&report_key(&report.package))
+                .copied()
+                .unwrap_or_default();
+            broken_in_source
+                .entry(source.to_string())
+                .or_default()
+                .push(report);
+        }
+        let incoming: Vec<BinaryPackage<'_>> =
+            records.iter().filter(|p| brings(p)).cloned().collect();
+        arches.push(Arch::new(arch, to.binaries(arch)?, &incoming));
+        from_records.push(incoming);
+    }
+    let mut target = Target { arches };
+    let broken_before = target.broken_counts();
+
+    // The pool entries each candidate brings, per architecture.
+    let incoming_of = |target: &Target<'_>, c: &Candidate| -> Vec<Vec<u32>> {
+        target
+            .arches
+            .iter()
+            .zip(&from_records)
+            .map(|(arch, records)| {
+                records
                     .iter()
-                    .filter(|p| p.source == c.source && built_from(p).to_string() == c.new_version)
-                    .cloned()
-                    .collect();
-                (arch.clone(), list)
+                    .filter(|p| p.source == c.source)
+                    .filter_map(|p| arch.index_of(p))
+                    .collect()
             })
             .collect()
     };
@@ -328,27 +605,21 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         {
             reasons.push(Why::Blocked);
         }
-        let incoming = incoming_of(c);
-        let builds_arch_specific = incoming.values().flatten().any(|p| p.architecture != "all");
-        for (arch, list) in &incoming {
+        let per_arch: Vec<Vec<&BinaryPackage<'_>>> = from_records
+            .iter()
+            .map(|records| records.iter().filter(|p| p.source == c.source).collect())
+            .collect();
+        let builds_arch_specific = per_arch.iter().flatten().any(|p| p.architecture != "all");
+        for (arch, list) in arch_names.iter().zip(&per_arch) {
             if builds_arch_specific && !list.iter().any(|p| p.architecture != "all") {
                 reasons.push(Why::MissingBuild {
                     architecture: arch.clone(),
                 });
             }
         }
-        let own: HashSet<Key> = incoming.values().flatten().map(key).collect();
-        let mut uninstallable = Vec::new();
-        for (arch, records) in &from_records {
-            uninstallable.extend(
-                broken(records, arch, true)
-                    .into_iter()
-                    .filter(|r| own.contains(&report_key(&r.package))),
-            );
-        }
-        if !uninstallable.is_empty() {
+        if let Some(packages) = broken_in_source.get(&c.source) {
             reasons.push(Why::UninstallableInSource {
-                packages: uninstallable,
+                packages: packages.clone(),
             });
         }
         if forced {
@@ -368,10 +639,11 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
 
     // Removals asked for by hints go first, checked like migrations.
     let mut removed = Vec::new();
+    let nothing: Vec<Vec<u32>> = vec![Vec::new(); target.arches.len()];
     for item in &removes {
         let sources: HashSet<&str> = [item.source.as_str()].into_iter().collect();
-        if let Trial::Accepted { records, .. } = target.try_with(&sources, &BTreeMap::new()) {
-            target.accept(records);
+        if let Trial::Accepted { states, .. } = target.try_with(&sources, &nothing) {
+            target.adopt(states);
             removed.push(item.source.clone());
         }
     }
@@ -386,16 +658,17 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             }
             let c = &candidates[index];
             let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
-            let incoming = incoming_of(c);
+            let incoming = incoming_of(&target, c);
             if excuses[index].reasons == [Why::Forced] {
-                target.accept(target.with(&sources, &incoming, true));
+                let changes = target.change(&sources, &incoming, true);
+                target.accept(&changes);
                 excuses[index].migrates = true;
                 progress = true;
                 continue;
             }
             match target.try_with(&sources, &incoming) {
-                Trial::Accepted { records, kept } => {
-                    target.accept(records);
+                Trial::Accepted { states, kept } => {
+                    target.adopt(states);
                     let excuse = &mut excuses[index];
                     excuse.migrates = true;
                     excuse.reasons.clear();
@@ -429,18 +702,9 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             _ => None,
         })
         .collect();
-    let by_binary: HashMap<String, usize> = eligible
+    let eligible_by_source: HashMap<&str, usize> = eligible
         .iter()
-        .flat_map(|&i| {
-            let names: Vec<String> = target
-                .records
-                .values()
-                .flatten()
-                .filter(|p| p.source == candidates[i].source)
-                .map(|p| p.name.to_string())
-                .collect();
-            names.into_iter().map(move |n| (n, i))
-        })
+        .map(|&i| (candidates[i].source.as_str(), i))
         .collect();
     for &index in &eligible {
         if excuses[index].migrates {
@@ -448,9 +712,25 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         }
         let mut group: BTreeSet<usize> = [index].into_iter().collect();
         for why in &excuses[index].reasons {
-            if let Why::Breaks { broken, .. } = why {
+            if let Why::Breaks {
+                broken,
+                architecture,
+                ..
+            } = why
+            {
+                let Some(arch) = target.arches.iter().find(|a| &a.name == architecture) else {
+                    continue;
+                };
                 for r in broken {
-                    if let Some(&other) = by_binary.get(&r.package.package) {
+                    let owner = arch
+                        .pool
+                        .iter()
+                        .find(|p| {
+                            p.name == r.package.package
+                                && p.version.to_string() == r.package.version
+                        })
+                        .map(|p| p.source);
+                    if let Some(&other) = owner.and_then(|s| eligible_by_source.get(s)) {
                         if !excuses[other].migrates {
                             group.insert(other);
                         }
@@ -474,14 +754,17 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             .iter()
             .map(|&i| candidates[i].source.as_str())
             .collect();
-        let mut incoming: BTreeMap<String, Vec<BinaryPackage<'_>>> = BTreeMap::new();
+        let mut incoming: Vec<Vec<u32>> = vec![Vec::new(); target.arches.len()];
         for &i in &pending {
-            for (arch, list) in incoming_of(&candidates[i]) {
-                incoming.entry(arch).or_default().extend(list);
+            for (all, list) in incoming
+                .iter_mut()
+                .zip(incoming_of(&target, &candidates[i]))
+            {
+                all.extend(list);
             }
         }
-        if let Trial::Accepted { records, kept } = target.try_with(&sources, &incoming) {
-            target.accept(records);
+        if let Trial::Accepted { states, kept } = target.try_with(&sources, &incoming) {
+            target.adopt(states);
             for &i in &pending {
                 let others: Vec<String> = pending
                     .iter()
@@ -517,29 +800,120 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         })
         .collect();
     for (source, name) in kept {
-        let mut next = target.records.clone();
-        for list in next.values_mut() {
-            list.retain(|p| !(p.source == source && p.name == name));
-        }
-        let grows = next.iter().any(|(arch, list)| {
-            broken(list, arch, false).len() > target.broken.get(arch).map_or(0, HashSet::len)
-        });
+        let changes: Vec<Change> = target
+            .arches
+            .iter()
+            .map(|arch| Change {
+                remove: arch
+                    .by_source
+                    .get(source.as_str())
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&i| arch.present[i as usize] && arch.pool[i as usize].name == name)
+                    .collect(),
+                add: Vec::new(),
+            })
+            .collect();
+        let grows = target
+            .arches
+            .iter()
+            .zip(&changes)
+            .any(|(arch, change)| arch.broken_after(change).1.len() > arch.broken.len());
         if !grows {
-            target.accept(next);
+            target.accept(&changes);
             dropped.push(name);
         }
     }
 
-    let broken_after = target
-        .broken
+    let result_binaries = target
+        .arches
         .iter()
-        .map(|(a, b)| (a.clone(), b.len()))
+        .map(|arch| {
+            let present = arch
+                .pool
+                .iter()
+                .zip(&arch.present)
+                .filter(|(_, here)| **here)
+                .map(|(p, _)| key(p))
+                .collect();
+            (arch.name.clone(), present)
+        })
         .collect();
+    let migrated: HashMap<&str, &str> = excuses
+        .iter()
+        .filter(|e| e.migrates)
+        .map(|e| (e.source.as_str(), e.new_version.as_str()))
+        .collect();
+    let mut result_sources: Vec<(String, String)> = to_sources
+        .iter()
+        .filter(|s| !migrated.contains_key(s.name) && !removed.contains(&s.name.to_string()))
+        .map(|s| (s.name.to_string(), s.version.to_string()))
+        .collect();
+    result_sources.extend(
+        migrated
+            .iter()
+            .map(|(name, version)| (name.to_string(), version.to_string())),
+    );
+    result_sources.sort();
     Ok(Excuses {
         excuses,
         removed,
         dropped,
         broken_before,
-        broken_after,
+        broken_after: target.broken_counts(),
+        result_binaries,
+        result_sources,
     })
+}
+
+/// Writes the target after the accepted migrations into `dir`, laid out as
+/// a suite (`main/binary-ARCH/Packages`, `main/source/Sources`): each
+/// stanza as the source or target suite wrote it.
+pub fn write_result(
+    dir: &std::path::Path,
+    from: &Suite,
+    to: &Suite,
+    result: &Excuses,
+) -> Result<(), ArchiveError> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ArchiveError::Read { path, source }
+    };
+    for (arch, binaries) in &result.result_binaries {
+        let mut stanzas: HashMap<Key, &str> = HashMap::new();
+        for suite in [to, from] {
+            for (k, text) in suite.binary_stanzas(arch) {
+                stanzas.entry(k).or_insert(text);
+            }
+        }
+        let out_dir = dir.join(format!("main/binary-{arch}"));
+        std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+        let mut text = String::new();
+        for k in binaries {
+            if let Some(stanza) = stanzas.get(k) {
+                text.push_str(stanza.trim_end_matches('\n'));
+                text.push_str("\n\n");
+            }
+        }
+        let path = out_dir.join("Packages");
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    let mut stanzas: HashMap<(String, String), &str> = HashMap::new();
+    for suite in [to, from] {
+        for (k, text) in suite.source_stanzas() {
+            stanzas.entry(k).or_insert(text);
+        }
+    }
+    let out_dir = dir.join("main/source");
+    std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+    let mut text = String::new();
+    for k in &result.result_sources {
+        if let Some(stanza) = stanzas.get(k) {
+            text.push_str(stanza.trim_end_matches('\n'));
+            text.push_str("\n\n");
+        }
+    }
+    let path = out_dir.join("Sources");
+    std::fs::write(&path, text).map_err(io(&path))
 }

@@ -97,12 +97,14 @@ impl Hints {
                     needs_version(&parsed)?;
                     Hint::Easy(parsed)
                 }
-                other => return Err(error(
-                    words[0].0,
-                    format!(
+                other => {
+                    return Err(error(
+                        words[0].0,
+                        format!(
                         "unknown hint `{other}`; expected block, unblock, force, remove or easy"
                     ),
-                )),
+                    ))
+                }
             });
         }
         Ok(Hints { hints })

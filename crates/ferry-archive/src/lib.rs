@@ -22,7 +22,7 @@ pub mod nbs;
 pub mod suite;
 
 pub use coverage::{coverage, Coverage, Gap, GapKind};
-pub use excuses::{excuses, Excuse, Excuses, Why};
+pub use excuses::{excuses, write_result, Excuse, Excuses, Why};
 pub use hints::{Hint, Hints};
 pub use map::NameMap;
 pub use nbs::{not_built_from_source, Nbs};

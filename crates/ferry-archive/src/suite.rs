@@ -142,8 +142,53 @@ impl Suite {
         Ok(all)
     }
 
+    /// Each binary stanza of `arch` as written, keyed by (name, version,
+    /// architecture); for writing a suite back.
+    pub fn binary_stanzas(&self, arch: &str) -> Vec<((String, String, String), &str)> {
+        self.packages
+            .get(arch)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, text)| stanzas(text))
+            .filter_map(|stanza| {
+                let name = field(stanza, "Package")?;
+                let version = field(stanza, "Version")?;
+                let architecture = field(stanza, "Architecture")?;
+                Some(((name, version, architecture), stanza))
+            })
+            .collect()
+    }
+
+    /// Each source stanza as written, keyed by (name, version).
+    pub fn source_stanzas(&self) -> Vec<((String, String), &str)> {
+        self.sources
+            .iter()
+            .flat_map(|(_, text)| stanzas(text))
+            .filter_map(|stanza| {
+                Some((
+                    (field(stanza, "Package")?, field(stanza, "Version")?),
+                    stanza,
+                ))
+            })
+            .collect()
+    }
+
     /// Whether the suite has Sources indices at all.
     pub fn has_sources(&self) -> bool {
         !self.sources.is_empty()
     }
+}
+
+/// The paragraphs of an index, as written (blank lines separate them).
+fn stanzas(text: &str) -> impl Iterator<Item = &str> {
+    text.split("\n\n").filter(|s| !s.trim().is_empty())
+}
+
+/// A simple field's value in a stanza (first line only).
+fn field(stanza: &str, name: &str) -> Option<String> {
+    stanza.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
 }

@@ -166,3 +166,71 @@ fn trixie_to_forky_coverage_runs_and_counts() {
         }
     }
 }
+
+/// dose-distcheck's count of broken packages in a Packages file.
+fn dose_broken_count(packages: &Path) -> usize {
+    let out = Command::new("dose-distcheck")
+        .args(["--deb-native-arch=amd64", "-f"])
+        .arg(format!("deb://{}", packages.display()))
+        .output()
+        .expect("dose-distcheck runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("broken-packages: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("dose prints broken-packages")
+}
+
+#[test]
+fn sid_to_forky_excuses_break_nothing_dose_can_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(sid), Some(forky)) = (
+        mirror_suite(dir.path(), "sid"),
+        mirror_suite(dir.path(), "forky"),
+    ) else {
+        eprintln!(
+            "skipped: no sid/forky indices in {} (set FERRY_DEBIAN_DATA)",
+            data_dir().display()
+        );
+        return;
+    };
+    let from = Suite::read(&sid, &[]).unwrap();
+    let to = Suite::read(&forky, &[]).unwrap();
+    let started = std::time::Instant::now();
+    let result = ferry_archive::excuses(&from, &to, &ferry_archive::Hints::default()).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let migrate = result.excuses.iter().filter(|e| e.migrates).count();
+    eprintln!(
+        "figures: sid -> forky excuses {} candidates, {migrate} migrate, {} blocked, {seconds:.1} s",
+        result.excuses.len(),
+        result.excuses.len() - migrate
+    );
+    assert!(migrate > 0 && migrate < result.excuses.len());
+    assert!(result.broken_after["amd64"] <= result.broken_before["amd64"]);
+    let out = dir.path().join("result");
+    ferry_archive::write_result(&out, &from, &to, &result).unwrap();
+    let written = Suite::read(&out, &[]).unwrap();
+    let written_count = written.binaries("amd64").unwrap().len();
+    assert_eq!(written_count, result.result_binaries["amd64"].len());
+    if Command::new("dose-distcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped the dose oracle: dose-distcheck is not installed");
+        return;
+    }
+    let forky_packages = dir.path().join("forky-Packages");
+    std::fs::write(
+        &forky_packages,
+        ferry_deb::index::read_to_string(&data_dir().join("forky-main-amd64-Packages.xz")).unwrap(),
+    )
+    .unwrap();
+    let before = dose_broken_count(&forky_packages);
+    let after = dose_broken_count(&out.join("main/binary-amd64/Packages"));
+    eprintln!("figures: dose-distcheck broken: forky {before}, forky after the migrations {after}");
+    assert!(
+        after <= before,
+        "the migrations made {after} packages broken against {before}"
+    );
+}

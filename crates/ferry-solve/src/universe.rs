@@ -484,10 +484,21 @@ impl<'a> Universe<'a> {
         native: &str,
         foreign: &[String],
     ) -> Universe<'a> {
+        Universe::from_refs(packages.iter(), native, foreign)
+    }
+
+    /// `new` over packages held elsewhere: a caller that checks many small
+    /// subsets of one large set (an archive migration's trials) builds each
+    /// universe without copying records.
+    pub fn from_refs(
+        packages: impl IntoIterator<Item = &'a BinaryPackage<'a>>,
+        native: &str,
+        foreign: &[String],
+    ) -> Universe<'a> {
         let considered =
             |arch: &str| arch == "all" || arch == native || foreign.iter().any(|f| f == arch);
         let listed: Vec<&BinaryPackage> = packages
-            .iter()
+            .into_iter()
             .filter(|p| considered(p.architecture))
             .collect();
         // dose names a package `name:arch` (arch:all as native) at a

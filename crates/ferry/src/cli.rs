@@ -241,6 +241,10 @@ pub enum ArchiveCommand {
         /// A britney hints file: block, unblock, force, remove, easy
         #[arg(long, value_name = "FILE")]
         hints: Option<PathBuf>,
+        /// Write the target after the accepted migrations into DIR, as a suite
+        /// (main/binary-ARCH/Packages, main/source/Sources)
+        #[arg(long, value_name = "DIR")]
+        write_result: Option<PathBuf>,
     },
     /// Binaries no longer built by their source, what still needs each, and the
     /// sources to rebuild (exit 1 when some)

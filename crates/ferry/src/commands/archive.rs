@@ -18,7 +18,15 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             to,
             arch,
             hints,
-        } => excuses(&from, &to, &arch, hints.as_deref(), global),
+            write_result,
+        } => excuses(
+            &from,
+            &to,
+            &arch,
+            hints.as_deref(),
+            write_result.as_deref(),
+            global,
+        ),
         ArchiveCommand::Nbs { suite, arch } => nbs(&suite, &arch, global),
         ArchiveCommand::Coverage {
             from,
@@ -89,6 +97,7 @@ fn excuses(
     to: &Path,
     arch: &[String],
     hints: Option<&Path>,
+    write_result: Option<&Path>,
     global: &Global,
 ) -> Result<Exit, Failure> {
     let hints = match hints {
@@ -98,6 +107,9 @@ fn excuses(
     let source = Suite::read(from, arch).map_err(failure)?;
     let target = Suite::read(to, arch).map_err(failure)?;
     let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
+    if let Some(dir) = write_result {
+        ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
+    }
     let blocked = result.excuses.iter().filter(|e| !e.migrates).count();
     if global.json {
         render::json(&result);
