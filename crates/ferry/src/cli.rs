@@ -241,6 +241,9 @@ pub enum ArchiveCommand {
         /// A britney hints file: block, unblock, force, remove, easy
         #[arg(long, value_name = "FILE")]
         hints: Option<PathBuf>,
+        /// Print britney's excuses.yaml layout instead of text or --json
+        #[arg(long, conflicts_with = "json")]
+        yaml: bool,
         /// Write the target after the accepted migrations into DIR, as a suite
         /// (main/binary-ARCH/Packages, main/source/Sources)
         #[arg(long, value_name = "DIR")]

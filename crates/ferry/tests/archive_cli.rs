@@ -115,6 +115,19 @@ fn excuses_report_and_refuse_a_bad_hint() {
         "kept-old-binaries"
     );
 
+    let yaml = ferry(&["archive", "excuses", "--from", &from, "--to", &to, "--yaml"]);
+    let yaml = String::from_utf8_lossy(&yaml.stdout).into_owned();
+    assert!(
+        yaml.starts_with("sources:\n- item-name: 'jpegtools'\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(
+            "  new-version: '2.0'\n  is-candidate: true\n  migration-policy-verdict: PASS\n"
+        ),
+        "{yaml}"
+    );
+
     let hints = dir.path().join("hints");
     std::fs::write(&hints, "block jpegtools\n").unwrap();
     let blocked = ferry(&[

@@ -18,6 +18,7 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             to,
             arch,
             hints,
+            yaml,
             write_result,
         } => excuses(
             &from,
@@ -25,6 +26,7 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             &arch,
             hints.as_deref(),
             write_result.as_deref(),
+            yaml,
             global,
         ),
         ArchiveCommand::Nbs { suite, arch } => nbs(&suite, &arch, global),
@@ -98,6 +100,7 @@ fn excuses(
     arch: &[String],
     hints: Option<&Path>,
     write_result: Option<&Path>,
+    yaml: bool,
     global: &Global,
 ) -> Result<Exit, Failure> {
     let hints = match hints {
@@ -113,6 +116,9 @@ fn excuses(
     let blocked = result.excuses.iter().filter(|e| !e.migrates).count();
     if global.json {
         render::json(&result);
+    } else if yaml {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(excuses_yaml(&result).as_bytes());
     } else {
         for e in &result.excuses {
             println!(
@@ -136,6 +142,43 @@ fn excuses(
         );
     }
     Ok(if blocked == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+/// A YAML scalar, single-quoted as britney's files quote versions.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// britney's `excuses.yaml` layout: one item per candidate with its
+/// versions, the verdict and the excuses as lines of text.
+fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
+    let mut out = String::from("sources:\n");
+    for e in &result.excuses {
+        out.push_str(&format!("- item-name: {}\n", quoted(&e.source)));
+        out.push_str(&format!("  source: {}\n", quoted(&e.source)));
+        out.push_str(&format!(
+            "  old-version: {}\n",
+            quoted(e.old_version.as_deref().unwrap_or("-"))
+        ));
+        out.push_str(&format!("  new-version: {}\n", quoted(&e.new_version)));
+        out.push_str(&format!("  is-candidate: {}\n", e.migrates));
+        let verdict = match (e.migrates, e.reasons.first()) {
+            (true, _) => "PASS",
+            (false, Some(Why::Blocked)) => "REJECTED_NEEDS_APPROVAL",
+            (false, Some(Why::Breaks { .. })) => "REJECTED_TEMPORARILY",
+            (false, _) => "REJECTED_PERMANENTLY",
+        };
+        out.push_str(&format!("  migration-policy-verdict: {verdict}\n"));
+        if e.reasons.is_empty() {
+            out.push_str("  excuses: []\n");
+        } else {
+            out.push_str("  excuses:\n");
+            for why in &e.reasons {
+                out.push_str(&format!("  - {}\n", quoted(&why_text(why))));
+            }
+        }
+    }
+    out
 }
 
 fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
