@@ -13,6 +13,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use crate::profile::Upgrade;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AptError {
     #[error("{}: {source}", path.display())]
@@ -151,6 +153,19 @@ pub fn parse_simulation(output: &str) -> Transaction {
     t
 }
 
+/// What one `apt-get update` printed (stdout, then stderr) and its exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateOutput {
+    pub exit_code: Option<i32>,
+    pub lines: Vec<String>,
+}
+
+impl UpdateOutput {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
 /// A private apt configuration and state for one plan.
 #[derive(Debug)]
 pub struct AptSandbox {
@@ -257,7 +272,28 @@ impl AptSandbox {
     /// Copies the root's downloaded lists into the sandbox: sources that
     /// stay the same are then only revalidated by `update`, not fetched again.
     pub fn seed_lists_from_root(&self) -> Result<(), AptError> {
-        copy_dir_files(&self.root.join("var/lib/apt/lists"), &self.lists_dir())
+        self.seed_lists_from_root_except(&[])
+    }
+
+    /// As `seed_lists_from_root`, leaving out every file whose name starts
+    /// with one of `stems`: a target source's lists must come from this
+    /// sandbox's own update, never from what the root kept of an earlier one.
+    pub fn seed_lists_from_root_except(&self, stems: &[String]) -> Result<(), AptError> {
+        let from = self.root.join("var/lib/apt/lists");
+        let to = self.lists_dir();
+        let Ok(entries) = std::fs::read_dir(&from) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if !path.is_file() || stems.iter().any(|stem| name.starts_with(stem.as_str())) {
+                continue;
+            }
+            let target = to.join(&name);
+            std::fs::copy(&path, &target).map_err(io(&target))?;
+        }
+        Ok(())
     }
 
     /// Downloads one package (`name:arch=version`) into `into`.
@@ -355,31 +391,68 @@ impl AptSandbox {
         Ok(stdout)
     }
 
-    /// Downloads the target sources' lists into the sandbox.
-    pub fn update(&self) -> Result<(), AptError> {
-        self.apt_get(&["update", "-q"]).map(drop)
+    /// Downloads the sources' lists into the sandbox and returns what apt
+    /// printed. apt exits 0 when a source failed, and non-zero for some
+    /// failures only, so the caller reads the lines and the lists for each
+    /// source it needs; only a failure to start apt is an error here.
+    pub fn update(&self) -> Result<UpdateOutput, AptError> {
+        let mut command = Command::new("apt-get");
+        for option in self.options() {
+            command.arg("-o").arg(option);
+        }
+        let output = command
+            .args(["update", "-q"])
+            .env("LC_ALL", "C")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(AptError::Spawn)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Ok(UpdateOutput {
+            exit_code: output.status.code(),
+            lines: String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .chain(stderr.lines())
+                .map(str::to_string)
+                .collect(),
+        })
     }
 
-    /// What apt would do to install `install`, remove `remove` and then
-    /// upgrade everything (`dist-upgrade` when `full_upgrade`).
+    /// What apt would do to install `install`, remove `remove`, and
+    /// upgrade as `upgrade` says: nothing more (`none`), `apt-get upgrade`
+    /// (`safe`) or everything (`full`, a dist-upgrade).
     pub fn simulate(
         &self,
         install: &[String],
         remove: &[String],
-        full_upgrade: bool,
+        upgrade: Upgrade,
     ) -> Result<Transaction, AptError> {
-        let mut args: Vec<String> = vec!["-s".into(), "-y".into(), "-q".into()];
-        if full_upgrade {
-            // `install` with `--upgrade` semantics isn't available in apt 2.6;
-            // a dist-upgrade that also names packages does both at once.
-            args.push("dist-upgrade".into());
-        } else {
-            args.push("install".into());
-        }
+        let verb = match upgrade {
+            // A dist-upgrade that also names packages does both at once.
+            Upgrade::Full => "dist-upgrade",
+            Upgrade::None | Upgrade::Safe => "install",
+        };
+        let mut args: Vec<String> = vec!["-s".into(), "-y".into(), "-q".into(), verb.into()];
         args.extend(install.iter().cloned());
         args.extend(remove.iter().map(|r| format!("{r}-")));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.apt_get(&args).map(|out| parse_simulation(&out))
+        let mut transaction = self.apt_get(&args).map(|out| parse_simulation(&out))?;
+        if upgrade == Upgrade::Safe {
+            // apt 2.6 cannot name packages in an `upgrade`; the run does the
+            // two in turn, so the plan shows both, each package once.
+            let upgrades = parse_simulation(&self.apt_get(&["-s", "-y", "-q", "upgrade"])?);
+            for change in upgrades.upgrade {
+                let known = transaction
+                    .install
+                    .iter()
+                    .chain(&transaction.upgrade)
+                    .chain(&transaction.remove)
+                    .any(|c| c.name == change.name && c.arch == change.arch);
+                if !known {
+                    transaction.upgrade.push(change);
+                }
+            }
+        }
+        Ok(transaction)
     }
 
     /// Where a `Signed-By` key path of the target sources is found while

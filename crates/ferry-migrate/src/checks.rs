@@ -459,30 +459,31 @@ pub fn list_prefix(uri: &str) -> String {
     without_scheme.trim_end_matches('/').replace('/', "_")
 }
 
-/// The new repositories' Release identity against what the profile expects.
-pub fn release_findings(target_lists: &Path, profile: &Profile) -> Vec<Finding> {
+/// The new repositories' Release identity against what the profile
+/// expects, read from the Release each target source of the rule's URI
+/// fetched (never from lists an earlier update left).
+pub fn release_findings(
+    target_lists: &Path,
+    profile: &Profile,
+    targets: &[crate::target::TargetSource],
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for rule in &profile.sources {
         let (Some(expect), Some(uri)) = (&rule.expect_release, &rule.set.uri) else {
             continue;
         };
-        let prefix = list_prefix(uri);
-        let releases: Vec<(PathBuf, Release)> = std::fs::read_dir(target_lists)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with(&prefix)
-                    && (name.ends_with("_InRelease") || name.ends_with("_Release"))
-            })
-            .filter_map(|e| {
-                let text = std::fs::read_to_string(e.path()).ok()?;
+        let releases: Vec<(PathBuf, Release)> = targets
+            .iter()
+            .filter(|t| t.uri.trim_end_matches('/') == uri.trim_end_matches('/'))
+            .filter_map(|t| t.release_in(target_lists))
+            .filter_map(|file| {
+                let path = file.path().to_path_buf();
+                let text = std::fs::read_to_string(&path).ok()?;
                 let release = match split_clearsigned(&text) {
                     Ok(signed) => Release::parse(&signed.text).ok()?,
                     Err(_) => Release::parse(&text).ok()?,
                 };
-                Some((e.path(), release))
+                Some((path, release))
             })
             .collect();
         for (path, release) in releases {

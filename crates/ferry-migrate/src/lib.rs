@@ -7,6 +7,7 @@
 //! (ferry-solve); this crate decides and records, apt and dpkg act.
 
 pub mod apt;
+pub mod apt_lists;
 pub mod backup;
 pub mod checks;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod rollback;
 pub mod run;
 pub mod snapshot;
 pub mod system;
+pub mod target;
 
 pub use journal::{Journal, Outcome, Step};
 pub use lock::MigrationLock;

@@ -41,7 +41,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(
+    pub fn new(
         key: impl Into<String>,
         severity: Severity,
         finding: impl Into<String>,
@@ -87,7 +87,12 @@ pub struct Plan {
     pub migration: String,
     pub root: PathBuf,
     pub sources: Vec<SourcesChange>,
+    /// The sources the migration fetches that the system does not today;
+    /// each answered with a verified Release, or the plan is blocked.
+    pub targets: Vec<crate::target::TargetSource>,
     pub keys: Vec<KeyInstall>,
+    /// How far apt may upgrade beyond the named packages.
+    pub upgrade: crate::profile::Upgrade,
     /// The packages handed to apt: installed, then removed.
     pub install: Vec<String>,
     pub remove: Vec<String>,
@@ -410,10 +415,48 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         })
         .collect();
 
-    let sandbox = sandbox_for_target(root, profile, &system, &sources, work_dir)?;
+    let targets = crate::target::target_sources(&system, &sources);
+    let sandbox = sandbox_for_target(root, profile, &system, &sources, &targets, work_dir)?;
     let (install, remove) = package_requests(profile, &installed);
-    let (transaction, sizes) = match sandbox.update() {
-        Ok(()) => match sandbox.simulate(&install, &remove, true) {
+    let answered = match sandbox.update() {
+        Ok(update) => {
+            let unanswered = crate::target::unanswered_targets(
+                &targets,
+                &sandbox.lists_dir(),
+                &update.lines,
+                &sandbox,
+            );
+            let answered = unanswered.is_empty();
+            findings.extend(unanswered);
+            findings.extend(other_update_findings(&targets, &update.lines));
+            if !update.succeeded() && !findings.iter().any(|f| f.key == "apt-update") {
+                findings.push(Finding::new(
+                    "apt-update",
+                    Severity::Blocker,
+                    format!(
+                        "apt-get update failed (exit {:?}): {}",
+                        update.exit_code,
+                        update.lines.last().map(String::as_str).unwrap_or("")
+                    ),
+                    "fix what apt reports and plan again",
+                ));
+            }
+            answered && update.succeeded()
+        }
+        Err(e) => {
+            findings.push(Finding::new(
+                "apt-update",
+                Severity::Blocker,
+                format!("the target sources cannot be read: {e}"),
+                "check the new repository's URI, that it is reachable, and that its key is the one the profile installs",
+            ));
+            false
+        }
+    };
+    // Without every target's lists, a transaction would be computed from
+    // a part of the target: its findings would mislead, so none are made.
+    let (transaction, sizes) = if answered {
+        match sandbox.simulate(&install, &remove, profile.upgrade) {
             Ok(t) => {
                 let sizes = crate::checks::transaction_sizes(&sandbox.lists_dir(), &t, root);
                 (t, sizes)
@@ -427,49 +470,45 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
                 ));
                 (Transaction::default(), Default::default())
             }
-        },
-        Err(e) => {
-            findings.push(Finding::new(
-                "apt-update",
-                Severity::Blocker,
-                format!("the target sources cannot be read: {e}"),
-                "check the new repository's URI, that it is reachable, and that its key is the one the profile installs",
-            ));
-            (Transaction::default(), Default::default())
         }
+    } else {
+        (Transaction::default(), Default::default())
     };
-    findings.extend(transaction_findings(profile, &transaction, &installed));
-    if profile.allow_removals {
-        let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
-        findings.extend(crate::checks::essential_removals(root, &removed));
+    if answered {
+        findings.extend(transaction_findings(profile, &transaction, &installed));
+        if profile.allow_removals {
+            let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
+            findings.extend(crate::checks::essential_removals(root, &removed));
+        }
+        findings.extend(crate::checks::missing_in_target(
+            root,
+            &sandbox.lists_dir(),
+            &installed,
+            &transaction,
+            profile,
+        ));
+        let stranded: BTreeSet<String> = findings
+            .iter()
+            .filter_map(|f| {
+                f.key
+                    .strip_prefix("no-version-in-target:")
+                    .map(str::to_string)
+            })
+            .collect();
+        findings.extend(
+            crate::checks::uninstallable_in_target(root, &sandbox.lists_dir(), profile)
+                .into_iter()
+                .filter(|f| {
+                    let name = f.key.trim_start_matches("uninstallable-in-target:");
+                    !stranded.contains(name)
+                }),
+        );
+        findings.extend(crate::checks::release_findings(
+            &sandbox.lists_dir(),
+            profile,
+            &targets,
+        ));
     }
-    findings.extend(crate::checks::missing_in_target(
-        root,
-        &sandbox.lists_dir(),
-        &installed,
-        &transaction,
-        profile,
-    ));
-    let stranded: BTreeSet<String> = findings
-        .iter()
-        .filter_map(|f| {
-            f.key
-                .strip_prefix("no-version-in-target:")
-                .map(str::to_string)
-        })
-        .collect();
-    findings.extend(
-        crate::checks::uninstallable_in_target(root, &sandbox.lists_dir(), profile)
-            .into_iter()
-            .filter(|f| {
-                let name = f.key.trim_start_matches("uninstallable-in-target:");
-                !stranded.contains(name)
-            }),
-    );
-    findings.extend(crate::checks::release_findings(
-        &sandbox.lists_dir(),
-        profile,
-    ));
     if profile.allow_removals {
         for finding in &mut findings {
             let expected = ["unexpected-removal:", "no-version-in-target:"]
@@ -490,7 +529,9 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         migration: profile.name.clone(),
         root: root.to_path_buf(),
         sources,
+        targets,
         keys,
+        upgrade: profile.upgrade,
         install,
         remove,
         transaction,
@@ -501,6 +542,48 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     })
 }
 
+/// What apt's update said that is not about a target source: an `E:` line
+/// still blocks (apt refused something), `W:` lines are shown.
+fn other_update_findings(
+    targets: &[crate::target::TargetSource],
+    lines: &[String],
+) -> Vec<Finding> {
+    let about_targets: BTreeSet<String> = targets
+        .iter()
+        .flat_map(|t| crate::target::apt_lines_about(t, lines))
+        .collect();
+    let generic = "Some index files failed to download";
+    let rest = |prefix: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| {
+                l.starts_with(prefix) && !about_targets.contains(*l) && !l.contains(generic)
+            })
+            .collect()
+    };
+    let mut findings = Vec::new();
+    let errors = rest("E:");
+    if !errors.is_empty() {
+        findings.push(Finding::new(
+            "apt-update",
+            Severity::Blocker,
+            format!("apt-get update reported errors: {}", errors.join(" | ")),
+            "fix what apt reports (a source's URI, suite or key) and plan again",
+        ));
+    }
+    let warnings = rest("W:");
+    if !warnings.is_empty() {
+        findings.push(Finding::new(
+            "apt-update-warnings",
+            Severity::Warning,
+            format!("apt-get update warned: {}", warnings.join(" | ")),
+            "the sources that stay as they are answered with warnings; their current lists are used",
+        ));
+    }
+    findings
+}
+
 /// A sandbox whose sources are the rewritten ones, with Signed-By paths
 /// pointing at the sandbox's copies of new keys (or the root's files).
 pub fn sandbox_for_target(
@@ -508,6 +591,7 @@ pub fn sandbox_for_target(
     profile: &Profile,
     system: &SystemSources,
     changes: &[SourcesChange],
+    targets: &[crate::target::TargetSource],
     work_dir: &Path,
 ) -> Result<AptSandbox, PlanError> {
     let keys: Vec<(PathBuf, Vec<u8>)> = profile
@@ -588,7 +672,8 @@ pub fn sandbox_for_target(
         written.push((name, text));
     }
     sandbox.write_sources(&written)?;
-    sandbox.seed_lists_from_root()?;
+    let stems: Vec<String> = targets.iter().map(|t| t.list_stem()).collect();
+    sandbox.seed_lists_from_root_except(&stems)?;
     Ok(sandbox)
 }
 

@@ -54,6 +54,41 @@ pub struct Profile {
     /// upgrades; not written in a profile file.
     #[serde(default)]
     pub allow_removals: bool,
+    /// How far apt may go beyond the packages the profile names. A saved
+    /// profile from before this setting existed ran a full upgrade.
+    #[serde(default = "Upgrade::before_setting_existed")]
+    pub upgrade: Upgrade,
+}
+
+/// What a migration upgrades besides the packages its profile names
+/// (`[packages] upgrade = "none" | "safe" | "full"`).
+///
+/// The default is `none`: moving a source is not a request to upgrade the
+/// system, so only what the profile names changes, plus what apt must
+/// change to satisfy those packages' dependencies. `safe` is `apt-get
+/// upgrade` (newer versions, nothing removed, nothing new), `full` is
+/// `apt-get dist-upgrade` (what a release upgrade does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upgrade {
+    #[default]
+    None,
+    Safe,
+    Full,
+}
+
+impl Upgrade {
+    fn before_setting_existed() -> Self {
+        Upgrade::Full
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upgrade::None => "none",
+            Upgrade::Safe => "safe",
+            Upgrade::Full => "full",
+        }
+    }
 }
 
 /// A sources file a migration installs as it is.
@@ -320,6 +355,8 @@ struct RawPackages {
     remove: Vec<Spanned<String>>,
     #[serde(default)]
     install: Vec<Spanned<String>>,
+    #[serde(default)]
+    upgrade: Upgrade,
 }
 
 #[derive(Deserialize)]
@@ -570,6 +607,7 @@ impl Checker<'_> {
             verify: self.verify(&raw.verify)?,
             add_sources: Vec::new(),
             allow_removals: false,
+            upgrade: raw.packages.upgrade,
             hooks: raw
                 .hooks
                 .iter()

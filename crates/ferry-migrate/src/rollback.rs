@@ -5,7 +5,8 @@
 //! migration added in one apt transaction that sees no repository at all
 //! (empty sources and lists), so it needs no network and cannot drift to
 //! other versions; then restores `/etc/apt`, apt's marks and dpkg's
-//! selections, and compares a fresh snapshot with the backup's.
+//! selections and the lists apt had, and compares a fresh snapshot with
+//! the backup's.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub enum RollbackError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lists(#[from] crate::apt_lists::ListsError),
     #[error("the backup has no .deb of {0}, which must be reinstalled")]
     MissingDeb(String),
 }
@@ -113,6 +116,7 @@ pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, Rollback
         restore_packages(&system, backup, &reinstall, &purge)?;
     }
     restore_etc_apt(root, &backup.dir.join("etc-apt"))?;
+    crate::apt_lists::restore(root, &backup.dir)?;
     restore_marks(root, &backup.dir)?;
     restore_selections(&system, &backup.snapshot)?;
 

@@ -20,7 +20,7 @@ use crate::events::{EventLog, EventState};
 use crate::journal::{write_atomic, Journal, JournalError, Outcome, Step};
 use crate::lock::{check_dpkg_idle, LockError, MigrationLock};
 use crate::plan::{compute, Plan, PlanError};
-use crate::profile::{HookWhen, Profile};
+use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
 use crate::system::SystemRoot;
 
@@ -175,6 +175,10 @@ struct SavedPlan {
     remove: Vec<String>,
     backup: Vec<PackageToSave>,
     sources: Vec<(String, String)>,
+    /// Sources the update step must fetch; a plan saved before they were
+    /// recorded has none to check.
+    #[serde(default)]
+    targets: Vec<crate::target::TargetSource>,
 }
 
 /// Starts a migration of `root` with `profile`.
@@ -227,6 +231,7 @@ pub fn run(
             .iter()
             .map(|c| (c.path.clone(), c.new_text.clone()))
             .collect(),
+        targets: plan.targets.clone(),
     };
     write_atomic(
         &dir.join("plan.json"),
@@ -558,15 +563,22 @@ impl<'a> Runner<'a> {
             Step::Preflight => Ok(()),
             Step::Backup => self.backup(),
             Step::Sources => self.write_sources(),
-            Step::Update => {
-                let mut args = vec!["-q".to_string()];
-                args.extend(self.release_change_allowances());
-                args.push("update".into());
-                self.apt(&args, step, true)
-            }
+            Step::Update => self.update(),
             Step::Download => {
-                let args = self.transaction_args(&["-d", "dist-upgrade"]);
-                self.apt(&args, step, false)
+                let verb = match self.profile.upgrade {
+                    Upgrade::Full => "dist-upgrade",
+                    Upgrade::None | Upgrade::Safe => "install",
+                };
+                let args = self.transaction_args(&["-d", verb]);
+                self.apt(&args, step, false)?;
+                if self.profile.upgrade == Upgrade::Safe {
+                    let args: Vec<String> = ["-y", "-q", "-d", "upgrade"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    self.apt(&args, step, false)?;
+                }
+                Ok(())
             }
             Step::SelfUpgrade => self.self_upgrade(),
             Step::Packages => {
@@ -575,13 +587,27 @@ impl<'a> Runner<'a> {
                 self.apt(&args, step, false)
             }
             Step::Upgrade => {
-                let args: Vec<String> = ["-y", "-q", "--no-download"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain(dpkg_conffile_options())
-                    .chain(["dist-upgrade".to_string()])
-                    .collect();
-                self.apt(&args, step, false)?;
+                let verb = match self.profile.upgrade {
+                    Upgrade::None => None,
+                    Upgrade::Safe => Some("upgrade"),
+                    Upgrade::Full => Some("dist-upgrade"),
+                };
+                match verb {
+                    Some(verb) => {
+                        let args: Vec<String> = ["-y", "-q", "--no-download"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .chain(dpkg_conffile_options())
+                            .chain([verb.to_string()])
+                            .collect();
+                        self.apt(&args, step, false)?;
+                    }
+                    None => self.note(
+                        step,
+                        EventState::Cmdlog,
+                        "the profile asks for no upgrade (upgrade = \"none\")",
+                    ),
+                }
                 self.hooks(HookWhen::After, step)
             }
             Step::Verify => self.verify(),
@@ -731,6 +757,8 @@ impl<'a> Runner<'a> {
             return Backup::open(&dir).map(drop).map_err(|e| e.to_string());
         }
         let _ = std::fs::remove_dir_all(&dir);
+        // Before the manifest is written, so the lists are in it too.
+        crate::apt_lists::save(&self.layout.root, &dir).map_err(|e| e.to_string())?;
         Backup::create(&self.layout.root, &dir, &self.id, &self.saved.backup)
             .map(drop)
             .map_err(|e: BackupError| e.to_string())
@@ -769,6 +797,44 @@ impl<'a> Runner<'a> {
                 self.profile.name
             ));
             write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `apt-get update` on the root, which must fetch every target source
+    /// again: apt exits 0 when one fails and keeps the lists it had, so
+    /// its `Err:`/`W:` lines about a target fail the step, and each target's
+    /// Release must be in the root's lists afterwards.
+    fn update(&mut self) -> Result<(), String> {
+        let step = Step::Update;
+        let mut args = vec!["-q".to_string()];
+        args.extend(self.release_change_allowances());
+        args.push("update".into());
+        let (ok, lines) = self.apt_like("apt-get", &args, step)?;
+        let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("E:")).collect();
+        if !ok || !errors.is_empty() {
+            let detail = errors.last().map(|l| l.to_string()).unwrap_or_default();
+            return Err(format!("apt-get update failed: {detail}"));
+        }
+        let lists = self.layout.root.join("var/lib/apt/lists");
+        for target in &self.saved.targets {
+            let said = crate::target::apt_lines_about(target, &lines);
+            let failed = said.iter().any(|l| {
+                l.starts_with("Err:")
+                    || (l.starts_with("W:")
+                        && (l.contains("Failed to fetch") || l.contains("GPG error")))
+            });
+            if failed || target.release_in(&lists).is_none() {
+                return Err(format!(
+                    "the target source {} did not answer: {}",
+                    target.label(),
+                    if said.is_empty() {
+                        "no Release in apt's lists".to_string()
+                    } else {
+                        said.join(" | ")
+                    }
+                ));
+            }
         }
         Ok(())
     }

@@ -125,6 +125,7 @@ file = "new-org.gpg"
 [packages]
 replace = [{{ from = "acme-daemon", to = "acme-core" }}]
 remove = ["acme-legacy"]
+upgrade = "full"
 
 [verify]
 packages = [{{ name = "acme-sdk", version = ">= 1.1" }}, {{ name = "acme-core", version = "= 2.0" }}]
@@ -402,7 +403,11 @@ fn a_wrongly_signed_repository_blocks_the_plan() {
     let before = untouched_state(&world.sys);
     let plan = world.sys.ferry(&["plan", &world.profile()]);
     expect_exit(&plan, 3);
-    assert!(stdout(&plan).contains("[apt-update]"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("[target-signature:"),
+        "{}",
+        stdout(&plan)
+    );
     let run = world.sys.ferry(&["run", &world.profile(), "--yes"]);
     expect_exit(&run, 3);
     assert_eq!(untouched_state(&world.sys), before);

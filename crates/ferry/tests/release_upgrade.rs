@@ -418,11 +418,12 @@ fn refusals_and_failures_leave_bookworm() -> TestResult {
         .prints("remove-essential:base-files");
     unchanged("essential demoted")?;
 
-    // A suite the mirror does not have: apt cannot read the target.
+    // A suite the mirror does not have: the target is named as unanswered.
     world.publish(&world.sources("no-such-suite"), "")?;
     sys.ferry(["release", "upgrade", "--yes"])
         .failure(3)
-        .prints("apt-update");
+        .prints("target-unreachable:")
+        .prints("/dists/no-such-suite");
     unchanged("missing suite")?;
 
     // A tampered bundle is refused before anything else.

@@ -760,6 +760,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
                 hooks: p.hooks,
                 add_sources,
                 allow_removals: true,
+                upgrade: crate::profile::Upgrade::Full,
             }
         }
         None => Profile {
@@ -777,6 +778,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
             hooks: Vec::new(),
             add_sources,
             allow_removals: true,
+            upgrade: crate::profile::Upgrade::Full,
         },
     };
     ReleaseMigration {

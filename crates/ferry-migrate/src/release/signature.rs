@@ -122,6 +122,56 @@ pub fn verify_detached(
     verified.ok_or(SignatureError::NoVerifier)
 }
 
+/// Checks a clear-signed file (an `InRelease`) against binary keyrings
+/// with gpgv, read with the rules of apt's gpgv method. sqv verifies
+/// detached signatures only, so gpgv alone answers here, as it does for
+/// apt on Debian 12.
+pub fn verify_clearsigned(keyrings: &[PathBuf], file: &Path) -> Result<Verified, SignatureError> {
+    for keyring in keyrings {
+        std::fs::File::open(keyring).map_err(|source| SignatureError::Keyring {
+            keyring: keyring.clone(),
+            source,
+        })?;
+    }
+    let mut command = Command::new("gpgv");
+    command.args(["--status-fd", "1"]);
+    for keyring in keyrings {
+        command.arg("--keyring").arg(keyring);
+    }
+    let gpgv = command
+        .arg(file)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|_| SignatureError::NoVerifier)?;
+    let status = String::from_utf8_lossy(&gpgv.stdout);
+    let valid: Vec<String> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    let bad: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("[GNUPG:] "))
+        .filter(|l| REFUSED.iter().any(|s| l.starts_with(s)))
+        .collect();
+    if !gpgv.status.success() || valid.is_empty() || !bad.is_empty() {
+        let mut why = bad.iter().map(|l| describe(l)).collect::<Vec<_>>();
+        if why.is_empty() {
+            why.push(reason(&gpgv.stderr));
+        }
+        return Err(SignatureError::Refused {
+            tool: "gpgv",
+            signature: file.to_path_buf(),
+            data: file.to_path_buf(),
+            reason: why.join("; "),
+        });
+    }
+    Ok(Verified {
+        tool: "gpgv",
+        signers: valid,
+    })
+}
+
 /// The gpgv status keywords apt's gpgv method treats as a failure.
 const REFUSED: [&str; 7] = [
     "EXPKEYSIG",

@@ -83,7 +83,16 @@ pub fn render_plan(plan: &Plan) -> String {
             out.push_str(&format!("  + {}{note}\n", key.path));
         }
     }
-    out.push_str("\nPackages\n");
+    if !plan.targets.is_empty() {
+        out.push_str("\nTarget sources (each must answer with a verified Release)\n");
+        for target in &plan.targets {
+            out.push_str(&format!("  {}\n", target.label()));
+        }
+    }
+    out.push_str(&format!(
+        "\nPackages (upgrade = \"{}\")\n",
+        plan.upgrade.as_str()
+    ));
     let t = &plan.transaction;
     let version = |v: &Option<String>| v.clone().unwrap_or_default();
     let groups: [(&str, &Vec<ferry_migrate::apt::Change>); 5] = [
@@ -560,6 +569,13 @@ mod tests {
                     "b/etc/apt/sources.list.d/acme.sources",
                 ),
             }],
+            targets: vec![ferry_migrate::target::TargetSource {
+                uri: "http://new.example.org/acme".into(),
+                suite: "stable".into(),
+                keyrings: vec!["/usr/share/keyrings/new-org.gpg".into()],
+                inline_key: false,
+            }],
+            upgrade: ferry_migrate::profile::Upgrade::Full,
             keys: vec![KeyInstall {
                 path: "/usr/share/keyrings/new-org.gpg".into(),
                 replaces_existing: false,
