@@ -5,9 +5,11 @@
 //! `Universe` resolves relations once (dose's rules, Essential packages
 //! included); `Solver` decides; `check` runs a whole universe or a subset
 //! of it on all cores and returns reports with explanations that name
-//! packages, versions and the dependencies as written. For the migration
-//! gate, `add_installed` merges a dpkg status and
-//! `installed_without_installable_version` lists what could not stay.
+//! packages, versions and the dependencies as written. For installed
+//! packages, `check_installed` answers whether some version of each could
+//! be installed from a universe: one of the repositories alone (what
+//! `ferry check --installed` asks, with `installed_packages`), or one the
+//! installed copies joined (the migration gate, with `add_installed`).
 //! A universe is cheap to rebuild (a quarter of a second for sid), so a
 //! caller that adds or removes binaries builds a new one and checks the
 //! packages it cares about. Not for reading files (ferry-deb) or
@@ -45,6 +47,10 @@ pub struct ChainStep {
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The last dependency of the chain has no package that satisfies it.
+    /// An empty chain says that the package checked itself is not in the
+    /// universe at all (an installed package no version of which is
+    /// offered, see `check_installed`); `unsat_dependency` then names it
+    /// as `name:architecture`, the request dose would find unsatisfiable.
     Missing {
         chain: Vec<ChainStep>,
         unsat_dependency: String,
@@ -202,31 +208,50 @@ impl Universe<'_> {
     }
 }
 
-/// Adds a dpkg status's installed packages to repository `packages` (the
-/// installed version stays available to its own system), skipping names
-/// `leaving` says go and any (name, version, arch) already listed; returns
-/// the installed packages kept, as `check_installed` takes them.
+/// The packages a dpkg status has installed, as `check_installed` takes
+/// them: (name, version, architecture), minus the names `leaving` says go.
+/// Only a list: the installed copies do not join any universe.
+pub fn installed_packages(
+    status: &[ferry_deb::BinaryPackage<'_>],
+    leaving: impl Fn(&str) -> bool,
+) -> Vec<(String, String, String)> {
+    status
+        .iter()
+        .filter(|p| p.is_installed() && !leaving(p.name))
+        .map(installed_key)
+        .collect()
+}
+
+fn installed_key(p: &ferry_deb::BinaryPackage<'_>) -> (String, String, String) {
+    (
+        p.name.to_string(),
+        p.version.to_string(),
+        p.architecture.to_string(),
+    )
+}
+
+/// Adds a dpkg status's installed packages to repository `packages`,
+/// skipping names `leaving` says go and any (name, version, arch) already
+/// listed; returns the installed packages kept, as `check_installed` takes
+/// them. The installed copies then count as available: each satisfies
+/// dependencies and is a version of itself. That is the migration gate's
+/// question (a package the new sources do not reinstall stays as dpkg has
+/// it; what no repository offers is another finding). It is not the
+/// question "could these packages be installed from these repositories":
+/// for that, build the universe from the repositories alone and take the
+/// list from `installed_packages`.
 pub fn add_installed<'a>(
     packages: &mut Vec<ferry_deb::BinaryPackage<'a>>,
     status: Vec<ferry_deb::BinaryPackage<'a>>,
     leaving: impl Fn(&str) -> bool,
 ) -> Vec<(String, String, String)> {
-    let key = |p: &ferry_deb::BinaryPackage<'_>| {
-        (
-            p.name.to_string(),
-            p.version.to_string(),
-            p.architecture.to_string(),
-        )
-    };
-    let mut seen: std::collections::HashSet<(String, String, String)> =
-        packages.iter().map(key).collect();
-    let mut installed = Vec::new();
+    let installed = installed_packages(&status, &leaving);
+    let mut seen: HashSet<(String, String, String)> = packages.iter().map(installed_key).collect();
     for p in status
         .into_iter()
         .filter(|p| p.is_installed() && !leaving(p.name))
     {
-        installed.push(key(&p));
-        if seen.insert(key(&p)) {
+        if seen.insert(installed_key(&p)) {
             packages.push(p);
         }
     }
@@ -297,12 +322,16 @@ pub fn check_with_budget(
 }
 
 /// For each installed package (name, version, architecture): is some
-/// version of it installable — the installed one or one offered on its
-/// architecture (arch:all counting as native)? A report per installed
-/// package, `broken` when none is: the gate of a migration plan ("after
-/// switching to these sources, this package cannot stay"). With
-/// `explain`, a broken one carries the reasons of its highest version,
-/// the one apt would want.
+/// version of that name on that architecture (arch:all counting as
+/// native) installable in `universe`? A report per installed package,
+/// `broken` when none is: "after switching to these sources, this package
+/// could neither stay nor be reinstalled". Only what the universe holds
+/// counts, so the installed version counts when the universe offers it
+/// (always, when `add_installed` built it). Per version this is dose's
+/// verdict (`dose-distcheck --checkonly name:arch`); a name is fine when
+/// one of its versions is. With `explain`, a broken one carries the
+/// reasons of its highest version, the one apt would want, or, when the
+/// universe has no version of it, a `Missing` with an empty chain.
 pub fn check_installed(
     universe: &Universe<'_>,
     installed: &[(String, String, String)],
@@ -355,6 +384,10 @@ pub fn check_installed(
                     .iter()
                     .map(|c| universe.reason(c))
                     .collect(),
+                (Some(_), None) => vec![Reason::Missing {
+                    chain: Vec::new(),
+                    unsat_dependency: format!("{name}:{}", effective(arch)),
+                }],
                 _ => Vec::new(),
             };
             Report {
@@ -370,8 +403,8 @@ pub fn check_installed(
         .collect()
 }
 
-/// An installed package that no version offered (nor the installed one)
-/// can satisfy, and why its highest version cannot be installed.
+/// An installed package no version of which the universe can install, and
+/// why (see `check_installed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     #[serde(flatten)]

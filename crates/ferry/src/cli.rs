@@ -159,7 +159,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub status: Option<PathBuf>,
     /// Check only the installed packages (of --status, or of --root's dpkg status):
-    /// which have no installable version in the given repositories
+    /// which would have no installable version in the given Packages files alone
+    /// (an installed copy counts only where the files offer that version)
     #[arg(long)]
     pub installed: bool,
 }

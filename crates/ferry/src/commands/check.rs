@@ -1,6 +1,8 @@
 //! `ferry check`: installability of every package of some Packages files
 //! (and a dpkg status), as dose-distcheck answers it, for people, as JSON
-//! or in dose's own YAML report layout.
+//! or in dose's own YAML report layout. With `--installed`, the question a
+//! migration asks instead: which installed packages would have no
+//! installable version once the system uses only these Packages files.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,14 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
             Failure::bad_input("nothing to check").hint("give Packages files, or --status FILE")
         );
     }
+    // Without repositories every installed package would be "broken": the
+    // question needs the Packages files to answer it against.
+    if args.installed && args.files.is_empty() {
+        return Err(Failure::bad_input(
+            "--installed checks installed packages against Packages files, and none was given",
+        )
+        .hint("give the Packages files of the repositories the system would use"));
+    }
     let texts: Vec<(PathBuf, String)> = args
         .files
         .iter()
@@ -74,7 +84,14 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     for (path, text) in &texts {
         packages.extend(parse(path, text)?);
     }
+    // Checking the installed packages, their installed copies must not
+    // count: a package the files do not offer could not be reinstalled,
+    // nor satisfy another one's dependency. Checking everything, the
+    // status's packages join the files' ones.
     let installed = match &status_text {
+        Some((path, text)) if args.installed => {
+            ferry_solve::installed_packages(&parse(path, text)?, |_| false)
+        }
         Some((path, text)) => {
             ferry_solve::add_installed(&mut packages, parse(path, text)?, |_| false)
         }
@@ -159,8 +176,18 @@ fn chain_text(steps: &[ferry_solve::ChainStep]) -> String {
         .join(" -> ")
 }
 
+/// An empty chain: the package checked has no version at all in the
+/// files (an installed one, with `--installed`).
+fn not_offered(unsat_dependency: &str) -> String {
+    format!("no version of {unsat_dependency} is offered")
+}
+
 fn reason_line(reason: &Reason) -> String {
     match reason {
+        Reason::Missing {
+            chain,
+            unsat_dependency,
+        } if chain.is_empty() && !unsat_dependency.is_empty() => not_offered(unsat_dependency),
         Reason::Missing {
             chain,
             unsat_dependency,
@@ -204,6 +231,7 @@ fn short_reason(reason: &Reason) -> String {
             chain,
             unsat_dependency,
         } => match chain.as_slice() {
+            [] if !unsat_dependency.is_empty() => not_offered(unsat_dependency),
             [] | [_] => format!("nothing satisfies `{unsat_dependency}`"),
             [.., last] => format!(
                 "nothing satisfies `{unsat_dependency}` (needed by {} {}, {} steps away)",
