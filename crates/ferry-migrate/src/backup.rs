@@ -5,9 +5,13 @@
 //! extended_states (manual/auto marks), the snapshot that a rollback must
 //! reproduce, and the `.deb` of every package the migration removes,
 //! replaces or upgrades — from apt's cache, else downloaded from the *old*
-//! sources, else rebuilt from the installed files with dpkg-repack — with a
-//! manifest of sha256 sums. Not for restoring: see `rollback`.
+//! sources, else rebuilt from the installed files by `repack` (with
+//! dpkg-deb, which every Debian system has) — with a manifest of sha256
+//! sums. `backup_findings` is the plan's proof, made before anything
+//! changes, that each of those `.deb`s has a source. Not for restoring: see
+//! `rollback`.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,10 +19,12 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::plan::{Finding, Severity};
+use crate::repack::RepackError;
 use crate::snapshot::{Snapshot, SnapshotError};
 
 /// A package whose current version must be kept as a `.deb`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PackageToSave {
     pub name: String,
     pub arch: String,
@@ -64,12 +70,13 @@ pub enum BackupError {
     },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    #[error("no .deb of {name}:{arch} {version} could be kept: not in apt's cache, not downloadable from the current sources, and dpkg-repack failed: {why}")]
+    #[error("no .deb of {name}:{arch} {version} could be kept: not in apt's cache, not downloadable from the current sources, and not rebuildable from the installed files: {source}")]
     NoDeb {
         name: String,
         arch: String,
         version: String,
-        why: String,
+        #[source]
+        source: Box<RepackError>,
     },
     #[error("backup {}: {file} does not match its manifest", dir.display())]
     Corrupt { dir: PathBuf, file: String },
@@ -240,11 +247,11 @@ fn save_deb(
     }
     match repack(root, dir, package, &target) {
         Ok(()) => saved(DebOrigin::Repacked),
-        Err(why) => Err(BackupError::NoDeb {
+        Err(source) => Err(BackupError::NoDeb {
             name: package.name.clone(),
             arch: package.arch.clone(),
             version: package.version.clone(),
-            why,
+            source: Box::new(source),
         }),
     }
 }
@@ -348,32 +355,172 @@ fn spec(package: &PackageToSave) -> String {
     format!("{}:{}={}", package.name, package.arch, package.version)
 }
 
-/// Rebuilds the installed package from its files, as dpkg-repack does.
-fn repack(root: &Path, dir: &Path, package: &PackageToSave, target: &Path) -> Result<(), String> {
+/// Rebuilds the installed package from its files and dpkg's database, and
+/// checks the result is that package at that version.
+fn repack(
+    root: &Path,
+    dir: &Path,
+    package: &PackageToSave,
+    target: &Path,
+) -> Result<(), RepackError> {
     let work = dir.join("debs/.repack");
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let mut command = Command::new("dpkg-repack");
-    if root != Path::new("/") {
-        command.arg(format!("--root={}", root.display()));
-    }
-    let output = command
-        .arg(format!("{}:{}", package.name, package.arch))
-        .current_dir(&work)
-        .output()
-        .map_err(|e| format!("cannot run dpkg-repack: {e}"))?;
-    let built = std::fs::read_dir(&work)
-        .ok()
-        .and_then(|mut entries| entries.next())
-        .and_then(Result::ok)
-        .map(|e| e.path());
-    let result = match built {
-        Some(file) if output.status.success() => {
-            std::fs::rename(&file, target).map_err(|e| e.to_string())
-        }
-        _ => Err(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-    };
+    let result = crate::repack::rebuild(root, &package.name, &package.arch, &work, target);
     let _ = std::fs::remove_dir_all(&work);
-    result
+    result?;
+    if !deb_is(target, package) {
+        let _ = std::fs::remove_file(target);
+        return Err(RepackError::VersionMismatch {
+            package: format!("{}:{}", package.name, package.arch),
+            wanted: package.version.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The plan's proof that the backup can be taken: for each package that
+/// will change, a source of its installed version's `.deb` — apt's cache
+/// (that exact file), else a rebuild from the installed files (all of them
+/// on disk, dpkg's info readable), else the root's current apt lists
+/// offering that exact version (a warning: the backup then depends on the
+/// old repository still answering). A package with none is a blocker,
+/// `backup-impossible:NAME`. One info finding sums up the sources.
+/// Read-only; reads the lists only when a package needs them.
+pub fn backup_findings(root: &Path, packages: &[PackageToSave]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let (mut from_cache, mut rebuilt) = (0, 0);
+    let mut unbuildable = Vec::new();
+    let db = crate::repack::DpkgDb::open(root);
+    for package in packages {
+        let cached = root
+            .join("var/cache/apt/archives")
+            .join(deb_file_name(package));
+        if cached.is_file() && deb_is(&cached, package) {
+            from_cache += 1;
+            continue;
+        }
+        let db = match &db {
+            Ok(db) => db,
+            Err(e) => {
+                unbuildable.push((package, e.to_string()));
+                continue;
+            }
+        };
+        match db.inventory(&package.name, &package.arch) {
+            Ok(inventory) if inventory.version == package.version => rebuilt += 1,
+            Ok(inventory) => unbuildable.push((
+                package,
+                format!(
+                    "{} is installed, not {}",
+                    inventory.version, package.version
+                ),
+            )),
+            Err(e) => unbuildable.push((package, e.to_string())),
+        }
+    }
+    let offered = if unbuildable.is_empty() {
+        BTreeSet::new()
+    } else {
+        offered_by_lists(root, unbuildable.iter().map(|(p, _)| *p))
+    };
+    let mut from_lists = 0;
+    for (package, why) in &unbuildable {
+        let PackageToSave {
+            name,
+            arch,
+            version,
+        } = package;
+        if offered.contains(*package) {
+            from_lists += 1;
+            findings.push(Finding {
+                key: format!("backup-from-old-repository:{name}"),
+                severity: Severity::Warning,
+                finding: format!(
+                    "the backup of {name}:{arch} {version} depends on the old repository still \
+                     answering: it is not in apt's cache and cannot be rebuilt ({why})"
+                ),
+                remediation: format!(
+                    "keep it in apt's cache before migrating: \
+                     apt-get install --reinstall --download-only {name}:{arch}={version}"
+                ),
+            });
+        } else {
+            findings.push(Finding {
+                key: format!("backup-impossible:{name}"),
+                severity: Severity::Blocker,
+                finding: format!(
+                    "no source for the backup of {name}:{arch} {version}: it is not in apt's \
+                     cache, cannot be rebuilt ({why}), and no current source offers that version"
+                ),
+                remediation: format!(
+                    "put {file} into /var/cache/apt/archives (from a repository or machine \
+                     that still has it), or restore the package's missing files \
+                     (dpkg --verify {name} lists them) so ferry can rebuild it",
+                    file = deb_file_name(package)
+                ),
+            });
+        }
+    }
+    if !packages.is_empty() {
+        findings.push(Finding {
+            key: "backup-sources".into(),
+            severity: Severity::Info,
+            finding: format!(
+                "the backup keeps {} .deb(s): {from_cache} from apt's cache, {rebuilt} rebuilt \
+                 from the installed files, {from_lists} from the old repository, {} without a source",
+                packages.len(),
+                unbuildable.len() - from_lists
+            ),
+            remediation: "nothing to do".into(),
+        });
+    }
+    findings
+}
+
+/// Which of `wanted` the root's current apt lists offer at that exact
+/// name, version and architecture.
+fn offered_by_lists<'a>(
+    root: &Path,
+    wanted: impl Iterator<Item = &'a PackageToSave>,
+) -> BTreeSet<PackageToSave> {
+    let wanted: BTreeSet<(&str, &str, &str)> = wanted
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()))
+        .collect();
+    let mut offered = BTreeSet::new();
+    let lists = root.join("var/lib/apt/lists");
+    let Ok(entries) = std::fs::read_dir(&lists) else {
+        return offered;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let is_packages = file_name
+            .rsplit_once("_Packages")
+            .is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with('.'));
+        if !is_packages {
+            continue;
+        }
+        // An unreadable list offers nothing; the finding then says so.
+        let Ok(text) = ferry_deb::index::read_to_string(&entry.path()) else {
+            continue;
+        };
+        for paragraph in ferry_deb::deb822::paragraphs(&text, ferry_deb::Syntax::INDEX).flatten() {
+            let (Some(name), Some(version), Some(arch)) = (
+                paragraph.get("Package"),
+                paragraph.get("Version"),
+                paragraph.get("Architecture"),
+            ) else {
+                continue;
+            };
+            if wanted.contains(&(name, version, arch)) {
+                offered.insert(PackageToSave {
+                    name: name.to_string(),
+                    arch: arch.to_string(),
+                    version: version.to_string(),
+                });
+            }
+        }
+    }
+    offered
 }
 
 /// Copies a directory tree keeping file bytes, modes and symlinks as they are.

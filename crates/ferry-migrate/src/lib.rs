@@ -16,6 +16,7 @@ pub mod lock;
 pub mod plan;
 pub mod profile;
 pub mod release;
+pub mod repack;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;

@@ -47,7 +47,7 @@ fn snapshot_marks_agree_with_apt_mark() {
 #[test]
 fn backup_of_this_machine_keeps_a_verified_deb() {
     if !nix_root() {
-        eprintln!("skipped: needs root (apt-get download and dpkg-repack read root-only state)");
+        eprintln!("skipped: needs root (apt-get download and the rebuild from installed files read root-only state)");
         return;
     }
     let Some(package) = installed("xz-utils") else {
