@@ -18,6 +18,7 @@ use ferry_deb::sources::{
 use serde::Serialize;
 
 use crate::apt::{AptError, AptSandbox, Transaction};
+use crate::backup::PackageToSave;
 use crate::profile::{Profile, SourceRule};
 use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
 
@@ -352,6 +353,100 @@ pub fn transaction_findings(
     findings
 }
 
+/// The installed versions of everything the plan removes, upgrades,
+/// downgrades or reinstalls: what the backup must keep as `.deb`s.
+pub fn packages_to_save(
+    t: &Transaction,
+    installed: &std::collections::BTreeMap<String, InstalledPackage>,
+) -> Vec<PackageToSave> {
+    t.remove
+        .iter()
+        .chain(&t.upgrade)
+        .chain(&t.downgrade)
+        .chain(&t.reinstall)
+        .filter_map(|change| {
+            installed
+                .iter()
+                .find(|(key, _)| {
+                    let (name, arch) = key.split_once(':').unwrap_or((key, ""));
+                    name == change.name
+                        && change
+                            .arch
+                            .as_deref()
+                            .is_none_or(|a| a == arch || arch == "all")
+                })
+                .map(|(key, p)| PackageToSave {
+                    name: change.name.clone(),
+                    arch: key.split_once(':').map_or("", |(_, a)| a).to_string(),
+                    version: p.version.clone(),
+                })
+        })
+        .collect()
+}
+
+/// The backup's proof for packages whose old `.deb` only the old
+/// repository can give (not cached, not rebuildable): the plan downloads
+/// them once, in a private apt state, and throws them away. A package that
+/// does not come turns its warning into `backup-impossible:NAME`.
+fn prove_old_repository_downloads(
+    root: &Path,
+    findings: &mut [Finding],
+    packages: &[PackageToSave],
+    work_dir: &Path,
+) {
+    let needed: Vec<&PackageToSave> = packages
+        .iter()
+        .filter(|p| {
+            findings
+                .iter()
+                .any(|f| f.key == format!("backup-from-old-repository:{}", p.name))
+        })
+        .collect();
+    if needed.is_empty() {
+        return;
+    }
+    let sandbox_dir = work_dir.join("backup-proof");
+    let into = sandbox_dir.join("debs");
+    let attempt = std::fs::create_dir_all(&into)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            AptSandbox::for_current_sources(&sandbox_dir.join("apt"), root)
+                .map_err(|e| e.to_string())
+        });
+    for package in needed {
+        let spec = format!("{}:{}={}", package.name, package.arch, package.version);
+        let result = match &attempt {
+            Ok(sandbox) => sandbox.download(&spec, &into).map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        let key = format!("backup-from-old-repository:{}", package.name);
+        if let Some(finding) = findings.iter_mut().find(|f| f.key == key) {
+            match result {
+                Ok(()) => {
+                    finding.severity = Severity::Info;
+                    finding
+                        .finding
+                        .push_str("; the plan downloaded it from there just now");
+                }
+                Err(why) => {
+                    *finding = Finding::new(
+                        format!("backup-impossible:{}", package.name),
+                        Severity::Blocker,
+                        format!(
+                            "no source for the backup of {spec}: not in apt's cache, cannot be rebuilt, and the old repository did not give it: {why}"
+                        ),
+                        format!(
+                            "put the .deb of {spec} into /var/cache/apt/archives, or restore the package's missing files (dpkg --verify {}) so ferry can rebuild it",
+                            package.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&sandbox_dir);
+}
+
 /// Free and needed space for one path apt writes to.
 pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
     (check.free_bytes < check.needed_bytes).then(|| {
@@ -476,6 +571,10 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     };
     if answered {
         findings.extend(transaction_findings(profile, &transaction, &installed));
+        let backup = packages_to_save(&transaction, &installed);
+        let mut proof = crate::backup::backup_findings(root, &backup);
+        prove_old_repository_downloads(root, &mut proof, &backup, work_dir);
+        findings.extend(proof);
         if profile.allow_removals {
             let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
             findings.extend(crate::checks::essential_removals(root, &removed));

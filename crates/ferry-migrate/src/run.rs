@@ -225,7 +225,7 @@ pub fn run(
     let saved = SavedPlan {
         install: plan.install.clone(),
         remove: plan.remove.clone(),
-        backup: packages_to_save(&plan, &installed),
+        backup: crate::plan::packages_to_save(&plan.transaction, &installed),
         sources: plan
             .sources
             .iter()
@@ -1057,38 +1057,6 @@ fn dpkg_conffile_options() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// The installed versions of everything the plan removes, upgrades,
-/// downgrades or reinstalls: what the backup must keep as `.deb`s.
-fn packages_to_save(
-    plan: &Plan,
-    installed: &std::collections::BTreeMap<String, crate::snapshot::InstalledPackage>,
-) -> Vec<PackageToSave> {
-    let t = &plan.transaction;
-    t.remove
-        .iter()
-        .chain(&t.upgrade)
-        .chain(&t.downgrade)
-        .chain(&t.reinstall)
-        .filter_map(|change| {
-            installed
-                .iter()
-                .find(|(key, _)| {
-                    let (name, arch) = key.split_once(':').unwrap_or((key, ""));
-                    name == change.name
-                        && change
-                            .arch
-                            .as_deref()
-                            .is_none_or(|a| a == arch || arch == "all")
-                })
-                .map(|(key, p)| PackageToSave {
-                    name: change.name.clone(),
-                    arch: key.split_once(':').map_or("", |(_, a)| a).to_string(),
-                    version: p.version.clone(),
-                })
-        })
-        .collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
