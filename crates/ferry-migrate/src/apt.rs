@@ -481,7 +481,9 @@ fn copy_dir_files(from: &Path, to: &Path) -> Result<(), AptError> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_file() {
+        // apt's `lock` guards the root's own state and holds nothing; it is
+        // root's alone (0640), so copying it would fail any plan not run as root.
+        if path.is_file() && entry.file_name() != "lock" {
             let target = to.join(entry.file_name());
             std::fs::copy(&path, &target).map_err(io(&target))?;
         }

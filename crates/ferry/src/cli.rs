@@ -25,7 +25,9 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Work on the system mounted at DIR (a chroot, an image) instead of /
+    /// Work on the system mounted at DIR (a chroot, an image) instead of /;
+    /// DIR must hold a Debian system (etc/apt/ and var/lib/dpkg/status), or
+    /// the command stops with exit 2
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
     /// Print machine-readable JSON instead of text
@@ -43,15 +45,15 @@ pub enum Command {
     Sources(SourcesCommand),
     /// Which packages cannot be installed, as dose-distcheck answers it (exit 1 when some)
     Check(CheckArgs),
-    /// Show what a migration profile would change, read-only (exit 3 when blocked)
+    /// Show what a migration profile would change, read-only, without root (exit 3 when blocked)
     Plan(PlanArgs),
-    /// Carry out a migration: backup, sources, packages, verify; rolls back on failure
+    /// Carry out a migration as root: backup, sources, packages, verify; rolls back on failure
     Run(RunArgs),
     /// Where the current or last migration stands, step by step
     Status,
     /// Every migration of this system, newest last
     History,
-    /// Restore the system from a migration's backup, offline, and prove it
+    /// Restore the system from a migration's backup, offline, and prove it (as root)
     Rollback(RollbackArgs),
     /// Release upgrades: is a newer release offered, fetch its signed bundle, build one
     #[command(subcommand)]
@@ -177,7 +179,7 @@ pub enum ReleaseCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Upgrade to the offered release: plan, back up, install the bundle's sources,
+    /// Upgrade to the offered release (as root): plan, back up, install the bundle's sources,
     /// upgrade ferry first, remove the demoted packages, full upgrade, verify
     Upgrade(UpgradeArgs),
     /// Pack and sign a bundle from DIR (for publishers); prints the index fields

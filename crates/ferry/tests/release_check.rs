@@ -187,7 +187,10 @@ fn check_fetch_and_every_refusal() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    // The least --root accepts as a Debian system.
+    std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+    std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
     std::fs::write(
         root.path().join("etc/os-release"),
         "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",

@@ -9,6 +9,7 @@ use ferry_migrate::events::EventState;
 use ferry_migrate::journal::{Journal, Outcome, Step, StepState};
 use ferry_migrate::plan::{Plan, Severity};
 use ferry_migrate::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
+use ferry_migrate::system::{self, SystemRoot};
 use ferry_migrate::{Profile, ProfileError};
 
 use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
@@ -159,13 +160,47 @@ pub fn render_plan(plan: &Plan) -> String {
     out
 }
 
-pub fn plan(args: PlanArgs, global: &Global) -> Result<Exit, Failure> {
+/// A plan needs no root: it reads the system and runs apt in a private
+/// sandbox. It does need to read apt's sources, keyrings and lists; when
+/// this user cannot read some of them, say so now (exit 2) rather than let
+/// apt fail in the sandbox and report it as a blocker of the migration.
+pub(crate) fn readable_for_plan(root: &SystemRoot, command: &str) -> Result<(), Failure> {
+    if system::is_privileged() {
+        return Ok(());
+    }
+    let unreadable = root.unreadable_plan_inputs();
+    let Some(first) = unreadable.first() else {
+        return Ok(());
+    };
+    let shown: Vec<String> = unreadable
+        .iter()
+        .take(5)
+        .map(|p| p.display().to_string())
+        .collect();
+    let more = match unreadable.len().saturating_sub(shown.len()) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Err(Failure::bad_input(format!(
+        "`{command}` needs root to read {}{more} (this is uid {})",
+        shown.join(", "),
+        system::effective_uid()
+    ))
+    .at(first, None, None)
+    .expected("apt's sources, the keyrings they name, trusted keys and lists readable by this user")
+    .hint(format!(
+        "run it as root, e.g. `sudo {command} …` (a plan changes nothing either way), or make those files readable"
+    )))
+}
+
+pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let profile = load_profile(&args.profile)?;
+    readable_for_plan(root, "ferry plan")?;
     let sandbox = tempfile::Builder::new()
         .prefix("ferry-plan-")
         .tempdir()
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-    let plan = ferry_migrate::plan::compute(&global.root, &profile, sandbox.path())
+    let plan = ferry_migrate::plan::compute(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
     if global.json {
         render::json(&serde_json::json!({ "blocked": plan.blocked(), "plan": plan }));
@@ -278,7 +313,7 @@ fn restart(id: &str, executable: &Path, global: &Global, no_rollback: bool) -> F
     .hint("`ferry run --resume --yes` continues the migration with this binary")
 }
 
-pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
+pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let options = RunOptions {
         no_rollback: args.no_rollback,
         stop_after: test_stop_after(),
@@ -286,7 +321,7 @@ pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
     let mut progress = Lines { json: global.json };
     detach_from_terminal_hangup();
     let outcome = if args.resume {
-        ferry_migrate::run::resume(&global.root, &options, &mut progress).map_err(run_failure)?
+        ferry_migrate::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
     } else {
         let path = args
             .profile
@@ -294,7 +329,7 @@ pub fn run(args: RunArgs, global: &Global) -> Result<Exit, Failure> {
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
         confirm(args.yes, &profile)?;
-        ferry_migrate::run::run(&global.root, &profile, &options, &mut progress)
+        ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)
             .map_err(run_failure)?
     };
     finish(outcome, global, args.no_rollback)
@@ -408,8 +443,27 @@ fn time(seconds: Option<u64>) -> String {
         .unwrap_or_default()
 }
 
-pub fn status(global: &Global) -> Result<Exit, Failure> {
-    let layout = Layout::new(&global.root);
+/// The journals are root's alone (/var/lib/ferry is 0700): another user
+/// must hear that, not "no migration" for a system that has some.
+fn readable_journals(layout: &Layout, command: &str) -> Result<(), Failure> {
+    let dir = layout.state_dir();
+    match std::fs::read_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Failure::bad_input(format!(
+                "`{command}` needs root to read the migration journals in {} (this is uid {})",
+                dir.display(),
+                system::effective_uid()
+            ))
+            .at(&dir, None, None)
+            .hint(format!("run it as root, e.g. `sudo {command}`")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn status(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    let layout = Layout::new(root.path());
+    readable_journals(&layout, "ferry status")?;
     let Some(journal) = layout.journals().pop() else {
         if global.json {
             render::json(&serde_json::json!({ "migration": null }));
@@ -470,8 +524,9 @@ pub fn render_status(journal: &Journal, layout: &Layout) -> String {
     out
 }
 
-pub fn history(global: &Global) -> Result<Exit, Failure> {
-    let layout = Layout::new(&global.root);
+pub fn history(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    let layout = Layout::new(root.path());
+    readable_journals(&layout, "ferry history")?;
     let journals = layout.journals();
     if global.json {
         render::json(&serde_json::json!({ "migrations": journals }));
@@ -505,8 +560,8 @@ pub fn history(global: &Global) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
-pub fn rollback(args: RollbackArgs, global: &Global) -> Result<Exit, Failure> {
-    let (id, report) = ferry_migrate::run::rollback_migration(&global.root, args.id.as_deref())
+pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    let (id, report) = ferry_migrate::run::rollback_migration(root.path(), args.id.as_deref())
         .map_err(run_failure)?;
     let exit = if report.complete() {
         Exit::Ok

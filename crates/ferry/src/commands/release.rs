@@ -16,8 +16,9 @@ use ferry_deb::os_release::OsRelease;
 use ferry_migrate::release::bundle::{self, BundleError, SignWith};
 use ferry_migrate::release::config::{ConfigError, CONFIG_PATH};
 use ferry_migrate::release::{fetch, offer, Config, MetaRelease, Offer, ReleaseEntry};
+use ferry_migrate::system::SystemRoot;
 
-use super::migrate;
+use super::{migrate, require_privileges, system_root};
 use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
@@ -27,9 +28,17 @@ const INDEX_LIMIT: u64 = 4 << 20;
 
 pub fn run(command: ReleaseCommand, global: &Global) -> Result<Exit, Failure> {
     match command {
-        ReleaseCommand::Check(args) => check(&args, global),
-        ReleaseCommand::Fetch { release, dir } => fetch_bundle(&release, dir.as_deref(), global),
-        ReleaseCommand::Upgrade(args) => upgrade(&args, global),
+        ReleaseCommand::Check(args) => check(&args, global, &system_root(global)?),
+        ReleaseCommand::Fetch { release, dir } => {
+            fetch_bundle(&release, dir.as_deref(), global, &system_root(global)?)
+        }
+        ReleaseCommand::Upgrade(args) => {
+            let root = system_root(global)?;
+            if !args.dry_run {
+                require_privileges("ferry release upgrade")?;
+            }
+            upgrade(&args, global, &root)
+        }
         ReleaseCommand::Bundle {
             dir,
             key,
@@ -47,8 +56,8 @@ struct Context {
     os: OsRelease,
 }
 
-fn context(args: &ReleaseArgs, global: &Global) -> Result<Context, Failure> {
-    let config = Config::read(&global.root)
+fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
+    let config = Config::read(root.path())
         .map_err(config_failure)?
         .with_overrides(args.meta_release.clone(), args.keyring.clone());
     let url = config.meta_release.clone().ok_or_else(|| {
@@ -71,7 +80,7 @@ fn context(args: &ReleaseArgs, global: &Global) -> Result<Context, Failure> {
             .at(Path::new(&url), e.line(), None)
             .expected("deb822 paragraphs with Dist, Version, Date and Supported")
     })?;
-    let os = OsRelease::read(&global.root)
+    let os = OsRelease::read(root.path())
         .map_err(|e| Failure::bad_input(format!("cannot read os-release: {e}")))?;
     Ok(Context {
         config,
@@ -123,8 +132,8 @@ fn current_text(current: Option<&ReleaseEntry>, os: &OsRelease) -> String {
     }
 }
 
-fn check(args: &ReleaseArgs, global: &Global) -> Result<Exit, Failure> {
-    let ctx = context(args, global)?;
+fn check(args: &ReleaseArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    let ctx = context(args, root)?;
     let offer = decide(&ctx, args.to.as_deref())?;
     if global.json {
         render::json(&offer_json(&ctx, &offer));
@@ -242,8 +251,13 @@ fn offered<'a>(
     }
 }
 
-fn fetch_bundle(args: &ReleaseArgs, dir: Option<&Path>, global: &Global) -> Result<Exit, Failure> {
-    let ctx = context(args, global)?;
+fn fetch_bundle(
+    args: &ReleaseArgs,
+    dir: Option<&Path>,
+    global: &Global,
+    root: &SystemRoot,
+) -> Result<Exit, Failure> {
+    let ctx = context(args, root)?;
     let Some(target) = offered(&ctx, args.to.as_deref(), global)? else {
         return Ok(Exit::Failed);
     };
@@ -345,7 +359,7 @@ fn show_bundle(obtained: &bundle::Obtained, target: &ReleaseEntry, kept: bool, g
 
 /// Where an upgrade keeps its download, under the root, so a second
 /// attempt resumes a partial bundle instead of starting over.
-fn upgrade_work_dir(global: &Global, target: &ReleaseEntry) -> std::path::PathBuf {
+fn upgrade_work_dir(root: &SystemRoot, target: &ReleaseEntry) -> std::path::PathBuf {
     let name: String = target
         .dist
         .chars()
@@ -357,16 +371,19 @@ fn upgrade_work_dir(global: &Global, target: &ReleaseEntry) -> std::path::PathBu
             }
         })
         .collect();
-    global.root.join("var/cache/ferry/release").join(name)
+    root.host_path("var/cache/ferry/release").join(name)
 }
 
-fn upgrade(args: &UpgradeArgs, global: &Global) -> Result<Exit, Failure> {
-    let ctx = context(&args.release, global)?;
+fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    if args.dry_run {
+        migrate::readable_for_plan(root, "ferry release upgrade --dry-run")?;
+    }
+    let ctx = context(&args.release, root)?;
     let Some(target) = offered(&ctx, args.release.to.as_deref(), global)? else {
         return Ok(Exit::Failed);
     };
     // A dry run writes nothing under the root, not even the download.
-    let work = (!args.dry_run).then(|| upgrade_work_dir(global, target));
+    let work = (!args.dry_run).then(|| upgrade_work_dir(root, target));
     if let Some(work) = &work {
         std::fs::create_dir_all(work)
             .map_err(|e| Failure::failed(format!("{}: {e}", work.display())))?;
@@ -379,7 +396,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global) -> Result<Exit, Failure> {
             .prefix("ferry-plan-")
             .tempdir()
             .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-        let plan = ferry_migrate::plan::compute(&global.root, &profile, sandbox.path())
+        let plan = ferry_migrate::plan::compute(root.path(), &profile, sandbox.path())
             .map_err(|e| Failure::failed(e.to_string()))?;
         if global.json {
             render::json(&serde_json::json!({
@@ -411,7 +428,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global) -> Result<Exit, Failure> {
         stop_after: migrate::test_stop_after(),
     };
     let mut progress = migrate::Lines { json: global.json };
-    let outcome = ferry_migrate::run::run(&global.root, &profile, &options, &mut progress)
+    let outcome = ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)
         .map_err(migrate::run_failure)?;
     migrate::finish(outcome, global, args.no_rollback)
 }

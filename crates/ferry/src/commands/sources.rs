@@ -7,20 +7,15 @@
 //! renders.
 
 use ferry_deb::sources::{read_system_sources, SourceEntry, SourcesError, SystemSources};
+use ferry_migrate::system::SystemRoot;
 
 use crate::cli::{Global, SourcesCommand};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
-pub fn run(command: SourcesCommand, global: &Global) -> Result<Exit, Failure> {
+pub fn run(command: SourcesCommand, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let SourcesCommand::Show = command;
-    if !global.root.is_dir() {
-        return Err(
-            Failure::bad_input(format!("`{}` is not a directory", global.root.display()))
-                .expected("--root naming the directory a system is mounted at"),
-        );
-    }
-    let system = read_system_sources(&global.root).map_err(failure_of)?;
+    let system = read_system_sources(root.path()).map_err(failure_of)?;
     if global.json {
         render::json(&report_json(&system));
     } else {
