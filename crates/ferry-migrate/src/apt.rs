@@ -287,7 +287,10 @@ impl AptSandbox {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if !path.is_file() || stems.iter().any(|stem| name.starts_with(stem.as_str())) {
+            // apt's `lock` guards the root's own state (and only root may
+            // read it); a target's files must come from this update.
+            let skip = name == "lock" || stems.iter().any(|stem| name.starts_with(stem.as_str()));
+            if !path.is_file() || skip {
                 continue;
             }
             let target = to.join(&name);
