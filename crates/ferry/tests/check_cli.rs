@@ -144,6 +144,8 @@ Architecture: amd64
 fn check_installed(repo: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
+    // What `--root` must look like: a Debian system's etc/apt and dpkg status.
+    std::fs::create_dir_all(root.join("etc/apt")).unwrap();
     std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
     std::fs::write(root.join("var/lib/dpkg/status"), SYSTEM).unwrap();
     let file = dir.path().join("Packages");
