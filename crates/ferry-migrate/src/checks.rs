@@ -453,9 +453,20 @@ fn installed_sizes(root: &Path) -> HashMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// apt's list file prefix of a URI: scheme dropped, `/` written `_`.
+/// apt's list file prefix of a URI: scheme dropped (`http://`, and
+/// `file:` with no host), `/` written `_`.
 pub fn list_prefix(uri: &str) -> String {
-    let without_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let without_scheme = match uri.split_once(':') {
+        Some((scheme, rest))
+            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            rest.strip_prefix("//").unwrap_or(rest)
+        }
+        _ => uri,
+    };
     without_scheme.trim_end_matches('/').replace('/', "_")
 }
 
@@ -548,6 +559,7 @@ mod tests {
             "repo.example.org_debian"
         );
         assert_eq!(list_prefix("http://127.0.0.1:8080/"), "127.0.0.1:8080");
+        assert_eq!(list_prefix("file:/tmp/flat/repo/."), "_tmp_flat_repo_.");
     }
 
     #[test]

@@ -778,6 +778,36 @@ timeout_seconds = 60
         assert!(p.keys[0].bytes.starts_with(b"-----BEGIN PGP"));
     }
 
+    #[test]
+    fn upgrade_defaults_to_none_and_takes_the_three_words_only() {
+        let p = Profile::parse("schema = 1\nname = \"x\"\n", Path::new("p.toml")).unwrap();
+        assert_eq!(p.upgrade, Upgrade::None);
+        for (word, expected) in [
+            ("none", Upgrade::None),
+            ("safe", Upgrade::Safe),
+            ("full", Upgrade::Full),
+        ] {
+            let text = format!("schema = 1\nname = \"x\"\n[packages]\nupgrade = \"{word}\"\n");
+            assert_eq!(
+                Profile::parse(&text, Path::new("p.toml")).unwrap().upgrade,
+                expected
+            );
+        }
+        let e = error_of("schema = 1\nname = \"x\"\n[packages]\nupgrade = \"dist\"\n");
+        assert_eq!(e.line, 4);
+        assert!(
+            e.message.contains("unknown variant `dist`"),
+            "{}",
+            e.message
+        );
+        // A run saved before the setting existed did a full upgrade, and
+        // resumes doing one.
+        let mut saved = serde_json::to_value(&p).unwrap();
+        saved.as_object_mut().unwrap().remove("upgrade");
+        let resumed: Profile = serde_json::from_value(saved).unwrap();
+        assert_eq!(resumed.upgrade, Upgrade::Full);
+    }
+
     fn error_of(text: &str) -> ProfileError {
         Profile::parse(text, Path::new("p.toml")).unwrap_err()
     }

@@ -66,6 +66,27 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
     assert_eq!(t.upgrade[0].new_version.as_deref(), Some("1.1"));
     assert_eq!(names(&t.remove), ["acme-daemon", "acme-legacy"]);
 
+    // What else apt upgrades is the profile's choice: nothing by default,
+    // `apt-get upgrade` for safe.
+    let none = sandbox
+        .simulate(
+            &["acme-core".into()],
+            &["acme-legacy".into()],
+            ferry_migrate::profile::Upgrade::None,
+        )
+        .unwrap();
+    assert_eq!(names(&none.install), ["acme-core"]);
+    assert!(none.upgrade.is_empty(), "{:?}", none.upgrade);
+    let safe = sandbox
+        .simulate(
+            &["acme-core".into()],
+            &["acme-legacy".into()],
+            ferry_migrate::profile::Upgrade::Safe,
+        )
+        .unwrap();
+    assert_eq!(names(&safe.upgrade), ["acme-sdk"]);
+    assert_eq!(names(&safe.install), ["acme-core"]);
+
     let host_after = (
         hash_tree(Path::new("/etc/apt")),
         hash_tree(Path::new("/var/lib/apt/lists")),

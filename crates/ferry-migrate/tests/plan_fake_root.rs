@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
+use common::{build_deb, hash_tree, have, index_flat_repo, sign_flat_repo, STATUS};
 use ferry_migrate::plan::{compute, Severity};
 use ferry_migrate::Profile;
 
@@ -20,6 +20,7 @@ fn status() -> String {
 
 struct Fixture {
     _work: tempfile::TempDir,
+    _signer: ferry_testkit::Signer,
     root: std::path::PathBuf,
     old: std::path::PathBuf,
     new: std::path::PathBuf,
@@ -55,10 +56,18 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
         "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
     )
     .unwrap();
+    // One organisation key signs both repositories; the entry trusts it.
+    let signer = ferry_testkit::Signer::new("acme").unwrap();
+    std::fs::create_dir_all(root.join("etc/apt/keyrings")).unwrap();
+    std::fs::copy(
+        signer.keyring_path(),
+        root.join("etc/apt/keyrings/acme.gpg"),
+    )
+    .unwrap();
     std::fs::write(
         root.join("etc/apt/sources.list.d/acme.list"),
         format!(
-            "# ACME packages\ndeb [trusted=yes] file:{} ./\n",
+            "# ACME packages\ndeb [signed-by=/etc/apt/keyrings/acme.gpg] file:{} ./\n",
             old.display()
         ),
     )
@@ -72,6 +81,7 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
         build_deb(&old, name, version, "");
     }
     index_flat_repo(&old);
+    sign_flat_repo(&old, &signer);
     build_deb(&new, "acme-sdk", "1.1", "");
     build_deb(
         &new,
@@ -83,6 +93,7 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
         build_deb(&new, "acme-extra", "1.0", "");
     }
     index_flat_repo(&new);
+    sign_flat_repo(&new, &signer);
     // What apt downloaded for the current sources, as apt names it.
     std::fs::create_dir_all(root.join("var/lib/apt/lists")).unwrap();
     std::fs::copy(
@@ -97,6 +108,7 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
         new,
         sandbox,
         _work: work,
+        _signer: signer,
     }
 }
 
@@ -113,6 +125,7 @@ set = {{ uri = "file:{new}" }}
 [packages]
 replace = [{{ from = "acme-daemon", to = "acme-core" }}]
 remove = ["acme-legacy"]
+upgrade = "full"
 
 [checks]
 os_ids = ["debian"]
@@ -125,9 +138,13 @@ os_version = ">= 12"
 }
 
 fn apt_tools() -> bool {
-    let ok = have("apt-get") && have("dpkg-deb") && have("dpkg-scanpackages");
+    let ok = have("apt-get")
+        && have("dpkg-deb")
+        && have("dpkg-scanpackages")
+        && have("apt-ftparchive")
+        && have("gpg");
     if !ok {
-        eprintln!("skipped: needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
+        eprintln!("skipped: needs apt-get, dpkg-deb, dpkg-scanpackages (dpkg-dev), apt-ftparchive (apt-utils) and gpg");
     }
     ok
 }
@@ -145,12 +162,14 @@ fn plan_shows_the_sources_diff_and_apts_transaction_and_changes_nothing() {
     assert_eq!(plan.sources.len(), 1);
     let change = &plan.sources[0];
     assert_eq!(change.path, "/etc/apt/sources.list.d/acme.list");
-    assert!(change
-        .diff
-        .contains(&format!("-deb [trusted=yes] file:{} ./", f.old.display())));
-    assert!(change
-        .diff
-        .contains(&format!("+deb [trusted=yes] file:{} ./", f.new.display())));
+    assert!(change.diff.contains(&format!(
+        "-deb [signed-by=/etc/apt/keyrings/acme.gpg] file:{} ./",
+        f.old.display()
+    )));
+    assert!(change.diff.contains(&format!(
+        "+deb [signed-by=/etc/apt/keyrings/acme.gpg] file:{} ./",
+        f.new.display()
+    )));
     assert!(
         change.new_text.starts_with("# ACME packages\n"),
         "comments stay"

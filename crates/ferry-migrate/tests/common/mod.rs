@@ -72,6 +72,23 @@ pub fn index_flat_repo(repo: &Path) {
     std::fs::write(repo.join("Packages"), &scan.stdout).unwrap();
 }
 
+/// Gives a flat repository a `Release` (apt-ftparchive) clear-signed by
+/// `signer` as `InRelease`: a target source must answer with a verified
+/// Release, or the plan is blocked.
+#[allow(dead_code)]
+pub fn sign_flat_repo(repo: &Path, signer: &ferry_testkit::Signer) {
+    let release = Command::new("apt-ftparchive")
+        .args(["release", "."])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(release.status.success());
+    std::fs::write(repo.join("Release"), &release.stdout).unwrap();
+    signer
+        .clearsign(&repo.join("Release"), &repo.join("InRelease"))
+        .unwrap();
+}
+
 /// A dpkg status with the old organisation's three packages installed.
 pub const STATUS: &str = "\
 Package: acme-daemon
