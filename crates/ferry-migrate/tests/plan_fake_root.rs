@@ -127,7 +127,7 @@ os_version = ">= 12"
 fn apt_tools() -> bool {
     let ok = have("apt-get") && have("dpkg-deb") && have("dpkg-scanpackages");
     if !ok {
-        eprintln!("skipped: needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
+        ferry_testkit::note_skip!("needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
     }
     ok
 }
