@@ -2,21 +2,48 @@
 # Runs ferry's whole test suite: installs the system tools the tests use as
 # oracles and real components (dpkg, dose-distcheck, python3-apt, gpg,
 # mmdebstrap, lintian, …) when run as root, then every test of the
-# workspace, then the end-to-end package test. Tests that need a tool, root
-# or the large data set skip with a message where they cannot run.
+# workspace — the replay of every kept fuzz corpus among them — then the
+# end-to-end package test, each part whatever the parts before it did.
+#
+# Ends with one line, `N passed, N failed, N skipped`, summing every part:
+# - cargo's `test result:` lines, with the tests that skipped taken out of
+#   "passed": cargo counts a test that returned early as passed, so every
+#   skip appends `<package>/<target>::<test>: <why>` to $FERRY_SKIP_LOG
+#   (ferry-testkit's skip!, note_skip!, skip_unless!). A test that skipped
+#   all or part of its checks counts once, as skipped — unless it failed.
+# - cargo's ignored tests (benchmarks, run with `-- --ignored`) count as
+#   skipped: they did not run.
+# - scripts/test-package.sh's `N passed, N failed` and its `SKIP:` lines.
+# Every skip is listed with its reason before that line. A part that
+# cannot run at all (a build error, a failed install) counts as one
+# failure. Exits non-zero when anything failed.
 #
 # usage: scripts/test-all.sh          (as root for the full suite)
-set -euo pipefail
+# Logs: $CARGO_TARGET_DIR/test-all/ (default target/test-all/).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 system_packages=(
-  dpkg-dev apt-utils python3-apt dose-distcheck
+  dpkg-dev apt-utils python3-apt dose-distcheck dpkg-repack
   xz-utils lz4 zstd bzip2 gzip
   gnupg sqv
   mmdebstrap lintian debhelper fakeroot build-essential
-  time
+  systemd # systemd-analyze, for the package's unit
+  time    # /usr/bin/time, for bench/
 )
 
+logs="${CARGO_TARGET_DIR:-target}/test-all"
+rm -rf "$logs"
+mkdir -p "$logs" || exit 1
+logs=$(cd "$logs" && pwd)
+export FERRY_SKIP_LOG="$logs/skips"
+: >"$FERRY_SKIP_LOG"
+
+passed=0 failed=0 skipped=0
+failures=() # parts that could not run, and failing tests
+skip_list=()
+
+# ---------------------------------------------------------------- tools
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${system_packages[@]}"; do
@@ -25,21 +52,115 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq || echo "warning: apt-get update failed; trying the lists we have"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # apt may exit 0 while saying E: or W:; what it said is kept and shown.
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+      >"$logs/install.log" 2>&1 && ! grep -q '^E:' "$logs/install.log"; then
+      grep '^W:' "$logs/install.log" || true
+    else
+      cat "$logs/install.log"
+      failed=$((failed + 1))
+      failures+=("installing ${missing[*]} (see $logs/install.log)")
+    fi
   fi
 else
   echo "note: not root; system packages are not installed and tests that need them skip"
 fi
 
-echo "== cargo test (release: the whole-archive tests read 65 MB indices)"
-cargo test --workspace --release
+# ---------------------------------------------------------------- cargo
+echo "== cargo test --workspace --release --no-fail-fast (log: $logs/cargo.log)"
+cargo test --workspace --release --no-fail-fast 2>&1 | tee "$logs/cargo.log"
+cargo_rc=${PIPESTATUS[0]}
 
-if [ -x scripts/test-package.sh ]; then
-  echo "== Debian package test"
-  scripts/test-package.sh
+# One line per finding: "R passed failed ignored" per test binary, "F key"
+# per failed test, "I key" per ignored test; key is <target>::<test>, as
+# the skip log names it after its package.
+awk '
+  /^ +Running / {
+    bin = $NF; gsub(/[()]/, "", bin); n = split(bin, part, "/"); bin = part[n]
+    sub(/-[0-9a-f]+$/, "", bin)
+  }
+  /^ +Doc-tests / { bin = $2 " doc-test" }
+  /^test .* \.\.\. / {
+    name = substr($0, 6, index($0, " ... ") - 6)
+    if ($0 ~ / \.\.\. FAILED$/) print "F " bin "::" name
+    else if ($0 ~ / \.\.\. ignored/) print "I " bin "::" name
+  }
+  /^test result: / {
+    p = f = i = 0
+    if (match($0, /[0-9]+ passed/)) p = substr($0, RSTART, RLENGTH) + 0
+    if (match($0, /[0-9]+ failed/)) f = substr($0, RSTART, RLENGTH) + 0
+    if (match($0, /[0-9]+ ignored/)) i = substr($0, RSTART, RLENGTH) + 0
+    print "R " p " " f " " i
+  }' "$logs/cargo.log" >"$logs/cargo.findings"
+
+cargo_passed=0 cargo_failed=0 cargo_ignored=0
+while read -r kind a b c; do
+  [ "$kind" = R ] || continue
+  cargo_passed=$((cargo_passed + a))
+  cargo_failed=$((cargo_failed + b))
+  cargo_ignored=$((cargo_ignored + c))
+done <"$logs/cargo.findings"
+while read -r kind key; do
+  case $kind in
+    F) failures+=("$key") ;;
+    I) skip_list+=("$key: ignored (a benchmark; cargo test -- --ignored runs it)") ;;
+  esac
+done <"$logs/cargo.findings"
+
+# Tests that skipped: once each, by the name before the first ": ".
+declare -A failed_test=() skipped_test=()
+while read -r kind key; do
+  [ "$kind" = F ] && failed_test["$key"]=1
+done <"$logs/cargo.findings"
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  skip_list+=("$line")
+  name=${line%%: *}
+  key=${name#*/}
+  [ -n "${failed_test["$key"]:-}" ] || skipped_test["$name"]=1
+done < <(sort "$FERRY_SKIP_LOG")
+cargo_skipped=${#skipped_test[@]}
+
+passed=$((passed + cargo_passed - cargo_skipped))
+failed=$((failed + cargo_failed))
+skipped=$((skipped + cargo_skipped + cargo_ignored))
+if [ "$cargo_rc" != 0 ] && [ "$cargo_failed" = 0 ]; then
+  failed=$((failed + 1))
+  failures+=("cargo test exited $cargo_rc with no failing test: it did not build or run (see $logs/cargo.log)")
+fi
+echo "cargo: $((cargo_passed - cargo_skipped)) passed, $cargo_failed failed," \
+  "$cargo_skipped skipped, $cargo_ignored ignored"
+
+# ---------------------------------------------------------------- package
+echo "== Debian package test (log: $logs/package.log)"
+scripts/test-package.sh 2>&1 | tee "$logs/package.log"
+package_rc=${PIPESTATUS[0]}
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/package.log" | tail -n 1)
+if [ -n "$summary" ]; then
+  read -r package_passed _ package_failed _ <<<"${summary//,/}"
+  passed=$((passed + package_passed))
+  failed=$((failed + package_failed))
+  grep '^FAIL: ' "$logs/package.log" | sed 's/^FAIL: /scripts\/test-package.sh: /' >"$logs/package.failures"
+  while IFS= read -r line; do failures+=("$line"); done <"$logs/package.failures"
+fi
+while IFS= read -r line; do
+  skip_list+=("scripts/test-package.sh: ${line#SKIP: }")
+  skipped=$((skipped + 1))
+done < <(grep '^SKIP: ' "$logs/package.log")
+if [ "$package_rc" != 0 ] && [ -z "$summary" ]; then
+  failed=$((failed + 1))
+  failures+=("scripts/test-package.sh exited $package_rc without its summary (see $logs/package.log)")
 fi
 
-if [ -x scripts/fuzz-replay.sh ]; then
-  echo "== fuzz corpus replay"
-  scripts/fuzz-replay.sh
+# ---------------------------------------------------------------- summary
+echo
+if [ ${#skip_list[@]} -gt 0 ]; then
+  echo "== skipped"
+  printf '  %s\n' "${skip_list[@]}"
 fi
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "== failed"
+  printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

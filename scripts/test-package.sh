@@ -7,8 +7,9 @@
 # completions, then the maintainer scripts: prerm refusing removal during a
 # migration, preinst keeping journals, postrm purge keeping backups.
 #
-# Prints PASS:/FAIL: per check and ends with "N passed, N failed"; exits
-# non-zero when any check failed. Skips (exit 0) when not root.
+# Prints PASS:/FAIL: per check, SKIP: per check it cannot make here, and
+# ends with "N passed, N failed"; exits non-zero when any check failed.
+# Skips (exit 0, one SKIP: line) when not root.
 #
 # usage: scripts/test-package.sh
 #   FERRY_KEEP=1           keep the work directory (build, chroot) afterwards
@@ -217,6 +218,8 @@ if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify ferry-resume.service" bash -c '
     out=$(systemd-analyze verify --man=no "$1" 2>&1)
     grep -v "/usr/bin/ferry is not executable" <<<"$out" | { ! grep .; } || { echo "$out"; exit 1; }' _ "$root$unit"
+else
+  echo "SKIP: systemd-analyze verify ferry-resume.service: systemd-analyze is not installed (apt-get install systemd)"
 fi
 
 # ---------------------------------------------------------------- prerm

@@ -1,17 +1,7 @@
 //! The deb822 paragraph reader never panics, with or without comments, and
 //! every field it returns lies inside the input.
+//! The body is ferry_fuzz_entry::deb822, which the stable test
+//! crates/ferry-fuzz-entry/tests/replay.rs runs on every corpus file.
 #![no_main]
-use ferry_deb::deb822::{paragraphs, Syntax};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    for syntax in [Syntax::INDEX, Syntax::WITH_COMMENTS] {
-        for paragraph in paragraphs(text, syntax).flatten() {
-            for field in &paragraph.fields {
-                assert!(field.line >= paragraph.line);
-                let _ = field.lines().count();
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz_entry::deb822(data));

@@ -1,14 +1,7 @@
 //! Release files and clear-signed InRelease files: parsing and splitting
 //! never panic on any text.
+//! The body is ferry_fuzz_entry::release, which the stable test
+//! crates/ferry-fuzz-entry/tests/replay.rs runs on every corpus file.
 #![no_main]
-use ferry_deb::release::{split_clearsigned, Release};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = Release::parse(text);
-    let _ = Release::parse_inrelease(text);
-    if let Ok(signed) = split_clearsigned(text) {
-        let _ = Release::parse(&signed.text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz_entry::release(data));

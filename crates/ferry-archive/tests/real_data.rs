@@ -58,11 +58,10 @@ fn dose_broken(packages: &Path, names: &[String]) -> HashSet<String> {
 fn nbs_in_sid_agrees_with_dose_on_what_still_needs_each() {
     let dir = tempfile::tempdir().unwrap();
     let Some(sid) = mirror_suite(dir.path(), "sid") else {
-        eprintln!(
-            "skipped: no sid Packages/Sources in {} (set FERRY_DEBIAN_DATA)",
+        ferry_testkit::skip!(
+            "no sid Packages/Sources in {} (set FERRY_DEBIAN_DATA)",
             data_dir().display()
         );
-        return;
     };
     let suite = Suite::read(&sid, &[]).unwrap();
     let started = std::time::Instant::now();
@@ -84,8 +83,7 @@ fn nbs_in_sid_agrees_with_dose_on_what_still_needs_each() {
         .output()
         .is_err()
     {
-        eprintln!("skipped the dose oracle: dose-distcheck is not installed");
-        return;
+        ferry_testkit::skip!("the dose oracle: dose-distcheck is not installed");
     }
     let needers: Vec<String> = held
         .iter()
@@ -135,11 +133,10 @@ fn trixie_to_forky_coverage_runs_and_counts() {
         mirror_suite(dir.path(), "trixie"),
         mirror_suite(dir.path(), "forky"),
     ) else {
-        eprintln!(
-            "skipped: no trixie/forky indices in {} (set FERRY_DEBIAN_DATA)",
+        ferry_testkit::skip!(
+            "no trixie/forky indices in {} (set FERRY_DEBIAN_DATA)",
             data_dir().display()
         );
-        return;
     };
     let old = Suite::read(&trixie, &[]).unwrap();
     let new = Suite::read(&forky, &[]).unwrap();
@@ -188,11 +185,10 @@ fn sid_to_forky_excuses_break_nothing_dose_can_see() {
         mirror_suite(dir.path(), "sid"),
         mirror_suite(dir.path(), "forky"),
     ) else {
-        eprintln!(
-            "skipped: no sid/forky indices in {} (set FERRY_DEBIAN_DATA)",
+        ferry_testkit::skip!(
+            "no sid/forky indices in {} (set FERRY_DEBIAN_DATA)",
             data_dir().display()
         );
-        return;
     };
     let from = Suite::read(&sid, &[]).unwrap();
     let to = Suite::read(&forky, &[]).unwrap();
@@ -217,8 +213,7 @@ fn sid_to_forky_excuses_break_nothing_dose_can_see() {
         .output()
         .is_err()
     {
-        eprintln!("skipped the dose oracle: dose-distcheck is not installed");
-        return;
+        ferry_testkit::skip!("the dose oracle: dose-distcheck is not installed");
     }
     let forky_packages = dir.path().join("forky-Packages");
     std::fs::write(

@@ -5,7 +5,10 @@
 //! `Debug::GetListOfFilesInDir` shows which files of `sources.list.d` apt
 //! accepts. Each test compares ferry's reading with apt's on the fixtures,
 //! on deb822 text converted from one-line files, and on this machine's own
-//! `/etc/apt`. Skipped (with a message) where apt-get is not installed.
+//! `/etc/apt`. apt runs with a binary cache of its own (never the host's),
+//! fresh or kept from an earlier run, since a kept cache makes apt list
+//! `sources.list.d` a second time. Skipped (with a message) where apt-get is
+//! not installed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -33,16 +36,40 @@ fn have_apt() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("skipped: apt-get is not installed, so there is no oracle");
+        ferry_testkit::note_skip!("apt-get is not installed, so there is no oracle");
     }
     found
 }
 
-/// Runs `apt-get indextargets --no-release-info` with `options` and returns
-/// its records, or apt's error output.
+/// Runs `apt-get indextargets --no-release-info` with `options` and a fresh
+/// binary cache, and returns its records, or apt's error output.
 fn apt_records(options: &[String], stderr_out: Option<&mut String>) -> Result<Vec<Record>, String> {
+    let cache = tempfile::tempdir().unwrap();
+    apt_records_with_cache(options, cache.path(), stderr_out)
+}
+
+/// [`apt_records`] with apt's binary caches kept in `cache`: apt writes them
+/// there, and reads them on the next run. Pointing them at the test's own
+/// directory keeps the host's cache out of the test, and the test out of
+/// the host's cache (as root, apt would rewrite it from the fixtures).
+fn apt_records_with_cache(
+    options: &[String],
+    cache: &Path,
+    stderr_out: Option<&mut String>,
+) -> Result<Vec<Record>, String> {
     let mut command = Command::new("apt-get");
     command.args(["indextargets", "--no-release-info"]);
+    command
+        .arg("-o")
+        .arg(format!(
+            "Dir::Cache::pkgcache={}",
+            cache.join("pkgcache.bin").display()
+        ))
+        .arg("-o")
+        .arg(format!(
+            "Dir::Cache::srcpkgcache={}",
+            cache.join("srcpkgcache.bin").display()
+        ));
     for option in options {
         command.arg("-o").arg(option);
     }
@@ -148,22 +175,45 @@ fn apt_architectures(records: &[Record]) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// apt's verdict on each file of a `sources.list.d`: (accepted, refused).
-fn apt_file_selection(stderr: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+/// apt's verdict on each file of a `sources.list.d`: (accepted, refused),
+/// from its `Debug::GetListOfFilesInDir` output.
+///
+/// apt lists the directory once to read the sources, accepting the `list`
+/// and `sources` extensions. When a binary cache exists it lists it again
+/// per cache, accepting only `list`, to compare modification times — and
+/// that listing calls every `.sources` file a `Bad file` though apt read it.
+/// Only the listings that read sources count; a refusal there (a bad
+/// extension, a bad character) is still a refusal. `None` when apt listed
+/// no directory for reading.
+fn apt_file_selection(stderr: &str) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     let mut accepted = BTreeSet::new();
     let mut refused = BTreeSet::new();
+    // Whether the current listing reads sources: its heading is followed by
+    // one "\t<ext> extension" line per accepted extension, then its files.
+    let mut reading = false;
+    let mut reading_seen = false;
     for line in stderr.lines() {
-        if let Some(rest) = line.strip_prefix("Accept file: ") {
-            if let Some((name, _)) = rest.split_once(" in ") {
+        if line.starts_with("Accept in ") {
+            reading = false;
+        } else if let Some(extension) = line
+            .strip_prefix('\t')
+            .and_then(|l| l.strip_suffix(" extension"))
+        {
+            if extension == "sources" {
+                reading = true;
+                reading_seen = true;
+            }
+        } else if let Some(rest) = line.strip_prefix("Accept file: ") {
+            if let (true, Some((name, _))) = (reading, rest.split_once(" in ")) {
                 accepted.insert(name.to_string());
             }
         } else if let Some(rest) = line.strip_prefix("Bad file: ") {
-            if let Some((name, _)) = rest.split_once(" → ") {
+            if let (true, Some((name, _))) = (reading, rest.split_once(" → ")) {
                 refused.insert(name.to_string());
             }
         }
     }
-    (accepted, refused)
+    reading_seen.then_some((accepted, refused))
 }
 
 fn ferry_file_selection(
@@ -187,51 +237,124 @@ fn ferry_file_selection(
     (accepted, refused)
 }
 
+const FIXTURE_ROOTS: [&str; 5] = ["bookworm", "ubuntu", "thirdparty", "deb822", "noble"];
+
+/// Compares ferry's reading of the fixture system `root` with apt's, apt
+/// keeping its binary caches in `cache`; returns apt's debug output.
+fn fixture_reads_like_apt(root: &Path, cache: &Path) -> String {
+    let (list, parts) = (root.join(SOURCES_LIST), root.join(SOURCES_PARTS));
+    let lists = empty_lists_dir();
+    let mut options = dir_options(&list, &parts, lists.path());
+    options.push("Debug::GetListOfFilesInDir=1".into());
+    let mut stderr = String::new();
+    let records = apt_records_with_cache(&options, cache, Some(&mut stderr))
+        .unwrap_or_else(|e| panic!("apt refused {root:?}: {e}"));
+    let system = read_system_sources(root).unwrap_or_else(|e| panic!("{e}"));
+
+    assert!(!records.is_empty(), "{}", root.display());
+    assert_eq!(
+        ferry_targets(system.entries()),
+        apt_targets(&records),
+        "{}",
+        root.display()
+    );
+    let architectures = apt_architectures(&records);
+    for entry in system
+        .entries()
+        .filter(|e| e.enabled && !e.architectures.is_empty())
+    {
+        let ours: BTreeSet<String> = entry.architectures.iter().cloned().collect();
+        assert_eq!(
+            Some(&ours),
+            architectures.get(&entry.apt_location()),
+            "{}",
+            entry.apt_location()
+        );
+    }
+    if parts.is_dir() {
+        assert_eq!(
+            ferry_file_selection(&system, &parts),
+            apt_file_selection(&stderr).expect("apt listed sources.list.d"),
+            "{}\n{stderr}",
+            root.display()
+        );
+    }
+    stderr
+}
+
 #[test]
 fn fixtures_read_like_apt() {
     if !have_apt() {
         return;
     }
-    for root in ["bookworm", "ubuntu", "thirdparty", "deb822", "noble"] {
-        let root = fixture(root);
-        let (list, parts) = (root.join(SOURCES_LIST), root.join(SOURCES_PARTS));
-        let lists = empty_lists_dir();
-        let mut options = dir_options(&list, &parts, lists.path());
-        options.push("Debug::GetListOfFilesInDir=1".into());
-        let mut stderr = String::new();
-        let records = apt_records(&options, Some(&mut stderr))
-            .unwrap_or_else(|e| panic!("apt refused {root:?}: {e}"));
-        let system = read_system_sources(&root).unwrap_or_else(|e| panic!("{e}"));
+    for root in FIXTURE_ROOTS {
+        let cache = tempfile::tempdir().unwrap();
+        fixture_reads_like_apt(&fixture(root), cache.path());
+    }
+}
 
-        assert!(!records.is_empty(), "{}", root.display());
-        assert_eq!(
-            ferry_targets(system.entries()),
-            apt_targets(&records),
-            "{}",
-            root.display()
+/// The machine where the binary cache is on (a fresh Debian, not a
+/// container that switches it off): apt lists `sources.list.d` a second
+/// time and calls every `.sources` file bad there; ferry must still agree
+/// with what apt read, refusals included.
+#[test]
+fn fixtures_read_like_apt_with_a_kept_binary_cache() {
+    if !have_apt() {
+        return;
+    }
+    for root in FIXTURE_ROOTS {
+        let cache = tempfile::tempdir().unwrap();
+        let first = fixture_reads_like_apt(&fixture(root), cache.path());
+        assert!(
+            cache.path().join("pkgcache.bin").is_file(),
+            "apt kept no binary cache in {}",
+            cache.path().display()
         );
-        let architectures = apt_architectures(&records);
-        for entry in system
-            .entries()
-            .filter(|e| e.enabled && !e.architectures.is_empty())
-        {
-            let ours: BTreeSet<String> = entry.architectures.iter().cloned().collect();
-            assert_eq!(
-                Some(&ours),
-                architectures.get(&entry.apt_location()),
-                "{}",
-                entry.apt_location()
+        let second = fixture_reads_like_apt(&fixture(root), cache.path());
+        // The second run is the case this test is for: apt's listing for
+        // the cache calls the .sources files bad.
+        if root == "deb822" || root == "noble" {
+            assert!(
+                !first.contains("bad extension »sources«"),
+                "{root}: {first}"
             );
-        }
-        if parts.is_dir() {
-            assert_eq!(
-                ferry_file_selection(&system, &parts),
-                apt_file_selection(&stderr),
-                "{}",
-                root.display()
+            assert!(
+                second.contains("bad extension »sources«"),
+                "{root}: apt did not list sources.list.d for its cache:\n{second}"
             );
         }
     }
+}
+
+/// apt's output on a system with a kept cache, verbatim but for the
+/// directory, with a real refusal in the listing that reads sources.
+#[test]
+fn only_the_listing_that_reads_sources_counts() {
+    let stderr = "\
+Accept in /r/etc/apt/sources.list.d/ only files with the following 2 extensions:
+\tlist extension
+\tsources extension
+Accept file: ubuntu.sources in /r/etc/apt/sources.list.d/
+Bad file: notes.txt → bad extension »txt«
+Bad file: a+b.sources → bad character »+« in filename (period allowed: yes)
+Accept in /r/etc/apt/sources.list.d/ only files with the following 1 extensions:
+\tlist extension
+Bad file: ubuntu.sources → bad extension »sources«
+Bad file: notes.txt → bad extension »txt«
+Accept in /r/etc/apt/sources.list.d/ only files with the following 1 extensions:
+\tlist extension
+Bad file: ubuntu.sources → bad extension »sources«
+";
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        apt_file_selection(stderr),
+        Some((set(&["ubuntu.sources"]), set(&["notes.txt", "a+b.sources"])))
+    );
+    // Without the listing that reads sources there is no verdict at all,
+    // rather than an empty one that would hide a difference.
+    let cache_only = &stderr[stderr.find("Bad file: ubuntu.sources →").unwrap()..];
+    assert_eq!(apt_file_selection(cache_only), None);
+    assert_eq!(apt_file_selection(""), None);
 }
 
 /// Records without the entry that made them: what must not change when a
@@ -332,8 +455,7 @@ fn converted_sources_read_like_the_list_they_came_from() {
 fn this_machine_sources_round_trip_and_read_like_apt() {
     let root = Path::new("/");
     if !root.join("etc/apt").is_dir() {
-        eprintln!("skipped: this machine has no /etc/apt");
-        return;
+        ferry_testkit::skip!("this machine has no /etc/apt");
     }
     if !have_apt() {
         return;
@@ -370,7 +492,7 @@ fn this_machine_sources_round_trip_and_read_like_apt() {
     if parts.is_dir() {
         assert_eq!(
             ferry_file_selection(&system, &parts),
-            apt_file_selection(&stderr)
+            apt_file_selection(&stderr).expect("apt listed sources.list.d")
         );
     }
     eprintln!(

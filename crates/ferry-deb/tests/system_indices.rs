@@ -26,12 +26,10 @@ fn dpkg_status_agrees_with_dpkg_query() {
         ])
         .output()
     else {
-        eprintln!("skipped: dpkg-query is not available");
-        return;
+        ferry_testkit::skip!("dpkg-query is not available");
     };
     if !status.exists() {
-        eprintln!("skipped: no dpkg status file on this machine");
-        return;
+        ferry_testkit::skip!("no dpkg status file on this machine");
     }
     let expected: BTreeSet<String> = String::from_utf8_lossy(&query.stdout)
         .lines()
@@ -150,8 +148,7 @@ fn compare_with_apt_pkg(path: &Path) {
     let plain = dir.path().join("Packages");
     std::fs::write(&plain, &text).unwrap();
     let Some(apt) = apt_pkg_relations(&plain) else {
-        eprintln!("skipped: python3-apt is not available");
-        return;
+        ferry_testkit::skip!("python3-apt is not available");
     };
     let ours = our_relations(&text);
     let only_ours: Vec<_> = ours.difference(&apt).take(5).collect();
@@ -172,8 +169,7 @@ fn compare_with_apt_pkg(path: &Path) {
 fn apt_lists_read_like_apt_reads_them() {
     let lists = apt_lists();
     if lists.is_empty() {
-        eprintln!("skipped: no Packages lists in /var/lib/apt/lists (run apt-get update)");
-        return;
+        ferry_testkit::skip!("no Packages lists in /var/lib/apt/lists (run apt-get update)");
     }
     for list in lists {
         compare_with_apt_pkg(&list);
@@ -189,11 +185,10 @@ fn real_debian_archives_read_like_apt_reads_them() {
         .filter(|p| p.exists())
         .collect();
     if files.is_empty() {
-        eprintln!(
-            "skipped: no Packages files in {} (set FERRY_DEBIAN_DATA)",
+        ferry_testkit::skip!(
+            "no Packages files in {} (set FERRY_DEBIAN_DATA)",
             dir.display()
         );
-        return;
     }
     for file in files {
         compare_with_apt_pkg(&file);

@@ -198,8 +198,7 @@ mod tests {
             .stdout(Stdio::piped())
             .spawn()
         else {
-            eprintln!("skipped: python3 is not available");
-            return;
+            ferry_testkit::skip!("python3 is not available");
         };
         let mut line = [0u8; 5];
         holder

@@ -13,8 +13,7 @@ use ferry_migrate::apt::AptSandbox;
 #[test]
 fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
     if !have("apt-get") || !have("dpkg-deb") || !have("dpkg-scanpackages") {
-        eprintln!("skipped: needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
-        return;
+        ferry_testkit::skip!("needs apt-get, dpkg-deb and dpkg-scanpackages (dpkg-dev)");
     }
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
@@ -100,8 +99,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
 #[test]
 fn an_unreachable_source_is_an_error_not_an_empty_plan() {
     if !have("apt-get") {
-        eprintln!("skipped: needs apt-get");
-        return;
+        ferry_testkit::skip!("needs apt-get");
     }
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");

@@ -27,8 +27,7 @@ fn installed(name: &str) -> Option<PackageToSave> {
 #[test]
 fn snapshot_marks_agree_with_apt_mark() {
     let Ok(out) = Command::new("apt-mark").arg("showmanual").output() else {
-        eprintln!("skipped: apt-mark is not available");
-        return;
+        ferry_testkit::skip!("apt-mark is not available");
     };
     let manual: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -47,12 +46,10 @@ fn snapshot_marks_agree_with_apt_mark() {
 #[test]
 fn backup_of_this_machine_keeps_a_verified_deb() {
     if !nix_root() {
-        eprintln!("skipped: needs root (apt-get download and the rebuild from installed files read root-only state)");
-        return;
+        ferry_testkit::skip!("needs root (apt-get download and the rebuild from installed files read root-only state)");
     }
     let Some(package) = installed("xz-utils") else {
-        eprintln!("skipped: xz-utils is not installed");
-        return;
+        ferry_testkit::skip!("xz-utils is not installed");
     };
     let dir = tempfile::tempdir().unwrap();
     let backup_dir = dir.path().join("m1");

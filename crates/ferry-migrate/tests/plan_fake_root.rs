@@ -144,7 +144,7 @@ fn apt_tools() -> bool {
         && have("apt-ftparchive")
         && have("gpg");
     if !ok {
-        eprintln!("skipped: needs apt-get, dpkg-deb, dpkg-scanpackages (dpkg-dev), apt-ftparchive (apt-utils) and gpg");
+        ferry_testkit::note_skip!("needs apt-get, dpkg-deb, dpkg-scanpackages (dpkg-dev), apt-ftparchive (apt-utils) and gpg");
     }
     ok
 }

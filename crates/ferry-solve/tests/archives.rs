@@ -20,8 +20,8 @@ fn archive(suite: &str) -> Option<PathBuf> {
     if xz.exists() {
         Some(xz)
     } else {
-        eprintln!(
-            "skipped {suite}: {} not found (set FERRY_DEBIAN_DATA to the folder of the Debian indices)",
+        ferry_testkit::note_skip!(
+            "{suite}: {} not found (set FERRY_DEBIAN_DATA to the folder of the Debian indices)",
             xz.display()
         );
         None
@@ -31,8 +31,7 @@ fn archive(suite: &str) -> Option<PathBuf> {
 #[test]
 fn real_archives_agree_with_dose() {
     if !dose_available() {
-        eprintln!("skipped: dose-distcheck is not installed (apt-get install dose-distcheck)");
-        return;
+        ferry_testkit::skip!("dose-distcheck is not installed (apt-get install dose-distcheck)");
     }
     let suites = std::env::var("FERRY_CHECK_SUITES").unwrap_or("bookworm trixie sid".into());
     let mut compared = 0;
@@ -65,7 +64,7 @@ fn real_archives_agree_with_dose() {
         compared += 1;
     }
     if compared == 0 {
-        eprintln!("skipped: no real archive to compare");
+        ferry_testkit::note_skip!("no real archive to compare");
     }
 }
 

@@ -460,8 +460,7 @@ fn named(reasons: &[Reason]) -> BTreeSet<String> {
 #[test]
 fn installed_verdicts_and_reasons_agree_with_dose_distcheck() {
     if !dose_available() {
-        eprintln!("skipped: needs dose-distcheck on PATH");
-        return;
+        ferry_testkit::skip!("needs dose-distcheck on PATH");
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Packages");

@@ -140,8 +140,7 @@ fn random_archive(rng: &mut StdRng, foreign: bool) -> String {
 #[test]
 fn random_archives_agree_with_dose() {
     if !dose_available() {
-        eprintln!("skipped: dose-distcheck is not installed");
-        return;
+        ferry_testkit::skip!("dose-distcheck is not installed");
     }
     let rounds: usize = std::env::var("FERRY_RANDOM_ROUNDS")
         .ok()
@@ -228,8 +227,7 @@ fn dense_archive(rng: &mut StdRng, n: usize) -> String {
 #[test]
 fn dense_archives_are_decided_and_agree_with_dose() {
     if !dose_available() {
-        eprintln!("skipped: dose-distcheck is not installed");
-        return;
+        ferry_testkit::skip!("dose-distcheck is not installed");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Packages");

@@ -19,7 +19,8 @@
 //! the repositories, `mmdebstrap` makes the systems. Dev-only: nothing here
 //! belongs in a shipped binary. Tests that need root, a tool or the network
 //! start with [`skip_unless!`] and return early, saying why, where they
-//! cannot run.
+//! cannot run; [`skip!`] and [`note_skip!`] say why for other skips. Every
+//! skip is counted in the file `FERRY_SKIP_LOG` names (see [`record_skip`]).
 //!
 //! The environment it reads, all optional:
 //! - `FERRY_TEST_MIRROR`: the Debian mirror for chroots (else the host's
@@ -28,7 +29,8 @@
 //!   (`/var/cache/ferry-test`); delete a tarball there to refresh it;
 //! - `FERRY_TEST_CHROOTS`: where chroots are extracted (/dev/shm when it
 //!   allows device nodes and has 2 GiB free, else the temporary directory);
-//! - `FERRY_BIN`: the ferry binary [`Chroot::ferry`] runs.
+//! - `FERRY_BIN`: the ferry binary [`Chroot::ferry`] runs;
+//! - `FERRY_SKIP_LOG`: a file every skip appends its line to.
 
 mod chroot;
 mod command;
@@ -38,6 +40,7 @@ mod http;
 mod mirror;
 mod repo;
 mod signer;
+mod skip;
 mod snapshot;
 
 pub use chroot::{cache_dir, chroot_parent, Chroot};
@@ -48,6 +51,7 @@ pub use http::{FileServer, Request, RequestLog};
 pub use mirror::host_mirror;
 pub use repo::{host_architecture, Repo, RepoLayout, ServedRepo};
 pub use signer::Signer;
+pub use skip::{record_skip, skip_line, SKIP_LOG};
 pub use snapshot::{InstalledPackage, Snapshot};
 
 use std::path::Path;
@@ -118,15 +122,14 @@ impl<E> Skip for Result<(), E> {
     }
 }
 
-/// Returns early from a test, printing why, unless the machine meets every
-/// [`Need`]: `skip_unless!(Need::Chroots);`. Works in tests returning `()`
-/// and `Result<(), E>`.
+/// Returns early from a test, recording why (see [`record_skip`]), unless
+/// the machine meets every [`Need`]: `skip_unless!(Need::Chroots);`. Works
+/// in tests returning `()` and `Result<(), E>`.
 #[macro_export]
 macro_rules! skip_unless {
     ($($need:expr),+ $(,)?) => {
         if let Some(why) = $crate::unmet(&[$($need),+]) {
-            eprintln!("skipped: {why}");
-            return $crate::Skip::skipped();
+            $crate::skip!("{why}");
         }
     };
 }

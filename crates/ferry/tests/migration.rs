@@ -17,8 +17,7 @@ use support::{deb, expect_exit, unavailable, Chroot, Deb, Repo, Server, Signer};
 macro_rules! skip_unless_possible {
     () => {
         if let Some(why) = unavailable() {
-            eprintln!("skipped: {why}");
-            return;
+            ferry_testkit::skip!("{why}");
         }
     };
 }

@@ -183,8 +183,7 @@ fn raw_header(name: &str, kind: tar::EntryType, size: u64, link: Option<&str>) -
 #[test]
 fn check_fetch_and_every_refusal() {
     if !have("gpg") || !(have("gpgv") || have("sqv")) {
-        eprintln!("skipped: needs gpg and gpgv or sqv");
-        return;
+        ferry_testkit::skip!("needs gpg and gpgv or sqv");
     }
     let root = tempfile::tempdir().unwrap();
     // The least --root accepts as a Debian system.

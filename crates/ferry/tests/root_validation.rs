@@ -351,10 +351,7 @@ fn changing_commands_refuse_a_non_root_user_before_any_work() {
     for (args, command) in cases {
         let output = match as_nobody(root.path(), args) {
             Ok(output) => output,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return;
-            }
+            Err(why) => ferry_testkit::skip!("{why}"),
         };
         expect_exit(&output, 2);
         let stderr = text(&output.stderr);
@@ -389,10 +386,7 @@ fn status_as_nobody_does_not_hide_root_only_journals() {
     for command in ["status", "history"] {
         let output = match as_nobody(root.path(), &[command]) {
             Ok(output) => output,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return;
-            }
+            Err(why) => ferry_testkit::skip!("{why}"),
         };
         expect_exit(&output, 2);
         let stderr = text(&output.stderr);
@@ -448,8 +442,7 @@ impl RealSystem {
 #[test]
 fn plan_as_nobody_reads_a_real_system_or_names_what_needs_root() {
     if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
-        return;
+        ferry_testkit::skip!("{why}");
     }
     let inputs = Inputs::new();
     let world = RealSystem::new();

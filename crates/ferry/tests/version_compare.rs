@@ -34,8 +34,7 @@ fn exit_codes_match_dpkg_for_every_operator() {
             let expected = match dpkg_holds(a, op, b) {
                 Some(holds) => holds,
                 None => {
-                    eprintln!("skipped: dpkg is not available");
-                    return;
+                    ferry_testkit::skip!("dpkg is not available");
                 }
             };
             assert_eq!(code, Some(if expected { 0 } else { 1 }), "{a} {op} {b}");

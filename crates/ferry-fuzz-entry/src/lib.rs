@@ -1,0 +1,217 @@
+//! The body of every fuzz target: `fuzz/fuzz_targets/<name>.rs` hands its
+//! input to the function of the same name here, and so does the stable test
+//! `tests/replay.rs` for every file kept in `fuzz/corpus/<name>/`, so a
+//! replay runs exactly what was fuzzed, without nightly or cargo-fuzz.
+//!
+//! Dev-only. Each function states a property of a parser of outside input
+//! and panics when it does not hold: a panic is the finding, here as under
+//! libFuzzer, so these functions assert rather than return errors.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use ferry_archive::{ArchiveError, Hints, NameMap};
+use ferry_deb::deb822::{paragraphs, Syntax};
+use ferry_deb::os_release::OsRelease;
+use ferry_deb::package::{parse_binary_packages, parse_source_packages};
+use ferry_deb::release::{split_clearsigned, Release};
+use ferry_deb::sources::{parse_sources_text, Format};
+use ferry_deb::{Relations, VersionRef};
+use ferry_migrate::release::bundle::parse_demoted;
+use ferry_migrate::release::meta::MetaRelease;
+use ferry_migrate::Profile;
+
+/// What every target is: a property checked on one input.
+pub type Entry = fn(&[u8]);
+
+/// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
+/// its corpus directory.
+pub const TARGETS: [(&str, Entry); 11] = [
+    ("deb822", deb822),
+    ("hints", hints),
+    ("meta_release", meta_release),
+    ("name_map", name_map),
+    ("os_release", os_release),
+    ("packages", packages),
+    ("profile", profile),
+    ("relation", relation),
+    ("release", release),
+    ("sources", sources),
+    ("version", version),
+];
+
+/// The deb822 paragraph reader never panics, with or without comments, and
+/// every field it returns lies inside its paragraph.
+pub fn deb822(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for syntax in [Syntax::INDEX, Syntax::WITH_COMMENTS] {
+        for paragraph in paragraphs(text, syntax).flatten() {
+            for field in &paragraph.fields {
+                assert!(field.line >= paragraph.line);
+                let _ = field.lines().count();
+            }
+        }
+    }
+}
+
+/// britney hints files given to `ferry archive excuses --hints`: parsing
+/// never panics, and every refusal points at a line and column inside the
+/// text.
+pub fn hints(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(ArchiveError::Hints { line, column, .. }) = Hints::parse(text, Path::new("hints")) {
+        assert_inside(text, line, column);
+    }
+}
+
+/// Meta-release indices (fetched from a server): parsing and choosing an
+/// offer never panic, and the demoted list of a bundle neither.
+pub fn meta_release(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = MetaRelease::parse(text);
+    let _ = parse_demoted(text);
+}
+
+/// Name maps of `ferry archive coverage --map` (a file from the operator):
+/// parsing never panics, and every refusal points at a line and column
+/// inside the text.
+pub fn name_map(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(ArchiveError::Map { line, column, .. }) = NameMap::parse(text, Path::new("map")) {
+        assert_inside(text, line, column);
+    }
+}
+
+/// A refusal's line and column (1-based) lie inside `text`.
+fn assert_inside(text: &str, line: usize, column: usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        line >= 1 && line <= lines.len(),
+        "line {line} of {}",
+        lines.len()
+    );
+    assert!(
+        column >= 1 && column <= lines[line - 1].len().max(1),
+        "column {column}"
+    );
+}
+
+/// os-release parsing never panics, and every accessor works on what
+/// parses.
+pub fn os_release(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(os) = OsRelease::parse(text) {
+        let _ = (
+            os.id(),
+            os.id_like(),
+            os.version_id(),
+            os.version_codename(),
+        );
+        let _ = os.entries().count();
+    }
+}
+
+/// Reading typed binary and source records from any text never panics.
+pub fn packages(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = parse_binary_packages(text);
+    let _ = parse_source_packages(text);
+}
+
+/// Migration profiles (TOML from the operator): checking never panics, and
+/// every refusal points inside the text.
+pub fn profile(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = Profile::parse(text, Path::new("/nonexistent/fuzz.toml")) {
+        assert!(
+            e.line >= 1 && e.line <= text.lines().count().max(1) + 1,
+            "line {} of {}",
+            e.line,
+            text.lines().count()
+        );
+    }
+}
+
+/// Relation parsing never panics, and what it parses prints back to text
+/// that parses to the same relations.
+pub fn relation(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(relations) = Relations::parse(text) {
+        let printed = relations.to_string();
+        match Relations::parse(&printed) {
+            Ok(again) => assert_eq!(again.to_string(), printed),
+            Err(e) => panic!("printed relations {printed:?} do not parse: {e}"),
+        }
+    }
+}
+
+/// Release files and clear-signed InRelease files: parsing and splitting
+/// never panic on any text.
+pub fn release(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = Release::parse(text);
+    let _ = Release::parse_inrelease(text);
+    if let Ok(signed) = split_clearsigned(text) {
+        let _ = Release::parse(&signed.text);
+    }
+}
+
+/// APT sources in both formats: parsing never panics, what parses renders
+/// back byte-identical, and converting one-line text to deb822 gives text
+/// that parses again (or a refusal naming the entry it cannot express).
+pub fn sources(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for format in [Format::OneLine, Format::Deb822] {
+        if let Ok(document) = parse_sources_text(text, format) {
+            assert_eq!(document.text(), text);
+            if format == Format::OneLine {
+                // An entry deb822 cannot express is refused, never mangled.
+                let Ok(converted) = document.to_deb822() else {
+                    continue;
+                };
+                assert!(
+                    parse_sources_text(&converted, Format::Deb822).is_ok(),
+                    "converted text does not parse:\n{converted}"
+                );
+            }
+        }
+    }
+}
+
+/// Version parsing never panics, and ordering is a total order on what
+/// parses: antisymmetric and consistent with equality of the text.
+pub fn version(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let middle = text
+        .char_indices()
+        .nth(text.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    let (a, b) = text.split_at(middle);
+    let _ = VersionRef::parse(text);
+    if let (Ok(x), Ok(y)) = (VersionRef::split(a), VersionRef::split(b)) {
+        assert_eq!(x.cmp(&y), y.cmp(&x).reverse());
+        assert_eq!(x.cmp(&x), Ordering::Equal);
+    }
+}
