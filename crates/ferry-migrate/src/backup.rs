@@ -143,11 +143,11 @@ impl Backup {
         let manifest = Manifest {
             format: 1,
             migration: migration.to_string(),
-            created: crate::events::rfc3339_now(),
+            created: ferry_journal::rfc3339_now(),
             debs,
             files,
         };
-        crate::journal::write_atomic(
+        ferry_journal::write_atomic(
             &dir.join(MANIFEST),
             &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )
@@ -198,7 +198,7 @@ impl Backup {
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BackupError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(path)(std::io::Error::other(e)))?;
-    crate::journal::write_atomic(path, &bytes).map_err(io(path))
+    ferry_journal::write_atomic(path, &bytes).map_err(io(path))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError> {

@@ -16,12 +16,15 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{Backup, BackupError, PackageToSave};
-use crate::events::{EventLog, EventState};
-use crate::journal::{write_atomic, Journal, JournalError, Outcome, Step};
-use crate::lock::{check_dpkg_idle, LockError, MigrationLock};
+use ferry_journal::{
+    check_dpkg_idle, write_atomic, EventLog, EventState, Journal, JournalError, LockError,
+    MigrationLock, Outcome, Step as _, StepObserver,
+};
+
 use crate::plan::{compute, Plan, PlanError};
 use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
+use crate::steps::AptStep;
 use crate::system::SystemRoot;
 
 /// Where ferry keeps its files, under the root.
@@ -59,8 +62,8 @@ impl Layout {
     }
 
     /// Every migration with a journal, oldest first.
-    pub fn journals(&self) -> Vec<Journal> {
-        let mut journals: Vec<Journal> = std::fs::read_dir(self.state_dir())
+    pub fn journals(&self) -> Vec<Journal<AptStep>> {
+        let mut journals: Vec<Journal<AptStep>> = std::fs::read_dir(self.state_dir())
             .into_iter()
             .flatten()
             .flatten()
@@ -71,7 +74,7 @@ impl Layout {
     }
 
     /// The migration still in progress (interrupted), if any.
-    pub fn in_progress(&self) -> Option<Journal> {
+    pub fn in_progress(&self) -> Option<Journal<AptStep>> {
         self.journals()
             .into_iter()
             .rev()
@@ -124,27 +127,27 @@ pub enum RunOutcome {
     /// A step failed before anything changed.
     FailedUnchanged {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
     },
     /// A step failed and the rollback restored the system exactly.
     RolledBack {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
         report: RollbackReport,
     },
     /// A step failed and the system differs from the backup (listed).
     RollbackIncomplete {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
         differences: Vec<String>,
     },
     /// A step failed and `--no-rollback` left the system as it is.
     FailedLeftAsIs {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
     },
     /// ferry upgraded itself: the caller must start `executable` to resume
@@ -155,15 +158,15 @@ pub enum RunOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub no_rollback: bool,
-    /// For tests of crash recovery: stop the process (as a kill would)
-    /// right after this step is journaled as done.
-    pub stop_after: Option<Step>,
+    /// A test seam, unset in a normal run: told of each step right after
+    /// the journal records it as done (crash tests stop the process there).
+    pub observer: Option<StepObserver<AptStep>>,
 }
 
 /// What the CLI shows while a run goes on.
 pub trait Progress {
-    fn step(&mut self, step: Step, state: EventState, message: &str);
-    fn line(&mut self, step: Step, line: &str);
+    fn step(&mut self, step: AptStep, state: EventState, message: &str);
+    fn line(&mut self, step: AptStep, line: &str);
 }
 
 const PROFILE_JSON: &str = "profile.json";
@@ -400,12 +403,12 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn note(&mut self, step: Step, state: EventState, message: &str) {
+    fn note(&mut self, step: AptStep, state: EventState, message: &str) {
         use std::io::Write;
         let _ = writeln!(
             self.log,
             "[{}] {} {:?}: {message}",
-            crate::events::rfc3339_now(),
+            ferry_journal::rfc3339_now(),
             step.as_str(),
             state
         );
@@ -415,11 +418,11 @@ impl<'a> Runner<'a> {
         self.progress.step(step, state, message);
     }
 
-    fn drive(&mut self, journal: &mut Journal) -> Result<RunOutcome, RunError> {
+    fn drive(&mut self, journal: &mut Journal<AptStep>) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let driver = current_driver(&self.layout.root);
         self.note(
-            journal.next_step().unwrap_or(Step::Verify),
+            journal.next_step().unwrap_or(AptStep::Verify),
             EventState::Cmdlog,
             &format!(
                 "ferry {} at {}{}",
@@ -445,9 +448,8 @@ impl<'a> Runner<'a> {
                     journal.save(&journal_path)?;
                     self.note(step, EventState::Ok, "done");
                     self.note(step, EventState::End, "");
-                    if self.options.stop_after == Some(step) {
-                        // Simulates a power cut right after the journal write.
-                        std::process::exit(137);
+                    if let Some(observer) = &self.options.observer {
+                        observer.step_done(step);
                     }
                     if let Some(executable) = self.restart_with.take() {
                         let _ = self.events.emit(
@@ -482,13 +484,13 @@ impl<'a> Runner<'a> {
 
     fn fail(
         &mut self,
-        journal: &mut Journal,
-        step: Step,
+        journal: &mut Journal<AptStep>,
+        step: AptStep,
         error: String,
     ) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let id = self.id.clone();
-        let changed = step >= Step::Sources;
+        let changed = step.changes_system();
         let outcome = if !changed {
             journal.outcome = Outcome::Failed;
             RunOutcome::FailedUnchanged { id, step, error }
@@ -557,14 +559,14 @@ impl<'a> Runner<'a> {
         Ok(outcome)
     }
 
-    fn do_step(&mut self, step: Step) -> Result<(), String> {
+    fn do_step(&mut self, step: AptStep) -> Result<(), String> {
         match step {
             // The plan was computed (and found unblocked) before the journal existed.
-            Step::Preflight => Ok(()),
-            Step::Backup => self.backup(),
-            Step::Sources => self.write_sources(),
-            Step::Update => self.update(),
-            Step::Download => {
+            AptStep::Preflight => Ok(()),
+            AptStep::Backup => self.backup(),
+            AptStep::Sources => self.write_sources(),
+            AptStep::Update => self.update(),
+            AptStep::Download => {
                 let verb = match self.profile.upgrade {
                     Upgrade::Full => "dist-upgrade",
                     Upgrade::None | Upgrade::Safe => "install",
@@ -580,13 +582,13 @@ impl<'a> Runner<'a> {
                 }
                 Ok(())
             }
-            Step::SelfUpgrade => self.self_upgrade(),
-            Step::Packages => {
+            AptStep::SelfUpgrade => self.self_upgrade(),
+            AptStep::Packages => {
                 self.hooks(HookWhen::Before, step)?;
                 let args = self.transaction_args(&["--no-download", "install"]);
                 self.apt(&args, step, false)
             }
-            Step::Upgrade => {
+            AptStep::Upgrade => {
                 let verb = match self.profile.upgrade {
                     Upgrade::None => None,
                     Upgrade::Safe => Some("upgrade"),
@@ -610,13 +612,13 @@ impl<'a> Runner<'a> {
                 }
                 self.hooks(HookWhen::After, step)
             }
-            Step::Verify => self.verify(),
+            AptStep::Verify => self.verify(),
         }
     }
 
     /// Runs the profile's hooks of one kind inside the root, each with its
     /// timeout; a hook that fails or overruns fails the step.
-    fn hooks(&mut self, when: HookWhen, step: Step) -> Result<(), String> {
+    fn hooks(&mut self, when: HookWhen, step: AptStep) -> Result<(), String> {
         let hooks: Vec<_> = self
             .profile
             .hooks
@@ -673,7 +675,7 @@ impl<'a> Runner<'a> {
     /// do-release-upgrade runs the new release's upgrader). The new binary
     /// must start here before the run switches to it.
     fn self_upgrade(&mut self) -> Result<(), String> {
-        let step = Step::SelfUpgrade;
+        let step = AptStep::SelfUpgrade;
         let installed =
             crate::snapshot::installed_packages(&self.layout.root).map_err(|e| e.to_string())?;
         let Some(current) = installed
@@ -806,7 +808,7 @@ impl<'a> Runner<'a> {
     /// its `Err:`/`W:` lines about a target fail the step, and each target's
     /// Release must be in the root's lists afterwards.
     fn update(&mut self) -> Result<(), String> {
-        let step = Step::Update;
+        let step = AptStep::Update;
         let mut args = vec!["-q".to_string()];
         args.extend(self.release_change_allowances());
         args.push("update".into());
@@ -895,7 +897,7 @@ impl<'a> Runner<'a> {
     fn apt(
         &mut self,
         args: &[String],
-        step: Step,
+        step: AptStep,
         errors_in_output_fail: bool,
     ) -> Result<(), String> {
         let (ok, lines) = self.apt_like("apt-get", args, step)?;
@@ -916,7 +918,7 @@ impl<'a> Runner<'a> {
         &mut self,
         program: &str,
         args: &[String],
-        step: Step,
+        step: AptStep,
     ) -> Result<(bool, Vec<String>), String> {
         let mut child = self
             .system
@@ -1012,7 +1014,7 @@ impl<'a> Runner<'a> {
                 problems.push(format!("{name} is not installed"));
             }
         }
-        let (_, audit) = self.apt_like("dpkg", &["--audit".into()], Step::Verify)?;
+        let (_, audit) = self.apt_like("dpkg", &["--audit".into()], AptStep::Verify)?;
         if audit.iter().any(|l| !l.trim().is_empty()) {
             problems.push("dpkg --audit reports unfinished packages".into());
         }
@@ -1028,7 +1030,7 @@ impl<'a> Runner<'a> {
 const SELF_PACKAGE: &str = "ferry";
 
 /// This process, as the journal records it.
-fn current_driver(root: &Path) -> crate::journal::Driver {
+fn current_driver(root: &Path) -> ferry_journal::Driver {
     let package_version = crate::snapshot::installed_packages(root)
         .ok()
         .and_then(|installed| {
@@ -1037,13 +1039,13 @@ fn current_driver(root: &Path) -> crate::journal::Driver {
                 .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
                 .map(|(_, p)| p.version.clone())
         });
-    crate::journal::Driver {
+    ferry_journal::Driver {
         version: env!("CARGO_PKG_VERSION").to_string(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         package_version,
-        started: crate::journal::now(),
+        started: ferry_journal::now(),
     }
 }
 
@@ -1066,7 +1068,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `20261122T114000Z`: sortable, and valid in file names.
 fn compact_time() -> String {
-    crate::events::rfc3339_now()
+    ferry_journal::rfc3339_now()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(15)

@@ -425,7 +425,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     migrate::detach_from_terminal_hangup();
     let options = ferry_migrate::run::RunOptions {
         no_rollback: args.no_rollback,
-        stop_after: migrate::test_stop_after(),
+        observer: migrate::test_observer(),
     };
     let mut progress = migrate::Lines { json: global.json };
     let outcome = ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)
