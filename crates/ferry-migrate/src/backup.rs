@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::plan::{Finding, Severity};
 use crate::repack::RepackError;
@@ -207,8 +206,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(format!("{:x}", Sha256::digest(bytes)))
+    ferry_fetch::sha256_file(path)
+        .map(|(hex, _)| hex)
+        .map_err(io(path))
 }
 
 /// apt's file name for a version: the epoch colon is written `%3a`.

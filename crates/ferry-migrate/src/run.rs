@@ -241,7 +241,7 @@ pub fn run(
         &serde_json::to_vec_pretty(&saved).unwrap_or_default(),
     )
     .map_err(io(&dir))?;
-    let mut journal = Journal::new(&id, &profile.name, &sha256_hex(&profile_text));
+    let mut journal = Journal::new(&id, &profile.name, &ferry_fetch::sha256_hex(&profile_text));
     journal.save(&layout.journal(&id))?;
     let mut runner = Runner::new(&layout, &id, profile, saved, progress, options)?;
     runner
@@ -1059,11 +1059,6 @@ fn dpkg_conffile_options() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// `20261122T114000Z`: sortable, and valid in file names.
