@@ -4,14 +4,16 @@
 //! one lock so that only one run works on a system, and the event log every
 //! ferry command and the fleet agent share.
 //!
-//! Not for doing the steps: each kind of run (the apt migration, later an
-//! image or a takeover) brings its own `Step` enum and the code that does
-//! each step. Nothing here knows apt.
+//! The runner (`drive`) journals around each step and decides what a
+//! failure calls for; each kind of run (the apt migration, later an image or
+//! a takeover) brings its own `Step` enum and the code that does each step
+//! (`Steps`). Nothing here knows apt.
 
 mod atomic;
 mod events;
 mod journal;
 mod lock;
+mod runner;
 
 pub use atomic::write_atomic;
 pub use events::{device_id, rfc3339, rfc3339_now, Event, EventLog, EventState};
@@ -20,3 +22,4 @@ pub use journal::{
     JOURNAL_FORMAT,
 };
 pub use lock::{check_dpkg_idle, current_holder, Holder, LockError, MigrationLock, DPKG_LOCKS};
+pub use runner::{after_failure, drive, AfterFailure, Driven, StepEvent, Steps};

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup::{Backup, BackupError, PackageToSave};
 use ferry_journal::{
-    check_dpkg_idle, write_atomic, EventLog, EventState, Journal, JournalError, LockError,
-    MigrationLock, Outcome, Step as _, StepObserver,
+    after_failure, check_dpkg_idle, write_atomic, AfterFailure, Driven, EventLog, EventState,
+    Journal, JournalError, LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver,
+    Steps,
 };
 
 use crate::plan::{compute, Plan, PlanError};
@@ -437,49 +438,30 @@ impl<'a> Runner<'a> {
         );
         journal.drivers.push(driver);
         journal.save(&journal_path)?;
-        while let Some(step) = journal.next_step() {
-            journal.begin(step)?;
-            journal.save(&journal_path)?;
-            self.note(step, EventState::Ini, "started");
-            let result = self.do_step(step);
-            match result {
-                Ok(()) => {
-                    journal.finish(step, Ok(()))?;
-                    journal.save(&journal_path)?;
-                    self.note(step, EventState::Ok, "done");
-                    self.note(step, EventState::End, "");
-                    if let Some(observer) = &self.options.observer {
-                        observer.step_done(step);
-                    }
-                    if let Some(executable) = self.restart_with.take() {
-                        let _ = self.events.emit(
-                            "run",
-                            "restart",
-                            EventState::Cmdlog,
-                            &format!("continuing under {}", executable.display()),
-                        );
-                        return Ok(RunOutcome::Restart {
-                            id: self.id.clone(),
-                            executable,
-                        });
-                    }
-                }
-                Err(error) => {
-                    self.note(step, EventState::Error, &error);
-                    journal.finish(step, Err(error.clone()))?;
-                    journal.save(&journal_path)?;
-                    self.note(step, EventState::End, "");
-                    return self.fail(journal, step, error);
-                }
+        let observer = self.options.observer.clone();
+        match ferry_journal::drive(journal, &journal_path, self, observer.as_ref())? {
+            Driven::Completed => {
+                let _ = self
+                    .events
+                    .emit("run", "run", EventState::Success, "migration complete");
+                Ok(RunOutcome::Succeeded {
+                    id: self.id.clone(),
+                })
             }
+            Driven::Stopped(executable) => {
+                let _ = self.events.emit(
+                    "run",
+                    "restart",
+                    EventState::Cmdlog,
+                    &format!("continuing under {}", executable.display()),
+                );
+                Ok(RunOutcome::Restart {
+                    id: self.id.clone(),
+                    executable,
+                })
+            }
+            Driven::Failed { step, error } => self.fail(journal, step, error),
         }
-        journal.save(&journal_path)?;
-        let _ = self
-            .events
-            .emit("run", "run", EventState::Success, "migration complete");
-        Ok(RunOutcome::Succeeded {
-            id: self.id.clone(),
-        })
     }
 
     fn fail(
@@ -490,64 +472,70 @@ impl<'a> Runner<'a> {
     ) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let id = self.id.clone();
-        let changed = step.changes_system();
-        let outcome = if !changed {
-            journal.outcome = Outcome::Failed;
-            RunOutcome::FailedUnchanged { id, step, error }
-        } else if self.options.no_rollback {
-            journal.outcome = Outcome::Failed;
-            RunOutcome::FailedLeftAsIs { id, step, error }
-        } else {
-            let _ = self.events.emit(
-                "rollback",
-                "rollback",
-                EventState::Ini,
-                "restoring from the backup",
-            );
-            match Backup::open(&self.layout.backup_dir(&id))
-                .map_err(RollbackError::from)
-                .and_then(|backup| rollback(&self.layout.root, &backup))
-            {
-                Ok(report) if report.complete() => {
-                    journal.outcome = Outcome::RolledBack;
-                    let _ = self.events.emit(
-                        "rollback",
-                        "rollback",
-                        EventState::Ok,
-                        "system equals the backup",
-                    );
-                    RunOutcome::RolledBack {
-                        id,
-                        step,
-                        error,
-                        report,
+        let outcome = match after_failure(step, self.options.no_rollback) {
+            AfterFailure::Stop => {
+                journal.outcome = Outcome::Failed;
+                RunOutcome::FailedUnchanged { id, step, error }
+            }
+            AfterFailure::LeaveAsIs => {
+                journal.outcome = Outcome::Failed;
+                RunOutcome::FailedLeftAsIs { id, step, error }
+            }
+            AfterFailure::RollBack => {
+                let _ = self.events.emit(
+                    "rollback",
+                    "rollback",
+                    EventState::Ini,
+                    "restoring from the backup",
+                );
+                match Backup::open(&self.layout.backup_dir(&id))
+                    .map_err(RollbackError::from)
+                    .and_then(|backup| rollback(&self.layout.root, &backup))
+                {
+                    Ok(report) if report.complete() => {
+                        journal.outcome = Outcome::RolledBack;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Ok,
+                            "system equals the backup",
+                        );
+                        RunOutcome::RolledBack {
+                            id,
+                            step,
+                            error,
+                            report,
+                        }
                     }
-                }
-                Ok(report) => {
-                    journal.outcome = Outcome::RollbackIncomplete;
-                    let _ = self.events.emit(
-                        "rollback",
-                        "rollback",
-                        EventState::Fail,
-                        &report.differences.join("; "),
-                    );
-                    RunOutcome::RollbackIncomplete {
-                        id,
-                        step,
-                        error,
-                        differences: report.differences,
+                    Ok(report) => {
+                        journal.outcome = Outcome::RollbackIncomplete;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Fail,
+                            &report.differences.join("; "),
+                        );
+                        RunOutcome::RollbackIncomplete {
+                            id,
+                            step,
+                            error,
+                            differences: report.differences,
+                        }
                     }
-                }
-                Err(e) => {
-                    journal.outcome = Outcome::RollbackIncomplete;
-                    let _ =
-                        self.events
-                            .emit("rollback", "rollback", EventState::Fail, &e.to_string());
-                    RunOutcome::RollbackIncomplete {
-                        id,
-                        step,
-                        error,
-                        differences: vec![format!("rollback failed: {e}")],
+                    Err(e) => {
+                        journal.outcome = Outcome::RollbackIncomplete;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Fail,
+                            &e.to_string(),
+                        );
+                        RunOutcome::RollbackIncomplete {
+                            id,
+                            step,
+                            error,
+                            differences: vec![format!("rollback failed: {e}")],
+                        }
                     }
                 }
             }
@@ -1023,6 +1011,29 @@ impl<'a> Runner<'a> {
         } else {
             Err(problems.join("; "))
         }
+    }
+}
+
+/// The apt run as the journal's runner drives it.
+impl Steps<AptStep> for Runner<'_> {
+    /// The new ferry binary to continue under, after a self-upgrade.
+    type Stop = PathBuf;
+
+    fn run(&mut self, step: AptStep) -> Result<(), String> {
+        self.do_step(step)
+    }
+
+    fn report(&mut self, step: AptStep, event: StepEvent<'_>) {
+        match event {
+            StepEvent::Started => self.note(step, EventState::Ini, "started"),
+            StepEvent::Done => self.note(step, EventState::Ok, "done"),
+            StepEvent::Failed(error) => self.note(step, EventState::Error, error),
+            StepEvent::Ended => self.note(step, EventState::End, ""),
+        }
+    }
+
+    fn stop_after(&mut self, _step: AptStep) -> Option<PathBuf> {
+        self.restart_with.take()
     }
 }
 
