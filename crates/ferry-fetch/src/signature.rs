@@ -75,27 +75,10 @@ pub fn verify_detached(
         .env("LC_ALL", "C")
         .output()
     {
-        let status = String::from_utf8_lossy(&gpgv.stdout);
-        let valid: Vec<String> = status
-            .lines()
-            .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-            .collect();
-        let bad: Vec<&str> = status
-            .lines()
-            .filter_map(|l| l.strip_prefix("[GNUPG:] "))
-            .filter(|l| REFUSED.iter().any(|s| l.starts_with(s)))
-            .collect();
-        if !gpgv.status.success() || valid.is_empty() || !bad.is_empty() {
-            let mut why = bad.iter().map(|l| describe(l)).collect::<Vec<_>>();
-            if why.is_empty() {
-                why.push(reason(&gpgv.stderr));
-            }
-            return Err(refused("gpgv", why.join("; ")));
-        }
+        let signers = gpgv_signers(&gpgv).map_err(|why| refused("gpgv", why))?;
         verified = Some(Verified {
             tool: "gpgv",
-            signers: valid,
+            signers,
         });
     }
     // sqv as well when installed: apt's default verifier, with its own
@@ -144,6 +127,21 @@ pub fn verify_clearsigned(keyrings: &[PathBuf], file: &Path) -> Result<Verified,
         .env("LC_ALL", "C")
         .output()
         .map_err(|_| SignatureError::NoVerifier)?;
+    let signers = gpgv_signers(&gpgv).map_err(|reason| SignatureError::Refused {
+        tool: "gpgv",
+        signature: file.to_path_buf(),
+        data: file.to_path_buf(),
+        reason,
+    })?;
+    Ok(Verified {
+        tool: "gpgv",
+        signers,
+    })
+}
+
+/// The fingerprints gpgv reported a valid signature from, read with the
+/// rules of apt's gpgv method, or why it refused, in words.
+fn gpgv_signers(gpgv: &std::process::Output) -> Result<Vec<String>, String> {
     let status = String::from_utf8_lossy(&gpgv.stdout);
     let valid: Vec<String> = status
         .lines()
@@ -160,17 +158,9 @@ pub fn verify_clearsigned(keyrings: &[PathBuf], file: &Path) -> Result<Verified,
         if why.is_empty() {
             why.push(reason(&gpgv.stderr));
         }
-        return Err(SignatureError::Refused {
-            tool: "gpgv",
-            signature: file.to_path_buf(),
-            data: file.to_path_buf(),
-            reason: why.join("; "),
-        });
+        return Err(why.join("; "));
     }
-    Ok(Verified {
-        tool: "gpgv",
-        signers: valid,
-    })
+    Ok(valid)
 }
 
 /// The gpgv status keywords apt's gpgv method treats as a failure.

@@ -150,6 +150,17 @@ mod tests {
         seen: Vec<String>,
     }
 
+    impl<'a> Recorder<'a> {
+        fn new(path: &'a Path, fail: Option<Flash>, stop: Option<Flash>) -> Self {
+            Recorder {
+                path,
+                fail,
+                stop,
+                seen: Vec::new(),
+            }
+        }
+    }
+
     impl Steps<Flash> for Recorder<'_> {
         type Stop = &'static str;
         fn run(&mut self, step: Flash) -> Result<(), String> {
@@ -178,12 +189,7 @@ mod tests {
         let path = dir.path().join("state.json");
         let mut journal: Journal<Flash> = Journal::new("f1", "image", "00");
         journal.save(&path).unwrap();
-        let mut recorder = Recorder {
-            path: &path,
-            fail,
-            stop,
-            seen: Vec::new(),
-        };
+        let mut recorder = Recorder::new(&path, fail, stop);
         let driven = drive(&mut journal, &path, &mut recorder, None).unwrap();
         assert_eq!(
             Journal::<Flash>::load(&path).unwrap(),
@@ -226,12 +232,7 @@ mod tests {
         let path = dir.path().join("state.json");
         let mut journal: Journal<Flash> = Journal::new("f1", "image", "00");
         journal.save(&path).unwrap();
-        let mut recorder = Recorder {
-            path: &path,
-            fail: None,
-            stop: None,
-            seen: Vec::new(),
-        };
+        let mut recorder = Recorder::new(&path, None, None);
         let observed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let into = std::sync::Arc::clone(&observed);
         let observer = StepObserver::new(move |s: Flash| into.lock().unwrap().push(s));
@@ -244,12 +245,7 @@ mod tests {
             ["Started check", "run check", "Done check", "Ended check"]
         );
         // A finished journal has nothing left to drive.
-        let mut again = Recorder {
-            path: &path,
-            fail: None,
-            stop: None,
-            seen: Vec::new(),
-        };
+        let mut again = Recorder::new(&path, None, None);
         assert_eq!(
             drive(&mut journal, &path, &mut again, None).unwrap(),
             Driven::Completed
