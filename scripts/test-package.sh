@@ -223,7 +223,7 @@ else
 fi
 
 # ---------------------------------------------------------------- prerm
-# A migration as ferry-migrate leaves it on disk (docs/packaging.md): its
+# A migration as ferry leaves it on disk (docs/packaging.md, ferry-journal): its
 # journal, and the lock naming it and the pid of the ferry running it.
 write_journal() { # write_journal ID OUTCOME
   mkdir -p "$root/var/lib/ferry/$1"

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::plan::{Finding, Severity};
 use crate::repack::RepackError;
@@ -143,11 +142,11 @@ impl Backup {
         let manifest = Manifest {
             format: 1,
             migration: migration.to_string(),
-            created: crate::events::rfc3339_now(),
+            created: ferry_journal::rfc3339_now(),
             debs,
             files,
         };
-        crate::journal::write_atomic(
+        ferry_journal::write_atomic(
             &dir.join(MANIFEST),
             &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )
@@ -198,7 +197,7 @@ impl Backup {
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BackupError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(path)(std::io::Error::other(e)))?;
-    crate::journal::write_atomic(path, &bytes).map_err(io(path))
+    ferry_journal::write_atomic(path, &bytes).map_err(io(path))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError> {
@@ -207,8 +206,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(format!("{:x}", Sha256::digest(bytes)))
+    ferry_fetch::sha256_file(path)
+        .map(|(hex, _)| hex)
+        .map_err(io(path))
 }
 
 /// apt's file name for a version: the epoch colon is written `%3a`.

@@ -4,15 +4,14 @@
 //! offline backup and a rollback that proves it restored the system.
 //!
 //! Not for reading Debian formats (ferry-deb) or deciding installability
-//! (ferry-solve); this crate decides and records, apt and dpkg act.
+//! (ferry-solve); this crate decides, apt and dpkg act. The journal, the lock
+//! and the event log are ferry-journal's; downloads and signatures are
+//! ferry-fetch's.
 
 pub mod apt;
 pub mod apt_lists;
 pub mod backup;
 pub mod checks;
-pub mod events;
-pub mod journal;
-pub mod lock;
 pub mod plan;
 pub mod profile;
 pub mod release;
@@ -20,9 +19,9 @@ pub mod repack;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;
+pub mod steps;
 pub mod system;
 pub mod target;
 
-pub use journal::{Journal, Outcome, Step};
-pub use lock::MigrationLock;
 pub use profile::{Profile, ProfileError};
+pub use steps::AptStep;

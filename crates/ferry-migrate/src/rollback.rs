@@ -242,7 +242,7 @@ fn restore_marks(root: &Path, backup_dir: &Path) -> Result<(), RollbackError> {
     let live = root.join("var/lib/apt/extended_states");
     if saved.is_file() {
         let bytes = std::fs::read(&saved).map_err(io(&saved))?;
-        crate::journal::write_atomic(&live, &bytes).map_err(io(&live))?;
+        ferry_journal::write_atomic(&live, &bytes).map_err(io(&live))?;
     } else if live.exists() {
         std::fs::remove_file(&live).map_err(io(&live))?;
     }

@@ -16,12 +16,16 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{Backup, BackupError, PackageToSave};
-use crate::events::{EventLog, EventState};
-use crate::journal::{write_atomic, Journal, JournalError, Outcome, Step};
-use crate::lock::{check_dpkg_idle, LockError, MigrationLock};
+use ferry_journal::{
+    after_failure, check_dpkg_idle, write_atomic, AfterFailure, Driven, EventLog, EventState,
+    Journal, JournalError, LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver,
+    Steps,
+};
+
 use crate::plan::{compute, Plan, PlanError};
 use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
+use crate::steps::AptStep;
 use crate::system::SystemRoot;
 
 /// Where ferry keeps its files, under the root.
@@ -59,8 +63,8 @@ impl Layout {
     }
 
     /// Every migration with a journal, oldest first.
-    pub fn journals(&self) -> Vec<Journal> {
-        let mut journals: Vec<Journal> = std::fs::read_dir(self.state_dir())
+    pub fn journals(&self) -> Vec<Journal<AptStep>> {
+        let mut journals: Vec<Journal<AptStep>> = std::fs::read_dir(self.state_dir())
             .into_iter()
             .flatten()
             .flatten()
@@ -71,7 +75,7 @@ impl Layout {
     }
 
     /// The migration still in progress (interrupted), if any.
-    pub fn in_progress(&self) -> Option<Journal> {
+    pub fn in_progress(&self) -> Option<Journal<AptStep>> {
         self.journals()
             .into_iter()
             .rev()
@@ -124,27 +128,27 @@ pub enum RunOutcome {
     /// A step failed before anything changed.
     FailedUnchanged {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
     },
     /// A step failed and the rollback restored the system exactly.
     RolledBack {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
         report: RollbackReport,
     },
     /// A step failed and the system differs from the backup (listed).
     RollbackIncomplete {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
         differences: Vec<String>,
     },
     /// A step failed and `--no-rollback` left the system as it is.
     FailedLeftAsIs {
         id: String,
-        step: Step,
+        step: AptStep,
         error: String,
     },
     /// ferry upgraded itself: the caller must start `executable` to resume
@@ -155,15 +159,15 @@ pub enum RunOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub no_rollback: bool,
-    /// For tests of crash recovery: stop the process (as a kill would)
-    /// right after this step is journaled as done.
-    pub stop_after: Option<Step>,
+    /// A test seam, unset in a normal run: told of each step right after
+    /// the journal records it as done (crash tests stop the process there).
+    pub observer: Option<StepObserver<AptStep>>,
 }
 
 /// What the CLI shows while a run goes on.
 pub trait Progress {
-    fn step(&mut self, step: Step, state: EventState, message: &str);
-    fn line(&mut self, step: Step, line: &str);
+    fn step(&mut self, step: AptStep, state: EventState, message: &str);
+    fn line(&mut self, step: AptStep, line: &str);
 }
 
 const PROFILE_JSON: &str = "profile.json";
@@ -238,7 +242,7 @@ pub fn run(
         &serde_json::to_vec_pretty(&saved).unwrap_or_default(),
     )
     .map_err(io(&dir))?;
-    let mut journal = Journal::new(&id, &profile.name, &sha256_hex(&profile_text));
+    let mut journal = Journal::new(&id, &profile.name, &ferry_fetch::sha256_hex(&profile_text));
     journal.save(&layout.journal(&id))?;
     let mut runner = Runner::new(&layout, &id, profile, saved, progress, options)?;
     runner
@@ -400,12 +404,12 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn note(&mut self, step: Step, state: EventState, message: &str) {
+    fn note(&mut self, step: AptStep, state: EventState, message: &str) {
         use std::io::Write;
         let _ = writeln!(
             self.log,
             "[{}] {} {:?}: {message}",
-            crate::events::rfc3339_now(),
+            ferry_journal::rfc3339_now(),
             step.as_str(),
             state
         );
@@ -415,11 +419,11 @@ impl<'a> Runner<'a> {
         self.progress.step(step, state, message);
     }
 
-    fn drive(&mut self, journal: &mut Journal) -> Result<RunOutcome, RunError> {
+    fn drive(&mut self, journal: &mut Journal<AptStep>) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let driver = current_driver(&self.layout.root);
         self.note(
-            journal.next_step().unwrap_or(Step::Verify),
+            journal.next_step().unwrap_or(AptStep::Verify),
             EventState::Cmdlog,
             &format!(
                 "ferry {} at {}{}",
@@ -434,118 +438,104 @@ impl<'a> Runner<'a> {
         );
         journal.drivers.push(driver);
         journal.save(&journal_path)?;
-        while let Some(step) = journal.next_step() {
-            journal.begin(step)?;
-            journal.save(&journal_path)?;
-            self.note(step, EventState::Ini, "started");
-            let result = self.do_step(step);
-            match result {
-                Ok(()) => {
-                    journal.finish(step, Ok(()))?;
-                    journal.save(&journal_path)?;
-                    self.note(step, EventState::Ok, "done");
-                    self.note(step, EventState::End, "");
-                    if self.options.stop_after == Some(step) {
-                        // Simulates a power cut right after the journal write.
-                        std::process::exit(137);
-                    }
-                    if let Some(executable) = self.restart_with.take() {
-                        let _ = self.events.emit(
-                            "run",
-                            "restart",
-                            EventState::Cmdlog,
-                            &format!("continuing under {}", executable.display()),
-                        );
-                        return Ok(RunOutcome::Restart {
-                            id: self.id.clone(),
-                            executable,
-                        });
-                    }
-                }
-                Err(error) => {
-                    self.note(step, EventState::Error, &error);
-                    journal.finish(step, Err(error.clone()))?;
-                    journal.save(&journal_path)?;
-                    self.note(step, EventState::End, "");
-                    return self.fail(journal, step, error);
-                }
+        let observer = self.options.observer.clone();
+        match ferry_journal::drive(journal, &journal_path, self, observer.as_ref())? {
+            Driven::Completed => {
+                let _ = self
+                    .events
+                    .emit("run", "run", EventState::Success, "migration complete");
+                Ok(RunOutcome::Succeeded {
+                    id: self.id.clone(),
+                })
             }
+            Driven::Stopped(executable) => {
+                let _ = self.events.emit(
+                    "run",
+                    "restart",
+                    EventState::Cmdlog,
+                    &format!("continuing under {}", executable.display()),
+                );
+                Ok(RunOutcome::Restart {
+                    id: self.id.clone(),
+                    executable,
+                })
+            }
+            Driven::Failed { step, error } => self.fail(journal, step, error),
         }
-        journal.save(&journal_path)?;
-        let _ = self
-            .events
-            .emit("run", "run", EventState::Success, "migration complete");
-        Ok(RunOutcome::Succeeded {
-            id: self.id.clone(),
-        })
     }
 
     fn fail(
         &mut self,
-        journal: &mut Journal,
-        step: Step,
+        journal: &mut Journal<AptStep>,
+        step: AptStep,
         error: String,
     ) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let id = self.id.clone();
-        let changed = step >= Step::Sources;
-        let outcome = if !changed {
-            journal.outcome = Outcome::Failed;
-            RunOutcome::FailedUnchanged { id, step, error }
-        } else if self.options.no_rollback {
-            journal.outcome = Outcome::Failed;
-            RunOutcome::FailedLeftAsIs { id, step, error }
-        } else {
-            let _ = self.events.emit(
-                "rollback",
-                "rollback",
-                EventState::Ini,
-                "restoring from the backup",
-            );
-            match Backup::open(&self.layout.backup_dir(&id))
-                .map_err(RollbackError::from)
-                .and_then(|backup| rollback(&self.layout.root, &backup))
-            {
-                Ok(report) if report.complete() => {
-                    journal.outcome = Outcome::RolledBack;
-                    let _ = self.events.emit(
-                        "rollback",
-                        "rollback",
-                        EventState::Ok,
-                        "system equals the backup",
-                    );
-                    RunOutcome::RolledBack {
-                        id,
-                        step,
-                        error,
-                        report,
+        let outcome = match after_failure(step, self.options.no_rollback) {
+            AfterFailure::Stop => {
+                journal.outcome = Outcome::Failed;
+                RunOutcome::FailedUnchanged { id, step, error }
+            }
+            AfterFailure::LeaveAsIs => {
+                journal.outcome = Outcome::Failed;
+                RunOutcome::FailedLeftAsIs { id, step, error }
+            }
+            AfterFailure::RollBack => {
+                let _ = self.events.emit(
+                    "rollback",
+                    "rollback",
+                    EventState::Ini,
+                    "restoring from the backup",
+                );
+                match Backup::open(&self.layout.backup_dir(&id))
+                    .map_err(RollbackError::from)
+                    .and_then(|backup| rollback(&self.layout.root, &backup))
+                {
+                    Ok(report) if report.complete() => {
+                        journal.outcome = Outcome::RolledBack;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Ok,
+                            "system equals the backup",
+                        );
+                        RunOutcome::RolledBack {
+                            id,
+                            step,
+                            error,
+                            report,
+                        }
                     }
-                }
-                Ok(report) => {
-                    journal.outcome = Outcome::RollbackIncomplete;
-                    let _ = self.events.emit(
-                        "rollback",
-                        "rollback",
-                        EventState::Fail,
-                        &report.differences.join("; "),
-                    );
-                    RunOutcome::RollbackIncomplete {
-                        id,
-                        step,
-                        error,
-                        differences: report.differences,
+                    Ok(report) => {
+                        journal.outcome = Outcome::RollbackIncomplete;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Fail,
+                            &report.differences.join("; "),
+                        );
+                        RunOutcome::RollbackIncomplete {
+                            id,
+                            step,
+                            error,
+                            differences: report.differences,
+                        }
                     }
-                }
-                Err(e) => {
-                    journal.outcome = Outcome::RollbackIncomplete;
-                    let _ =
-                        self.events
-                            .emit("rollback", "rollback", EventState::Fail, &e.to_string());
-                    RunOutcome::RollbackIncomplete {
-                        id,
-                        step,
-                        error,
-                        differences: vec![format!("rollback failed: {e}")],
+                    Err(e) => {
+                        journal.outcome = Outcome::RollbackIncomplete;
+                        let _ = self.events.emit(
+                            "rollback",
+                            "rollback",
+                            EventState::Fail,
+                            &e.to_string(),
+                        );
+                        RunOutcome::RollbackIncomplete {
+                            id,
+                            step,
+                            error,
+                            differences: vec![format!("rollback failed: {e}")],
+                        }
                     }
                 }
             }
@@ -557,14 +547,14 @@ impl<'a> Runner<'a> {
         Ok(outcome)
     }
 
-    fn do_step(&mut self, step: Step) -> Result<(), String> {
+    fn do_step(&mut self, step: AptStep) -> Result<(), String> {
         match step {
             // The plan was computed (and found unblocked) before the journal existed.
-            Step::Preflight => Ok(()),
-            Step::Backup => self.backup(),
-            Step::Sources => self.write_sources(),
-            Step::Update => self.update(),
-            Step::Download => {
+            AptStep::Preflight => Ok(()),
+            AptStep::Backup => self.backup(),
+            AptStep::Sources => self.write_sources(),
+            AptStep::Update => self.update(),
+            AptStep::Download => {
                 let verb = match self.profile.upgrade {
                     Upgrade::Full => "dist-upgrade",
                     Upgrade::None | Upgrade::Safe => "install",
@@ -580,13 +570,13 @@ impl<'a> Runner<'a> {
                 }
                 Ok(())
             }
-            Step::SelfUpgrade => self.self_upgrade(),
-            Step::Packages => {
+            AptStep::SelfUpgrade => self.self_upgrade(),
+            AptStep::Packages => {
                 self.hooks(HookWhen::Before, step)?;
                 let args = self.transaction_args(&["--no-download", "install"]);
                 self.apt(&args, step, false)
             }
-            Step::Upgrade => {
+            AptStep::Upgrade => {
                 let verb = match self.profile.upgrade {
                     Upgrade::None => None,
                     Upgrade::Safe => Some("upgrade"),
@@ -610,13 +600,13 @@ impl<'a> Runner<'a> {
                 }
                 self.hooks(HookWhen::After, step)
             }
-            Step::Verify => self.verify(),
+            AptStep::Verify => self.verify(),
         }
     }
 
     /// Runs the profile's hooks of one kind inside the root, each with its
     /// timeout; a hook that fails or overruns fails the step.
-    fn hooks(&mut self, when: HookWhen, step: Step) -> Result<(), String> {
+    fn hooks(&mut self, when: HookWhen, step: AptStep) -> Result<(), String> {
         let hooks: Vec<_> = self
             .profile
             .hooks
@@ -673,7 +663,7 @@ impl<'a> Runner<'a> {
     /// do-release-upgrade runs the new release's upgrader). The new binary
     /// must start here before the run switches to it.
     fn self_upgrade(&mut self) -> Result<(), String> {
-        let step = Step::SelfUpgrade;
+        let step = AptStep::SelfUpgrade;
         let installed =
             crate::snapshot::installed_packages(&self.layout.root).map_err(|e| e.to_string())?;
         let Some(current) = installed
@@ -806,7 +796,7 @@ impl<'a> Runner<'a> {
     /// its `Err:`/`W:` lines about a target fail the step, and each target's
     /// Release must be in the root's lists afterwards.
     fn update(&mut self) -> Result<(), String> {
-        let step = Step::Update;
+        let step = AptStep::Update;
         let mut args = vec!["-q".to_string()];
         args.extend(self.release_change_allowances());
         args.push("update".into());
@@ -895,7 +885,7 @@ impl<'a> Runner<'a> {
     fn apt(
         &mut self,
         args: &[String],
-        step: Step,
+        step: AptStep,
         errors_in_output_fail: bool,
     ) -> Result<(), String> {
         let (ok, lines) = self.apt_like("apt-get", args, step)?;
@@ -916,7 +906,7 @@ impl<'a> Runner<'a> {
         &mut self,
         program: &str,
         args: &[String],
-        step: Step,
+        step: AptStep,
     ) -> Result<(bool, Vec<String>), String> {
         let mut child = self
             .system
@@ -1012,7 +1002,7 @@ impl<'a> Runner<'a> {
                 problems.push(format!("{name} is not installed"));
             }
         }
-        let (_, audit) = self.apt_like("dpkg", &["--audit".into()], Step::Verify)?;
+        let (_, audit) = self.apt_like("dpkg", &["--audit".into()], AptStep::Verify)?;
         if audit.iter().any(|l| !l.trim().is_empty()) {
             problems.push("dpkg --audit reports unfinished packages".into());
         }
@@ -1024,11 +1014,34 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// The apt run as the journal's runner drives it.
+impl Steps<AptStep> for Runner<'_> {
+    /// The new ferry binary to continue under, after a self-upgrade.
+    type Stop = PathBuf;
+
+    fn run(&mut self, step: AptStep) -> Result<(), String> {
+        self.do_step(step)
+    }
+
+    fn report(&mut self, step: AptStep, event: StepEvent<'_>) {
+        match event {
+            StepEvent::Started => self.note(step, EventState::Ini, "started"),
+            StepEvent::Done => self.note(step, EventState::Ok, "done"),
+            StepEvent::Failed(error) => self.note(step, EventState::Error, error),
+            StepEvent::Ended => self.note(step, EventState::End, ""),
+        }
+    }
+
+    fn stop_after(&mut self, _step: AptStep) -> Option<PathBuf> {
+        self.restart_with.take()
+    }
+}
+
 /// The package ferry itself ships as.
 const SELF_PACKAGE: &str = "ferry";
 
 /// This process, as the journal records it.
-fn current_driver(root: &Path) -> crate::journal::Driver {
+fn current_driver(root: &Path) -> ferry_journal::Driver {
     let package_version = crate::snapshot::installed_packages(root)
         .ok()
         .and_then(|installed| {
@@ -1037,13 +1050,13 @@ fn current_driver(root: &Path) -> crate::journal::Driver {
                 .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
                 .map(|(_, p)| p.version.clone())
         });
-    crate::journal::Driver {
+    ferry_journal::Driver {
         version: env!("CARGO_PKG_VERSION").to_string(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         package_version,
-        started: crate::journal::now(),
+        started: ferry_journal::now(),
     }
 }
 
@@ -1059,14 +1072,9 @@ fn dpkg_conffile_options() -> Vec<String> {
     .collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("{:x}", Sha256::digest(bytes))
-}
-
 /// `20261122T114000Z`: sortable, and valid in file names.
 fn compact_time() -> String {
-    crate::events::rfc3339_now()
+    ferry_journal::rfc3339_now()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(15)

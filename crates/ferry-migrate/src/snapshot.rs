@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use ferry_deb::package::{parse_binary_packages, Selection};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// One installed package, keyed by `name:arch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +209,7 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, FileState>, SnapshotErro
                 "dir".to_string()
             } else {
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                format!("{:x}", Sha256::digest(bytes))
+                ferry_fetch::sha256_hex(&bytes)
             };
             out.insert(
                 relative,

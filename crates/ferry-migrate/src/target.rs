@@ -273,15 +273,13 @@ fn verify(
         return Err("no keyring to check it against".into());
     }
     match release {
-        ReleaseFile::InRelease(file) => {
-            crate::release::signature::verify_clearsigned(&keyrings, file)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
+        ReleaseFile::InRelease(file) => ferry_fetch::verify_clearsigned(&keyrings, file)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         ReleaseFile::Detached { release, signature } => {
             let mut last = String::from("no keyring accepted it");
             for keyring in &keyrings {
-                match crate::release::signature::verify_detached(keyring, signature, release) {
+                match ferry_fetch::verify_detached(keyring, signature, release) {
                     Ok(_) => return Ok(()),
                     Err(e) => last = e.to_string(),
                 }

@@ -353,7 +353,7 @@ fn refusals_change_nothing() {
     assert!(stderr.contains("unknown field `remvoe`"), "{stderr}");
 
     // A second run while one holds the lock: the holder is named, exit 3.
-    let lock = ferry_migrate::MigrationLock::acquire(
+    let lock = ferry_journal::MigrationLock::acquire(
         &world.sys.path().join("var/lib/ferry/lock"),
         "other-migration",
     )

@@ -12,15 +12,13 @@
 //! bundle to the migration runner.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use ferry_deb::sources::{parse_sources_text, Format};
-use sha2::{Digest, Sha256};
+use ferry_fetch::{Compression, FetchError, Limits, SignatureError, TarError, Verified};
 
-use super::fetch::{self, FetchError};
 use super::meta::BundleRef;
-use super::signature::{self, SignatureError, Verified};
 use crate::profile::{PackageName, Profile, ProfileError};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,26 +29,8 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not a tar archive (plain, gzip, xz or zstd)", path.display())]
-    NotATar { path: PathBuf },
-    #[error("{}: the archive is damaged: {message}", path.display())]
-    Corrupt { path: PathBuf, message: String },
-    #[error("entry `{entry}`: absolute paths are refused")]
-    Absolute { entry: String },
-    #[error("entry `{entry}`: `..` would leave the bundle")]
-    Traversal { entry: String },
-    #[error("entry `{entry}`: links to `{target}`, outside the bundle")]
-    LinkOut { entry: String, target: String },
-    #[error("entry `{entry}`: {kind} entries are refused")]
-    Special { entry: String, kind: &'static str },
-    #[error("entry `{entry}`: {size} bytes, over the limit of {limit}")]
-    EntryTooLarge {
-        entry: String,
-        size: u64,
-        limit: u64,
-    },
-    #[error("the bundle unpacks to more than {limit} bytes or {max_entries} entries")]
-    TooLarge { limit: u64, max_entries: usize },
+    #[error(transparent)]
+    Tar(#[from] TarError),
     #[error("the bundle holds no APT sources (sources.list, *.list or *.sources)")]
     NoSources,
     #[error("{file}:{line}:{column}: {message} (expected {expected})")]
@@ -84,257 +64,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// How much a bundle may unpack to: it holds text files, so the defaults
-/// are generous for that and small for anything else.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub file_bytes: u64,
-    pub total_bytes: u64,
-    pub entries: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            file_bytes: 16 << 20,
-            total_bytes: 64 << 20,
-            entries: 10_000,
-        }
-    }
-}
-
-/// The compressions a bundle may use, told by magic bytes, not the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Xz,
-    Zstd,
-}
-
-impl Compression {
-    pub fn detect(head: &[u8]) -> Option<Compression> {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Some(Compression::Gzip)
-        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Some(Compression::Xz)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Some(Compression::Zstd)
-        } else if head.len() >= 262 && &head[257..262] == b"ustar" {
-            Some(Compression::None)
-        } else {
-            None
-        }
-    }
-
-    /// The compression a file name asks for (`ferry release bundle -o`).
-    pub fn for_name(name: &str) -> Option<Compression> {
-        [
-            (".tar", Compression::None),
-            (".tar.gz", Compression::Gzip),
-            (".tgz", Compression::Gzip),
-            (".tar.xz", Compression::Xz),
-            (".txz", Compression::Xz),
-            (".tar.zst", Compression::Zstd),
-            (".tzst", Compression::Zstd),
-        ]
-        .iter()
-        .find(|(suffix, _)| name.ends_with(suffix))
-        .map(|(_, c)| *c)
-    }
-}
-
-fn open_archive(path: &Path) -> Result<Box<dyn Read>, BundleError> {
-    let mut file = File::open(path).map_err(io(path))?;
-    let mut head = vec![0u8; 512];
-    let mut filled = 0;
-    while filled < head.len() {
-        let n = file.read(&mut head[filled..]).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    head.truncate(filled);
-    let compression = Compression::detect(&head).ok_or_else(|| BundleError::NotATar {
-        path: path.to_path_buf(),
-    })?;
-    let file = File::open(path).map_err(io(path))?;
-    let reader = BufReader::new(file);
-    Ok(match compression {
-        Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(reader)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(io(path))?)
-        }
-    })
-}
-
-/// The path of an entry inside the bundle, or why it may not be there.
-fn inside(entry: &str, path: &Path) -> Result<PathBuf, BundleError> {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(BundleError::Traversal {
-                    entry: entry.to_string(),
-                })
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(BundleError::Absolute {
-                    entry: entry.to_string(),
-                })
-            }
-        }
-    }
-    Ok(clean)
-}
-
-/// Where a link at `at` pointing to `target` lands, when it stays inside.
-fn link_inside(at: &Path, target: &Path) -> Option<PathBuf> {
-    if target.is_absolute() {
-        return None;
-    }
-    let mut parts: Vec<&std::ffi::OsStr> = at
-        .parent()
-        .map(|p| p.components().filter_map(normal).collect())
-        .unwrap_or_default();
-    for component in target.components() {
-        match component {
-            Component::Normal(part) => parts.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            _ => return None,
-        }
-    }
-    Some(parts.iter().collect())
-}
-
-fn normal(c: Component<'_>) -> Option<&std::ffi::OsStr> {
-    match c {
-        Component::Normal(p) => Some(p),
-        _ => None,
-    }
-}
-
-/// Unpacks `archive` into the empty directory `dest`, refusing anything
-/// that would land outside it or is not a plain file, directory or
-/// in-bundle link. Symlinks are made last, so no file is written through one.
-pub fn extract(archive: &Path, dest: &Path, limits: Limits) -> Result<(), BundleError> {
-    let corrupt = |e: std::io::Error| BundleError::Corrupt {
-        path: archive.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut tar = tar::Archive::new(open_archive(archive)?);
-    let mut total = 0u64;
-    let mut count = 0usize;
-    let mut symlinks = Vec::new();
-    for entry in tar.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let raw = entry.path_bytes();
-        let name = String::from_utf8_lossy(&raw).into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
-            continue;
-        }
-        count += 1;
-        if count > limits.entries {
-            return Err(BundleError::TooLarge {
-                limit: limits.total_bytes,
-                max_entries: limits.entries,
-            });
-        }
-        let path = entry.path().map_err(corrupt)?.into_owned();
-        let relative = inside(&name, &path)?;
-        if relative.as_os_str().is_empty() {
-            continue;
-        }
-        let target = dest.join(&relative);
-        let special = |kind| BundleError::Special {
-            entry: name.clone(),
-            kind,
-        };
-        if kind.is_dir() {
-            std::fs::create_dir_all(&target).map_err(io(&target))?;
-        } else if kind.is_file() {
-            let size = entry.header().size().map_err(corrupt)?;
-            if size > limits.file_bytes {
-                return Err(BundleError::EntryTooLarge {
-                    entry: name,
-                    size,
-                    limit: limits.file_bytes,
-                });
-            }
-            total += size;
-            if total > limits.total_bytes {
-                return Err(BundleError::TooLarge {
-                    limit: limits.total_bytes,
-                    max_entries: limits.entries,
-                });
-            }
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            let mut out = File::create(&target).map_err(io(&target))?;
-            let copied = std::io::copy(&mut (&mut entry).take(limits.file_bytes + 1), &mut out)
-                .map_err(corrupt)?;
-            if copied > limits.file_bytes {
-                return Err(BundleError::EntryTooLarge {
-                    entry: name,
-                    size: copied,
-                    limit: limits.file_bytes,
-                });
-            }
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            let link = entry
-                .link_name()
-                .map_err(corrupt)?
-                .map(|l| l.into_owned())
-                .unwrap_or_default();
-            let link_text = link.display().to_string();
-            let out = || BundleError::LinkOut {
-                entry: name.clone(),
-                target: link_text.clone(),
-            };
-            if kind.is_symlink() {
-                link_inside(&relative, &link).ok_or_else(out)?;
-                symlinks.push((target, link));
-            } else {
-                // Hard link names are archive paths, from the bundle's top.
-                let source = inside(&name, &link).map_err(|_| out())?;
-                let source = dest.join(source);
-                if !source.is_file() {
-                    return Err(BundleError::LinkOut {
-                        entry: name,
-                        target: link_text,
-                    });
-                }
-                std::fs::copy(&source, &target).map_err(io(&target))?;
-            }
-        } else if kind.is_character_special() {
-            return Err(special("character device"));
-        } else if kind.is_block_special() {
-            return Err(special("block device"));
-        } else if kind.is_fifo() {
-            return Err(special("FIFO"));
-        } else {
-            return Err(special("unsupported"));
-        }
-    }
-    for (at, link) in symlinks {
-        if let Some(parent) = at.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::os::unix::fs::symlink(&link, &at).map_err(io(&at))?;
-    }
-    Ok(())
 }
 
 /// One sources file of the bundle, checked to parse.
@@ -462,24 +191,7 @@ pub fn parse_demoted(text: &str) -> Result<Vec<PackageName>, BundleError> {
 
 /// Hex SHA-256 and size of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64), BundleError> {
-    let mut file = File::open(path).map_err(io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buffer[..n]);
-    }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((hex, size))
+    ferry_fetch::sha256_file(path).map_err(io(path))
 }
 
 /// A bundle that was downloaded, verified and unpacked.
@@ -502,9 +214,9 @@ pub fn obtain(
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<Obtained, BundleError> {
     std::fs::create_dir_all(work).map_err(io(work))?;
-    let url = fetch::resolve(base, &reference.url);
+    let url = ferry_fetch::resolve(base, &reference.url);
     let archive = work.join("bundle.tar.part");
-    fetch::download(&url, &archive, reference.size, progress)?;
+    ferry_fetch::download(&url, &archive, reference.size, progress)?;
     let (sha256, size) = sha256_file(&archive)?;
     let refuse = |error| {
         let _ = std::fs::remove_file(&archive);
@@ -523,20 +235,20 @@ pub fn obtain(
         });
     }
     let signature_path = work.join("bundle.sig");
-    let signature_url = fetch::resolve(base, &reference.signature_url);
-    let signature_bytes = match fetch::fetch_bytes(&signature_url, 1 << 20) {
+    let signature_url = ferry_fetch::resolve(base, &reference.signature_url);
+    let signature_bytes = match ferry_fetch::fetch_bytes(&signature_url, 1 << 20) {
         Ok(bytes) => bytes,
         Err(FetchError::Status { status: 404, .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     std::fs::write(&signature_path, signature_bytes).map_err(io(&signature_path))?;
-    let verified = signature::verify_detached(keyring, &signature_path, &archive)?;
+    let verified = ferry_fetch::verify_detached(keyring, &signature_path, &archive)?;
     let dir = work.join("bundle");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    extract(&archive, &dir, Limits::default())?;
+    ferry_fetch::extract(&archive, &dir, Limits::default())?;
     let bundle = Bundle::read(&dir)?;
     Ok(Obtained {
         bundle,
@@ -572,10 +284,11 @@ pub fn build(dir: &Path, out: &Path, sign: &SignWith) -> Result<Built, BundleErr
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let compression = Compression::for_name(&name).ok_or_else(|| BundleError::Build {
+    let unnamed = || BundleError::Build {
         path: out.to_path_buf(),
         message: "name it .tar, .tar.gz, .tar.xz or .tar.zst".into(),
-    })?;
+    };
+    let compression = ferry_fetch::compression_for_name(&name).ok_or_else(unnamed)?;
     let mut files = Vec::new();
     collect(dir, Path::new(""), &mut files)?;
     let file = File::create(out).map_err(io(out))?;
@@ -591,6 +304,8 @@ pub fn build(dir: &Path, out: &Path, sign: &SignWith) -> Result<Built, BundleErr
                 .map_err(io(out))?
                 .auto_finish(),
         ),
+        // Not a name `compression_for_name` gives: bundles are not written so.
+        Compression::Bzip2 | Compression::Lz4 => return Err(unnamed()),
     };
     let mut tar = tar::Builder::new(writer);
     for (relative, is_dir) in &files {
@@ -803,24 +518,6 @@ mod tests {
     }
 
     #[test]
-    fn compression_is_told_by_magic_bytes() {
-        assert_eq!(
-            Compression::detect(&[0x1f, 0x8b, 8]),
-            Some(Compression::Gzip)
-        );
-        assert_eq!(Compression::detect(b"\xfd7zXZ\0.."), Some(Compression::Xz));
-        assert_eq!(
-            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]),
-            Some(Compression::Zstd)
-        );
-        assert_eq!(Compression::detect(b"PK\x03\x04"), None);
-        assert_eq!(
-            Compression::for_name("trixie.tar.xz"),
-            Some(Compression::Xz)
-        );
-    }
-
-    #[test]
     fn a_bundle_becomes_a_migration() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -856,15 +553,5 @@ mod tests {
             migration.install_sources[0].install_to,
             PathBuf::from("etc/apt/sources.list")
         );
-    }
-
-    #[test]
-    fn links_stay_inside_or_are_refused() {
-        assert_eq!(
-            link_inside(Path::new("a/b"), Path::new("../c")),
-            Some(PathBuf::from("c"))
-        );
-        assert_eq!(link_inside(Path::new("a/b"), Path::new("../../c")), None);
-        assert_eq!(link_inside(Path::new("b"), Path::new("/etc/passwd")), None);
     }
 }

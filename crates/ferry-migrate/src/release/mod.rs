@@ -2,14 +2,12 @@
 //! next, the signed bundle that says how to get there, and the
 //! configuration naming both trust anchors (`/etc/ferry/release.toml`).
 //!
-//! This module fetches, verifies and unpacks; turning a bundle into a
+//! This module fetches, verifies and unpacks (with ferry-fetch); turning a bundle into a
 //! migration profile is `bundle::to_migration`, and running it is `run`'s job.
 
 pub mod bundle;
 pub mod config;
-pub mod fetch;
 pub mod meta;
-pub mod signature;
 
 pub use bundle::{Bundle, BundleError};
 pub use config::{Config, ConfigError};

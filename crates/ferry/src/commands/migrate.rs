@@ -5,11 +5,11 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use ferry_migrate::events::EventState;
-use ferry_migrate::journal::{Journal, Outcome, Step, StepState};
+use ferry_journal::{EventState, Journal, Outcome, Step as _, StepObserver, StepState};
 use ferry_migrate::plan::{Plan, Severity};
 use ferry_migrate::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
 use ferry_migrate::system::{self, SystemRoot};
+use ferry_migrate::AptStep;
 use ferry_migrate::{Profile, ProfileError};
 
 use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
@@ -33,11 +33,18 @@ fn load_profile(path: &Path) -> Result<Profile, Failure> {
     Profile::load(path).map_err(profile_failure)
 }
 
-/// Test-only: stop as a power cut would, right after this step.
-pub(crate) fn test_stop_after() -> Option<Step> {
-    std::env::var("FERRY_TEST_STOP_AFTER")
+/// Test-only: with `FERRY_TEST_STOP_AFTER=STEP`, the process stops as a
+/// power cut would, right after the journal records STEP as done. Without
+/// it a run has no observer at all.
+pub(crate) fn test_observer() -> Option<StepObserver<AptStep>> {
+    let stop_after = std::env::var("FERRY_TEST_STOP_AFTER")
         .ok()
-        .and_then(|s| Step::ALL.into_iter().find(|step| step.as_str() == s))
+        .and_then(|name| AptStep::from_name(&name))?;
+    Some(StepObserver::new(move |step| {
+        if step == stop_after {
+            std::process::exit(137);
+        }
+    }))
 }
 
 pub(crate) fn run_failure(e: RunError) -> Failure {
@@ -228,7 +235,7 @@ fn say(line: std::fmt::Arguments<'_>) {
 }
 
 impl Progress for Lines {
-    fn step(&mut self, step: Step, state: EventState, message: &str) {
+    fn step(&mut self, step: AptStep, state: EventState, message: &str) {
         if self.json {
             return;
         }
@@ -243,7 +250,7 @@ impl Progress for Lines {
         }
     }
 
-    fn line(&mut self, _step: Step, line: &str) {
+    fn line(&mut self, _step: AptStep, line: &str) {
         if !self.json {
             say(format_args!("    | {line}"));
         }
@@ -316,7 +323,7 @@ fn restart(id: &str, executable: &Path, global: &Global, no_rollback: bool) -> F
 pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let options = RunOptions {
         no_rollback: args.no_rollback,
-        stop_after: test_stop_after(),
+        observer: test_observer(),
     };
     let mut progress = Lines { json: global.json };
     detach_from_terminal_hangup();
@@ -435,11 +442,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 
 fn time(seconds: Option<u64>) -> String {
     seconds
-        .map(|s| {
-            ferry_migrate::events::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
-            )
-        })
+        .map(|s| ferry_journal::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
         .unwrap_or_default()
 }
 
@@ -485,7 +488,7 @@ pub fn status(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
-pub fn render_status(journal: &Journal, layout: &Layout) -> String {
+pub fn render_status(journal: &Journal<AptStep>, layout: &Layout) -> String {
     let mut out = format!(
         "Migration {} (profile {}): {}\n",
         journal.id,
@@ -594,7 +597,6 @@ mod tests {
 
     use super::*;
     use ferry_migrate::apt::{Change, Transaction};
-    use ferry_migrate::journal::Journal;
     use ferry_migrate::plan::{Finding, KeyInstall, SourcesChange, SpaceCheck};
 
     fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
@@ -682,16 +684,16 @@ mod tests {
         insta::assert_json_snapshot!(serde_json::json!({ "blocked": p.blocked(), "plan": p }));
     }
 
-    fn journal() -> Journal {
+    fn journal() -> Journal<AptStep> {
         let mut j = Journal::new("acme-org-move-20261122T120000Z", "acme-org-move", "00");
         j.created = 1_795_348_800;
-        for step in [Step::Preflight, Step::Backup, Step::Sources] {
+        for step in [AptStep::Preflight, AptStep::Backup, AptStep::Sources] {
             j.begin(step).unwrap();
             j.finish(step, Ok(())).unwrap();
         }
-        j.begin(Step::Update).unwrap();
+        j.begin(AptStep::Update).unwrap();
         j.finish(
-            Step::Update,
+            AptStep::Update,
             Err("apt-get update failed: E: The repository is not signed.".into()),
         )
         .unwrap();

@@ -15,7 +15,7 @@ use std::path::Path;
 use ferry_deb::os_release::OsRelease;
 use ferry_migrate::release::bundle::{self, BundleError, SignWith};
 use ferry_migrate::release::config::{ConfigError, CONFIG_PATH};
-use ferry_migrate::release::{fetch, offer, Config, MetaRelease, Offer, ReleaseEntry};
+use ferry_migrate::release::{offer, Config, MetaRelease, Offer, ReleaseEntry};
 use ferry_migrate::system::SystemRoot;
 
 use super::{migrate, require_privileges, system_root};
@@ -66,7 +66,7 @@ fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
             Path::new("/").join(CONFIG_PATH).display()
         ))
     })?;
-    let body = fetch::fetch_bytes(&url, INDEX_LIMIT)
+    let body = ferry_fetch::fetch_bytes(&url, INDEX_LIMIT)
         .map_err(|e| Failure::failed(format!("cannot fetch the meta-release index: {e}")))?;
     let text = String::from_utf8(body).map_err(|e| {
         Failure::bad_input(format!(
@@ -190,7 +190,7 @@ fn offer_text(ctx: &Context, offer: &Offer<'_>) -> String {
             match &target.bundle {
                 Some(b) => out.push_str(&format!(
                     "  bundle: {} ({} bytes, sha256 {})\n",
-                    fetch::resolve(&ctx.url, &b.url),
+                    ferry_fetch::resolve(&ctx.url, &b.url),
                     b.size,
                     b.sha256
                 )),
@@ -425,7 +425,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     migrate::detach_from_terminal_hangup();
     let options = ferry_migrate::run::RunOptions {
         no_rollback: args.no_rollback,
-        stop_after: migrate::test_stop_after(),
+        observer: migrate::test_observer(),
     };
     let mut progress = migrate::Lines { json: global.json };
     let outcome = ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)

@@ -1,4 +1,4 @@
-//! One migration at a time: ferry's own lock, which names its holder, and a
+//! One run at a time: ferry's own lock, which names its holder, and a
 //! look at dpkg's locks so ferry never starts while apt or dpkg is busy.
 //!
 //! The lock file `/var/lib/ferry/lock` (under the root) holds JSON

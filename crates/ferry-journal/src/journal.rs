@@ -1,67 +1,39 @@
-//! The journal of a migration: which step it is at, written atomically
-//! before and after every step, so a run killed at any instant resumes or
-//! rolls back from what is on disk — never from a half-written file.
+//! The journal of a run: which step it is at, written atomically before and
+//! after every step, so a run killed at any instant resumes or rolls back
+//! from what is on disk — never from a half-written file.
 //!
-//! Steps are an enum and only legal transitions are accepted: a step starts
-//! only after the one before it finished, and a finished step never runs
-//! again. Not for doing the steps (see `run`) or for the backup itself.
+//! Each kind of run names its steps with its own enum implementing `Step`;
+//! the journal accepts only legal transitions: a step starts only when it is
+//! the next one, finishes only while it runs, and a finished step never runs
+//! again. An illegal transition is an error, never a silent skip. Not for
+//! doing the steps, nor for the backup.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The steps of a run, in the order they happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    Preflight,
-    Backup,
-    Sources,
-    Update,
-    Download,
-    /// A newer ferry in the target sources is installed first, and the run
-    /// continues under it.
-    SelfUpgrade,
-    Packages,
-    Upgrade,
-    Verify,
-}
+/// A step of one kind of run. Its serde form is its stable name (the one
+/// `as_str` returns), as it is stored in `state.json`.
+pub trait Step: Copy + Eq + fmt::Debug + Serialize + DeserializeOwned + 'static {
+    /// Every step, in the order a run does them.
+    const ALL: &'static [Self];
 
-impl Step {
-    pub const ALL: [Step; 9] = [
-        Step::Preflight,
-        Step::Backup,
-        Step::Sources,
-        Step::Update,
-        Step::Download,
-        Step::SelfUpgrade,
-        Step::Packages,
-        Step::Upgrade,
-        Step::Verify,
-    ];
+    /// The stable name, in journals, events and the CLI.
+    fn as_str(self) -> &'static str;
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Preflight => "preflight",
-            Step::Backup => "backup",
-            Step::Sources => "sources",
-            Step::Update => "update",
-            Step::Download => "download",
-            Step::SelfUpgrade => "self-upgrade",
-            Step::Packages => "packages",
-            Step::Upgrade => "upgrade",
-            Step::Verify => "verify",
-        }
-    }
+    /// Whether the system may differ from before the run once this step
+    /// started: a failure from here on needs a rollback, not just a stop.
+    fn changes_system(self) -> bool;
 
-    /// Whether the installed package set may have changed once this step
-    /// started: from here on, going back means reinstalling from the backup.
-    pub fn changes_packages(self) -> bool {
-        self >= Step::SelfUpgrade
-    }
+    /// Whether the installed software may have changed once this step
+    /// started: from here on, going back means reinstalling from the backup,
+    /// and an interrupted step leaves the package manager to finish first.
+    fn changes_packages(self) -> bool;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +45,7 @@ pub enum StepState {
     Failed,
 }
 
-/// Where the migration as a whole stands.
+/// Where the run as a whole stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -91,8 +63,9 @@ impl Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub step: Step,
+#[serde(bound(deserialize = "S: Step"))]
+pub struct StepRecord<S: Step> {
+    pub step: S,
     pub state: StepState,
     pub started: Option<u64>,
     pub finished: Option<u64>,
@@ -100,24 +73,26 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
-/// The journal of one migration, as stored in `/var/lib/ferry/<id>/state.json`.
+/// The journal of one run, as stored in `/var/lib/ferry/<id>/state.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Journal {
+#[serde(bound(deserialize = "S: Step"))]
+pub struct Journal<S: Step> {
     /// Format of this file; a newer ferry reads older ones.
     pub format: u32,
     pub id: String,
+    /// The name of what the run was told to do (a migration profile).
     pub profile: String,
     pub profile_sha256: String,
     pub created: u64,
     pub outcome: Outcome,
-    pub steps: Vec<StepRecord>,
-    /// Every ferry process that drove the migration, in order: a
-    /// self-upgrade shows as a second driver running the new binary.
+    pub steps: Vec<StepRecord<S>>,
+    /// Every ferry process that drove the run, in order: a self-upgrade
+    /// shows as a second driver running the new binary.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drivers: Vec<Driver>,
 }
 
-/// One ferry process that worked on a migration.
+/// One ferry process that worked on a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Driver {
     /// The version the binary was built as.
@@ -151,13 +126,14 @@ pub enum JournalError {
 
 pub const JOURNAL_FORMAT: u32 = 1;
 
+/// Seconds since the Unix epoch, as the journal records times.
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-impl Journal {
+impl<S: Step> Journal<S> {
     pub fn new(id: &str, profile: &str, profile_sha256: &str) -> Self {
         Journal {
             format: JOURNAL_FORMAT,
@@ -167,7 +143,7 @@ impl Journal {
             created: now(),
             outcome: Outcome::InProgress,
             drivers: Vec::new(),
-            steps: Step::ALL
+            steps: S::ALL
                 .iter()
                 .map(|&step| StepRecord {
                     step,
@@ -182,16 +158,12 @@ impl Journal {
 
     /// The record of `step`, by name: a journal written before a step
     /// existed has no record of it, and that step is skipped.
-    fn record(&self, step: Step) -> Option<&StepRecord> {
-        self.steps.iter().find(|r| r.step == step)
-    }
-
-    fn record_mut(&mut self, step: Step) -> Option<&mut StepRecord> {
+    fn record_mut(&mut self, step: S) -> Option<&mut StepRecord<S>> {
         self.steps.iter_mut().find(|r| r.step == step)
     }
 
     /// The step a run (or a resumed run) must do next: the first not done.
-    pub fn next_step(&self) -> Option<Step> {
+    pub fn next_step(&self) -> Option<S> {
         self.steps
             .iter()
             .find(|r| r.state != StepState::Done)
@@ -199,7 +171,7 @@ impl Journal {
     }
 
     /// The step that was running when the process died, if any.
-    pub fn interrupted_step(&self) -> Option<Step> {
+    pub fn interrupted_step(&self) -> Option<S> {
         self.steps
             .iter()
             .find(|r| r.state == StepState::Running)
@@ -213,9 +185,9 @@ impl Journal {
             .any(|r| r.step.changes_packages() && r.state != StepState::Pending)
     }
 
-    /// Marks `step` running. Legal only for the next step of a migration in
+    /// Marks `step` running. Legal only for the next step of a run in
     /// progress; a step interrupted while running may start again (resume).
-    pub fn begin(&mut self, step: Step) -> Result<(), JournalError> {
+    pub fn begin(&mut self, step: S) -> Result<(), JournalError> {
         let illegal = |why: String| JournalError::IllegalTransition {
             step: step.as_str(),
             why,
@@ -244,20 +216,18 @@ impl Journal {
     }
 
     /// Marks the running `step` done or failed; the last step done ends the
-    /// migration as succeeded.
-    pub fn finish(&mut self, step: Step, result: Result<(), String>) -> Result<(), JournalError> {
-        if self.record(step).map(|r| r.state) != Some(StepState::Running) {
-            return Err(JournalError::IllegalTransition {
-                step: step.as_str(),
-                why: "it is not running".into(),
-            });
-        }
-        let Some(record) = self.record_mut(step) else {
-            return Err(JournalError::IllegalTransition {
-                step: step.as_str(),
-                why: "this journal has no such step".into(),
-            });
+    /// run as succeeded.
+    pub fn finish(&mut self, step: S, result: Result<(), String>) -> Result<(), JournalError> {
+        let not = |why: &str| JournalError::IllegalTransition {
+            step: step.as_str(),
+            why: why.into(),
         };
+        let Some(record) = self.record_mut(step) else {
+            return Err(not("this journal has no such step"));
+        };
+        if record.state != StepState::Running {
+            return Err(not("it is not running"));
+        }
         record.finished = Some(now());
         match result {
             Ok(()) => record.state = StepState::Done,
@@ -274,7 +244,7 @@ impl Journal {
     }
 
     /// Reads a journal written by `save`.
-    pub fn load(path: &Path) -> Result<Journal, JournalError> {
+    pub fn load(path: &Path) -> Result<Self, JournalError> {
         let bytes = fs::read(path).map_err(|source| JournalError::Io {
             path: path.to_path_buf(),
             source,
@@ -293,124 +263,175 @@ impl Journal {
                 source,
             })?;
         bytes.push(b'\n');
-        write_atomic(path, &bytes).map_err(|source| JournalError::Io {
+        crate::write_atomic(path, &bytes).map_err(|source| JournalError::Io {
             path: path.to_path_buf(),
             source,
         })
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash at any instant leaves
-/// either the old or the new content: write a temporary file in the same
-/// directory, fsync it, rename it over the target, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+/// A test seam: told of every step right after the journal recording it as
+/// done is on disk. Crash tests install one that stops the process there,
+/// as a power cut would; a normal run has none.
+#[derive(Clone)]
+pub struct StepObserver<S>(Arc<dyn Fn(S) + Send + Sync>);
+
+impl<S> StepObserver<S> {
+    pub fn new(observe: impl Fn(S) + Send + Sync + 'static) -> Self {
+        StepObserver(Arc::new(observe))
     }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+
+    pub fn step_done(&self, step: S) {
+        (self.0)(step)
     }
-    File::open(dir)?.sync_all()
+}
+
+impl<S> fmt::Debug for StepObserver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StepObserver")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Steps of a small run, to test the journal without any real one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    enum Demo {
+        Check,
+        Save,
+        Change,
+        Verify,
+    }
+
+    impl Step for Demo {
+        const ALL: &'static [Demo] = &[Demo::Check, Demo::Save, Demo::Change, Demo::Verify];
+        fn as_str(self) -> &'static str {
+            match self {
+                Demo::Check => "check",
+                Demo::Save => "save",
+                Demo::Change => "change",
+                Demo::Verify => "verify",
+            }
+        }
+        fn changes_system(self) -> bool {
+            matches!(self, Demo::Change | Demo::Verify)
+        }
+        fn changes_packages(self) -> bool {
+            self.changes_system()
+        }
+    }
+
     #[test]
-    fn steps_run_in_order_and_only_once() {
-        let mut j = Journal::new("m1", "move", "00");
-        assert_eq!(j.next_step(), Some(Step::Preflight));
-        assert!(j.begin(Step::Backup).is_err());
-        j.begin(Step::Preflight).unwrap();
-        assert!(j.finish(Step::Backup, Ok(())).is_err());
-        j.finish(Step::Preflight, Ok(())).unwrap();
-        assert!(j.begin(Step::Preflight).is_err());
-        assert_eq!(j.next_step(), Some(Step::Backup));
-        for step in &Step::ALL[1..] {
+    fn a_step_that_is_not_next_neither_begins_nor_finishes() {
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "00");
+        assert_eq!(j.next_step(), Some(Demo::Check));
+        assert!(matches!(
+            j.begin(Demo::Save),
+            Err(JournalError::IllegalTransition { step: "save", .. })
+        ));
+        assert!(j.finish(Demo::Check, Ok(())).is_err(), "not running yet");
+        j.begin(Demo::Check).unwrap();
+        assert!(j.finish(Demo::Save, Ok(())).is_err());
+        j.finish(Demo::Check, Ok(())).unwrap();
+        assert!(
+            j.begin(Demo::Check).is_err(),
+            "a done step never runs again"
+        );
+        assert_eq!(j.next_step(), Some(Demo::Save));
+        for step in &Demo::ALL[1..] {
             j.begin(*step).unwrap();
             j.finish(*step, Ok(())).unwrap();
         }
         assert_eq!(j.outcome, Outcome::Succeeded);
-        assert!(j.begin(Step::Verify).is_err());
+        assert!(j.begin(Demo::Verify).is_err());
     }
 
     #[test]
-    fn a_failed_step_ends_the_migration_and_cannot_restart() {
-        let mut j = Journal::new("m1", "move", "00");
-        j.begin(Step::Preflight).unwrap();
-        j.finish(Step::Preflight, Err("not enough space".into()))
+    fn a_failed_step_ends_the_run_and_cannot_restart() {
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "00");
+        j.begin(Demo::Check).unwrap();
+        j.finish(Demo::Check, Err("not enough space".into()))
             .unwrap();
         assert_eq!(j.outcome, Outcome::Failed);
-        assert!(j.begin(Step::Preflight).is_err());
+        assert!(j.begin(Demo::Check).is_err());
+        assert_eq!(j.steps[0].error.as_deref(), Some("not enough space"));
     }
 
     #[test]
     fn an_interrupted_step_is_found_and_may_start_again() {
-        let mut j = Journal::new("m1", "move", "00");
-        for step in [
-            Step::Preflight,
-            Step::Backup,
-            Step::Sources,
-            Step::Update,
-            Step::Download,
-        ] {
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "00");
+        for step in [Demo::Check, Demo::Save] {
             j.begin(step).unwrap();
             j.finish(step, Ok(())).unwrap();
         }
         assert!(!j.packages_touched());
-        j.begin(Step::SelfUpgrade).unwrap();
+        j.begin(Demo::Change).unwrap();
         // The process dies here; the next start reads this state.
-        assert_eq!(j.interrupted_step(), Some(Step::SelfUpgrade));
+        assert_eq!(j.interrupted_step(), Some(Demo::Change));
         assert!(j.packages_touched());
-        j.begin(Step::SelfUpgrade).unwrap();
+        j.begin(Demo::Change).unwrap();
     }
 
     #[test]
     fn save_and_load_round_trip_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let mut j = Journal::new("m1", "move", "ab");
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "ab");
         j.save(&path).unwrap();
-        j.begin(Step::Preflight).unwrap();
+        j.begin(Demo::Check).unwrap();
         j.save(&path).unwrap();
-        assert_eq!(Journal::load(&path).unwrap(), j);
+        assert_eq!(Journal::<Demo>::load(&path).unwrap(), j);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files stay behind");
         fs::write(&path, b"{ half").unwrap();
         assert!(matches!(
-            Journal::load(&path),
+            Journal::<Demo>::load(&path),
             Err(JournalError::Corrupt { .. })
         ));
     }
 
     #[test]
-    fn a_journal_from_before_the_self_upgrade_step_still_runs() {
-        let mut j = Journal::new("m1", "move", "00");
-        j.steps.retain(|r| r.step != Step::SelfUpgrade);
-        let text = serde_json::to_string(&j).unwrap();
-        let mut j: Journal = serde_json::from_str(&text).unwrap();
+    fn a_step_unknown_to_this_kind_of_run_is_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let j: Journal<Demo> = Journal::new("m1", "move", "ab");
+        let text = serde_json::to_string(&j)
+            .unwrap()
+            .replace("\"save\"", "\"flash\"");
+        fs::write(&path, text).unwrap();
+        assert!(matches!(
+            Journal::<Demo>::load(&path),
+            Err(JournalError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_journal_without_a_step_skips_it() {
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "00");
+        j.steps.retain(|r| r.step != Demo::Save);
+        let mut j: Journal<Demo> =
+            serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
         let mut ran = Vec::new();
         while let Some(step) = j.next_step() {
             j.begin(step).unwrap();
             j.finish(step, Ok(())).unwrap();
             ran.push(step);
         }
-        assert!(!ran.contains(&Step::SelfUpgrade));
-        assert_eq!(ran.len(), Step::ALL.len() - 1);
+        assert_eq!(ran, [Demo::Check, Demo::Change, Demo::Verify]);
         assert_eq!(j.outcome, Outcome::Succeeded);
-        assert!(j.begin(Step::SelfUpgrade).is_err());
+        assert!(j.begin(Demo::Save).is_err());
+    }
+
+    #[test]
+    fn the_observer_is_told_each_step() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let observer = StepObserver::new(move |s: Demo| record.lock().unwrap().push(s));
+        observer.step_done(Demo::Check);
+        observer.clone().step_done(Demo::Save);
+        assert_eq!(*seen.lock().unwrap(), [Demo::Check, Demo::Save]);
     }
 }

@@ -1,10 +1,10 @@
-//! Getting the index, the bundle and its signature: over HTTP(S) with a
+//! Getting a file (an index, a bundle, its signature): over HTTP(S) with a
 //! small blocking client, or from `file://` URLs and plain paths (a mirror
 //! on a USB stick, a test). Downloads resume with an HTTP `Range` request
-//! and never write past the size the index announced.
+//! and never write past the size the caller announced.
 //!
-//! Not for deciding whether what arrived is good: that is the checksum and
-//! signature checks of `bundle` and `signature`.
+//! Not for deciding whether what arrived is good: that is the checksum
+//! (`digest`) and signature (`signature`) checks the caller makes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

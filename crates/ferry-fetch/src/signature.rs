@@ -3,6 +3,7 @@
 //! `EXPKEYSIG`/`EXPSIG`/`REVKEYSIG`/`BADSIG`/`ERRSIG`/`NO_PUBKEY`/`NODATA`), and `sqv` too when
 //! installed; every verifier present must accept. The keyring is a binary
 //! OpenPGP keyring (apt's `.gpg`). ferry adds no crypto of its own.
+//! Clear-signed files (an `InRelease`) are checked by gpgv alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,27 +75,10 @@ pub fn verify_detached(
         .env("LC_ALL", "C")
         .output()
     {
-        let status = String::from_utf8_lossy(&gpgv.stdout);
-        let valid: Vec<String> = status
-            .lines()
-            .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-            .collect();
-        let bad: Vec<&str> = status
-            .lines()
-            .filter_map(|l| l.strip_prefix("[GNUPG:] "))
-            .filter(|l| REFUSED.iter().any(|s| l.starts_with(s)))
-            .collect();
-        if !gpgv.status.success() || valid.is_empty() || !bad.is_empty() {
-            let mut why = bad.iter().map(|l| describe(l)).collect::<Vec<_>>();
-            if why.is_empty() {
-                why.push(reason(&gpgv.stderr));
-            }
-            return Err(refused("gpgv", why.join("; ")));
-        }
+        let signers = gpgv_signers(&gpgv).map_err(|why| refused("gpgv", why))?;
         verified = Some(Verified {
             tool: "gpgv",
-            signers: valid,
+            signers,
         });
     }
     // sqv as well when installed: apt's default verifier, with its own
@@ -143,6 +127,21 @@ pub fn verify_clearsigned(keyrings: &[PathBuf], file: &Path) -> Result<Verified,
         .env("LC_ALL", "C")
         .output()
         .map_err(|_| SignatureError::NoVerifier)?;
+    let signers = gpgv_signers(&gpgv).map_err(|reason| SignatureError::Refused {
+        tool: "gpgv",
+        signature: file.to_path_buf(),
+        data: file.to_path_buf(),
+        reason,
+    })?;
+    Ok(Verified {
+        tool: "gpgv",
+        signers,
+    })
+}
+
+/// The fingerprints gpgv reported a valid signature from, read with the
+/// rules of apt's gpgv method, or why it refused, in words.
+fn gpgv_signers(gpgv: &std::process::Output) -> Result<Vec<String>, String> {
     let status = String::from_utf8_lossy(&gpgv.stdout);
     let valid: Vec<String> = status
         .lines()
@@ -159,17 +158,9 @@ pub fn verify_clearsigned(keyrings: &[PathBuf], file: &Path) -> Result<Verified,
         if why.is_empty() {
             why.push(reason(&gpgv.stderr));
         }
-        return Err(SignatureError::Refused {
-            tool: "gpgv",
-            signature: file.to_path_buf(),
-            data: file.to_path_buf(),
-            reason: why.join("; "),
-        });
+        return Err(why.join("; "));
     }
-    Ok(Verified {
-        tool: "gpgv",
-        signers: valid,
-    })
+    Ok(valid)
 }
 
 /// The gpgv status keywords apt's gpgv method treats as a failure.
@@ -210,5 +201,71 @@ fn reason(stderr: &[u8]) -> String {
         "no valid signature".to_string()
     } else {
         lines.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_testkit::{skip_unless, Need, Signer};
+
+    #[test]
+    fn a_missing_signature_or_keyring_is_refused_before_any_verifier_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("bundle.tar");
+        std::fs::write(&data, b"data").unwrap();
+        let empty = dir.path().join("bundle.sig");
+        std::fs::write(&empty, b"").unwrap();
+        let keyring = dir.path().join("none.gpg");
+        assert!(matches!(
+            verify_detached(&keyring, &empty, &data),
+            Err(SignatureError::Missing { .. })
+        ));
+        std::fs::write(&empty, b"not a signature").unwrap();
+        assert!(matches!(
+            verify_detached(&keyring, &empty, &data),
+            Err(SignatureError::Keyring { .. })
+        ));
+        assert!(matches!(
+            verify_clearsigned(std::slice::from_ref(&keyring), &data),
+            Err(SignatureError::Keyring { .. })
+        ));
+    }
+
+    #[test]
+    fn a_changed_file_or_another_key_is_refused_and_the_signed_file_accepted() {
+        skip_unless!(Need::Tool("gpg"), Need::Tool("gpgv"));
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::new("publisher").unwrap();
+        let stranger = Signer::new("stranger").unwrap();
+        let data = dir.path().join("bundle.tar");
+        std::fs::write(&data, b"the bundle").unwrap();
+        let signature = dir.path().join("bundle.sig");
+        signer.detach_sign(&data, &signature).unwrap();
+
+        let refused = verify_detached(stranger.keyring_path(), &signature, &data).unwrap_err();
+        assert!(
+            matches!(&refused, SignatureError::Refused { reason, .. } if reason.contains("not in the keyring")),
+            "{refused}"
+        );
+        let changed = dir.path().join("changed.tar");
+        std::fs::write(&changed, b"the bundle, changed").unwrap();
+        assert!(matches!(
+            verify_detached(signer.keyring_path(), &signature, &changed),
+            Err(SignatureError::Refused { .. })
+        ));
+
+        let verified = verify_detached(signer.keyring_path(), &signature, &data).unwrap();
+        assert_eq!(verified.tool, "gpgv");
+        assert_eq!(verified.signers, [signer.fingerprint().to_string()]);
+
+        let clearsigned = dir.path().join("InRelease");
+        signer.clearsign(&data, &clearsigned).unwrap();
+        let verified =
+            verify_clearsigned(&[signer.keyring_path().to_path_buf()], &clearsigned).unwrap();
+        assert_eq!(verified.signers, [signer.fingerprint().to_string()]);
+        assert!(
+            verify_clearsigned(&[stranger.keyring_path().to_path_buf()], &clearsigned).is_err()
+        );
     }
 }

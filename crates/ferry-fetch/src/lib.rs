@@ -1,0 +1,20 @@
+//! ferry-fetch gets files onto a device and proves them before anything
+//! uses them: HTTP(S) or local downloads that resume and never grow past an
+//! announced size, SHA-256 of what arrived, OpenPGP signatures checked by
+//! the verifiers apt uses (gpgv, sqv), and tar archives unpacked without
+//! letting an entry escape the target directory. Compressed streams are
+//! read with ferry-deb's one `Compression`.
+//!
+//! Not for deciding what to fetch or what a file means (a meta-release
+//! index, a bundle, an image): that is the caller's. Nothing here runs apt.
+
+mod digest;
+mod http;
+mod safe_tar;
+mod signature;
+
+pub use digest::{sha256_file, sha256_hex};
+pub use ferry_deb::index::Compression;
+pub use http::{download, fetch_bytes, resolve, FetchError};
+pub use safe_tar::{compression_for_name, extract, Limits, TarError};
+pub use signature::{verify_clearsigned, verify_detached, SignatureError, Verified};
