@@ -337,6 +337,7 @@ fn roomy_with_devices(dir: &Path) -> bool {
     };
     // SAFETY: statvfs only writes into the zeroed struct we pass it.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated and outlives the call; stat is ours.
     if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
         return false;
     }
