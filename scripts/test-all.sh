@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite: installs the system tools the tests use as
 # oracles and real components (dpkg, dose-distcheck, python3-apt, gpg,
-# mmdebstrap, lintian, …) when run as root, then every test of the
-# workspace — the replay of every kept fuzz corpus among them — then the
-# end-to-end package test, each part whatever the parts before it did.
+# mmdebstrap, lintian, …) when run as root, then checks the style (rustfmt,
+# clippy), then runs every test of the workspace — the replay of every kept
+# fuzz corpus among them — then the end-to-end package test, each part
+# whatever the parts before it did.
 #
 # Ends with one line, `N passed, N failed, N skipped`, summing every part:
 # - cargo's `test result:` lines, with the tests that skipped taken out of
@@ -13,6 +14,9 @@
 #   all or part of its checks counts once, as skipped — unless it failed.
 # - cargo's ignored tests (benchmarks, run with `-- --ignored`) count as
 #   skipped: they did not run.
+# - `cargo fmt --all --check` and `cargo clippy --workspace --all-targets
+#   --release -- -D warnings`, one check each; skipped when cargo lacks the
+#   subcommand and there is no rustup to add its component.
 # - scripts/test-package.sh's `N passed, N failed` and its `SKIP:` lines.
 # Every skip is listed with its reason before that line. A part that
 # cannot run at all (a build error, a failed install) counts as one
@@ -65,6 +69,41 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 else
   echo "note: not root; system packages are not installed and tests that need them skip"
 fi
+
+# ---------------------------------------------------------------- style
+# rustfmt and clippy are rustup components that a minimal toolchain lacks;
+# each check counts once: passed, failed, or skipped when its tool cannot be
+# had. A failed `rustup component add` is a part that cannot run: a failure.
+style_check() { # <cargo subcommand> <rustup component> <log name> <cargo args…>
+  local sub=$1 component=$2 log="$logs/$3.log" what="cargo ${*:4}"
+  shift 3
+  echo "== $what (log: $log)"
+  if ! cargo "$sub" --version >/dev/null 2>&1; then
+    if ! command -v rustup >/dev/null; then
+      skipped=$((skipped + 1))
+      skip_list+=("$what: no cargo $sub, and no rustup to add $component")
+      return
+    fi
+    echo "== rustup component add $component"
+    if ! rustup component add "$component" >"$logs/$component.log" 2>&1 ||
+      ! cargo "$sub" --version >/dev/null 2>&1; then
+      cat "$logs/$component.log"
+      failed=$((failed + 1))
+      failures+=("$what: rustup component add $component failed (see $logs/$component.log)")
+      return
+    fi
+  fi
+  if cargo "$@" 2>&1 | tee "$log"; then # pipefail: cargo's status
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$what failed (see $log)")
+  fi
+}
+style_check fmt rustfmt fmt fmt --all --check
+# --release: the tests' profile, so both use one set of built build scripts
+# and proc macros.
+style_check clippy clippy clippy clippy --workspace --all-targets --release -- -D warnings
 
 # ---------------------------------------------------------------- cargo
 echo "== cargo test --workspace --release --no-fail-fast (log: $logs/cargo.log)"
