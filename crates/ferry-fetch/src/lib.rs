@@ -13,6 +13,8 @@ mod http;
 mod safe_tar;
 mod signature;
 
+// The crate's whole surface; the modules stay private so that what other
+// crates may lean on is decided here, in one place.
 pub use digest::{sha256_file, sha256_hex};
 pub use ferry_deb::index::Compression;
 pub use http::{download, fetch_bytes, resolve, FetchError};

@@ -95,7 +95,7 @@ impl EventLog {
 
 /// The device's name in events: `/etc/machine-id` of the root, else its
 /// hostname, else "unknown".
-pub fn device_id(root: &Path) -> String {
+fn device_id(root: &Path) -> String {
     for file in ["etc/machine-id", "etc/hostname"] {
         if let Ok(text) = std::fs::read_to_string(root.join(file)) {
             let text = text.trim();

@@ -124,6 +124,8 @@ pub enum JournalError {
     },
 }
 
+/// The format this ferry writes in `Journal::format`; readers of a journal
+/// compare against it.
 pub const JOURNAL_FORMAT: u32 = 1;
 
 /// Seconds since the Unix epoch, as the journal records times.

@@ -15,11 +15,13 @@ mod journal;
 mod lock;
 mod runner;
 
+// The crate's whole surface; the modules stay private so that what other
+// crates may lean on is decided here, in one place.
 pub use atomic::write_atomic;
-pub use events::{device_id, rfc3339, rfc3339_now, Event, EventLog, EventState};
+pub use events::{rfc3339, rfc3339_now, Event, EventLog, EventState};
 pub use journal::{
     now, Driver, Journal, JournalError, Outcome, Step, StepObserver, StepRecord, StepState,
     JOURNAL_FORMAT,
 };
-pub use lock::{check_dpkg_idle, current_holder, Holder, LockError, MigrationLock, DPKG_LOCKS};
+pub use lock::{check_dpkg_idle, Holder, LockError, MigrationLock};
 pub use runner::{after_failure, drive, AfterFailure, Driven, StepEvent, Steps};

@@ -111,7 +111,7 @@ impl Drop for MigrationLock {
 }
 
 /// dpkg's and apt's lock files, relative to the root.
-pub const DPKG_LOCKS: [&str; 2] = ["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"];
+const DPKG_LOCKS: [&str; 2] = ["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"];
 
 /// Fails when apt or dpkg holds one of its locks under `root`. dpkg uses
 /// fcntl record locks; F_GETLK asks without taking them, so ferry never
@@ -143,24 +143,25 @@ pub fn check_dpkg_idle(root: &Path) -> Result<(), LockError> {
     Ok(())
 }
 
-/// Reads who holds the lock at `path`, if anyone does right now.
-pub fn current_holder(path: &Path) -> Option<Holder> {
-    let file = File::open(path).ok()?;
-    // SAFETY: a shared non-blocking flock probe on our own descriptor.
-    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    if free {
-        // SAFETY: release the probe.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::{Command, Stdio};
+
+    /// Who holds the lock at `path` right now, read from outside as the
+    /// package's prerm does: probe the flock, then read the file.
+    fn current_holder(path: &Path) -> Option<Holder> {
+        let file = File::open(path).ok()?;
+        // SAFETY: a shared non-blocking flock probe on our own descriptor.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if free {
+            // SAFETY: release the probe.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return None;
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 
     #[test]
     fn a_second_run_is_refused_and_told_who_holds_the_lock() {
