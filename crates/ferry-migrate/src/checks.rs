@@ -329,7 +329,7 @@ pub fn uninstallable_in_target(
         .into_iter()
         .filter(|r| r.status == "broken")
         .map(|r| {
-            let why = r.reasons.first().map(describe).unwrap_or_default();
+            let why = r.reasons.first().map(ToString::to_string).unwrap_or_default();
             blocker(
                 FindingKey::UninstallableInTarget(r.package.package.clone()),
                 format!("{} {} could not stay installed with the target sources: {why}", r.package.package, r.package.version),
@@ -340,27 +340,6 @@ pub fn uninstallable_in_target(
             )
         })
         .collect()
-}
-
-fn describe(reason: &ferry_solve::Reason) -> String {
-    let chain = |steps: &[ferry_solve::ChainStep]| {
-        steps
-            .iter()
-            .map(|s| format!("{} needs {}", s.package.package, s.depends))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match reason {
-        ferry_solve::Reason::Missing {
-            chain: steps,
-            unsat_dependency,
-        } => {
-            format!("nothing provides `{unsat_dependency}` ({})", chain(steps))
-        }
-        ferry_solve::Reason::Conflict { pkg1, pkg2, .. } => {
-            format!("{} conflicts with {}", pkg1.package, pkg2.package)
-        }
-    }
 }
 
 /// Versions offered by the Packages lists in `lists`: name → [(version,
@@ -565,6 +544,43 @@ mod tests {
             Some(FindingKey::OsVersion)
         );
         assert!(check(None).is_some());
+    }
+
+    #[test]
+    fn a_package_that_needs_what_goes_blocks_with_the_reason_in_words() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            "Package: acme-daemon\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
+             Package: acme-plugin\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDepends: acme-daemon (= 1.0)\n",
+        )
+        .unwrap();
+        let lists = tempfile::tempdir().unwrap();
+        std::fs::write(
+            lists
+                .path()
+                .join("new_dists_stable_main_binary-all_Packages"),
+            "Package: acme-core\nVersion: 2.0\nArchitecture: all\n",
+        )
+        .unwrap();
+        let profile = Profile::parse(
+            "schema = 1\nname = \"m\"\n[packages]\nremove = [\"acme-daemon\"]\n",
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let findings = uninstallable_in_target(root.path(), lists.path(), &profile);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(
+            findings[0].key,
+            FindingKey::UninstallableInTarget("acme-plugin".into())
+        );
+        // The reason reads as `ferry check --explain` writes it.
+        assert_eq!(
+            findings[0].finding,
+            "acme-plugin 1.0 could not stay installed with the target sources: \
+             nothing satisfies `acme-daemon (= 1.0)`: acme-plugin 1.0 needs acme-daemon (= 1.0)"
+        );
     }
 
     #[test]
