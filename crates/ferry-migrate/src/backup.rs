@@ -18,7 +18,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Finding, Severity};
+use crate::finding::{Finding, FindingKey, Severity};
 use crate::repack::RepackError;
 use crate::snapshot::{Snapshot, SnapshotError};
 
@@ -431,47 +431,47 @@ pub fn backup_findings(root: &Path, packages: &[PackageToSave]) -> Vec<Finding> 
         } = package;
         if offered.contains(*package) {
             from_lists += 1;
-            findings.push(Finding {
-                key: format!("backup-from-old-repository:{name}"),
-                severity: Severity::Warning,
-                finding: format!(
+            findings.push(Finding::new(
+                FindingKey::BackupFromOldRepository(name.clone()),
+                Severity::Warning,
+                format!(
                     "the backup of {name}:{arch} {version} depends on the old repository still \
                      answering: it is not in apt's cache and cannot be rebuilt ({why})"
                 ),
-                remediation: format!(
+                format!(
                     "keep it in apt's cache before migrating: \
                      apt-get install --reinstall --download-only {name}:{arch}={version}"
                 ),
-            });
+            ));
         } else {
-            findings.push(Finding {
-                key: format!("backup-impossible:{name}"),
-                severity: Severity::Blocker,
-                finding: format!(
+            findings.push(Finding::new(
+                FindingKey::BackupImpossible(name.clone()),
+                Severity::Blocker,
+                format!(
                     "no source for the backup of {name}:{arch} {version}: it is not in apt's \
                      cache, cannot be rebuilt ({why}), and no current source offers that version"
                 ),
-                remediation: format!(
+                format!(
                     "put {file} into /var/cache/apt/archives (from a repository or machine \
                      that still has it), or restore the package's missing files \
                      (dpkg --verify {name} lists them) so ferry can rebuild it",
                     file = deb_file_name(package)
                 ),
-            });
+            ));
         }
     }
     if !packages.is_empty() {
-        findings.push(Finding {
-            key: "backup-sources".into(),
-            severity: Severity::Info,
-            finding: format!(
+        findings.push(Finding::new(
+            FindingKey::BackupSources,
+            Severity::Info,
+            format!(
                 "the backup keeps {} .deb(s): {from_cache} from apt's cache, {rebuilt} rebuilt \
                  from the installed files, {from_lists} from the old repository, {} without a source",
                 packages.len(),
                 unbuildable.len() - from_lists
             ),
-            remediation: "nothing to do".into(),
-        });
+            "nothing to do",
+        ));
     }
     findings
 }

@@ -16,20 +16,12 @@ use ferry_deb::release::{split_clearsigned, Release};
 use ferry_deb::VersionRef;
 
 use crate::apt::Transaction;
-use crate::plan::{Finding, Severity, SpaceCheck};
+use crate::finding::{Finding, FindingKey, ReleaseField, Severity};
+use crate::plan::SpaceCheck;
 use crate::profile::{Profile, VersionRequirement};
 
-fn blocker(
-    key: impl Into<String>,
-    finding: impl Into<String>,
-    remediation: impl Into<String>,
-) -> Finding {
-    Finding {
-        key: key.into(),
-        severity: Severity::Blocker,
-        finding: finding.into(),
-        remediation: remediation.into(),
-    }
+fn blocker(key: FindingKey, finding: impl Into<String>, remediation: impl Into<String>) -> Finding {
+    Finding::new(key, Severity::Blocker, finding, remediation)
 }
 
 /// The checks of the profile's `[checks]` and the system's own health.
@@ -47,7 +39,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
                     .any(|wanted| *wanted == id || like.contains(&wanted.as_str()))
             {
                 findings.push(blocker(
-                    "os-id",
+                    FindingKey::OsId,
                     format!(
                         "this system is `{id}`; the profile is for {}",
                         checks.os_ids.join(", ")
@@ -57,7 +49,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
             }
             if let Some(requirement) = &checks.os_version {
                 findings.extend(version_check(
-                    "os-version",
+                    FindingKey::OsVersion,
                     "the OS version (VERSION_ID)",
                     os.version_id(),
                     requirement,
@@ -67,7 +59,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
         }
         Err(e) if !checks.os_ids.is_empty() || checks.os_version.is_some() => {
             findings.push(blocker(
-                "os-release",
+                FindingKey::OsRelease,
                 format!("cannot read os-release: {e}"),
                 "the profile checks the OS; make /etc/os-release readable",
             ))
@@ -82,7 +74,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
                 .unwrap_or(r)
         });
         findings.extend(version_check(
-            "kernel-version",
+            FindingKey::KernelVersion,
             "the running kernel",
             numeric,
             requirement,
@@ -92,7 +84,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
     for command in &checks.commands {
         if !has_command(root, command) {
             findings.push(blocker(
-                format!("missing-command:{command}"),
+                FindingKey::MissingCommand(command.clone()),
                 format!("the command `{command}` is not installed"),
                 format!("install the package that provides `{command}`"),
             ));
@@ -100,7 +92,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
     }
     if let Some(audit) = dpkg_audit(root) {
         findings.push(blocker(
-            "dpkg-audit",
+            FindingKey::DpkgAudit,
             format!(
                 "dpkg has unfinished work: {}",
                 audit.lines().next().unwrap_or("")
@@ -143,7 +135,7 @@ pub fn essential_removals(root: &Path, asked: &[&str]) -> Vec<Finding> {
         .into_iter()
         .map(|name| {
             blocker(
-                format!("remove-essential:{name}"),
+                FindingKey::RemoveEssential(name.to_string()),
                 format!("`{name}` is Essential: removing it could leave the system unable to run dpkg or boot"),
                 format!("take `{name}` off the removals (demoted.cfg or the profile); an Essential package is replaced by the upgrade, not removed"),
             )
@@ -152,7 +144,7 @@ pub fn essential_removals(root: &Path, asked: &[&str]) -> Vec<Finding> {
 }
 
 fn version_check(
-    key: &str,
+    key: FindingKey,
     what: &str,
     actual: Option<&str>,
     requirement: &VersionRequirement,
@@ -228,16 +220,16 @@ fn obsolete_packages(root: &Path) -> Vec<Finding> {
             let offered = available
                 .get(name)
                 .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version));
-            (!offered).then(|| Finding {
-                key: format!("not-from-a-repository:{name}"),
-                severity: Severity::Warning,
-                finding: format!(
-                    "{name} {} is installed but no configured repository offers that version",
-                    p.version
-                ),
-                remediation:
-                    "ferry keeps a rebuilt .deb of it in the backup when the migration touches it"
-                        .into(),
+            (!offered).then(|| {
+                Finding::new(
+                    FindingKey::NotFromARepository(name.to_string()),
+                    Severity::Warning,
+                    format!(
+                        "{name} {} is installed but no configured repository offers that version",
+                        p.version
+                    ),
+                    "ferry keeps a rebuilt .deb of it in the backup when the migration touches it",
+                )
             })
         })
         .collect()
@@ -277,7 +269,7 @@ pub fn missing_in_target(
         .filter(|name| current.contains_key(*name) && !leaving.contains(name) && !target.contains_key(*name))
         .map(|name| {
             blocker(
-                format!("no-version-in-target:{name}"),
+                FindingKey::NoVersionInTarget(name.to_string()),
                 format!("{name} is installed, and no repository of the target sources offers it"),
                 format!("add {name} to [packages] remove in the profile, or publish it in the new repository"),
             )
@@ -337,9 +329,9 @@ pub fn uninstallable_in_target(
         .into_iter()
         .filter(|r| r.status == "broken")
         .map(|r| {
-            let why = r.reasons.first().map(describe).unwrap_or_default();
+            let why = r.reasons.first().map(ToString::to_string).unwrap_or_default();
             blocker(
-                format!("uninstallable-in-target:{}", r.package.package),
+                FindingKey::UninstallableInTarget(r.package.package.clone()),
                 format!("{} {} could not stay installed with the target sources: {why}", r.package.package, r.package.version),
                 format!(
                     "add {} to [packages] remove or replace, or publish what it needs in the new repository",
@@ -348,27 +340,6 @@ pub fn uninstallable_in_target(
             )
         })
         .collect()
-}
-
-fn describe(reason: &ferry_solve::Reason) -> String {
-    let chain = |steps: &[ferry_solve::ChainStep]| {
-        steps
-            .iter()
-            .map(|s| format!("{} needs {}", s.package.package, s.depends))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match reason {
-        ferry_solve::Reason::Missing {
-            chain: steps,
-            unsat_dependency,
-        } => {
-            format!("nothing provides `{unsat_dependency}` ({})", chain(steps))
-        }
-        ferry_solve::Reason::Conflict { pkg1, pkg2, .. } => {
-            format!("{} conflicts with {}", pkg1.package, pkg2.package)
-        }
-    }
 }
 
 /// Versions offered by the Packages lists in `lists`: name → [(version,
@@ -499,18 +470,19 @@ pub fn release_findings(
             .collect();
         for (path, release) in releases {
             let fields = [
-                ("Origin", &expect.origin, &release.origin),
-                ("Label", &expect.label, &release.label),
-                ("Suite", &expect.suite, &release.suite),
-                ("Codename", &expect.codename, &release.codename),
+                (ReleaseField::Origin, &expect.origin, &release.origin),
+                (ReleaseField::Label, &expect.label, &release.label),
+                (ReleaseField::Suite, &expect.suite, &release.suite),
+                (ReleaseField::Codename, &expect.codename, &release.codename),
             ];
             for (field, wanted, actual) in fields {
+                let name = field.field_name();
                 if let Some(wanted) = wanted {
                     if actual.as_ref() != Some(wanted) {
                         findings.push(blocker(
-                            format!("release-{}:{uri}", field.to_lowercase()),
+                            FindingKey::Release(field, uri.clone()),
                             format!(
-                                "{} says {field}: {}, the profile expects {wanted}",
+                                "{} says {name}: {}, the profile expects {wanted}",
                                 path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                                 actual.as_deref().unwrap_or("(none)")
                             ),
@@ -565,9 +537,50 @@ mod tests {
     #[test]
     fn version_checks_block_when_unmet() {
         let requirement = VersionRequirement::parse(">= 12").unwrap();
-        assert!(version_check("os-version", "OS", Some("12"), &requirement, "").is_none());
-        assert!(version_check("os-version", "OS", Some("11"), &requirement, "").is_some());
-        assert!(version_check("os-version", "OS", None, &requirement, "").is_some());
+        let check = |actual| version_check(FindingKey::OsVersion, "OS", actual, &requirement, "");
+        assert!(check(Some("12")).is_none());
+        assert_eq!(
+            check(Some("11")).map(|f| f.key),
+            Some(FindingKey::OsVersion)
+        );
+        assert!(check(None).is_some());
+    }
+
+    #[test]
+    fn a_package_that_needs_what_goes_blocks_with_the_reason_in_words() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            "Package: acme-daemon\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
+             Package: acme-plugin\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDepends: acme-daemon (= 1.0)\n",
+        )
+        .unwrap();
+        let lists = tempfile::tempdir().unwrap();
+        std::fs::write(
+            lists
+                .path()
+                .join("new_dists_stable_main_binary-all_Packages"),
+            "Package: acme-core\nVersion: 2.0\nArchitecture: all\n",
+        )
+        .unwrap();
+        let profile = Profile::parse(
+            "schema = 1\nname = \"m\"\n[packages]\nremove = [\"acme-daemon\"]\n",
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let findings = uninstallable_in_target(root.path(), lists.path(), &profile);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(
+            findings[0].key,
+            FindingKey::UninstallableInTarget("acme-plugin".into())
+        );
+        // The reason reads as `ferry check --explain` writes it.
+        assert_eq!(
+            findings[0].finding,
+            "acme-plugin 1.0 could not stay installed with the target sources: \
+             nothing satisfies `acme-daemon (= 1.0)`: acme-plugin 1.0 needs acme-daemon (= 1.0)"
+        );
     }
 
     #[test]
@@ -588,7 +601,7 @@ mod tests {
             )
             .unwrap()
         };
-        let keys = |p: &Profile| -> Vec<String> {
+        let keys = |p: &Profile| -> Vec<FindingKey> {
             let asked: Vec<&str> = p.remove.iter().map(|n| n.as_str()).collect();
             essential_removals(root.path(), &asked)
                 .into_iter()
@@ -600,7 +613,7 @@ mod tests {
         };
         assert_eq!(
             keys(&profile("\"old-tool\", \"base-files\", \"gone-essential\"")),
-            ["remove-essential:base-files"]
+            [FindingKey::RemoveEssential("base-files".into())]
         );
         assert!(keys(&profile("\"old-tool\"")).is_empty());
     }

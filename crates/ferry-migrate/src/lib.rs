@@ -12,6 +12,7 @@ pub mod apt;
 pub mod apt_lists;
 pub mod backup;
 pub mod checks;
+pub mod finding;
 pub mod plan;
 pub mod profile;
 pub mod release;

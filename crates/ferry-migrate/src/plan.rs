@@ -22,40 +22,7 @@ use crate::backup::PackageToSave;
 use crate::profile::{Profile, SourceRule};
 use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
 
-/// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Blocker,
-}
-
-/// One result of a check: a stable key automation can act on, what was
-/// found, and what to do about it (the shape of Leapp's inhibitors).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub key: String,
-    pub severity: Severity,
-    pub finding: String,
-    pub remediation: String,
-}
-
-impl Finding {
-    pub fn new(
-        key: impl Into<String>,
-        severity: Severity,
-        finding: impl Into<String>,
-        remediation: impl Into<String>,
-    ) -> Self {
-        Finding {
-            key: key.into(),
-            severity,
-            finding: finding.into(),
-            remediation: remediation.into(),
-        }
-    }
-}
+pub use crate::finding::{Finding, FindingKey, Severity};
 
 /// A sources file before and after the migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -307,7 +274,7 @@ pub fn transaction_findings(
     for change in &transaction.remove {
         if !named.contains(change.name.as_str()) {
             findings.push(Finding::new(
-                format!("unexpected-removal:{}", change.name),
+                FindingKey::UnexpectedRemoval(change.name.clone()),
                 Severity::Blocker,
                 format!(
                     "apt would remove {} {} although the profile does not say so",
@@ -336,14 +303,14 @@ pub fn transaction_findings(
             .any(|c| c.name == name);
         findings.push(if touched {
             Finding::new(
-                format!("held-package:{name}"),
+                FindingKey::HeldPackage(name.to_string()),
                 Severity::Blocker,
                 format!("{name} is held, and the migration would change it"),
                 format!("release the hold (apt-mark unhold {name}) or keep the package out of the migration"),
             )
         } else {
             Finding::new(
-                format!("held-package:{name}"),
+                FindingKey::HeldPackage(name.to_string()),
                 Severity::Info,
                 format!("{name} is held and stays as it is"),
                 "nothing to do",
@@ -397,9 +364,9 @@ fn prove_old_repository_downloads(
     let needed: Vec<&PackageToSave> = packages
         .iter()
         .filter(|p| {
-            findings
-                .iter()
-                .any(|f| f.key == format!("backup-from-old-repository:{}", p.name))
+            findings.iter().any(
+                |f| matches!(&f.key, FindingKey::BackupFromOldRepository(name) if *name == p.name),
+            )
         })
         .collect();
     if needed.is_empty() {
@@ -419,7 +386,7 @@ fn prove_old_repository_downloads(
             Ok(sandbox) => sandbox.download(&spec, &into).map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
         };
-        let key = format!("backup-from-old-repository:{}", package.name);
+        let key = FindingKey::BackupFromOldRepository(package.name.clone());
         if let Some(finding) = findings.iter_mut().find(|f| f.key == key) {
             match result {
                 Ok(()) => {
@@ -430,7 +397,7 @@ fn prove_old_repository_downloads(
                 }
                 Err(why) => {
                     *finding = Finding::new(
-                        format!("backup-impossible:{}", package.name),
+                        FindingKey::BackupImpossible(package.name.clone()),
                         Severity::Blocker,
                         format!(
                             "no source for the backup of {spec}: not in apt's cache, cannot be rebuilt, and the old repository did not give it: {why}"
@@ -451,7 +418,7 @@ fn prove_old_repository_downloads(
 pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
     (check.free_bytes < check.needed_bytes).then(|| {
         Finding::new(
-            format!("free-space:{}", check.path),
+            FindingKey::FreeSpace(check.path.clone()),
             Severity::Blocker,
             format!(
                 "{} has {} MiB free, the migration needs {} MiB",
@@ -490,7 +457,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     let mut findings = Vec::new();
     for rule in unmatched {
         findings.push(Finding::new(
-            format!("source-rule-unmatched:{rule}"),
+            FindingKey::SourceRuleUnmatched(rule),
             Severity::Warning,
             format!("source rule {rule} of the profile matches no entry of this system's sources"),
             "check the rule's match (uri prefix, suite, component) against `ferry sources show`",
@@ -524,9 +491,9 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             let answered = unanswered.is_empty();
             findings.extend(unanswered);
             findings.extend(other_update_findings(&targets, &update.lines));
-            if !update.succeeded() && !findings.iter().any(|f| f.key == "apt-update") {
+            if !update.succeeded() && !findings.iter().any(|f| f.key == FindingKey::AptUpdate) {
                 findings.push(Finding::new(
-                    "apt-update",
+                    FindingKey::AptUpdate,
                     Severity::Blocker,
                     format!(
                         "apt-get update failed (exit {:?}): {}",
@@ -540,7 +507,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         }
         Err(e) => {
             findings.push(Finding::new(
-                "apt-update",
+                FindingKey::AptUpdate,
                 Severity::Blocker,
                 format!("the target sources cannot be read: {e}"),
                 "check the new repository's URI, that it is reachable, and that its key is the one the profile installs",
@@ -558,7 +525,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             }
             Err(e) => {
                 findings.push(Finding::new(
-                    "apt-simulation",
+                    FindingKey::AptSimulation,
                     Severity::Blocker,
                     format!("apt cannot compute the transaction with the target sources: {e}"),
                     "make the packages the profile installs available in the new repository, or fix the profile",
@@ -588,18 +555,17 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         ));
         let stranded: BTreeSet<String> = findings
             .iter()
-            .filter_map(|f| {
-                f.key
-                    .strip_prefix("no-version-in-target:")
-                    .map(str::to_string)
+            .filter_map(|f| match &f.key {
+                FindingKey::NoVersionInTarget(name) => Some(name.clone()),
+                _ => None,
             })
             .collect();
         findings.extend(
             crate::checks::uninstallable_in_target(root, &sandbox.lists_dir(), profile)
                 .into_iter()
-                .filter(|f| {
-                    let name = f.key.trim_start_matches("uninstallable-in-target:");
-                    !stranded.contains(name)
+                .filter(|f| match &f.key {
+                    FindingKey::UninstallableInTarget(name) => !stranded.contains(name),
+                    _ => true,
                 }),
         );
         findings.extend(crate::checks::release_findings(
@@ -610,9 +576,10 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     }
     if profile.allow_removals {
         for finding in &mut findings {
-            let expected = ["unexpected-removal:", "no-version-in-target:"]
-                .iter()
-                .any(|prefix| finding.key.starts_with(prefix));
+            let expected = matches!(
+                finding.key,
+                FindingKey::UnexpectedRemoval(_) | FindingKey::NoVersionInTarget(_)
+            );
             if expected && finding.severity == Severity::Blocker {
                 finding.severity = Severity::Warning;
             }
@@ -620,7 +587,8 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     }
     let space = crate::checks::space_checks(root, profile, &sizes);
     findings.extend(space.iter().filter_map(space_finding));
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
+    // Ordered by the keys' strings, as automation and people read them.
+    findings.sort_by_cached_key(|f| (std::cmp::Reverse(f.severity), f.key.to_string()));
     // The same removal can be both asked for and computed by apt.
     findings.dedup_by(|a, b| a.key == b.key);
 
@@ -665,7 +633,7 @@ fn other_update_findings(
     let errors = rest("E:");
     if !errors.is_empty() {
         findings.push(Finding::new(
-            "apt-update",
+            FindingKey::AptUpdate,
             Severity::Blocker,
             format!("apt-get update reported errors: {}", errors.join(" | ")),
             "fix what apt reports (a source's URI, suite or key) and plan again",
@@ -674,7 +642,7 @@ fn other_update_findings(
     let warnings = rest("W:");
     if !warnings.is_empty() {
         findings.push(Finding::new(
-            "apt-update-warnings",
+            FindingKey::AptUpdateWarnings,
             Severity::Warning,
             format!("apt-get update warned: {}", warnings.join(" | ")),
             "the sources that stay as they are answered with warnings; their current lists are used",

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use ferry_deb::sources::{Format, SignedBy, SourceEntry, SourceType, SystemSources};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Finding, Severity, SourcesChange};
+use crate::finding::{Finding, FindingKey, Severity};
+use crate::plan::SourcesChange;
 
 /// One (URI, suite) the migration fetches that the system does not today.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -222,13 +223,13 @@ pub fn unanswered_targets(
         let Some(release) = target.release_in(lists) else {
             let (key, finding, remediation) = if signature_refused(&said) {
                 (
-                    format!("target-signature:{label}"),
+                    FindingKey::TargetSignature(label.clone()),
                     format!("the target source {label} is not signed by the key the profile gives it; {apt_said}"),
                     "check that the profile installs the new repository's signing key and that Signed-By names it",
                 )
             } else {
                 (
-                    format!("target-unreachable:{label}"),
+                    FindingKey::TargetUnreachable(label.clone()),
                     format!("the target source {label} did not answer with a Release; {apt_said}"),
                     "check the new repository's URI and suite, and that this machine reaches it; nothing was changed",
                 )
@@ -238,7 +239,7 @@ pub fn unanswered_targets(
         };
         if let Err(why) = verify(target, &release, keys) {
             findings.push(Finding::new(
-                format!("target-signature:{label}"),
+                FindingKey::TargetSignature(label.clone()),
                 Severity::Blocker,
                 format!("the Release of {label} does not verify: {why}"),
                 "check that the profile installs the new repository's signing key and that Signed-By names it",
@@ -397,7 +398,7 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].key,
-            "target-unreachable:http://127.0.0.1:9/dists/stable"
+            FindingKey::TargetUnreachable("http://127.0.0.1:9/dists/stable".into())
         );
         assert_eq!(findings[0].severity, Severity::Blocker);
         assert!(

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{build_deb, hash_tree, have, index_flat_repo, sign_flat_repo, STATUS};
-use ferry_migrate::plan::{compute, Severity};
+use ferry_migrate::plan::{compute, FindingKey, Severity};
 use ferry_migrate::Profile;
 
 /// The common status plus a package the new core may conflict with.
@@ -197,7 +197,7 @@ fn an_unexpected_removal_blocks_the_plan_with_a_stable_key() {
     let blocker = plan
         .findings
         .iter()
-        .find(|b| b.key == "unexpected-removal:acme-extra")
+        .find(|b| b.key == FindingKey::UnexpectedRemoval("acme-extra".into()))
         .unwrap_or_else(|| panic!("{:#?}", plan.findings));
     assert_eq!(blocker.severity, Severity::Blocker);
     assert!(blocker.remediation.contains("acme-extra"));
@@ -215,13 +215,13 @@ fn os_checks_block_a_profile_for_another_system() {
     )
     .unwrap();
     let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
-    let keys: Vec<&str> = plan
+    let keys: Vec<&FindingKey> = plan
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Blocker)
-        .map(|f| f.key.as_str())
+        .map(|f| &f.key)
         .collect();
-    assert!(keys.contains(&"os-id"), "{keys:?}");
+    assert!(keys.contains(&&FindingKey::OsId), "{keys:?}");
 }
 
 #[test]
@@ -231,15 +231,15 @@ fn a_package_the_new_repository_lacks_blocks_the_plan() {
     }
     let f = fixture_with("", false);
     let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
-    let keys: Vec<&str> = plan
+    let keys: Vec<&FindingKey> = plan
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Blocker)
-        .map(|f| f.key.as_str())
+        .map(|f| &f.key)
         .collect();
     assert_eq!(
         keys,
-        ["no-version-in-target:acme-extra"],
+        [&FindingKey::NoVersionInTarget("acme-extra".into())],
         "{:#?}",
         plan.findings
     );
@@ -265,7 +265,7 @@ fn an_installed_package_that_needs_what_goes_is_a_blocker_with_its_reason() {
     let finding = plan
         .findings
         .iter()
-        .find(|b| b.key == "uninstallable-in-target:acme-plugin")
+        .find(|b| b.key == FindingKey::UninstallableInTarget("acme-plugin".into()))
         .unwrap_or_else(|| panic!("{:#?}", plan.findings));
     assert_eq!(finding.severity, Severity::Blocker);
     assert!(

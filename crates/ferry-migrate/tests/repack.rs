@@ -284,7 +284,7 @@ fn keys(findings: &[ferry_migrate::plan::Finding], severity: Severity) -> Vec<St
     findings
         .iter()
         .filter(|f| f.severity == severity)
-        .map(|f| f.key.clone())
+        .map(|f| f.key.to_string())
         .collect()
 }
 

@@ -13,7 +13,8 @@
 //! A universe is cheap to rebuild (a quarter of a second for sid), so a
 //! caller that adds or removes binaries builds a new one and checks the
 //! packages it cares about. Not for reading files (ferry-deb) or
-//! rendering (the CLI).
+//! rendering reports (the CLI); a `Reason` has one text form of its own
+//! (`Display`), which every caller that names a reason in words uses.
 
 pub mod solver;
 pub mod universe;
@@ -67,6 +68,91 @@ pub enum Reason {
         chain2: Vec<ChainStep>,
         unsat_conflict: String,
     },
+}
+
+/// A reason in words, on one line. `{}` gives the whole of it: the chain of
+/// dependencies as `a 1 needs b (>= 2) -> b 2 needs c`, and for a conflict
+/// where each side comes from. The alternate form `{:#}` gives it in a few
+/// words, for a list of broken packages.
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // An empty chain: the package checked has no version at all
+            // in the universe (an installed one, see `check_installed`).
+            Reason::Missing {
+                chain,
+                unsat_dependency,
+            } if chain.is_empty() && !unsat_dependency.is_empty() => {
+                write!(f, "no version of {unsat_dependency} is offered")
+            }
+            Reason::Missing {
+                chain,
+                unsat_dependency,
+            } => {
+                write!(f, "nothing satisfies `{unsat_dependency}`")?;
+                match chain.as_slice() {
+                    _ if !f.alternate() => write!(f, ": {}", ChainText(chain)),
+                    [] | [_] => Ok(()),
+                    [.., last] => write!(
+                        f,
+                        " (needed by {} {}, {} steps away)",
+                        last.package.package,
+                        last.package.version,
+                        chain.len() - 1
+                    ),
+                }
+            }
+            Reason::Conflict {
+                pkg1,
+                pkg2,
+                chain1,
+                chain2,
+                unsat_conflict,
+            } => {
+                write!(
+                    f,
+                    "{} {} conflicts with {} {} (`{unsat_conflict}`)",
+                    pkg1.package, pkg1.version, pkg2.package, pkg2.version
+                )?;
+                if f.alternate() {
+                    return Ok(());
+                }
+                for (p, chain) in [(pkg1, chain1), (pkg2, chain2)] {
+                    match chain.as_slice() {
+                        [] => write!(f, "; {} is the package itself", p.package)?,
+                        [only] if only.package.package == ESSENTIAL => {
+                            write!(f, "; {} is essential", p.package)?
+                        }
+                        _ => write!(f, "; {} comes from {}", p.package, ChainText(chain))?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A chain for people: `a 1 needs b (>= 2) -> b 2 needs c`.
+struct ChainText<'a>(&'a [ChainStep]);
+
+impl std::fmt::Display for ChainText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" -> ")?;
+            }
+            if s.package.package == ESSENTIAL {
+                write!(f, "essential {}", s.depends)?;
+            } else {
+                write!(
+                    f,
+                    "{} {} needs {}",
+                    s.package.package, s.package.version, s.depends
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -427,4 +513,94 @@ pub fn installed_without_installable_version(
             reasons: r.reasons,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, version: &str) -> PackageRef {
+        PackageRef {
+            package: name.into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+        }
+    }
+
+    fn step(name: &str, version: &str, depends: &str) -> ChainStep {
+        ChainStep {
+            package: pkg(name, version),
+            depends: depends.into(),
+        }
+    }
+
+    fn missing(chain: Vec<ChainStep>, unsat: &str) -> Reason {
+        Reason::Missing {
+            chain,
+            unsat_dependency: unsat.into(),
+        }
+    }
+
+    fn both(reason: &Reason) -> (String, String) {
+        (format!("{reason}"), format!("{reason:#}"))
+    }
+
+    #[test]
+    fn an_installed_package_no_version_of_is_offered_says_so_in_both_forms() {
+        let (full, short) = both(&missing(vec![], "lib:amd64"));
+        assert_eq!(full, "no version of lib:amd64 is offered");
+        assert_eq!(short, full);
+    }
+
+    #[test]
+    fn a_missing_dependency_names_its_chain_in_full_and_its_distance_in_short() {
+        let reason = missing(
+            vec![
+                step(ESSENTIAL, "", "base-files"),
+                step("app", "1", "lib (>= 2)"),
+                step("lib", "2", "libc9"),
+            ],
+            "libc9",
+        );
+        let (full, short) = both(&reason);
+        assert_eq!(
+            full,
+            "nothing satisfies `libc9`: essential base-files -> app 1 needs lib (>= 2) -> lib 2 needs libc9"
+        );
+        assert_eq!(
+            short,
+            "nothing satisfies `libc9` (needed by lib 2, 2 steps away)"
+        );
+        let (full, short) = both(&missing(vec![step("app", "1", "lib")], "lib"));
+        assert_eq!(full, "nothing satisfies `lib`: app 1 needs lib");
+        assert_eq!(short, "nothing satisfies `lib`");
+    }
+
+    #[test]
+    fn a_conflict_says_where_each_side_comes_from_in_full_only() {
+        let reason = Reason::Conflict {
+            pkg1: pkg("tool", "1"),
+            pkg2: pkg("app", "1"),
+            chain1: vec![step("app", "1", "helper"), step("helper", "3", "tool")],
+            chain2: vec![],
+            unsat_conflict: "app".into(),
+        };
+        let (full, short) = both(&reason);
+        assert_eq!(
+            full,
+            "tool 1 conflicts with app 1 (`app`); tool comes from app 1 needs helper -> helper 3 needs tool; app is the package itself"
+        );
+        assert_eq!(short, "tool 1 conflicts with app 1 (`app`)");
+        let essential = Reason::Conflict {
+            pkg1: pkg("a", "1"),
+            pkg2: pkg("b", "2"),
+            chain1: vec![step(ESSENTIAL, "", "a")],
+            chain2: vec![],
+            unsat_conflict: "b (<< 3)".into(),
+        };
+        assert_eq!(
+            essential.to_string(),
+            "a 1 conflicts with b 2 (`b (<< 3)`); a is essential; b is the package itself"
+        );
+    }
 }

@@ -158,100 +158,6 @@ fn emit(text: &str) -> Result<(), Failure> {
     }
 }
 
-/// A chain for people: `a 1 needs b (>= 2) -> b 2 needs c`.
-fn chain_text(steps: &[ferry_solve::ChainStep]) -> String {
-    steps
-        .iter()
-        .map(|s| {
-            if s.package.package == ferry_solve::ESSENTIAL {
-                format!("essential {}", s.depends)
-            } else {
-                format!(
-                    "{} {} needs {}",
-                    s.package.package, s.package.version, s.depends
-                )
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" -> ")
-}
-
-/// An empty chain: the package checked has no version at all in the
-/// files (an installed one, with `--installed`).
-fn not_offered(unsat_dependency: &str) -> String {
-    format!("no version of {unsat_dependency} is offered")
-}
-
-fn reason_line(reason: &Reason) -> String {
-    match reason {
-        Reason::Missing {
-            chain,
-            unsat_dependency,
-        } if chain.is_empty() && !unsat_dependency.is_empty() => not_offered(unsat_dependency),
-        Reason::Missing {
-            chain,
-            unsat_dependency,
-        } => format!(
-            "nothing satisfies `{unsat_dependency}`: {}",
-            chain_text(chain)
-        ),
-        Reason::Conflict {
-            pkg1,
-            pkg2,
-            chain1,
-            chain2,
-            unsat_conflict,
-        } => {
-            let origin = |p: &ferry_solve::PackageRef, chain: &[ferry_solve::ChainStep]| {
-                if chain.is_empty() {
-                    format!("{} is the package itself", p.package)
-                } else if chain.len() == 1 && chain[0].package.package == ferry_solve::ESSENTIAL {
-                    format!("{} is essential", p.package)
-                } else {
-                    format!("{} comes from {}", p.package, chain_text(chain))
-                }
-            };
-            format!(
-                "{} {} conflicts with {} {} (`{unsat_conflict}`); {}; {}",
-                pkg1.package,
-                pkg1.version,
-                pkg2.package,
-                pkg2.version,
-                origin(pkg1, chain1),
-                origin(pkg2, chain2)
-            )
-        }
-    }
-}
-
-/// The first reason, in a few words.
-fn short_reason(reason: &Reason) -> String {
-    match reason {
-        Reason::Missing {
-            chain,
-            unsat_dependency,
-        } => match chain.as_slice() {
-            [] if !unsat_dependency.is_empty() => not_offered(unsat_dependency),
-            [] | [_] => format!("nothing satisfies `{unsat_dependency}`"),
-            [.., last] => format!(
-                "nothing satisfies `{unsat_dependency}` (needed by {} {}, {} steps away)",
-                last.package.package,
-                last.package.version,
-                chain.len() - 1
-            ),
-        },
-        Reason::Conflict {
-            pkg1,
-            pkg2,
-            unsat_conflict,
-            ..
-        } => format!(
-            "{} {} conflicts with {} {} (`{unsat_conflict}`)",
-            pkg1.package, pkg1.version, pkg2.package, pkg2.version
-        ),
-    }
-}
-
 fn human(
     reports: &[Report],
     total: usize,
@@ -269,11 +175,11 @@ fn human(
             out.push_str(&head);
             out.push('\n');
             for reason in &r.reasons {
-                out.push_str(&format!("  {}\n", reason_line(reason)));
+                out.push_str(&format!("  {reason}\n"));
             }
         } else {
             match r.reasons.first() {
-                Some(reason) => out.push_str(&format!("{head}: {}\n", short_reason(reason))),
+                Some(reason) => out.push_str(&format!("{head}: {reason:#}\n")),
                 None => out.push_str(&format!("{head}\n")),
             }
         }

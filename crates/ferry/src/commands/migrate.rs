@@ -597,7 +597,7 @@ mod tests {
 
     use super::*;
     use ferry_migrate::apt::{Change, Transaction};
-    use ferry_migrate::plan::{Finding, KeyInstall, SourcesChange, SpaceCheck};
+    use ferry_migrate::plan::{Finding, FindingKey, KeyInstall, SourcesChange, SpaceCheck};
 
     fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
         Change {
@@ -658,13 +658,13 @@ mod tests {
             }],
             findings: vec![
                 Finding {
-                    key: "free-space:/var/cache/apt/archives".into(),
+                    key: FindingKey::FreeSpace("/var/cache/apt/archives".into()),
                     severity: Severity::Blocker,
                     finding: "/var/cache/apt/archives has 2 MiB free, the migration needs 3 MiB".into(),
                     remediation: "free space on the filesystem of /var/cache/apt/archives (apt-get clean, remove old kernels)".into(),
                 },
                 Finding {
-                    key: "held-package:acme-tools".into(),
+                    key: FindingKey::HeldPackage("acme-tools".into()),
                     severity: Severity::Info,
                     finding: "acme-tools is held and stays as it is".into(),
                     remediation: "nothing to do".into(),
