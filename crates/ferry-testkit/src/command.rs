@@ -7,6 +7,25 @@ use std::process::{Command, Output};
 
 use crate::TestkitError;
 
+/// Asserts that a finished command exited with `code`; on mismatch panics
+/// showing everything it printed. For tests that run a program with
+/// [`Command::output`] themselves (e.g. as another user), where
+/// [`Outcome::failure`] reads what the kit ran.
+#[track_caller]
+pub fn expect_exit(output: &Output, code: i32) {
+    let outcome = Outcome {
+        command: "(the command)".into(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    if code == 0 {
+        outcome.success();
+    } else {
+        outcome.failure(code);
+    }
+}
+
 /// The command line as a person would type it, for messages.
 pub(crate) fn describe(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
@@ -48,7 +67,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn of(mut command: Command) -> Outcome {
+    /// Runs `command` to the end and keeps what it printed; for a test's
+    /// own commands (ferry on a plain directory, a checksum tool) that it
+    /// judges with [`Outcome::success`], [`Outcome::failure`] or
+    /// [`Outcome::ok`].
+    pub fn of(mut command: Command) -> Outcome {
         let line = describe(&command);
         match command.output() {
             Ok(output) => Outcome {
@@ -164,6 +187,22 @@ mod tests {
         let outcome = Outcome::of(command);
         outcome.failure(3);
         assert_eq!(outcome.stdout_json().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn expect_exit_accepts_the_code_it_names() {
+        let output = Command::new("sh").args(["-c", "exit 2"]).output().unwrap();
+        expect_exit(&output, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "shown")]
+    fn expect_exit_panics_with_the_output_on_another_code() {
+        let output = Command::new("sh")
+            .args(["-c", "echo shown >&2; exit 3"])
+            .output()
+            .unwrap();
+        expect_exit(&output, 2);
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod skip;
 mod snapshot;
 
 pub use chroot::{cache_dir, chroot_parent, Chroot};
-pub use command::Outcome;
+pub use command::{expect_exit, Outcome};
 pub use deb::{deb, DebBuilder};
 pub use error::TestkitError;
 pub use http::{FileServer, Request, RequestLog};

@@ -14,11 +14,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry_testkit::{
-    deb, skip_unless, Chroot, DebBuilder, Need, Outcome, Repo, ServedRepo, Signer,
-};
+mod org_move;
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+use ferry_testkit::{deb, skip_unless, Chroot, Need, Outcome, Repo, Signer};
+use org_move::{new_core, new_packages, old_packages, Move, TestResult, World};
 
 /// What is done to the world before ferry runs, or while it runs.
 #[derive(Clone, Copy, Debug)]
@@ -224,162 +223,39 @@ fn differences(before: &State, after: &State, with_status: bool) -> String {
     out
 }
 
-/// The old organisation's packages, as the seed describes them.
-fn old_packages() -> Vec<DebBuilder> {
-    vec![
-        deb("acme-sdk", "1.0").conffile("/etc/acme/sdk.conf", "level = 1\n"),
-        deb("acme-daemon", "1.0")
-            .conffile("/etc/acme/daemon.conf", "port = 80\n")
-            .file("/usr/share/acme/daemon.txt", "the daemon's data\n"),
-        deb("acme-legacy", "1.0"),
-    ]
-}
-
-fn new_packages(slow_core: bool) -> Vec<DebBuilder> {
-    let mut core = deb("acme-core", "2.0")
-        .conflicts("acme-daemon")
-        .replaces("acme-daemon")
-        .provides("acme-daemon");
-    if slow_core {
-        core = core.maintainer_script("preinst", "#!/bin/sh\nsleep 4\n");
-    }
-    vec![
-        deb("acme-sdk", "1.1").conffile("/etc/acme/sdk.conf", "level = 1\n"),
-        core,
-    ]
-}
-
-/// A device on the old organisation's repository, the new one served, and
-/// the move's profile.
-struct World {
-    sys: Chroot,
-    old: Option<ServedRepo>,
-    new: Option<ServedRepo>,
-    new_uri: String,
-    new_signer: Signer,
-}
-
-impl World {
-    fn new(fault: Fault) -> TestResult<World> {
-        let sys = Chroot::minbase("bookworm")?.with_ferry_bin(env!("CARGO_BIN_EXE_ferry"));
-        let old = Repo::new("old-org").packages(old_packages()).serve()?;
-        let new_signer = Signer::new("new-org")?;
-        let mut new = Repo::new("new-org").key(&new_signer);
-        new = match fault {
-            Fault::TargetSignedByAnotherKey => new.signed_by(&Signer::new("stranger")?),
-            Fault::TargetUnsigned => new.unsigned(),
-            Fault::TargetOtherOrigin => new.origin("someone-else"),
-            _ => new,
-        };
-        let new = match fault {
-            // A mirror of the old archive, one update ahead.
-            Fault::RepointOnly => {
-                let mut packages = old_packages();
-                packages[0] = deb("acme-sdk", "1.1").conffile("/etc/acme/sdk.conf", "level = 1\n");
-                Repo::new("old-org")
-                    .key(&new_signer)
-                    .packages(packages)
-                    .serve()?
-            }
-            _ => new
-                .packages(new_packages(matches!(
-                    fault,
-                    Fault::KilledInDpkgThenResume | Fault::KilledInDpkgThenRollback
-                )))
-                .serve()?,
-        };
-        // Only the test's repositories: the device never needs the network.
-        sys.write_file("/etc/apt/sources.list", "")?;
-        sys.write_file(
-            "/usr/share/keyrings/old-org.gpg",
-            std::fs::read(old.keyring_path())?,
-        )?;
-        sys.write_file(
-            "/etc/apt/sources.list.d/acme.sources",
-            format!(
-                "# ACME device packages\n{}",
-                old.sources_entry_signed_by("/usr/share/keyrings/old-org.gpg")
-            ),
-        )?;
-        sys.run_ok(["apt-get", "update", "-q"])?;
-        sys.run_ok([
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "acme-sdk",
-            "acme-daemon",
-            "acme-legacy",
-        ])?;
-        sys.write_file("/etc/acme/sdk.conf", "level = 7 # tuned on site\n")?;
-        std::fs::write(
-            sys.workdir().join("new-org.gpg"),
-            std::fs::read(new_signer.keyring_path())?,
-        )?;
-        let new_uri = new.uri();
-        let profile = match fault {
-            Fault::RepointOnly => format!(
-                "schema = 1\nname = \"acme-mirror\"\n\n[[sources]]\nmatch = {{ uri = \"{}\" }}\nset = {{ uri = \"{new_uri}\", signed_by = \"/usr/share/keyrings/new-org.gpg\" }}\n\n[[keys]]\ninstall_to = \"/usr/share/keyrings/new-org.gpg\"\nfile = \"new-org.gpg\"\n",
-                old.uri()
-            ),
-            _ => format!(
-                r#"schema = 1
-name = "acme-org-move"
-
-[[sources]]
-match = {{ uri = "{old}" }}
-set = {{ uri = "{new_uri}", signed_by = "/usr/share/keyrings/new-org.gpg" }}
-expect_release = {{ origin = "new-org" }}
-
-[[keys]]
-install_to = "/usr/share/keyrings/new-org.gpg"
-file = "new-org.gpg"
-
-[packages]
-replace = [{{ from = "acme-daemon", to = "acme-core" }}]
-remove = ["acme-legacy"]
-upgrade = "full"
-
-[verify]
-packages = [{{ name = "acme-sdk", version = ">= 1.1" }}, {{ name = "acme-core", version = "= 2.0" }}]
-"#,
-                old = old.uri()
-            ),
-        };
-        std::fs::write(sys.workdir().join("move.toml"), profile)?;
-        Ok(World {
-            sys,
-            old: Some(old),
-            new: Some(new),
-            new_uri,
-            new_signer,
-        })
-    }
-
-    fn ferry(&self, args: &[&str]) -> Outcome {
-        self.sys.ferry(args)
-    }
-
-    fn assert_moved(&self) -> TestResult {
-        let sys = &self.sys;
-        assert_eq!(sys.installed("acme-sdk")?.as_deref(), Some("1.1"));
-        assert_eq!(sys.installed("acme-core")?.as_deref(), Some("2.0"));
-        assert_eq!(sys.installed("acme-daemon")?, None);
-        assert_eq!(sys.installed("acme-legacy")?, None);
-        let sources =
-            String::from_utf8_lossy(&sys.read_file("/etc/apt/sources.list.d/acme.sources")?)
-                .into_owned();
-        assert!(
-            sources.contains(&format!("URIs: {}", self.new_uri)),
-            "{sources}"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&sys.read_file("/etc/acme/sdk.conf")?),
-            "level = 7 # tuned on site\n",
-            "the admin's edit is kept"
-        );
-        Ok(())
-    }
+/// The shared organisation-move world with `fault` built into its target
+/// repository; a killed run needs an acme-core whose preinst takes a while.
+fn world(fault: Fault) -> TestResult<World> {
+    let profile = match fault {
+        Fault::RepointOnly => Move::RepointOnly,
+        _ => Move::Organisation,
+    };
+    World::build(
+        |key| {
+            let new = Repo::new("new-org").key(key);
+            let new = match fault {
+                Fault::TargetSignedByAnotherKey => new.signed_by(&Signer::new("stranger")?),
+                Fault::TargetUnsigned => new.unsigned(),
+                Fault::TargetOtherOrigin => new.origin("someone-else"),
+                // A mirror of the old archive, one update ahead.
+                Fault::RepointOnly => {
+                    let mut packages = old_packages();
+                    packages[0] =
+                        deb("acme-sdk", "1.1").conffile("/etc/acme/sdk.conf", "level = 1\n");
+                    return Ok(Repo::new("old-org").key(key).packages(packages));
+                }
+                _ => new,
+            };
+            let core = match fault {
+                Fault::KilledInDpkgThenResume | Fault::KilledInDpkgThenRollback => {
+                    new_core().maintainer_script("preinst", "#!/bin/sh\nsleep 4\n")
+                }
+                _ => new_core(),
+            };
+            Ok(new.packages(new_packages(core)))
+        },
+        profile,
+    )
 }
 
 fn exit_of(outcome: &Outcome) -> i32 {
@@ -437,7 +313,7 @@ fn kill_while_dpkg_unpacks(world: &World) -> TestResult {
 
 /// Runs one case; returns a line for the results table, or why it failed.
 fn run_case(case: &Case) -> TestResult<String> {
-    let mut world = World::new(case.fault)?;
+    let mut world = world(case.fault)?;
     let before = state(&world.sys)?;
     match case.fault {
         Fault::TargetUnreachable => world.new = None,

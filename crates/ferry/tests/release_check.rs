@@ -8,79 +8,15 @@
 //!
 //! Needs gpg and gpgv (or sqv); skipped otherwise. No root needed.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{expect_exit, sh, Server};
+use ferry_testkit::{expect_exit, FileServer, Outcome, Signer};
 
 type TarGz = tar::Builder<flate2::write::GzEncoder<std::fs::File>>;
 
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()
-}
-
-/// A GnuPG home with one signing key, made for the test.
-struct Key {
-    home: tempfile::TempDir,
-    public: PathBuf,
-}
-
-impl Key {
-    /// `faked`: make (and later sign with) the key at that time, e.g. a
-    /// key that expired long ago.
-    fn new(name: &str, faked: Option<&str>, expire: &str) -> Key {
-        let home = tempfile::Builder::new()
-            .prefix("ferry-gpg-")
-            .tempdir()
-            .unwrap();
-        let mut gen = gpg(home.path(), faked);
-        gen.args([
-            "--quick-gen-key",
-            &format!("{name} <{name}@example.org>"),
-            "ed25519",
-            "sign",
-            expire,
-        ]);
-        sh(&mut gen);
-        let exported = sh(gpg(home.path(), None).arg("--export"));
-        let public = home.path().join(format!("{name}.gpg"));
-        std::fs::write(&public, exported.stdout).unwrap();
-        Key { home, public }
-    }
-
-    fn sign(&self, file: &Path, faked: Option<&str>) {
-        let signature = format!("{}.sig", file.display());
-        sh(gpg(self.home.path(), faked)
-            .args(["--yes", "--detach-sign", "-o", &signature])
-            .arg(file));
-    }
-}
-
-fn gpg(home: &Path, faked: Option<&str>) -> Command {
-    let mut command = Command::new("gpg");
-    command.env("GNUPGHOME", home).args([
-        "--batch",
-        "--quiet",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
-    if let Some(time) = faked {
-        command.args(["--faked-system-time", time]);
-    }
-    command
-}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--kill", "all"])
-            .output();
-    }
 }
 
 const SOURCES: &str = "Types: deb\nURIs: http://127.0.0.1:9/debian\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
@@ -121,6 +57,12 @@ fn listing(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Signs `file` into `file.sig`, where ferry looks for a bundle's signature.
+fn sign(key: &Signer, file: &Path) {
+    key.detach_sign(file, Path::new(&format!("{}.sig", file.display())))
+        .unwrap();
+}
+
 fn paragraph(dist: &str, version: &str, date: &str) -> String {
     format!(
         "Dist: {dist}\nName: Debian {version}\nVersion: {version}\nDate: {date}\nSupported: 1\n"
@@ -136,8 +78,9 @@ fn index_with(bundle: &str, size: u64, sha256: &str, extra: &str) -> String {
 }
 
 fn sha256(path: &Path) -> (u64, String) {
-    let out = sh(Command::new("sha256sum").arg(path));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sum = Command::new("sha256sum");
+    sum.arg(path);
+    let text = Outcome::of(sum).ok().unwrap().stdout;
     (
         std::fs::metadata(path).unwrap().len(),
         text.split_whitespace().next().unwrap().to_string(),
@@ -196,9 +139,9 @@ fn check_fetch_and_every_refusal() {
     )
     .unwrap();
     let www = tempfile::tempdir().unwrap();
-    let good = Key::new("release", None, "never");
-    let wrong = Key::new("stranger", None, "never");
-    let expired = Key::new("old", Some("20200101T000000"), "1d");
+    let good = Signer::new("release").unwrap();
+    let wrong = Signer::new("stranger").unwrap();
+    let expired = Signer::expired("old").unwrap();
 
     // The publisher builds and signs the bundle with ferry itself.
     let publisher = publisher_dir();
@@ -210,7 +153,7 @@ fn check_fetch_and_every_refusal() {
             "bundle",
             publisher.path().to_str().unwrap(),
             "--gnupghome",
-            good.home.path().to_str().unwrap(),
+            good.home().to_str().unwrap(),
             "-o",
             bundle.to_str().unwrap(),
         ],
@@ -231,14 +174,15 @@ fn check_fetch_and_every_refusal() {
         index_with("trixie.tar.xz", size, &hash, ""),
     )
     .unwrap();
-    let server = Server::serve(www.path());
-    let url = |name: &str| format!("{}/{name}", server.uri());
+    let server = FileServer::serve_dir(www.path()).unwrap();
+    // The server's URI ends with a slash.
+    let url = |name: &str| format!("{}{name}", server.uri());
 
     // The system's configuration names the index and the keyring.
     std::fs::create_dir_all(root.path().join("etc/ferry")).unwrap();
     std::fs::create_dir_all(root.path().join("usr/share/keyrings")).unwrap();
     std::fs::copy(
-        &good.public,
+        good.keyring_path(),
         root.path().join("usr/share/keyrings/release.gpg"),
     )
     .unwrap();
@@ -296,10 +240,10 @@ fn check_fetch_and_every_refusal() {
             "{case} created files under the root"
         );
     };
-    let copy_signed = |name: &str, key: &Key, faked: Option<&str>| {
+    let copy_signed = |name: &str, key: &Signer| {
         let path = www.path().join(name);
         std::fs::copy(&bundle, &path).unwrap();
-        key.sign(&path, faked);
+        sign(key, &path);
         let (size, hash) = sha256(&path);
         index_with(name, size, &hash, "")
     };
@@ -307,18 +251,18 @@ fn check_fetch_and_every_refusal() {
     refuse(
         "wrong-key",
         index_with("trixie.tar.xz", size, &hash, ""),
-        Some(&wrong.public),
+        Some(wrong.keyring_path()),
         "refused",
     );
     refuse(
         "expired",
-        copy_signed("old.tar.xz", &expired, Some("20200101T010000")),
-        Some(&expired.public),
+        copy_signed("old.tar.xz", &expired),
+        Some(expired.keyring_path()),
         "expired",
     );
     refuse(
         "unknown-key",
-        copy_signed("other.tar.xz", &wrong, None),
+        copy_signed("other.tar.xz", &wrong),
         None,
         "refused",
     );
@@ -358,7 +302,7 @@ fn check_fetch_and_every_refusal() {
         let name = format!("{case}.tar.gz");
         let path = www.path().join(&name);
         hostile_tar(&path, evil);
-        good.sign(&path, None);
+        sign(&good, &path);
         let (size, hash) = sha256(&path);
         refuse(case, index_with(&name, size, &hash, ""), None, says);
     };

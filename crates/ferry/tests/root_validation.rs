@@ -9,14 +9,12 @@
 //! The unprivileged cases run ferry as `nobody` (setpriv), which needs
 //! root; the real-system plan also needs what the chroot tests need.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{deb, expect_exit, unavailable, Chroot, Repo, Server, Signer};
+use ferry_testkit::{deb, expect_exit, skip_unless, Chroot, Need, Repo, ServedRepo};
 
 /// A meta-release index nothing answers on: reaching for it would fail
 /// with exit 1, so an exit 2 proves the refusal came first.
@@ -405,45 +403,36 @@ fn status_as_nobody_does_not_hide_root_only_journals() {
 /// by root (so apt's lists lock is root's alone, as on a real system).
 struct RealSystem {
     sys: Chroot,
-    _server: Server,
-    _repo: Repo,
-    _signer: Signer,
+    _repo: ServedRepo,
 }
 
 impl RealSystem {
     fn new() -> RealSystem {
-        let signer = Signer::new("acme");
-        let repo = Repo::new("acme", &[deb("acme-tool", "1.0")], &signer);
-        let server = Server::serve(repo.dir.path());
-        let sys = Chroot::bookworm();
+        let repo = Repo::new("acme")
+            .package(deb("acme-tool", "1.0"))
+            .serve()
+            .unwrap();
+        let sys = Chroot::minbase("bookworm").unwrap();
         std::fs::set_permissions(sys.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        sys.write("/etc/apt/sources.list", "");
-        sys.write(
+        sys.write_file("/etc/apt/sources.list", "").unwrap();
+        sys.write_file(
             "/usr/share/keyrings/acme.gpg",
-            std::fs::read(&signer.keyring).unwrap(),
-        );
-        sys.write(
+            std::fs::read(repo.keyring_path()).unwrap(),
+        )
+        .unwrap();
+        sys.write_file(
             "/etc/apt/sources.list.d/acme.sources",
-            format!(
-                "Types: deb\nURIs: {}\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/acme.gpg\n",
-                server.uri()
-            ),
-        );
-        sys.ok(&["apt-get", "update", "-q"]);
-        RealSystem {
-            sys,
-            _server: server,
-            _repo: repo,
-            _signer: signer,
-        }
+            repo.sources_entry_signed_by("/usr/share/keyrings/acme.gpg"),
+        )
+        .unwrap();
+        sys.run_ok(["apt-get", "update", "-q"]).unwrap();
+        RealSystem { sys, _repo: repo }
     }
 }
 
 #[test]
 fn plan_as_nobody_reads_a_real_system_or_names_what_needs_root() {
-    if let Some(why) = unavailable() {
-        ferry_testkit::skip!("{why}");
-    }
+    skip_unless!(Need::Chroots);
     let inputs = Inputs::new();
     let world = RealSystem::new();
     let root = world.sys.path();
