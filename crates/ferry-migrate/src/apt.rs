@@ -279,24 +279,11 @@ impl AptSandbox {
     /// with one of `stems`: a target source's lists must come from this
     /// sandbox's own update, never from what the root kept of an earlier one.
     pub fn seed_lists_from_root_except(&self, stems: &[String]) -> Result<(), AptError> {
-        let from = self.root.join("var/lib/apt/lists");
-        let to = self.lists_dir();
-        let Ok(entries) = std::fs::read_dir(&from) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            // apt's `lock` guards the root's own state (and only root may
-            // read it); a target's files must come from this update.
-            let skip = name == "lock" || stems.iter().any(|stem| name.starts_with(stem.as_str()));
-            if !path.is_file() || skip {
-                continue;
-            }
-            let target = to.join(&name);
-            std::fs::copy(&path, &target).map_err(io(&target))?;
-        }
-        Ok(())
+        copy_dir_files_where(
+            &self.root.join("var/lib/apt/lists"),
+            &self.lists_dir(),
+            |name| !stems.iter().any(|stem| name.starts_with(stem.as_str())),
+        )
     }
 
     /// Downloads one package (`name:arch=version`) into `into`.
@@ -479,15 +466,25 @@ impl AptSandbox {
 }
 
 fn copy_dir_files(from: &Path, to: &Path) -> Result<(), AptError> {
+    copy_dir_files_where(from, to, |_| true)
+}
+
+/// Copies the regular files of `from` whose name `keep` accepts.
+fn copy_dir_files_where(
+    from: &Path,
+    to: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(), AptError> {
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
         // apt's `lock` guards the root's own state and holds nothing; it is
         // root's alone (0640), so copying it would fail any plan not run as root.
-        if path.is_file() && entry.file_name() != "lock" {
-            let target = to.join(entry.file_name());
+        if path.is_file() && name != "lock" && keep(&name) {
+            let target = to.join(&name);
             std::fs::copy(&path, &target).map_err(io(&target))?;
         }
     }
