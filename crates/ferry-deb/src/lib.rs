@@ -5,7 +5,7 @@
 //!
 //! It does no I/O beyond reading the files it is pointed at, and decides
 //! nothing: installability lives in `ferry-solve`, migrations in
-//! `ferry-migrate`.
+//! `ferry-apt`.
 
 pub mod deb822;
 pub mod index;

@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 use std::path::Path;
 
+use ferry_apt::Profile;
 use ferry_archive::{ArchiveError, Hints, NameMap};
 use ferry_deb::deb822::{paragraphs, Syntax};
 use ferry_deb::os_release::OsRelease;
@@ -17,9 +18,8 @@ use ferry_deb::package::{parse_binary_packages, parse_source_packages};
 use ferry_deb::release::{split_clearsigned, Release};
 use ferry_deb::sources::{parse_sources_text, Format};
 use ferry_deb::{Relations, VersionRef};
-use ferry_migrate::release::bundle::parse_demoted;
-use ferry_migrate::release::meta::MetaRelease;
-use ferry_migrate::Profile;
+use ferry_release::parse_demoted;
+use ferry_release::MetaRelease;
 
 /// What every target is: a property checked on one input.
 pub type Entry = fn(&[u8]);

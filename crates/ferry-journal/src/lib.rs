@@ -23,5 +23,5 @@ pub use journal::{
     now, Driver, Journal, JournalError, Outcome, Step, StepObserver, StepRecord, StepState,
     JOURNAL_FORMAT,
 };
-pub use lock::{check_dpkg_idle, Holder, LockError, MigrationLock};
+pub use lock::{Holder, LockError, MigrationLock};
 pub use runner::{after_failure, drive, AfterFailure, Driven, StepEvent, Steps};

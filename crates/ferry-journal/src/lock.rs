@@ -1,5 +1,4 @@
-//! One run at a time: ferry's own lock, which names its holder, and a
-//! look at dpkg's locks so ferry never starts while apt or dpkg is busy.
+//! One run at a time: ferry's own lock, which names its holder.
 //!
 //! The lock file `/var/lib/ferry/lock` (under the root) holds JSON
 //! `{"migration": ID, "pid": PID}` and is held with `flock` for the life of
@@ -26,8 +25,6 @@ pub enum LockError {
     HeldByFerry { path: PathBuf, holder: Holder },
     #[error("{} is locked by another process", path.display())]
     HeldByUnknown { path: PathBuf },
-    #[error("dpkg is in use: {} is locked by pid {pid}; wait for apt or dpkg to finish", path.display())]
-    DpkgBusy { path: PathBuf, pid: i32 },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -110,43 +107,9 @@ impl Drop for MigrationLock {
     }
 }
 
-/// dpkg's and apt's lock files, relative to the root.
-const DPKG_LOCKS: [&str; 2] = ["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"];
-
-/// Fails when apt or dpkg holds one of its locks under `root`. dpkg uses
-/// fcntl record locks; F_GETLK asks without taking them, so ferry never
-/// holds dpkg's lock while the apt it starts needs it.
-pub fn check_dpkg_idle(root: &Path) -> Result<(), LockError> {
-    for relative in DPKG_LOCKS {
-        let path = root.join(relative);
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(&path)(e)),
-        };
-        // SAFETY: a zeroed flock struct is a valid argument for F_GETLK.
-        let mut query: libc::flock = unsafe { std::mem::zeroed() };
-        query.l_type = libc::F_WRLCK as libc::c_short;
-        query.l_whence = libc::SEEK_SET as libc::c_short;
-        // SAFETY: F_GETLK fills `query`, which lives on our stack.
-        let status = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut query) };
-        if status != 0 {
-            return Err(io(&path)(std::io::Error::last_os_error()));
-        }
-        if query.l_type != libc::F_UNLCK as libc::c_short {
-            return Err(LockError::DpkgBusy {
-                path,
-                pid: query.l_pid,
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
 
     /// Who holds the lock at `path` right now, read from outside as the
     /// package's prerm does: probe the flock, then read the file.
@@ -179,41 +142,5 @@ mod tests {
         drop(lock);
         assert!(current_holder(&path).is_none());
         MigrationLock::acquire(&path, "second").unwrap();
-    }
-
-    #[test]
-    fn a_dpkg_lock_held_by_another_process_is_seen() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("var/lib/dpkg/lock-frontend");
-        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-        std::fs::write(&lock, b"").unwrap();
-        assert!(check_dpkg_idle(dir.path()).is_ok());
-        // A real fcntl lock held by another process, as dpkg holds it:
-        // python's fcntl.lockf is fcntl(F_SETLK).
-        let Ok(mut holder) = Command::new("python3")
-            .args([
-                "-c",
-                "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
-            ])
-            .arg(&lock)
-            .stdout(Stdio::piped())
-            .spawn()
-        else {
-            ferry_testkit::skip!("python3 is not available");
-        };
-        let mut line = [0u8; 5];
-        holder
-            .stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut line)
-            .unwrap();
-        let result = check_dpkg_idle(dir.path());
-        let _ = holder.kill();
-        let _ = holder.wait();
-        match result {
-            Err(LockError::DpkgBusy { pid, .. }) => assert_eq!(pid as u32, holder.id()),
-            other => panic!("expected DpkgBusy, got {other:?}"),
-        }
     }
 }

@@ -13,7 +13,7 @@ mod org_move;
 
 use std::process::Command;
 
-use ferry_migrate::snapshot::Snapshot;
+use ferry_apt::snapshot::Snapshot;
 use ferry_testkit::{skip_unless, Chroot, DebBuilder, Need};
 use org_move::{new_core, TestResult, World, PROFILE};
 

@@ -1,16 +1,16 @@
 //! `ferry plan | run | status | history | rollback`: repository migrations.
-//! The deciding and doing is ferry-migrate's; this renders plans, progress
+//! The deciding and doing is ferry-apt's; this renders plans, progress
 //! and outcomes for people or as JSON, and maps them to exit codes.
 
 use std::io::IsTerminal;
 use std::path::Path;
 
+use ferry_apt::plan::{Plan, Severity};
+use ferry_apt::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
+use ferry_apt::system::{self, SystemRoot};
+use ferry_apt::AptStep;
+use ferry_apt::{Profile, ProfileError};
 use ferry_journal::{EventState, Journal, Outcome, Step as _, StepObserver, StepState};
-use ferry_migrate::plan::{Plan, Severity};
-use ferry_migrate::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
-use ferry_migrate::system::{self, SystemRoot};
-use ferry_migrate::AptStep;
-use ferry_migrate::{Profile, ProfileError};
 
 use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
 use crate::exit::Exit;
@@ -51,6 +51,9 @@ pub(crate) fn run_failure(e: RunError) -> Failure {
     match e {
         RunError::Profile(e) => profile_failure(e),
         RunError::Lock(e) => Failure::new(Exit::Blocked, e.to_string()).hint("nothing was changed"),
+        RunError::DpkgBusy(e) => {
+            Failure::new(Exit::Blocked, e.to_string()).hint("nothing was changed")
+        }
         RunError::Interrupted(_) => Failure::new(Exit::Blocked, e.to_string()),
         RunError::NothingToResume(_)
         | RunError::UnknownMigration(_)
@@ -103,7 +106,7 @@ pub fn render_plan(plan: &Plan) -> String {
     ));
     let t = &plan.transaction;
     let version = |v: &Option<String>| v.clone().unwrap_or_default();
-    let groups: [(&str, &Vec<ferry_migrate::apt::Change>); 5] = [
+    let groups: [(&str, &Vec<ferry_apt::apt::Change>); 5] = [
         ("install", &t.install),
         ("upgrade", &t.upgrade),
         ("downgrade", &t.downgrade),
@@ -207,7 +210,7 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         .prefix("ferry-plan-")
         .tempdir()
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-    let plan = ferry_migrate::plan::compute(root.path(), &profile, sandbox.path())
+    let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
     if global.json {
         render::json(&serde_json::json!({ "blocked": plan.blocked(), "plan": plan }));
@@ -328,7 +331,7 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
     let mut progress = Lines { json: global.json };
     detach_from_terminal_hangup();
     let outcome = if args.resume {
-        ferry_migrate::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
+        ferry_apt::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
     } else {
         let path = args
             .profile
@@ -336,8 +339,7 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
         confirm(args.yes, &profile)?;
-        ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)
-            .map_err(run_failure)?
+        ferry_apt::run::run(root.path(), &profile, &options, &mut progress).map_err(run_failure)?
     };
     finish(outcome, global, args.no_rollback)
 }
@@ -564,8 +566,8 @@ pub fn history(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
 }
 
 pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
-    let (id, report) = ferry_migrate::run::rollback_migration(root.path(), args.id.as_deref())
-        .map_err(run_failure)?;
+    let (id, report) =
+        ferry_apt::run::rollback_migration(root.path(), args.id.as_deref()).map_err(run_failure)?;
     let exit = if report.complete() {
         Exit::Ok
     } else {
@@ -596,8 +598,8 @@ mod tests {
     //! snapshots (`cargo insta review` after an intended change).
 
     use super::*;
-    use ferry_migrate::apt::{Change, Transaction};
-    use ferry_migrate::plan::{Finding, FindingKey, KeyInstall, SourcesChange, SpaceCheck};
+    use ferry_apt::apt::{Change, Transaction};
+    use ferry_apt::plan::{Finding, FindingKey, KeyInstall, SourcesChange, SpaceCheck};
 
     fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
         Change {
@@ -626,13 +628,13 @@ mod tests {
                     "b/etc/apt/sources.list.d/acme.sources",
                 ),
             }],
-            targets: vec![ferry_migrate::target::TargetSource {
+            targets: vec![ferry_apt::target::TargetSource {
                 uri: "http://new.example.org/acme".into(),
                 suite: "stable".into(),
                 keyrings: vec!["/usr/share/keyrings/new-org.gpg".into()],
                 inline_key: false,
             }],
-            upgrade: ferry_migrate::profile::Upgrade::Full,
+            upgrade: ferry_apt::profile::Upgrade::Full,
             keys: vec![KeyInstall {
                 path: "/usr/share/keyrings/new-org.gpg".into(),
                 replaces_existing: false,

@@ -11,7 +11,7 @@ mod release;
 mod sources;
 mod version;
 
-use ferry_migrate::system::{self, RootError, SystemRoot, ROOT_EXPECTED};
+use ferry_apt::system::{self, RootError, SystemRoot, ROOT_EXPECTED};
 
 use crate::cli::{Cli, Command, Global};
 use crate::exit::Exit;

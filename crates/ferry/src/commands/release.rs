@@ -3,7 +3,7 @@
 //! verifying that release's signed bundle without changing the system,
 //! upgrading to it (the bundle made into a migration, run by the migration
 //! engine), and building a bundle for publishers. Deciding and verifying
-//! live in `ferry_migrate::release`; this module wires flags and renders.
+//! live in `ferry_release`; this module wires flags and renders.
 //!
 //! Exit codes: `check` answers 0 (a newer release is offered) or 1 (up to
 //! date, or the release is stopped by the publisher); a bad index, a bad
@@ -12,11 +12,11 @@
 use std::io::Write;
 use std::path::Path;
 
+use ferry_apt::system::SystemRoot;
 use ferry_deb::os_release::OsRelease;
-use ferry_migrate::release::bundle::{self, BundleError, SignWith};
-use ferry_migrate::release::config::{ConfigError, CONFIG_PATH};
-use ferry_migrate::release::{offer, Config, MetaRelease, Offer, ReleaseEntry};
-use ferry_migrate::system::SystemRoot;
+use ferry_release::{offer, Config, MetaRelease, Offer, ReleaseEntry};
+use ferry_release::{BundleError, SignWith};
+use ferry_release::{ConfigError, CONFIG_PATH};
 
 use super::{migrate, require_privileges, system_root};
 use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
@@ -274,7 +274,7 @@ fn obtain(
     target: &ReleaseEntry,
     dir: Option<&Path>,
     global: &Global,
-) -> Result<(bundle::Obtained, Option<tempfile::TempDir>), Failure> {
+) -> Result<(ferry_release::Obtained, Option<tempfile::TempDir>), Failure> {
     let reference = target.bundle.as_ref().ok_or_else(|| {
         Failure::bad_input(format!("the index gives no Bundle for {}", target.dist))
             .at(Path::new(&ctx.url), Some(target.line), None)
@@ -307,7 +307,8 @@ fn obtain(
         eprint!("\rdownloading bundle: {done}/{total} bytes");
         let _ = std::io::stderr().flush();
     };
-    let obtained = bundle::obtain(reference, &ctx.url, &keyring, &work, &mut progress);
+    let obtained =
+        ferry_release::obtain_bundle(reference, &ctx.url, &keyring, &work, &mut progress);
     if !quiet {
         eprintln!();
     }
@@ -315,7 +316,12 @@ fn obtain(
     Ok((obtained, temporary))
 }
 
-fn show_bundle(obtained: &bundle::Obtained, target: &ReleaseEntry, kept: bool, global: &Global) {
+fn show_bundle(
+    obtained: &ferry_release::Obtained,
+    target: &ReleaseEntry,
+    kept: bool,
+    global: &Global,
+) {
     if global.json {
         render::json(&serde_json::json!({
             "target": entry_json(target),
@@ -389,14 +395,14 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
             .map_err(|e| Failure::failed(format!("{}: {e}", work.display())))?;
     }
     let (obtained, _temporary) = obtain(&ctx, target, work.as_deref(), global)?;
-    let migration = bundle::to_migration(&obtained.bundle, target);
+    let migration = ferry_release::to_migration(&obtained.bundle, target);
     let profile = migration.profile;
     if args.dry_run {
         let sandbox = tempfile::Builder::new()
             .prefix("ferry-plan-")
             .tempdir()
             .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-        let plan = ferry_migrate::plan::compute(root.path(), &profile, sandbox.path())
+        let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
             .map_err(|e| Failure::failed(e.to_string()))?;
         if global.json {
             render::json(&serde_json::json!({
@@ -423,18 +429,19 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     migrate::confirm(args.yes, &profile)?;
     migrate::warn_if_remote(global);
     migrate::detach_from_terminal_hangup();
-    let options = ferry_migrate::run::RunOptions {
+    let options = ferry_apt::run::RunOptions {
         no_rollback: args.no_rollback,
         observer: migrate::test_observer(),
     };
     let mut progress = migrate::Lines { json: global.json };
-    let outcome = ferry_migrate::run::run(root.path(), &profile, &options, &mut progress)
+    let outcome = ferry_apt::run::run(root.path(), &profile, &options, &mut progress)
         .map_err(migrate::run_failure)?;
     migrate::finish(outcome, global, args.no_rollback)
 }
 
 fn build(dir: &Path, output: &Path, sign: SignWith, global: &Global) -> Result<Exit, Failure> {
-    let built = bundle::build(dir, output, &sign).map_err(|e| bundle_failure(e, dir))?;
+    let built =
+        ferry_release::build_bundle(dir, output, &sign).map_err(|e| bundle_failure(e, dir))?;
     let name = |p: &Path| {
         p.file_name().map_or_else(
             || p.display().to_string(),

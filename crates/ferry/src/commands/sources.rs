@@ -6,8 +6,8 @@
 //! Reading and deciding live in `ferry_deb::sources`; this module only
 //! renders.
 
+use ferry_apt::system::SystemRoot;
 use ferry_deb::sources::{read_system_sources, SourceEntry, SourcesError, SystemSources};
-use ferry_migrate::system::SystemRoot;
 
 use crate::cli::{Global, SourcesCommand};
 use crate::exit::Exit;

@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
-use ferry_migrate::apt::AptSandbox;
-use ferry_migrate::finding::FindingKey;
+use ferry_apt::apt::AptSandbox;
+use ferry_apt::finding::FindingKey;
 
 #[test]
 fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
@@ -51,11 +51,11 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_migrate::profile::Upgrade::Full,
+            ferry_apt::profile::Upgrade::Full,
         )
         .unwrap();
 
-    let names = |changes: &[ferry_migrate::apt::Change]| -> Vec<String> {
+    let names = |changes: &[ferry_apt::apt::Change]| -> Vec<String> {
         let mut v: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
         v.sort();
         v
@@ -72,7 +72,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_migrate::profile::Upgrade::None,
+            ferry_apt::profile::Upgrade::None,
         )
         .unwrap();
     assert_eq!(names(&none.install), ["acme-core"]);
@@ -81,7 +81,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_migrate::profile::Upgrade::Safe,
+            ferry_apt::profile::Upgrade::Safe,
         )
         .unwrap();
     assert_eq!(names(&safe.upgrade), ["acme-sdk"]);
@@ -122,13 +122,13 @@ fn an_unreachable_source_is_an_error_not_an_empty_plan() {
     // apt may exit 0 here: what counts is that the source is named as
     // unanswered, whatever apt's exit code was.
     let lines = sandbox.update().unwrap().lines;
-    let target = ferry_migrate::target::TargetSource {
+    let target = ferry_apt::target::TargetSource {
         uri: format!("file:{}/missing", work.path().display()),
         suite: "./".into(),
         keyrings: Vec::new(),
         inline_key: false,
     };
-    let findings = ferry_migrate::target::unanswered_targets(
+    let findings = ferry_apt::target::unanswered_targets(
         std::slice::from_ref(&target),
         &sandbox.lists_dir(),
         &lines,

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use ferry_migrate::backup::{Backup, PackageToSave};
-use ferry_migrate::snapshot::Snapshot;
+use ferry_apt::backup::{Backup, PackageToSave};
+use ferry_apt::snapshot::Snapshot;
 
 fn installed(name: &str) -> Option<PackageToSave> {
     let out = Command::new("dpkg-query")

@@ -16,10 +16,10 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{Backup, BackupError, PackageToSave};
+use crate::dpkg_lock::{check_dpkg_idle, DpkgLockError};
 use ferry_journal::{
-    after_failure, check_dpkg_idle, write_atomic, AfterFailure, Driven, EventLog, EventState,
-    Journal, JournalError, LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver,
-    Steps,
+    after_failure, write_atomic, AfterFailure, Driven, EventLog, EventState, Journal, JournalError,
+    LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver, Steps,
 };
 
 use crate::plan::{compute, Plan, PlanError};
@@ -87,6 +87,8 @@ impl Layout {
 pub enum RunError {
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    DpkgBusy(#[from] DpkgLockError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]

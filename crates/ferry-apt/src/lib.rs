@@ -1,4 +1,4 @@
-//! ferry-migrate moves a system from one set of APT sources to another:
+//! ferry-apt moves a system from one set of APT sources to another:
 //! a profile says what to do, a plan computes it with the real apt in
 //! simulation, and a run carries it out step by step, journaled, with an
 //! offline backup and a rollback that proves it restored the system.
@@ -12,10 +12,10 @@ pub mod apt;
 pub mod apt_lists;
 pub mod backup;
 pub mod checks;
+pub mod dpkg_lock;
 pub mod finding;
 pub mod plan;
 pub mod profile;
-pub mod release;
 pub mod repack;
 pub mod rollback;
 pub mod run;

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use ferry_deb::sources::{parse_sources_text, Format};
 use ferry_fetch::{Compression, FetchError, Limits, SignatureError, TarError, Verified};
 
-use super::meta::BundleRef;
-use crate::profile::{PackageName, Profile, ProfileError};
+use crate::meta::BundleRef;
+use ferry_apt::profile::{PackageName, Profile, ProfileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -412,8 +412,8 @@ pub struct ReleaseMigration {
 /// Turns a checked bundle into the migration that upgrades to `target`.
 /// The bundle profile's own `sources` rules are not used: its sources
 /// files replace the system's entries wholesale.
-pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> ReleaseMigration {
-    use crate::profile::{SourceChange, SourceRule};
+pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> ReleaseMigration {
+    use ferry_apt::profile::{SourceChange, SourceRule};
     let base = bundle.profile.clone();
     let name: String = format!("release-{}", target.dist)
         .chars()
@@ -426,7 +426,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
         })
         .collect();
     let mut remove = bundle.demoted.clone();
-    let mut verify = crate::profile::Verify::default();
+    let mut verify = ferry_apt::profile::Verify::default();
     verify
         .os_release
         .push(("VERSION_CODENAME".to_string(), target.dist.clone()));
@@ -444,10 +444,10 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
         },
         expect_release: None,
     };
-    let add_sources: Vec<crate::profile::AddedSources> = bundle
+    let add_sources: Vec<ferry_apt::profile::AddedSources> = bundle
         .sources
         .iter()
-        .map(|s| crate::profile::AddedSources {
+        .map(|s| ferry_apt::profile::AddedSources {
             path: format!("/{}", s.install_to.display()),
             text: s.text.clone(),
         })
@@ -475,7 +475,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
                 hooks: p.hooks,
                 add_sources,
                 allow_removals: true,
-                upgrade: crate::profile::Upgrade::Full,
+                upgrade: ferry_apt::profile::Upgrade::Full,
             }
         }
         None => Profile {
@@ -493,7 +493,7 @@ pub fn to_migration(bundle: &Bundle, target: &super::meta::ReleaseEntry) -> Rele
             hooks: Vec::new(),
             add_sources,
             allow_removals: true,
-            upgrade: crate::profile::Upgrade::Full,
+            upgrade: ferry_apt::profile::Upgrade::Full,
         },
     };
     ReleaseMigration {
@@ -532,7 +532,7 @@ mod tests {
         )
         .unwrap();
         let bundle = Bundle::read(dir.path()).unwrap();
-        let index = super::super::meta::MetaRelease::parse(
+        let index = crate::meta::MetaRelease::parse(
             "Dist: trixie\nVersion: 13\nDate: 09 Aug 2025 00:00 UTC\nSupported: 1\n",
         )
         .unwrap();

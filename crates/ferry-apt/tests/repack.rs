@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ferry_migrate::backup::{backup_findings, Backup, DebOrigin, PackageToSave};
-use ferry_migrate::plan::Severity;
-use ferry_migrate::repack::{self, RepackError};
+use ferry_apt::backup::{backup_findings, Backup, DebOrigin, PackageToSave};
+use ferry_apt::plan::Severity;
+use ferry_apt::repack::{self, RepackError};
 use ferry_testkit::{host_architecture, skip_unless, Chroot, Need, TestkitError};
 use sha2::{Digest, Sha256};
 
@@ -280,7 +280,7 @@ fn to_save(sys: &Chroot, name: &str) -> Result<PackageToSave, TestkitError> {
     })
 }
 
-fn keys(findings: &[ferry_migrate::plan::Finding], severity: Severity) -> Vec<String> {
+fn keys(findings: &[ferry_apt::plan::Finding], severity: Severity) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f.severity == severity)

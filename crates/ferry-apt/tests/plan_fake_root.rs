@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{build_deb, hash_tree, have, index_flat_repo, sign_flat_repo, STATUS};
-use ferry_migrate::plan::{compute, FindingKey, Severity};
-use ferry_migrate::Profile;
+use ferry_apt::plan::{compute, FindingKey, Severity};
+use ferry_apt::Profile;
 
 /// The common status plus a package the new core may conflict with.
 fn status() -> String {
@@ -175,8 +175,7 @@ fn plan_shows_the_sources_diff_and_apts_transaction_and_changes_nothing() {
         "comments stay"
     );
 
-    let names =
-        |c: &[ferry_migrate::apt::Change]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let names = |c: &[ferry_apt::apt::Change]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&plan.transaction.install), ["acme-core"]);
     assert_eq!(names(&plan.transaction.upgrade), ["acme-sdk"]);
     let mut removed = names(&plan.transaction.remove);
