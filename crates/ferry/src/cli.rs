@@ -61,6 +61,9 @@ pub enum Command {
     /// For archive maintainers: binaries not built from source, organisation coverage
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Disk images: read an image's partition table and filesystems
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -278,4 +281,26 @@ pub enum ArchiveCommand {
         #[arg(long, value_delimiter = ',')]
         arch: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// The partition table (MBR or GPT) and the filesystem in each partition
+    /// of a plain or compressed image (gz, xz, zst, bz2, found by content),
+    /// read in one pass: IMG may be a pipe (`-` reads standard input)
+    Inspect {
+        /// The image file, or `-` for standard input
+        #[arg(value_name = "IMG")]
+        image: PathBuf,
+        /// Print the table as an sfdisk script (as `sfdisk --dump` prints it)
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+        format: Option<ImageFormat>,
+    },
+}
+
+/// Output formats of `image inspect` besides text and `--json`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImageFormat {
+    /// An sfdisk script that sfdisk can read back
+    Sfdisk,
 }

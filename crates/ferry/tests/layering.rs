@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("ferry-journal", 1),
     ("ferry-fetch", 1),
     ("ferry-solve", 1),
+    ("ferry-image", 1),
     ("ferry-archive", 2),
     ("ferry-apt", 2),
     ("ferry-release", 3),
@@ -23,7 +24,7 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// What the engine crates must never reach, directly or not: a device run
 /// (image, takeover, fleet agent) builds on them without apt.
-const ENGINE: &[&str] = &["ferry-journal", "ferry-fetch"];
+const ENGINE: &[&str] = &["ferry-journal", "ferry-fetch", "ferry-image"];
 const NOT_UNDER_ENGINE: &[&str] = &["ferry-apt", "ferry-release", "ferry-solve", "ferry-archive"];
 
 /// Each workspace crate's normal (non-dev) dependencies on other workspace crates.

@@ -6,6 +6,7 @@
 mod archive;
 mod check;
 mod generate;
+mod image;
 mod migrate;
 mod release;
 mod sources;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Release(command) => release::run(command, global),
         Command::Archive(command) => archive::run(command, global),
+        Command::Image(command) => image::run(command, global),
         Command::Generate(command) => generate::run(command, global),
     }
 }

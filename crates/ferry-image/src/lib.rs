@@ -1,0 +1,23 @@
+//! ferry-image reads disk images: the partition table (MBR with logical
+//! partitions, or GPT) and the filesystem in each partition, from a plain or
+//! compressed image, streamed, so that it works on a pipe.
+//!
+//! Not for apt or packages: this crate sits on ferry-deb's decompression
+//! only, and the takeover builds on it.
+
+mod fs;
+mod inspect;
+mod stream;
+mod table;
+
+// The crate's whole surface; the modules stay private so that what other
+// crates may lean on is decided here, in one place.
+pub use fs::{probe, Filesystem, PROBE_BYTES};
+pub use inspect::{
+    inspect_path, inspect_reader, sfdisk_script, InspectError, Inspection, PartitionInfo,
+};
+pub use stream::{ForwardReader, StreamError, HEAD_BYTES};
+pub use table::{
+    gpt_attributes, read_primary, read_table, validate, Chain, Label, Partition, PartitionType,
+    Table, TableError,
+};
