@@ -286,7 +286,7 @@ fn coverage(
     let old = Suite::read(from, arch).map_err(failure)?;
     let new = Suite::read(to, arch).map_err(failure)?;
     let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
-    render::output(&CoverageOutput(&report), global);
+    render::output(&CoverageOutput::new(&report), global);
     Ok(if report.gaps.is_empty() {
         Exit::Ok
     } else {
@@ -296,12 +296,70 @@ fn coverage(
 
 /// The old repository's binaries the new one does not cover, and why.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct CoverageOutput<'a>(pub &'a Coverage);
+pub struct CoverageOutput<'a> {
+    pub checked: usize,
+    pub architectures: &'a [String],
+    pub gaps: Vec<GapView<'a>>,
+    #[serde(skip)]
+    report: &'a Coverage,
+}
+
+/// One old binary without a good counterpart. The counterpart's version
+/// has a name of its own: flattened beside the old binary's `version`, it
+/// would make a second key of that name.
+#[derive(Debug, Serialize)]
+pub struct GapView<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    /// The name looked for in the new repository.
+    pub counterpart: &'a str,
+    /// `missing`, `older` or `uninstallable`.
+    pub problem: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterpart_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<&'a [ferry_solve::Reason]>,
+}
+
+impl<'a> CoverageOutput<'a> {
+    pub fn new(report: &'a Coverage) -> Self {
+        let gaps = report
+            .gaps
+            .iter()
+            .map(|gap| {
+                let (problem, counterpart_version, reasons) = match &gap.kind {
+                    GapKind::Missing => ("missing", None, None),
+                    GapKind::Older { version } => ("older", Some(version.as_str()), None),
+                    GapKind::Uninstallable { version, reasons } => (
+                        "uninstallable",
+                        Some(version.as_str()),
+                        Some(reasons.as_slice()),
+                    ),
+                };
+                GapView {
+                    package: &gap.old.package,
+                    version: &gap.old.version,
+                    architecture: &gap.old.architecture,
+                    counterpart: &gap.counterpart,
+                    problem,
+                    counterpart_version,
+                    reasons,
+                }
+            })
+            .collect();
+        CoverageOutput {
+            checked: report.checked,
+            architectures: &report.architectures,
+            gaps,
+            report,
+        }
+    }
+}
 
 impl fmt::Display for CoverageOutput<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let report = self.0;
+        let report = self.report;
         for gap in &report.gaps {
             let what = match &gap.kind {
                 GapKind::Missing => format!("no `{}` in the new repository", gap.counterpart),
@@ -349,7 +407,8 @@ mod tests {
 
     /// unstable: `app` 2.0 needs the new `libx`, `lonely` needs a package
     /// no one has, `libold` is left over from an old `x` and `viewer`
-    /// still needs it. testing: the old `app` and `x`.
+    /// still needs it. testing: the old `app` and `x`, a `viewer` newer
+    /// than unstable's, an old `lonely`, and `gone`, which unstable lacks.
     fn suites(dir: &Path) -> (Suite, Suite) {
         let unstable = suite(
             dir,
@@ -369,9 +428,13 @@ mod tests {
             "testing",
             "Package: app\nVersion: 1.0\nArchitecture: amd64\nDepends: libx\n\n\
              Package: libx\nVersion: 1\nArchitecture: amd64\nSource: x\n\n\
+             Package: viewer\nVersion: 9\nArchitecture: amd64\n\n\
+             Package: lonely\nVersion: 0.9\nArchitecture: amd64\n\n\
              Package: gone\nVersion: 3\nArchitecture: amd64\n",
             "Package: app\nVersion: 1.0\nBinary: app\nArchitecture: any\n\n\
              Package: x\nVersion: 1\nBinary: libx\nArchitecture: any\n\n\
+             Package: viewer\nVersion: 9\nBinary: viewer\nArchitecture: any\n\n\
+             Package: lonely\nVersion: 0.9\nBinary: lonely\nArchitecture: any\n\n\
              Package: gone\nVersion: 3\nBinary: gone\nArchitecture: any\n",
         );
         (unstable, testing)
@@ -420,7 +483,7 @@ mod tests {
     }
 
     /// testing's binaries as unstable covers them: `gone` is missing,
-    /// `app` is newer.
+    /// `viewer` only older, and `lonely` cannot be installed there.
     fn coverage_of_testing() -> Coverage {
         let dir = tempfile::tempdir().unwrap();
         let (unstable, testing) = suites(dir.path());
@@ -430,11 +493,21 @@ mod tests {
     #[test]
     fn coverage_for_people() {
         let report = coverage_of_testing();
-        insta::assert_snapshot!(CoverageOutput(&report).to_string());
+        insta::assert_snapshot!(CoverageOutput::new(&report).to_string());
     }
 
     #[test]
     fn coverage_as_json() {
-        insta::assert_json_snapshot!(CoverageOutput(&coverage_of_testing()));
+        insta::assert_json_snapshot!(CoverageOutput::new(&coverage_of_testing()));
+    }
+
+    #[test]
+    fn a_gap_names_each_version_once() {
+        let report = coverage_of_testing();
+        let text = serde_json::to_string(&CoverageOutput::new(&report)).unwrap();
+        let older = text.split("\"package\":\"viewer\"").nth(1).unwrap();
+        let older = &older[..older.find('}').unwrap()];
+        assert_eq!(older.matches("\"version\":").count(), 1, "{older}");
+        assert!(older.contains("\"counterpart_version\":\"8\""), "{older}");
     }
 }
