@@ -327,7 +327,7 @@ pub fn uninstallable_in_target(
         ferry_solve::Universe::new(&packages, &native, &crate::apt::dpkg_foreign_archs(root));
     ferry_solve::check_installed(&universe, &installed, true)
         .into_iter()
-        .filter(|r| r.status == "broken")
+        .filter(|r| r.status.is_broken())
         .map(|r| {
             let why = r.reasons.first().map(ToString::to_string).unwrap_or_default();
             blocker(

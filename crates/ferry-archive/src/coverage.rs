@@ -135,7 +135,7 @@ pub fn coverage(old: &Suite, new: &Suite, map: &NameMap) -> Result<Coverage, Arc
             let Some(report) = reports.get(&(r.package, r.version, r.architecture)) else {
                 continue;
             };
-            if report.status != "ok" {
+            if report.status.is_broken() {
                 gaps.insert(
                     key.clone(),
                     Gap {

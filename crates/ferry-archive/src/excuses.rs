@@ -280,7 +280,7 @@ impl<'a> Arch<'a> {
         let mut broken = HashSet::new();
         let mut reports = Vec::new();
         for report in ferry_solve::check(&universe, Some(&wanted), explain) {
-            if report.status == "ok" {
+            if report.status == ferry_solve::Status::Ok {
                 continue;
             }
             if let Some(id) = report_id(&report) {
@@ -542,7 +542,7 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             .collect();
         let broken_ids: Vec<PkgId> = ferry_solve::check(&universe, Some(&ids), false)
             .into_iter()
-            .filter(|r| r.status != "ok")
+            .filter(|r| r.status.is_broken())
             .filter_map(|r| id_of.get(&report_key(&r.package)).copied())
             .collect();
         for report in ferry_solve::check(&universe, Some(&broken_ids), true) {

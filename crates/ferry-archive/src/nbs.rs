@@ -168,7 +168,7 @@ fn needers_without(
     let targets: Vec<PkgId> = names.keys().copied().collect();
     let installable_before: HashSet<Key> = ferry_solve::check(&universe, Some(&targets), false)
         .into_iter()
-        .filter(|r| r.status == "ok")
+        .filter(|r| r.status == ferry_solve::Status::Ok)
         .map(|r| key_of(&r.package))
         .collect();
     let kept: Vec<BinaryPackage<'_>> = records
@@ -184,7 +184,7 @@ fn needers_without(
         .collect();
     let broken_after: HashSet<Key> = ferry_solve::check(&after, Some(&after_targets), false)
         .into_iter()
-        .filter(|r| r.status != "ok")
+        .filter(|r| r.status.is_broken())
         .map(|r| key_of(&r.package))
         .collect();
     let mut pairs = Vec::new();

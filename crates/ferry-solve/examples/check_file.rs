@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reports = ferry_solve::check(&universe, None, false);
     let done = start.elapsed();
     eprintln!("after check: {}", rss());
-    for r in reports.iter().filter(|r| r.status == "broken") {
+    for r in reports.iter().filter(|r| r.status.is_broken()) {
         println!(
             "{} {} {}",
             r.package.package, r.package.version, r.package.architecture
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         "{} packages, {} broken; parse {:?}, universe {:?}, check {:?}",
         reports.len(),
-        reports.iter().filter(|r| r.status == "broken").count(),
+        reports.iter().filter(|r| r.status.is_broken()).count(),
         parsed,
         built - parsed,
         done - built

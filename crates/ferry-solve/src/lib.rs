@@ -155,11 +155,39 @@ impl std::fmt::Display for ChainText<'_> {
     }
 }
 
+/// dose-distcheck's verdict on one package, serialized as dose writes it
+/// (`ok`, `broken`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Broken,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Broken => "broken",
+        }
+    }
+
+    pub fn is_broken(self) -> bool {
+        self == Status::Broken
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     #[serde(flatten)]
     pub package: PackageRef,
-    pub status: &'static str,
+    pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<Reason>,
 }
@@ -387,8 +415,8 @@ pub fn check_with_budget(
                         Vec::new()
                     };
                     let status = match verdict {
-                        Verdict::Installable => "ok",
-                        Verdict::Broken => "broken",
+                        Verdict::Installable => Status::Ok,
+                        Verdict::Broken => Status::Broken,
                     };
                     (
                         i,
@@ -441,7 +469,7 @@ pub fn check_installed(
     let ok: HashSet<PkgId> = ids
         .iter()
         .zip(check(universe, Some(&ids), false))
-        .filter(|(_, r)| r.status == "ok")
+        .filter(|(_, r)| r.status == Status::Ok)
         .map(|(&id, _)| id)
         .collect();
 
@@ -482,7 +510,11 @@ pub fn check_installed(
                     version: version.clone(),
                     architecture: arch.clone(),
                 },
-                status: if installable { "ok" } else { "broken" },
+                status: if installable {
+                    Status::Ok
+                } else {
+                    Status::Broken
+                },
                 reasons,
             }
         })
@@ -507,7 +539,7 @@ pub fn installed_without_installable_version(
 ) -> Vec<Finding> {
     check_installed(universe, installed, true)
         .into_iter()
-        .filter(|r| r.status == "broken")
+        .filter(|r| r.status.is_broken())
         .map(|r| Finding {
             installed: r.package,
             reasons: r.reasons,

@@ -314,7 +314,7 @@ fn an_installed_package_no_repository_offers_is_broken_as_not_offered() {
         ("libx", "libx:i386"),
     ] {
         let r = report(&reports, name);
-        assert_eq!(r.status, "broken", "{name}");
+        assert_eq!(r.status, ferry_solve::Status::Broken, "{name}");
         assert_eq!(missing(r), (vec![], request), "{name}");
     }
     assert_eq!(report(&reports, "libx").package.architecture, "i386");
@@ -331,7 +331,7 @@ fn an_installed_package_whose_dependency_is_gone_is_broken_with_the_chain() {
         ("viewer", vec!["viewer", "codec"], "libold"),
     ] {
         let r = report(&reports, name);
-        assert_eq!(r.status, "broken", "{name}");
+        assert_eq!(r.status, ferry_solve::Status::Broken, "{name}");
         assert_eq!(missing(r), (chain, unsat), "{name}");
     }
     // The reasons are those of the version offered, not the installed one.
@@ -353,7 +353,7 @@ fn an_installed_package_the_repositories_offer_and_can_install_is_ok() {
     let reports = after_switching(false);
     let ok: Vec<&str> = reports
         .iter()
-        .filter(|r| r.status == "ok")
+        .filter(|r| r.status == ferry_solve::Status::Ok)
         .map(|r| r.package.package.as_str())
         .collect();
     // lib: version 1 will do; fine: arch:all; choice: its second
@@ -474,13 +474,17 @@ fn installed_verdicts_and_reasons_agree_with_dose_distcheck() {
             arch.as_str()
         };
         let Some(versions) = dose_checkonly(&file, name, arch) else {
-            assert_eq!(r.status, "broken", "{name}: dose has no version of it");
+            assert_eq!(
+                r.status,
+                ferry_solve::Status::Broken,
+                "{name}: dose has no version of it"
+            );
             assert_eq!(missing(r).0, Vec::<&str>::new(), "{name}");
             continue;
         };
         let dose_ok = versions.iter().any(|(_, status, _)| status == "ok");
         assert_eq!(
-            r.status == "ok",
+            r.status == ferry_solve::Status::Ok,
             dose_ok,
             "{name}:{arch}: dose says {versions:?}"
         );

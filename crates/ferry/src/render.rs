@@ -1,7 +1,10 @@
 //! Rendering for people and for machines: errors the way rustc and cargo
 //! show them (what, where, what was expected, what to do), JSON on stdout.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::cli::Global;
 use crate::exit::Exit;
@@ -79,49 +82,92 @@ impl Failure {
     }
 }
 
-impl Location {
-    fn render(&self) -> String {
-        let mut out = self.path.display().to_string();
-        if let Some(line) = self.line {
-            out.push_str(&format!(":{line}"));
-            if let Some(column) = self.column {
-                out.push_str(&format!(":{column}"));
-            }
+/// A failure as `--json` prints it, `{"error": {...}}`, and as people read
+/// it on stderr (what, where, what was expected, what to do).
+#[derive(Debug, Serialize)]
+pub struct ErrorOutput<'a> {
+    pub error: ErrorBody<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub exit_code: u8,
+    pub message: &'a str,
+    /// Lossy, so that a path that is not UTF-8 cannot hide the error.
+    pub path: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub expected: Option<&'a str>,
+    pub hint: Option<&'a str>,
+}
+
+impl<'a> From<&'a Failure> for ErrorOutput<'a> {
+    fn from(failure: &'a Failure) -> Self {
+        let location = failure.location.as_ref();
+        ErrorOutput {
+            error: ErrorBody {
+                exit_code: failure.exit as u8,
+                message: &failure.what,
+                path: location.map(|l| l.path.display().to_string()),
+                line: location.and_then(|l| l.line),
+                column: location.and_then(|l| l.column),
+                expected: failure.expected.as_deref(),
+                hint: failure.hint.as_deref(),
+            },
         }
-        out
+    }
+}
+
+impl fmt::Display for ErrorOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.error;
+        writeln!(f, "error: {}", e.message)?;
+        if let Some(path) = &e.path {
+            write!(f, "  --> {path}")?;
+            if let Some(line) = e.line {
+                write!(f, ":{line}")?;
+                if let Some(column) = e.column {
+                    write!(f, ":{column}")?;
+                }
+            }
+            writeln!(f)?;
+        }
+        if let Some(expected) = e.expected {
+            writeln!(f, "   = expected: {expected}")?;
+        }
+        if let Some(hint) = e.hint {
+            writeln!(f, "   = help: {hint}")?;
+        }
+        Ok(())
     }
 }
 
 /// Prints a failure: as a JSON object on stdout with `--json`, else on stderr.
 pub fn failure(failure: &Failure, global: &Global) {
+    let output = ErrorOutput::from(failure);
     if global.json {
-        json(&serde_json::json!({
-            "error": {
-                "exit_code": failure.exit as u8,
-                "message": failure.what,
-                "path": failure.location.as_ref().map(|l| l.path.display().to_string()),
-                "line": failure.location.as_ref().and_then(|l| l.line),
-                "column": failure.location.as_ref().and_then(|l| l.column),
-                "expected": failure.expected,
-                "hint": failure.hint,
-            }
-        }));
-        return;
+        json(&output);
+    } else {
+        use std::io::Write;
+        let _ = write!(std::io::stderr(), "{output}");
     }
-    eprintln!("error: {}", failure.what);
-    if let Some(location) = &failure.location {
-        eprintln!("  --> {}", location.render());
-    }
-    if let Some(expected) = &failure.expected {
-        eprintln!("   = expected: {expected}");
-    }
-    if let Some(hint) = &failure.hint {
-        eprintln!("   = help: {hint}");
+}
+
+/// Prints a command's output on stdout: its JSON with `--json`, else its
+/// `Display` for people. Both come from the one value, so they cannot
+/// disagree on what happened.
+pub fn output<T: Serialize + fmt::Display>(value: &T, global: &Global) {
+    if global.json {
+        json(value);
+    } else {
+        use std::io::Write;
+        // As in `json`: a reader that went away is no reason to fail.
+        let _ = write!(std::io::stdout(), "{value}");
     }
 }
 
 /// Prints one JSON document on stdout.
-pub fn json(value: &impl serde::Serialize) {
+pub fn json(value: &impl Serialize) {
     use std::io::Write;
     // A reader that went away (a closed pipe, a dropped SSH session) is not
     // a reason to panic at the end of a run.
@@ -129,6 +175,14 @@ pub fn json(value: &impl serde::Serialize) {
         Ok(text) => writeln!(std::io::stdout(), "{text}"),
         Err(e) => writeln!(std::io::stderr(), "error: cannot render JSON: {e}"),
     };
+}
+
+/// A time of the journal (whole seconds since the epoch) as every output
+/// gives times: ISO 8601 in UTC, to the second, `2026-12-02T04:12:47Z`.
+pub fn iso8601(seconds: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    // Whole seconds: the milliseconds ferry_journal writes are always 000.
+    ferry_journal::rfc3339(time).replacen(".000Z", "Z", 1)
 }
 
 /// Lays out rows as left-aligned columns under a header.

@@ -34,7 +34,7 @@ pub fn ours_with_budget(text: &str, foreign: &[&str], explain: bool, budget: u64
 pub fn broken_set(reports: &[Report]) -> BTreeSet<String> {
     reports
         .iter()
-        .filter(|r| r.status == "broken")
+        .filter(|r| r.status.is_broken())
         .map(|r| {
             format!(
                 "{} {} {}",

@@ -3,9 +3,11 @@
 //! answer lists problems (blocked candidates, binaries not built from
 //! source, coverage gaps).
 
+use std::fmt;
 use std::path::Path;
 
-use ferry_archive::{ArchiveError, GapKind, Hints, NameMap, Suite, Why};
+use ferry_archive::{ArchiveError, Coverage, GapKind, Hints, NameMap, Nbs, Suite, Why};
+use serde::Serialize;
 
 use crate::cli::{ArchiveCommand, Global};
 use crate::exit::Exit;
@@ -113,35 +115,59 @@ fn excuses(
     if let Some(dir) = write_result {
         ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
     }
-    let blocked = result.excuses.iter().filter(|e| !e.migrates).count();
-    if global.json {
-        render::json(&result);
-    } else if yaml {
+    let output = ExcusesOutput(&result);
+    if yaml && !global.json {
         use std::io::Write;
         let _ = std::io::stdout().write_all(excuses_yaml(&result).as_bytes());
     } else {
+        render::output(&output, global);
+    }
+    Ok(if output.blocked() == 0 {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// Every candidate's verdict and reasons, and what the target looks like
+/// after: people get a line per candidate with its reasons indented.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct ExcusesOutput<'a>(pub &'a ferry_archive::Excuses);
+
+impl ExcusesOutput<'_> {
+    fn blocked(&self) -> usize {
+        self.0.excuses.iter().filter(|e| !e.migrates).count()
+    }
+}
+
+impl fmt::Display for ExcusesOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let result = self.0;
         for e in &result.excuses {
-            println!(
+            writeln!(
+                f,
                 "{} {} -> {}: {}",
                 e.source,
                 e.old_version.as_deref().unwrap_or("(new)"),
                 e.new_version,
                 if e.migrates { "migrates" } else { "BLOCKED" }
-            );
+            )?;
             for why in &e.reasons {
-                println!("  {}", why_text(why));
+                writeln!(f, "  {}", why_text(why))?;
             }
         }
         for name in &result.dropped {
-            println!("{name}: old binary no longer needed, dropped");
+            writeln!(f, "{name}: old binary no longer needed, dropped")?;
         }
-        println!(
+        let blocked = self.blocked();
+        writeln!(
+            f,
             "{} candidates: {} migrate, {blocked} blocked.",
             result.excuses.len(),
             result.excuses.len() - blocked
-        );
+        )
     }
-    Ok(if blocked == 0 { Exit::Ok } else { Exit::Failed })
 }
 
 /// A YAML scalar, single-quoted as britney's files quote versions.
@@ -190,42 +216,60 @@ fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
         )));
     }
     let found = ferry_archive::not_built_from_source(&suite).map_err(failure)?;
-    if global.json {
-        render::json(&serde_json::json!({ "suite": dir, "nbs": found }));
+    render::output(
+        &NbsOutput {
+            suite: dir,
+            nbs: &found,
+        },
+        global,
+    );
+    Ok(if found.is_empty() {
+        Exit::Ok
     } else {
-        for n in &found {
+        Exit::Failed
+    })
+}
+
+/// The binaries of a suite no source builds any more, each with what
+/// still needs it and the sources to rebuild.
+#[derive(Debug, Serialize)]
+pub struct NbsOutput<'a> {
+    pub suite: &'a Path,
+    pub nbs: &'a [Nbs],
+}
+
+impl fmt::Display for NbsOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for n in self.nbs {
             let source = match &n.source_version {
                 Some(v) => format!("src:{} {v} no longer builds it", n.source),
                 None => format!("src:{} is not in the suite", n.source),
             };
-            println!(
+            writeln!(
+                f,
                 "{} {} [{}]: {source}",
                 n.binary.package, n.binary.version, n.binary.architecture
-            );
+            )?;
             if n.needed_by.is_empty() {
-                println!("  nothing needs it: it can be removed");
+                writeln!(f, "  nothing needs it: it can be removed")?;
             } else {
                 let by: Vec<String> = n
                     .needed_by
                     .iter()
                     .map(|p| format!("{} {}", p.package, p.version))
                     .collect();
-                println!("  needed by: {}", by.join(", "));
-                println!("  no-change rebuild: src:{}", n.rebuild.join(", src:"));
+                writeln!(f, "  needed by: {}", by.join(", "))?;
+                writeln!(f, "  no-change rebuild: src:{}", n.rebuild.join(", src:"))?;
             }
         }
-        let held = found.iter().filter(|n| !n.needed_by.is_empty()).count();
-        println!(
+        let held = self.nbs.iter().filter(|n| !n.needed_by.is_empty()).count();
+        writeln!(
+            f,
             "{} binaries not built from source; {held} still needed, {} removable.",
-            found.len(),
-            found.len() - held
-        );
+            self.nbs.len(),
+            self.nbs.len() - held
+        )
     }
-    Ok(if found.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    })
 }
 
 fn coverage(
@@ -242,9 +286,80 @@ fn coverage(
     let old = Suite::read(from, arch).map_err(failure)?;
     let new = Suite::read(to, arch).map_err(failure)?;
     let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
-    if global.json {
-        render::json(&report);
+    render::output(&CoverageOutput::new(&report), global);
+    Ok(if report.gaps.is_empty() {
+        Exit::Ok
     } else {
+        Exit::Failed
+    })
+}
+
+/// The old repository's binaries the new one does not cover, and why.
+#[derive(Debug, Serialize)]
+pub struct CoverageOutput<'a> {
+    pub checked: usize,
+    pub architectures: &'a [String],
+    pub gaps: Vec<GapView<'a>>,
+    #[serde(skip)]
+    report: &'a Coverage,
+}
+
+/// One old binary without a good counterpart. The counterpart's version
+/// has a name of its own: flattened beside the old binary's `version`, it
+/// would make a second key of that name.
+#[derive(Debug, Serialize)]
+pub struct GapView<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    /// The name looked for in the new repository.
+    pub counterpart: &'a str,
+    /// `missing`, `older` or `uninstallable`.
+    pub problem: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterpart_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<&'a [ferry_solve::Reason]>,
+}
+
+impl<'a> CoverageOutput<'a> {
+    pub fn new(report: &'a Coverage) -> Self {
+        let gaps = report
+            .gaps
+            .iter()
+            .map(|gap| {
+                let (problem, counterpart_version, reasons) = match &gap.kind {
+                    GapKind::Missing => ("missing", None, None),
+                    GapKind::Older { version } => ("older", Some(version.as_str()), None),
+                    GapKind::Uninstallable { version, reasons } => (
+                        "uninstallable",
+                        Some(version.as_str()),
+                        Some(reasons.as_slice()),
+                    ),
+                };
+                GapView {
+                    package: &gap.old.package,
+                    version: &gap.old.version,
+                    architecture: &gap.old.architecture,
+                    counterpart: &gap.counterpart,
+                    problem,
+                    counterpart_version,
+                    reasons,
+                }
+            })
+            .collect();
+        CoverageOutput {
+            checked: report.checked,
+            architectures: &report.architectures,
+            gaps,
+            report,
+        }
+    }
+}
+
+impl fmt::Display for CoverageOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.report;
         for gap in &report.gaps {
             let what = match &gap.kind {
                 GapKind::Missing => format!("no `{}` in the new repository", gap.counterpart),
@@ -258,21 +373,141 @@ fn coverage(
                     if reasons.len() == 1 { "" } else { "s" }
                 ),
             };
-            println!(
+            writeln!(
+                f,
                 "{} {} [{}]: {what}",
                 gap.old.package, gap.old.version, gap.old.architecture
-            );
+            )?;
         }
-        println!(
+        writeln!(
+            f,
             "{} binaries checked on {}; {} gaps.",
             report.checked,
             report.architectures.join(", "),
             report.gaps.len()
-        );
+        )
     }
-    Ok(if report.gaps.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! What people and scripts see of the archive questions, reviewed as
+    //! snapshots; the answers are ferry-archive's, on two small suites.
+
+    use super::*;
+
+    fn suite(dir: &Path, name: &str, packages: &str, sources: &str) -> Suite {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(dir.join("main/binary-amd64")).unwrap();
+        std::fs::create_dir_all(dir.join("main/source")).unwrap();
+        std::fs::write(dir.join("main/binary-amd64/Packages"), packages).unwrap();
+        std::fs::write(dir.join("main/source/Sources"), sources).unwrap();
+        Suite::read(&dir, &["amd64".to_string()]).unwrap()
+    }
+
+    /// unstable: `app` 2.0 needs the new `libx`, `lonely` needs a package
+    /// no one has, `libold` is left over from an old `x` and `viewer`
+    /// still needs it. testing: the old `app` and `x`, a `viewer` newer
+    /// than unstable's, an old `lonely`, and `gone`, which unstable lacks.
+    fn suites(dir: &Path) -> (Suite, Suite) {
+        let unstable = suite(
+            dir,
+            "unstable",
+            "Package: app\nVersion: 2.0\nArchitecture: amd64\nDepends: libx (>= 2)\n\n\
+             Package: libx\nVersion: 2\nArchitecture: amd64\nSource: x\n\n\
+             Package: libold\nVersion: 1\nArchitecture: amd64\nSource: x (1)\n\n\
+             Package: viewer\nVersion: 8\nArchitecture: amd64\nDepends: libold\n\n\
+             Package: lonely\nVersion: 1.0\nArchitecture: amd64\nDepends: nowhere\n",
+            "Package: app\nVersion: 2.0\nBinary: app\nArchitecture: any\n\n\
+             Package: x\nVersion: 2\nBinary: libx\nArchitecture: any\n\n\
+             Package: viewer\nVersion: 8\nBinary: viewer\nArchitecture: any\n\n\
+             Package: lonely\nVersion: 1.0\nBinary: lonely\nArchitecture: any\n",
+        );
+        let testing = suite(
+            dir,
+            "testing",
+            "Package: app\nVersion: 1.0\nArchitecture: amd64\nDepends: libx\n\n\
+             Package: libx\nVersion: 1\nArchitecture: amd64\nSource: x\n\n\
+             Package: viewer\nVersion: 9\nArchitecture: amd64\n\n\
+             Package: lonely\nVersion: 0.9\nArchitecture: amd64\n\n\
+             Package: gone\nVersion: 3\nArchitecture: amd64\n",
+            "Package: app\nVersion: 1.0\nBinary: app\nArchitecture: any\n\n\
+             Package: x\nVersion: 1\nBinary: libx\nArchitecture: any\n\n\
+             Package: viewer\nVersion: 9\nBinary: viewer\nArchitecture: any\n\n\
+             Package: lonely\nVersion: 0.9\nBinary: lonely\nArchitecture: any\n\n\
+             Package: gone\nVersion: 3\nBinary: gone\nArchitecture: any\n",
+        );
+        (unstable, testing)
+    }
+
+    fn excuses() -> ferry_archive::Excuses {
+        let dir = tempfile::tempdir().unwrap();
+        let (unstable, testing) = suites(dir.path());
+        ferry_archive::excuses(&unstable, &testing, &Hints::default()).unwrap()
+    }
+
+    #[test]
+    fn excuses_for_people() {
+        let result = excuses();
+        insta::assert_snapshot!(ExcusesOutput(&result).to_string());
+    }
+
+    #[test]
+    fn excuses_as_json() {
+        insta::assert_json_snapshot!(ExcusesOutput(&excuses()));
+    }
+
+    fn nbs_of_unstable() -> Vec<Nbs> {
+        let dir = tempfile::tempdir().unwrap();
+        let (unstable, _) = suites(dir.path());
+        ferry_archive::not_built_from_source(&unstable).unwrap()
+    }
+
+    #[test]
+    fn nbs_for_people() {
+        let found = nbs_of_unstable();
+        let output = NbsOutput {
+            suite: Path::new("/srv/archive/unstable"),
+            nbs: &found,
+        };
+        insta::assert_snapshot!(output.to_string());
+    }
+
+    #[test]
+    fn nbs_as_json() {
+        let found = nbs_of_unstable();
+        insta::assert_json_snapshot!(NbsOutput {
+            suite: Path::new("/srv/archive/unstable"),
+            nbs: &found,
+        });
+    }
+
+    /// testing's binaries as unstable covers them: `gone` is missing,
+    /// `viewer` only older, and `lonely` cannot be installed there.
+    fn coverage_of_testing() -> Coverage {
+        let dir = tempfile::tempdir().unwrap();
+        let (unstable, testing) = suites(dir.path());
+        ferry_archive::coverage(&testing, &unstable, &NameMap::default()).unwrap()
+    }
+
+    #[test]
+    fn coverage_for_people() {
+        let report = coverage_of_testing();
+        insta::assert_snapshot!(CoverageOutput::new(&report).to_string());
+    }
+
+    #[test]
+    fn coverage_as_json() {
+        insta::assert_json_snapshot!(CoverageOutput::new(&coverage_of_testing()));
+    }
+
+    #[test]
+    fn a_gap_names_each_version_once() {
+        let report = coverage_of_testing();
+        let text = serde_json::to_string(&CoverageOutput::new(&report)).unwrap();
+        let older = text.split("\"package\":\"viewer\"").nth(1).unwrap();
+        let older = &older[..older.find('}').unwrap()];
+        assert_eq!(older.matches("\"version\":").count(), 1, "{older}");
+        assert!(older.contains("\"counterpart_version\":\"8\""), "{older}");
+    }
 }

@@ -5,11 +5,13 @@
 //! installable version once the system uses only these Packages files.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ferry_deb::package::{parse_binary_packages_with, RelationFields};
 use ferry_deb::BinaryPackage;
 use ferry_solve::{Reason, Report, Universe};
+use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckFormat, Global};
 use crate::exit::Exit;
@@ -116,15 +118,10 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     } else {
         ferry_solve::check(&universe, None, explain)
     };
-    let total = reports.len();
-    let broken = reports.iter().filter(|r| r.status == "broken").count();
-    let shown: Vec<&Report> = reports
-        .iter()
-        .filter(|r| !args.failures || r.status == "broken")
-        .collect();
+    let output = CheckOutput::new(&reports, args.failures, args.installed, args.explain);
+    let (total, broken) = (output.total, output.broken);
     let text = if global.json {
-        let value = serde_json::json!({ "total": total, "broken": broken, "report": shown });
-        match serde_json::to_string_pretty(&value) {
+        match serde_json::to_string_pretty(&output) {
             Ok(text) => text + "\n",
             Err(e) => return Err(Failure::failed(format!("cannot render JSON: {e}"))),
         }
@@ -137,9 +134,9 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
                 .flat_map(|p| p.provides.atoms().map(|a| a.name))
                 .collect(),
         };
-        dose_yaml(&dose, &shown, total, broken)
+        dose_yaml(&dose, &output.report, total, broken)
     } else {
-        human(&reports, total, broken, args.installed, args.explain)
+        output.to_string()
     };
     emit(&text)?;
     Ok(if broken == 0 { Exit::Ok } else { Exit::Failed })
@@ -158,42 +155,70 @@ fn emit(text: &str) -> Result<(), Failure> {
     }
 }
 
-fn human(
-    reports: &[Report],
-    total: usize,
-    broken: usize,
-    installed: bool,
-    explain: bool,
-) -> String {
-    let mut out = String::new();
-    for r in reports.iter().filter(|r| r.status == "broken") {
-        let head = format!(
-            "broken: {} {} [{}]",
-            r.package.package, r.package.version, r.package.architecture
-        );
-        if explain {
-            out.push_str(&head);
-            out.push('\n');
-            for reason in &r.reasons {
-                out.push_str(&format!("  {reason}\n"));
-            }
-        } else {
-            match r.reasons.first() {
-                Some(reason) => out.push_str(&format!("{head}: {reason:#}\n")),
-                None => out.push_str(&format!("{head}\n")),
-            }
+/// The verdicts: how many packages were checked and how many are broken,
+/// and the reports shown (every one, or only the broken ones with
+/// `--failures`). People read the broken ones, each with its reasons
+/// (`--explain`) or the first one, and the count.
+#[derive(Debug, Serialize)]
+pub struct CheckOutput<'a> {
+    pub total: usize,
+    pub broken: usize,
+    pub report: Vec<&'a Report>,
+    /// The question was `--installed`'s: installed packages, not all.
+    #[serde(skip)]
+    pub installed: bool,
+    #[serde(skip)]
+    pub explain: bool,
+}
+
+impl<'a> CheckOutput<'a> {
+    fn new(reports: &'a [Report], failures_only: bool, installed: bool, explain: bool) -> Self {
+        CheckOutput {
+            total: reports.len(),
+            broken: reports.iter().filter(|r| r.status.is_broken()).count(),
+            report: reports
+                .iter()
+                .filter(|r| !failures_only || r.status.is_broken())
+                .collect(),
+            installed,
+            explain,
         }
     }
-    let what = if installed {
-        "installed packages have no installable version"
-    } else {
-        "packages are not installable"
-    };
-    out.push_str(&format!("{broken} of {total} {what}\n"));
-    if broken > 0 && !explain {
-        out.push_str("(--explain shows every reason with the chain of dependencies behind it)\n");
+}
+
+impl fmt::Display for CheckOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in self.report.iter().filter(|r| r.status.is_broken()) {
+            let head = format!(
+                "broken: {} {} [{}]",
+                r.package.package, r.package.version, r.package.architecture
+            );
+            if self.explain {
+                writeln!(f, "{head}")?;
+                for reason in &r.reasons {
+                    writeln!(f, "  {reason}")?;
+                }
+            } else {
+                match r.reasons.first() {
+                    Some(reason) => writeln!(f, "{head}: {reason:#}")?,
+                    None => writeln!(f, "{head}")?,
+                }
+            }
+        }
+        let what = if self.installed {
+            "installed packages have no installable version"
+        } else {
+            "packages are not installable"
+        };
+        writeln!(f, "{} of {} {what}", self.broken, self.total)?;
+        if self.broken > 0 && !self.explain {
+            writeln!(
+                f,
+                "(--explain shows every reason with the chain of dependencies behind it)"
+            )?;
+        }
+        Ok(())
     }
-    out
 }
 
 /// What dose-distcheck's report layout needs to know of the archive.
@@ -367,4 +392,71 @@ fn dose_yaml(dose: &Dose, reports: &[&Report], total: usize, broken: usize) -> S
         " \ntotal-packages: {total}\nbroken-packages: {broken}\n"
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! What people and scripts see of a check, reviewed as snapshots; the
+    //! verdicts are the solver's, on a small fixed archive.
+
+    use super::*;
+
+    const PACKAGES: &str = "\
+Package: app
+Version: 1.0-1
+Architecture: amd64
+Depends: libgone (>= 2)
+
+Package: tool
+Version: 2.0
+Architecture: all
+Depends: app
+
+Package: fine
+Version: 3
+Architecture: amd64
+";
+
+    fn reports(explain: bool) -> Vec<Report> {
+        let packages = parse(Path::new("Packages"), PACKAGES).unwrap();
+        let universe = Universe::new(&packages, "amd64", &[]);
+        ferry_solve::check(&universe, None, explain)
+    }
+
+    #[test]
+    fn verdicts_serialize_as_dose_writes_them() {
+        let reports = reports(false);
+        let json = serde_json::to_value(CheckOutput::new(&reports, false, false, false)).unwrap();
+        let statuses: Vec<&str> = json["report"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["broken", "broken", "ok"]);
+    }
+
+    #[test]
+    fn check_for_people() {
+        let reports = reports(true);
+        insta::assert_snapshot!(CheckOutput::new(&reports, false, false, false).to_string());
+    }
+
+    #[test]
+    fn check_for_people_explained() {
+        let reports = reports(true);
+        insta::assert_snapshot!(CheckOutput::new(&reports, false, false, true).to_string());
+    }
+
+    #[test]
+    fn check_as_json() {
+        let reports = reports(true);
+        insta::assert_json_snapshot!(CheckOutput::new(&reports, false, false, true));
+    }
+
+    #[test]
+    fn failures_only_as_json() {
+        let reports = reports(false);
+        insta::assert_json_snapshot!(CheckOutput::new(&reports, true, false, false));
+    }
 }

@@ -6,12 +6,14 @@
 //! The command tree is walked generically, so a subcommand added to `cli.rs`
 //! gets its man page and completions without a change here.
 
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+use serde::Serialize;
 
 use crate::cli::{Cli, GenerateCommand, Global};
 use crate::exit::Exit;
@@ -38,15 +40,23 @@ pub fn run(command: GenerateCommand, global: &Global) -> Result<Exit, Failure> {
             dir: None,
         } => return Err(Failure::bad_input("give a SHELL or --dir DIR")),
     };
-    if global.json {
-        let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        render::json(&serde_json::json!({ "written": paths }));
-    } else {
-        for path in &written {
-            println!("{}", path.display());
-        }
-    }
+    render::output(&Written { written }, global);
     Ok(Exit::Ok)
+}
+
+/// The files a run wrote: a path a line for people.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub written: Vec<PathBuf>,
+}
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for path in &self.written {
+            writeln!(f, "{}", path.display())?;
+        }
+        Ok(())
+    }
 }
 
 /// The command tree as people see it: built (so that subcommands carry their
@@ -201,5 +211,14 @@ mod tests {
         fs::write(&file, "").unwrap();
         let failure = man_pages(&file).unwrap_err();
         assert_eq!(failure.exit_code(), Exit::Failed);
+    }
+
+    #[test]
+    fn written_files_for_people_and_as_json() {
+        let written = Written {
+            written: vec!["man/ferry.1".into(), "man/ferry-check.1".into()],
+        };
+        insta::assert_snapshot!(written.to_string());
+        insta::assert_json_snapshot!(written);
     }
 }

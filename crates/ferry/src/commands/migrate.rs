@@ -2,15 +2,21 @@
 //! The deciding and doing is ferry-apt's; this renders plans, progress
 //! and outcomes for people or as JSON, and maps them to exit codes.
 
+use std::fmt;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ferry_apt::plan::{Plan, Severity};
+use ferry_apt::apt::{Change, Transaction};
+use ferry_apt::plan::{Finding, KeyInstall, Plan, Severity, SourcesChange, SpaceCheck};
+use ferry_apt::profile::Upgrade;
+use ferry_apt::rollback::RollbackReport;
 use ferry_apt::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
 use ferry_apt::system::{self, SystemRoot};
+use ferry_apt::target::TargetSource;
 use ferry_apt::AptStep;
 use ferry_apt::{Profile, ProfileError};
 use ferry_journal::{EventState, Journal, Outcome, Step as _, StepObserver, StepState};
+use serde::Serialize;
 
 use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
 use crate::exit::Exit;
@@ -66,108 +72,230 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
+/// A package apt would act on, named as every output names packages.
+#[derive(Debug, Serialize)]
+pub struct ChangeView<'a> {
+    pub package: &'a str,
+    pub architecture: Option<&'a str>,
+    /// The installed version, for upgrades, downgrades, reinstalls and removals.
+    pub old_version: Option<&'a str>,
+    /// The version apt would install, for installs, upgrades and downgrades.
+    pub new_version: Option<&'a str>,
+    /// `origin:version/suite` as apt prints it.
+    pub from: Option<&'a str>,
+}
+
+impl<'a> From<&'a Change> for ChangeView<'a> {
+    fn from(c: &'a Change) -> Self {
+        ChangeView {
+            package: &c.name,
+            architecture: c.arch.as_deref(),
+            old_version: c.old_version.as_deref(),
+            new_version: c.new_version.as_deref(),
+            from: c.from.as_deref(),
+        }
+    }
+}
+
+/// What apt would do, by kind of change.
+#[derive(Debug, Serialize)]
+pub struct TransactionView<'a> {
+    pub install: Vec<ChangeView<'a>>,
+    pub upgrade: Vec<ChangeView<'a>>,
+    pub downgrade: Vec<ChangeView<'a>>,
+    pub reinstall: Vec<ChangeView<'a>>,
+    pub remove: Vec<ChangeView<'a>>,
+}
+
+impl<'a> From<&'a Transaction> for TransactionView<'a> {
+    fn from(t: &'a Transaction) -> Self {
+        let view = |changes: &'a [Change]| changes.iter().map(ChangeView::from).collect();
+        TransactionView {
+            install: view(&t.install),
+            upgrade: view(&t.upgrade),
+            downgrade: view(&t.downgrade),
+            reinstall: view(&t.reinstall),
+            remove: view(&t.remove),
+        }
+    }
+}
+
+/// A plan as ferry shows it (ferry-apt's `Plan`, with packages named
+/// `package`/`architecture`).
+#[derive(Debug, Serialize)]
+pub struct PlanView<'a> {
+    pub migration: &'a str,
+    pub root: &'a Path,
+    pub sources: &'a [SourcesChange],
+    pub targets: &'a [TargetSource],
+    pub keys: &'a [KeyInstall],
+    pub upgrade: Upgrade,
+    /// The packages handed to apt: installed, then removed.
+    pub install: &'a [String],
+    pub remove: &'a [String],
+    pub transaction: TransactionView<'a>,
+    pub download_bytes: u64,
+    pub installed_size_delta_bytes: i64,
+    pub space: &'a [SpaceCheck],
+    pub findings: &'a [Finding],
+}
+
+impl<'a> From<&'a Plan> for PlanView<'a> {
+    fn from(plan: &'a Plan) -> Self {
+        PlanView {
+            migration: &plan.migration,
+            root: &plan.root,
+            sources: &plan.sources,
+            targets: &plan.targets,
+            keys: &plan.keys,
+            upgrade: plan.upgrade,
+            install: &plan.install,
+            remove: &plan.remove,
+            transaction: TransactionView::from(&plan.transaction),
+            download_bytes: plan.download_bytes,
+            installed_size_delta_bytes: plan.installed_size_delta_bytes,
+            space: &plan.space,
+            findings: &plan.findings,
+        }
+    }
+}
+
+impl PlanView<'_> {
+    pub fn blocked(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Blocker)
+    }
+}
+
+/// `ferry plan`'s output: the plan, and whether its checks block it.
+#[derive(Debug, Serialize)]
+pub struct PlanOutput<'a> {
+    pub blocked: bool,
+    pub plan: PlanView<'a>,
+}
+
+impl<'a> From<&'a Plan> for PlanOutput<'a> {
+    fn from(plan: &'a Plan) -> Self {
+        let plan = PlanView::from(plan);
+        PlanOutput {
+            blocked: plan.blocked(),
+            plan,
+        }
+    }
+}
+
 /// The plan as people read it.
-pub fn render_plan(plan: &Plan) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "Migration plan: {} on {}\n",
-        plan.migration,
-        plan.root.display()
-    ));
-    out.push_str("\nSources\n");
-    if plan.sources.is_empty() {
-        out.push_str("  (no sources file changes)\n");
-    }
-    for change in &plan.sources {
-        for line in change.diff.lines() {
-            out.push_str(&format!("  {line}\n"));
+impl fmt::Display for PlanView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Migration plan: {} on {}",
+            self.migration,
+            self.root.display()
+        )?;
+        writeln!(f, "\nSources")?;
+        if self.sources.is_empty() {
+            writeln!(f, "  (no sources file changes)")?;
         }
-    }
-    if !plan.keys.is_empty() {
-        out.push_str("\nKeys\n");
-        for key in &plan.keys {
-            let note = if key.replaces_existing {
-                " (replaces the file there)"
+        for change in self.sources {
+            for line in change.diff.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        if !self.keys.is_empty() {
+            writeln!(f, "\nKeys")?;
+            for key in self.keys {
+                let note = if key.replaces_existing {
+                    " (replaces the file there)"
+                } else {
+                    ""
+                };
+                writeln!(f, "  + {}{note}", key.path)?;
+            }
+        }
+        if !self.targets.is_empty() {
+            writeln!(
+                f,
+                "\nTarget sources (each must answer with a verified Release)"
+            )?;
+            for target in self.targets {
+                writeln!(f, "  {}", target.label())?;
+            }
+        }
+        writeln!(f, "\nPackages (upgrade = \"{}\")", self.upgrade.as_str())?;
+        let t = &self.transaction;
+        let groups = [
+            ("install", &t.install),
+            ("upgrade", &t.upgrade),
+            ("downgrade", &t.downgrade),
+            ("reinstall", &t.reinstall),
+            ("remove", &t.remove),
+        ];
+        if groups.iter().all(|(_, changes)| changes.is_empty()) {
+            writeln!(f, "  (no package changes)")?;
+        }
+        for (label, changes) in groups {
+            for c in changes {
+                let versions = match (c.old_version, c.new_version) {
+                    (Some(old), Some(new)) => format!("{old} -> {new}"),
+                    (None, new) => new.unwrap_or_default().to_string(),
+                    (old, None) => old.unwrap_or_default().to_string(),
+                };
+                writeln!(f, "  {label:<9} {:<32} {versions}", c.package)?;
+            }
+        }
+        writeln!(
+            f,
+            "\n  download {}, installed size {}{}",
+            mib(self.download_bytes),
+            if self.installed_size_delta_bytes < 0 {
+                "-"
             } else {
-                ""
+                "+"
+            },
+            mib(self.installed_size_delta_bytes.unsigned_abs())
+        )?;
+        if !self.space.is_empty() {
+            writeln!(f, "\nFree space")?;
+            for s in self.space {
+                writeln!(
+                    f,
+                    "  {:<26} {:>12} free, {:>12} needed",
+                    s.path,
+                    mib(s.free_bytes),
+                    mib(s.needed_bytes)
+                )?;
+            }
+        }
+        writeln!(f, "\nChecks")?;
+        if self.findings.is_empty() {
+            writeln!(f, "  all passed")?;
+        }
+        for finding in self.findings {
+            let label = match finding.severity {
+                Severity::Blocker => "BLOCKER",
+                Severity::Warning => "warning",
+                Severity::Info => "info",
             };
-            out.push_str(&format!("  + {}{note}\n", key.path));
+            writeln!(
+                f,
+                "  {label:<8} [{}] {}\n           -> {}",
+                finding.key, finding.finding, finding.remediation
+            )?;
         }
-    }
-    if !plan.targets.is_empty() {
-        out.push_str("\nTarget sources (each must answer with a verified Release)\n");
-        for target in &plan.targets {
-            out.push_str(&format!("  {}\n", target.label()));
-        }
-    }
-    out.push_str(&format!(
-        "\nPackages (upgrade = \"{}\")\n",
-        plan.upgrade.as_str()
-    ));
-    let t = &plan.transaction;
-    let version = |v: &Option<String>| v.clone().unwrap_or_default();
-    let groups: [(&str, &Vec<ferry_apt::apt::Change>); 5] = [
-        ("install", &t.install),
-        ("upgrade", &t.upgrade),
-        ("downgrade", &t.downgrade),
-        ("reinstall", &t.reinstall),
-        ("remove", &t.remove),
-    ];
-    if t.is_empty() {
-        out.push_str("  (no package changes)\n");
-    }
-    for (label, changes) in groups {
-        for c in changes {
-            let versions = match (&c.old_version, &c.new_version) {
-                (Some(old), Some(new)) => format!("{old} -> {new}"),
-                (None, new) => version(new),
-                (old, None) => version(old),
-            };
-            out.push_str(&format!("  {label:<9} {:<32} {versions}\n", c.name));
-        }
-    }
-    out.push_str(&format!(
-        "\n  download {}, installed size {}{}\n",
-        mib(plan.download_bytes),
-        if plan.installed_size_delta_bytes < 0 {
-            "-"
+        f.write_str(if self.blocked() {
+            "\nBlocked: resolve the blockers above; nothing was changed.\n"
         } else {
-            "+"
-        },
-        mib(plan.installed_size_delta_bytes.unsigned_abs())
-    ));
-    if !plan.space.is_empty() {
-        out.push_str("\nFree space\n");
-        for s in &plan.space {
-            out.push_str(&format!(
-                "  {:<26} {:>12} free, {:>12} needed\n",
-                s.path,
-                mib(s.free_bytes),
-                mib(s.needed_bytes)
-            ));
-        }
+            "\nReady: `ferry run` would carry this out.\n"
+        })
     }
-    out.push_str("\nChecks\n");
-    if plan.findings.is_empty() {
-        out.push_str("  all passed\n");
+}
+
+impl fmt::Display for PlanOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.plan.fmt(f)
     }
-    for f in &plan.findings {
-        let label = match f.severity {
-            Severity::Blocker => "BLOCKER",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        out.push_str(&format!(
-            "  {label:<8} [{}] {}\n           -> {}\n",
-            f.key, f.finding, f.remediation
-        ));
-    }
-    out.push_str(if plan.blocked() {
-        "\nBlocked: resolve the blockers above; nothing was changed.\n"
-    } else {
-        "\nReady: `ferry run` would carry this out.\n"
-    });
-    out
 }
 
 /// A plan needs no root: it reads the system and runs apt in a private
@@ -212,11 +340,7 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
     let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
-    if global.json {
-        render::json(&serde_json::json!({ "blocked": plan.blocked(), "plan": plan }));
-    } else {
-        print!("{}", render_plan(&plan));
-    }
+    render::output(&PlanOutput::from(&plan), global);
     Ok(if plan.blocked() {
         Exit::Blocked
     } else {
@@ -368,68 +492,166 @@ pub(crate) fn confirm(yes: bool, profile: &Profile) -> Result<(), Failure> {
 }
 
 fn report_outcome(outcome: RunOutcome, global: &Global) -> Exit {
-    let (exit, value, text) = match &outcome {
-        RunOutcome::Succeeded { id } => (
-            Exit::Ok,
-            serde_json::json!({ "outcome": "succeeded", "migration": id }),
-            format!("Migration {id} complete."),
-        ),
-        RunOutcome::Blocked { plan } => {
-            if !global.json {
-                print!("{}", render_plan(plan));
-            }
-            (
-                Exit::Blocked,
-                serde_json::json!({ "outcome": "blocked", "plan": plan }),
-                "Blocked by the plan's checks; nothing was changed.".to_string(),
-            )
+    let output = RunOutput::from(&outcome);
+    render::output(&output, global);
+    output.exit()
+}
+
+/// How a run (or a resumed run, or a release upgrade) ended.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum RunOutput<'a> {
+    Succeeded {
+        migration: &'a str,
+    },
+    /// Stopped by the plan's checks before anything changed.
+    Blocked {
+        plan: Box<PlanView<'a>>,
+    },
+    /// Failed at `step`; `changed` says whether the system was left
+    /// changed (`--no-rollback`) or nothing had been changed yet.
+    Failed {
+        migration: &'a str,
+        step: AptStep,
+        error: &'a str,
+        changed: bool,
+    },
+    RolledBack {
+        migration: &'a str,
+        step: AptStep,
+        error: &'a str,
+        rollback: &'a RollbackReport,
+    },
+    RollbackIncomplete {
+        migration: &'a str,
+        step: AptStep,
+        error: &'a str,
+        differences: &'a [String],
+    },
+    /// ferry upgraded itself; the run continues under `restart`.
+    InProgress {
+        migration: &'a str,
+        restart: &'a Path,
+    },
+}
+
+impl<'a> From<&'a RunOutcome> for RunOutput<'a> {
+    fn from(outcome: &'a RunOutcome) -> Self {
+        match outcome {
+            RunOutcome::Succeeded { id } => RunOutput::Succeeded { migration: id },
+            RunOutcome::Blocked { plan } => RunOutput::Blocked {
+                plan: Box::new(PlanView::from(plan.as_ref())),
+            },
+            RunOutcome::FailedUnchanged { id, step, error } => RunOutput::Failed {
+                migration: id,
+                step: *step,
+                error,
+                changed: false,
+            },
+            RunOutcome::FailedLeftAsIs { id, step, error } => RunOutput::Failed {
+                migration: id,
+                step: *step,
+                error,
+                changed: true,
+            },
+            RunOutcome::RolledBack {
+                id,
+                step,
+                error,
+                report,
+            } => RunOutput::RolledBack {
+                migration: id,
+                step: *step,
+                error,
+                rollback: report,
+            },
+            RunOutcome::RollbackIncomplete {
+                id,
+                step,
+                error,
+                differences,
+            } => RunOutput::RollbackIncomplete {
+                migration: id,
+                step: *step,
+                error,
+                differences,
+            },
+            RunOutcome::Restart { id, executable } => RunOutput::InProgress {
+                migration: id,
+                restart: executable,
+            },
         }
-        RunOutcome::FailedUnchanged { id, step, error } => (
-            Exit::Failed,
-            serde_json::json!({ "outcome": "failed", "migration": id, "step": step, "error": error, "changed": false }),
-            format!("Migration {id} failed at {}: {error}\nNothing was changed.", step.as_str()),
-        ),
-        RunOutcome::RolledBack { id, step, error, report } => (
-            Exit::RolledBack,
-            serde_json::json!({ "outcome": "rolled-back", "migration": id, "step": step, "error": error, "rollback": report }),
-            format!(
-                "Migration {id} failed at {}: {error}\nRolled back: the system equals its backup again.",
+    }
+}
+
+impl RunOutput<'_> {
+    fn exit(&self) -> Exit {
+        match self {
+            RunOutput::Succeeded { .. } => Exit::Ok,
+            RunOutput::Blocked { .. } => Exit::Blocked,
+            RunOutput::Failed { .. } | RunOutput::InProgress { .. } => Exit::Failed,
+            RunOutput::RolledBack { .. } => Exit::RolledBack,
+            RunOutput::RollbackIncomplete { .. } => Exit::RollbackIncomplete,
+        }
+    }
+}
+
+impl fmt::Display for RunOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunOutput::Succeeded { migration } => writeln!(f, "Migration {migration} complete."),
+            RunOutput::Blocked { plan } => {
+                write!(f, "{plan}")?;
+                writeln!(f, "Blocked by the plan's checks; nothing was changed.")
+            }
+            RunOutput::Failed {
+                migration,
+                step,
+                error,
+                changed: false,
+            } => writeln!(
+                f,
+                "Migration {migration} failed at {}: {error}\nNothing was changed.",
                 step.as_str()
             ),
-        ),
-        RunOutcome::RollbackIncomplete { id, step, error, differences } => (
-            Exit::RollbackIncomplete,
-            serde_json::json!({ "outcome": "rollback-incomplete", "migration": id, "step": step, "error": error, "differences": differences }),
-            format!(
-                "Migration {id} failed at {}: {error}\nThe rollback is incomplete. Manual action needed for:\n  {}",
+            RunOutput::Failed {
+                migration,
+                step,
+                error,
+                changed: true,
+            } => writeln!(
+                f,
+                "Migration {migration} failed at {}: {error}\nLeft as it is (--no-rollback); `ferry rollback {migration}` restores the backup.",
+                step.as_str()
+            ),
+            RunOutput::RolledBack {
+                migration,
+                step,
+                error,
+                ..
+            } => writeln!(
+                f,
+                "Migration {migration} failed at {}: {error}\nRolled back: the system equals its backup again.",
+                step.as_str()
+            ),
+            RunOutput::RollbackIncomplete {
+                migration,
+                step,
+                error,
+                differences,
+            } => writeln!(
+                f,
+                "Migration {migration} failed at {}: {error}\nThe rollback is incomplete. Manual action needed for:\n  {}",
                 step.as_str(),
                 differences.join("\n  ")
             ),
-        ),
-        RunOutcome::Restart { id, executable } => (
-            Exit::Failed,
-            serde_json::json!({ "outcome": "in-progress", "migration": id, "restart": executable }),
-            format!(
-                "Migration {id} continues under {}: run `ferry run --resume --yes`.",
-                executable.display()
+            RunOutput::InProgress { migration, restart } => writeln!(
+                f,
+                "Migration {migration} continues under {}: run `ferry run --resume --yes`.",
+                restart.display()
             ),
-        ),
-        RunOutcome::FailedLeftAsIs { id, step, error } => (
-            Exit::Failed,
-            serde_json::json!({ "outcome": "failed", "migration": id, "step": step, "error": error, "changed": true }),
-            format!(
-                "Migration {id} failed at {}: {error}\nLeft as it is (--no-rollback); `ferry rollback {id}` restores the backup.",
-                step.as_str()
-            ),
-        ),
-    };
-    if global.json {
-        render::json(&value);
-    } else {
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), "{text}");
+        }
     }
-    exit
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {
@@ -442,10 +664,72 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-fn time(seconds: Option<u64>) -> String {
-    seconds
-        .map(|s| ferry_journal::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
-        .unwrap_or_default()
+/// One step of a migration's journal, times in ISO 8601 UTC.
+#[derive(Debug, Serialize)]
+pub struct StepView<'a> {
+    pub step: AptStep,
+    pub state: StepState,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+/// A ferry process that drove the migration.
+#[derive(Debug, Serialize)]
+pub struct DriverView<'a> {
+    pub version: &'a str,
+    pub executable: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_version: Option<&'a str>,
+    pub started: String,
+}
+
+/// A migration as its journal records it, times in ISO 8601 UTC (the
+/// journal file itself keeps seconds since the epoch).
+#[derive(Debug, Serialize)]
+pub struct MigrationView<'a> {
+    pub id: &'a str,
+    pub profile: &'a str,
+    pub profile_sha256: &'a str,
+    pub created: String,
+    pub outcome: Outcome,
+    pub steps: Vec<StepView<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<DriverView<'a>>,
+}
+
+impl<'a> From<&'a Journal<AptStep>> for MigrationView<'a> {
+    fn from(j: &'a Journal<AptStep>) -> Self {
+        MigrationView {
+            id: &j.id,
+            profile: &j.profile,
+            profile_sha256: &j.profile_sha256,
+            created: render::iso8601(j.created),
+            outcome: j.outcome,
+            steps: j
+                .steps
+                .iter()
+                .map(|r| StepView {
+                    step: r.step,
+                    state: r.state,
+                    started: r.started.map(render::iso8601),
+                    finished: r.finished.map(render::iso8601),
+                    error: r.error.as_deref(),
+                })
+                .collect(),
+            drivers: j
+                .drivers
+                .iter()
+                .map(|d| DriverView {
+                    version: &d.version,
+                    executable: &d.executable,
+                    package_version: d.package_version.as_deref(),
+                    started: render::iso8601(d.started),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The journals are root's alone (/var/lib/ferry is 0700): another user
@@ -469,137 +753,196 @@ fn readable_journals(layout: &Layout, command: &str) -> Result<(), Failure> {
 pub fn status(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let layout = Layout::new(root.path());
     readable_journals(&layout, "ferry status")?;
-    let Some(journal) = layout.journals().pop() else {
-        if global.json {
-            render::json(&serde_json::json!({ "migration": null }));
-        } else {
-            println!("No migration has run on this system.");
-        }
-        return Ok(Exit::Ok);
-    };
-    if global.json {
-        render::json(&serde_json::json!({
-            "migration": journal,
-            "log": layout.log(&journal.id),
-            "events": layout.log_dir().join("events.jsonl"),
-            "backup": layout.backup_dir(&journal.id),
-        }));
-        return Ok(Exit::Ok);
-    }
-    print!("{}", render_status(&journal, &layout));
+    let journal = layout.journals().pop();
+    render::output(&StatusOutput::new(journal.as_ref(), &layout), global);
     Ok(Exit::Ok)
 }
 
-pub fn render_status(journal: &Journal<AptStep>, layout: &Layout) -> String {
-    let mut out = format!(
-        "Migration {} (profile {}): {}\n",
-        journal.id,
-        journal.profile,
-        outcome_name(journal.outcome)
-    );
-    let rows: Vec<Vec<String>> = journal
-        .steps
-        .iter()
-        .map(|r| {
-            let state = match r.state {
-                StepState::Pending => "pending",
-                StepState::Running => "running (interrupted)",
-                StepState::Done => "done",
-                StepState::Failed => "failed",
-            };
-            vec![
-                r.step.as_str().to_string(),
-                state.to_string(),
-                time(r.started),
-                time(r.finished),
-                r.error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    out.push_str(&render::table(
-        &["STEP", "STATE", "STARTED", "FINISHED", "ERROR"],
-        &rows,
-    ));
-    out.push_str(&format!(
-        "log: {}\nevents: {}\nbackup: {}\n",
-        layout.log(&journal.id).display(),
-        layout.log_dir().join("events.jsonl").display(),
-        layout.backup_dir(&journal.id).display()
-    ));
-    out
+/// Where a migration keeps its log, events and backup.
+#[derive(Debug, Serialize)]
+pub struct MigrationFiles {
+    pub log: PathBuf,
+    pub events: PathBuf,
+    pub backup: PathBuf,
+}
+
+/// The latest migration, if one has run, and where its files are.
+#[derive(Debug, Serialize)]
+pub struct StatusOutput<'a> {
+    pub migration: Option<MigrationView<'a>>,
+    #[serde(flatten)]
+    pub files: Option<MigrationFiles>,
+}
+
+impl<'a> StatusOutput<'a> {
+    fn new(journal: Option<&'a Journal<AptStep>>, layout: &Layout) -> Self {
+        StatusOutput {
+            migration: journal.map(MigrationView::from),
+            files: journal.map(|j| MigrationFiles {
+                log: layout.log(&j.id),
+                events: layout.log_dir().join("events.jsonl"),
+                backup: layout.backup_dir(&j.id),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for StatusOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(m) = &self.migration else {
+            return writeln!(f, "No migration has run on this system.");
+        };
+        writeln!(
+            f,
+            "Migration {} (profile {}): {}",
+            m.id,
+            m.profile,
+            outcome_name(m.outcome)
+        )?;
+        let rows: Vec<Vec<String>> = m
+            .steps
+            .iter()
+            .map(|r| {
+                let state = match r.state {
+                    StepState::Pending => "pending",
+                    StepState::Running => "running (interrupted)",
+                    StepState::Done => "done",
+                    StepState::Failed => "failed",
+                };
+                vec![
+                    r.step.as_str().to_string(),
+                    state.to_string(),
+                    r.started.clone().unwrap_or_default(),
+                    r.finished.clone().unwrap_or_default(),
+                    r.error.unwrap_or_default().to_string(),
+                ]
+            })
+            .collect();
+        f.write_str(&render::table(
+            &["STEP", "STATE", "STARTED", "FINISHED", "ERROR"],
+            &rows,
+        ))?;
+        if let Some(files) = &self.files {
+            writeln!(
+                f,
+                "log: {}\nevents: {}\nbackup: {}",
+                files.log.display(),
+                files.events.display(),
+                files.backup.display()
+            )?;
+        }
+        Ok(())
+    }
 }
 
 pub fn history(global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let layout = Layout::new(root.path());
     readable_journals(&layout, "ferry history")?;
     let journals = layout.journals();
-    if global.json {
-        render::json(&serde_json::json!({ "migrations": journals }));
-        return Ok(Exit::Ok);
-    }
-    if journals.is_empty() {
-        println!("No migration has run on this system.");
-        return Ok(Exit::Ok);
-    }
-    let rows: Vec<Vec<String>> = journals
-        .iter()
-        .map(|j| {
-            let last = j.steps.iter().rev().find(|r| r.state != StepState::Pending);
-            vec![
-                j.id.clone(),
-                j.profile.clone(),
-                outcome_name(j.outcome).to_string(),
-                last.map(|r| r.step.as_str().to_string())
-                    .unwrap_or_default(),
-                time(Some(j.created)),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        render::table(
-            &["MIGRATION", "PROFILE", "OUTCOME", "LAST STEP", "CREATED"],
-            &rows
-        )
-    );
+    render::output(&HistoryOutput::new(&journals), global);
     Ok(Exit::Ok)
+}
+
+/// Every migration of the system, oldest first.
+#[derive(Debug, Serialize)]
+pub struct HistoryOutput<'a> {
+    pub migrations: Vec<MigrationView<'a>>,
+}
+
+impl<'a> HistoryOutput<'a> {
+    fn new(journals: &'a [Journal<AptStep>]) -> Self {
+        HistoryOutput {
+            migrations: journals.iter().map(MigrationView::from).collect(),
+        }
+    }
+}
+
+impl fmt::Display for HistoryOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.migrations.is_empty() {
+            return writeln!(f, "No migration has run on this system.");
+        }
+        let rows: Vec<Vec<String>> = self
+            .migrations
+            .iter()
+            .map(|m| {
+                let last = m.steps.iter().rev().find(|r| r.state != StepState::Pending);
+                vec![
+                    m.id.to_string(),
+                    m.profile.to_string(),
+                    outcome_name(m.outcome).to_string(),
+                    last.map(|r| r.step.as_str().to_string())
+                        .unwrap_or_default(),
+                    m.created.clone(),
+                ]
+            })
+            .collect();
+        f.write_str(&render::table(
+            &["MIGRATION", "PROFILE", "OUTCOME", "LAST STEP", "CREATED"],
+            &rows,
+        ))
+    }
 }
 
 pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let (id, report) =
         ferry_apt::run::rollback_migration(root.path(), args.id.as_deref()).map_err(run_failure)?;
-    let exit = if report.complete() {
+    let output = RollbackOutput::new(&id, &report);
+    render::output(&output, global);
+    Ok(if output.complete {
         Exit::Ok
     } else {
         Exit::RollbackIncomplete
-    };
-    if global.json {
-        render::json(
-            &serde_json::json!({ "migration": id, "complete": report.complete(), "rollback": report }),
-        );
-    } else if report.complete() {
-        println!(
-            "Rolled back {id}: reinstalled {}, purged {}. The installed packages and /etc/apt equal the backup.",
-            report.reinstalled.len(),
-            report.purged.len()
-        );
-    } else {
-        println!("Rollback of {id} is incomplete. Manual action needed for:");
-        for d in &report.differences {
-            println!("  {d}");
+    })
+}
+
+/// What a rollback did, and whether the system equals its backup again.
+#[derive(Debug, Serialize)]
+pub struct RollbackOutput<'a> {
+    pub migration: &'a str,
+    pub complete: bool,
+    pub rollback: &'a RollbackReport,
+}
+
+impl<'a> RollbackOutput<'a> {
+    fn new(migration: &'a str, report: &'a RollbackReport) -> Self {
+        RollbackOutput {
+            migration,
+            complete: report.complete(),
+            rollback: report,
         }
     }
-    Ok(exit)
+}
+
+impl fmt::Display for RollbackOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (id, report) = (self.migration, self.rollback);
+        if self.complete {
+            return writeln!(
+                f,
+                "Rolled back {id}: reinstalled {}, purged {}. The installed packages and /etc/apt equal the backup.",
+                report.reinstalled.len(),
+                report.purged.len()
+            );
+        }
+        writeln!(
+            f,
+            "Rollback of {id} is incomplete. Manual action needed for:"
+        )?;
+        for d in &report.differences {
+            writeln!(f, "  {d}")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! What people and scripts see of a plan and a status, reviewed as
     //! snapshots (`cargo insta review` after an intended change).
 
     use super::*;
-    use ferry_apt::apt::{Change, Transaction};
-    use ferry_apt::plan::{Finding, FindingKey, KeyInstall, SourcesChange, SpaceCheck};
+    use ferry_apt::plan::FindingKey;
 
     fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
         Change {
@@ -611,7 +954,9 @@ mod tests {
         }
     }
 
-    fn plan() -> Plan {
+    /// A plan blocked by free space, with every kind of part; other
+    /// commands' tests show it too.
+    pub(crate) fn plan() -> Plan {
         let old = "# ACME\nTypes: deb\nURIs: http://old.example.org/acme\nSuites: stable\nComponents: main\n";
         let new = "# ACME\nTypes: deb\nURIs: http://new.example.org/acme\nSuites: stable\nComponents: main\n";
         Plan {
@@ -677,13 +1022,119 @@ mod tests {
 
     #[test]
     fn plan_for_people() {
-        insta::assert_snapshot!(render_plan(&plan()));
+        insta::assert_snapshot!(PlanOutput::from(&plan()).to_string());
     }
 
     #[test]
     fn plan_as_json() {
+        insta::assert_json_snapshot!(PlanOutput::from(&plan()));
+    }
+
+    #[test]
+    fn plan_names_packages_as_every_output_does() {
         let p = plan();
-        insta::assert_json_snapshot!(serde_json::json!({ "blocked": p.blocked(), "plan": p }));
+        let json = serde_json::to_value(PlanOutput::from(&p)).unwrap();
+        let change = &json["plan"]["transaction"]["upgrade"][0];
+        assert_eq!(change["package"], "acme-sdk");
+        assert_eq!(change["architecture"], "all");
+        assert!(change.get("name").is_none() && change.get("arch").is_none());
+    }
+
+    /// Every way a run ends, as (name, outcome), one of each.
+    fn outcomes() -> Vec<(&'static str, RunOutcome)> {
+        let id = || "acme-org-move-20261122T120000Z".to_string();
+        let error = || "dpkg: error processing package acme-daemon (--remove)".to_string();
+        vec![
+            ("succeeded", RunOutcome::Succeeded { id: id() }),
+            (
+                "blocked",
+                RunOutcome::Blocked {
+                    plan: Box::new(plan()),
+                },
+            ),
+            (
+                "failed_unchanged",
+                RunOutcome::FailedUnchanged {
+                    id: id(),
+                    step: AptStep::Update,
+                    error: "E: The repository is not signed.".into(),
+                },
+            ),
+            (
+                "failed_left_as_is",
+                RunOutcome::FailedLeftAsIs {
+                    id: id(),
+                    step: AptStep::Packages,
+                    error: error(),
+                },
+            ),
+            (
+                "rolled_back",
+                RunOutcome::RolledBack {
+                    id: id(),
+                    step: AptStep::Packages,
+                    error: error(),
+                    report: RollbackReport {
+                        reinstalled: vec!["acme-daemon:amd64".into()],
+                        purged: vec!["acme-core:all".into()],
+                        differences: vec![],
+                    },
+                },
+            ),
+            (
+                "rollback_incomplete",
+                RunOutcome::RollbackIncomplete {
+                    id: id(),
+                    step: AptStep::Packages,
+                    error: error(),
+                    differences: vec!["acme-daemon:amd64 1.0 is not installed".into()],
+                },
+            ),
+            (
+                "restart",
+                RunOutcome::Restart {
+                    id: id(),
+                    executable: "/usr/bin/ferry".into(),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn run_outcomes_map_to_their_exit_codes() {
+        let exits: Vec<(&str, u8)> = outcomes()
+            .iter()
+            .map(|(name, o)| (*name, RunOutput::from(o).exit() as u8))
+            .collect();
+        assert_eq!(
+            exits,
+            [
+                ("succeeded", 0),
+                ("blocked", 3),
+                ("failed_unchanged", 1),
+                ("failed_left_as_is", 1),
+                ("rolled_back", 4),
+                ("rollback_incomplete", 5),
+                ("restart", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn run_outcomes_for_people() {
+        for (name, outcome) in outcomes() {
+            insta::assert_snapshot!(
+                format!("run_{name}_for_people"),
+                RunOutput::from(&outcome).to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn run_outcomes_as_json() {
+        for (name, outcome) in outcomes() {
+            insta::assert_json_snapshot!(format!("run_{name}_as_json"), RunOutput::from(&outcome));
+        }
     }
 
     fn journal() -> Journal<AptStep> {
@@ -709,11 +1160,80 @@ mod tests {
     #[test]
     fn status_for_people() {
         let layout = Layout::new(Path::new("/"));
-        insta::assert_snapshot!(render_status(&journal(), &layout));
+        let journal = journal();
+        insta::assert_snapshot!(StatusOutput::new(Some(&journal), &layout).to_string());
     }
 
     #[test]
     fn status_as_json() {
-        insta::assert_json_snapshot!(journal());
+        let layout = Layout::new(Path::new("/"));
+        let journal = journal();
+        insta::assert_json_snapshot!(StatusOutput::new(Some(&journal), &layout));
+    }
+
+    #[test]
+    fn status_gives_times_in_iso_8601_utc() {
+        let layout = Layout::new(Path::new("/"));
+        let journal = journal();
+        let json = serde_json::to_value(StatusOutput::new(Some(&journal), &layout)).unwrap();
+        assert_eq!(json["migration"]["created"], "2026-11-22T12:00:00Z");
+        assert_eq!(
+            json["migration"]["steps"][0]["finished"],
+            "2026-11-22T12:00:01Z"
+        );
+    }
+
+    #[test]
+    fn status_without_a_migration() {
+        let layout = Layout::new(Path::new("/"));
+        let output = StatusOutput::new(None, &layout);
+        insta::assert_snapshot!(output.to_string());
+        insta::assert_json_snapshot!(output);
+    }
+
+    #[test]
+    fn history_for_people_and_as_json() {
+        let mut second = journal();
+        second.id = "acme-org-move-20261123T120000Z".into();
+        second.created += 86_400;
+        second.outcome = Outcome::Succeeded;
+        second.drivers.push(ferry_journal::Driver {
+            version: "0.1.0".into(),
+            executable: "/usr/bin/ferry".into(),
+            package_version: Some("0.1.0-1".into()),
+            started: second.created,
+        });
+        let journals = [journal(), second];
+        let output = HistoryOutput::new(&journals);
+        insta::assert_snapshot!(output.to_string());
+        insta::assert_json_snapshot!(output);
+    }
+
+    #[test]
+    fn empty_history() {
+        let output = HistoryOutput::new(&[]);
+        assert_eq!(output.to_string(), "No migration has run on this system.\n");
+        assert_eq!(
+            serde_json::to_value(&output).unwrap(),
+            serde_json::json!({ "migrations": [] })
+        );
+    }
+
+    #[test]
+    fn rollback_for_people_and_as_json() {
+        let complete = RollbackReport {
+            reinstalled: vec!["acme-daemon:amd64".into(), "acme-legacy:all".into()],
+            purged: vec!["acme-core:all".into()],
+            differences: vec![],
+        };
+        let incomplete = RollbackReport {
+            differences: vec!["acme-legacy:all 1.0 is not installed".into()],
+            ..complete.clone()
+        };
+        for (name, report) in [("complete", complete), ("incomplete", incomplete)] {
+            let output = RollbackOutput::new("acme-org-move-20261122T120000Z", &report);
+            insta::assert_snapshot!(format!("rollback_{name}_for_people"), output.to_string());
+            insta::assert_json_snapshot!(format!("rollback_{name}_as_json"), output);
+        }
     }
 }

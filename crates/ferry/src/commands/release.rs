@@ -9,16 +9,23 @@
 //! date, or the release is stopped by the publisher); a bad index, a bad
 //! bundle or a refused signature is 2 and nothing is changed.
 
+use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
+use ferry_apt::profile::PackageName;
 use ferry_apt::system::SystemRoot;
 use ferry_deb::os_release::OsRelease;
-use ferry_release::{offer, Config, MetaRelease, Offer, ReleaseEntry};
+use ferry_fetch::Verified;
+use ferry_release::{
+    offer, Built, BundleRef, Config, MetaRelease, NewSources, Offer, ReleaseEntry,
+};
 use ferry_release::{BundleError, SignWith};
 use ferry_release::{ConfigError, CONFIG_PATH};
+use serde::Serialize;
 
-use super::{migrate, require_privileges, system_root};
+use super::migrate::{self, PlanView};
+use super::{require_privileges, system_root};
 use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
@@ -109,10 +116,6 @@ fn decide<'a>(ctx: &'a Context, to: Option<&str>) -> Result<Offer<'a>, Failure> 
     })
 }
 
-fn entry_json(entry: &ReleaseEntry) -> serde_json::Value {
-    serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)
-}
-
 fn describe(entry: &ReleaseEntry) -> String {
     match &entry.name {
         Some(name) => format!("{} ({name}, {})", entry.dist, entry.version),
@@ -120,99 +123,171 @@ fn describe(entry: &ReleaseEntry) -> String {
     }
 }
 
-fn current_text(current: Option<&ReleaseEntry>, os: &OsRelease) -> String {
-    match current {
-        Some(c) => describe(c),
-        None => format!(
-            "{} (not listed in the index)",
-            os.pretty_name()
-                .or(os.version_id())
-                .unwrap_or("this system")
-        ),
+/// A release of the index as ferry shows it: its `Date` as ISO 8601 UTC.
+#[derive(Debug, Serialize)]
+pub struct ReleaseView<'a> {
+    pub dist: &'a str,
+    pub name: Option<&'a str>,
+    pub version: &'a str,
+    pub date: Option<String>,
+    pub supported: bool,
+    pub description: Option<&'a str>,
+    pub release_file: Option<&'a str>,
+    pub release_notes: Option<&'a str>,
+    pub release_notes_html: Option<&'a str>,
+    pub upgrade_tool: Option<&'a str>,
+    pub upgrade_tool_signature: Option<&'a str>,
+    pub upgrade_broken: Option<&'a str>,
+    pub bundle: Option<&'a BundleRef>,
+    /// The line of the index the release's paragraph starts on.
+    pub line: usize,
+    #[serde(skip)]
+    entry: &'a ReleaseEntry,
+}
+
+impl<'a> From<&'a ReleaseEntry> for ReleaseView<'a> {
+    fn from(e: &'a ReleaseEntry) -> Self {
+        ReleaseView {
+            dist: &e.dist,
+            name: e.name.as_deref(),
+            version: &e.version,
+            // Before 1970 is no date a release index gives.
+            date: u64::try_from(e.timestamp).ok().map(render::iso8601),
+            supported: e.supported,
+            description: e.description.as_deref(),
+            release_file: e.release_file.as_deref(),
+            release_notes: e.release_notes.as_deref(),
+            release_notes_html: e.release_notes_html.as_deref(),
+            upgrade_tool: e.upgrade_tool.as_deref(),
+            upgrade_tool_signature: e.upgrade_tool_signature.as_deref(),
+            upgrade_broken: e.upgrade_broken.as_deref(),
+            bundle: e.bundle.as_ref(),
+            line: e.line,
+            entry: e,
+        }
+    }
+}
+
+impl fmt::Display for ReleaseView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(self.entry))
+    }
+}
+
+/// What this system's os-release says of its release.
+#[derive(Debug, Serialize)]
+pub struct OsReleaseView<'a> {
+    pub pretty_name: Option<&'a str>,
+    pub version_id: Option<&'a str>,
+    pub version_codename: Option<&'a str>,
+}
+
+/// `ferry release check`'s answer: the release this system runs, the one
+/// offered (if any), and why an offered one is stopped.
+#[derive(Debug, Serialize)]
+pub struct OfferOutput<'a> {
+    pub index: &'a str,
+    pub upgrade: bool,
+    pub current: Option<ReleaseView<'a>>,
+    pub os_release: OsReleaseView<'a>,
+    pub target: Option<ReleaseView<'a>>,
+    pub upgrade_broken: Option<&'a str>,
+}
+
+impl<'a> OfferOutput<'a> {
+    fn new(index: &'a str, os: &'a OsRelease, offer: &Offer<'a>) -> Self {
+        let (current, target, broken) = match *offer {
+            Offer::Upgrade { current, target } => (current, Some(target), None),
+            Offer::UpToDate { current } => (current, None, None),
+            Offer::Broken {
+                current,
+                target,
+                reason,
+            } => (current, Some(target), Some(reason)),
+        };
+        OfferOutput {
+            index,
+            upgrade: matches!(offer, Offer::Upgrade { .. }),
+            current: current.map(ReleaseView::from),
+            os_release: OsReleaseView {
+                pretty_name: os.pretty_name(),
+                version_id: os.version_id(),
+                version_codename: os.version_codename(),
+            },
+            target: target.map(ReleaseView::from),
+            upgrade_broken: broken,
+        }
+    }
+
+    fn current_text(&self) -> String {
+        match &self.current {
+            Some(c) => c.to_string(),
+            None => format!(
+                "{} (not listed in the index)",
+                self.os_release
+                    .pretty_name
+                    .or(self.os_release.version_id)
+                    .unwrap_or("this system")
+            ),
+        }
+    }
+}
+
+impl fmt::Display for OfferOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(target) = &self.target else {
+            return writeln!(
+                f,
+                "Up to date: no supported release later than {} in {}.",
+                self.current_text(),
+                self.index
+            );
+        };
+        if let Some(reason) = self.upgrade_broken.filter(|_| !self.upgrade) {
+            return writeln!(
+                f,
+                "{target} is listed, but its publisher has stopped upgrades to it: {reason}"
+            );
+        }
+        writeln!(
+            f,
+            "New release {target} is available (this system: {}).",
+            self.current_text()
+        )?;
+        if let Some(description) = target.description {
+            writeln!(f, "  {description}")?;
+        }
+        if let Some(notes) = target.release_notes_html.or(target.release_notes) {
+            writeln!(f, "  release notes: {notes}")?;
+        }
+        match target.bundle {
+            Some(b) => writeln!(
+                f,
+                "  bundle: {} ({} bytes, sha256 {})",
+                ferry_fetch::resolve(self.index, &b.url),
+                b.size,
+                b.sha256
+            )?,
+            None => writeln!(
+                f,
+                "  the index gives no bundle for it: it cannot be upgraded to by ferry"
+            )?,
+        }
+        if !target.supported {
+            writeln!(f, "  note: the index marks it unsupported")?;
+        }
+        Ok(())
     }
 }
 
 fn check(args: &ReleaseArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let ctx = context(args, root)?;
     let offer = decide(&ctx, args.to.as_deref())?;
-    if global.json {
-        render::json(&offer_json(&ctx, &offer));
-    } else {
-        print!("{}", offer_text(&ctx, &offer));
-    }
+    render::output(&OfferOutput::new(&ctx.url, &ctx.os, &offer), global);
     Ok(match offer {
         Offer::Upgrade { .. } => Exit::Ok,
         Offer::UpToDate { .. } | Offer::Broken { .. } => Exit::Failed,
     })
-}
-
-fn offer_json(ctx: &Context, offer: &Offer<'_>) -> serde_json::Value {
-    let (current, target, broken) = match offer {
-        Offer::Upgrade { current, target } => (current, Some(*target), None),
-        Offer::UpToDate { current } => (current, None, None),
-        Offer::Broken {
-            current,
-            target,
-            reason,
-        } => (current, Some(*target), Some(*reason)),
-    };
-    serde_json::json!({
-        "index": ctx.url,
-        "upgrade": matches!(offer, Offer::Upgrade { .. }),
-        "current": current.map(entry_json),
-        "os_release": {
-            "VERSION_ID": ctx.os.version_id(),
-            "VERSION_CODENAME": ctx.os.version_codename(),
-        },
-        "target": target.map(entry_json),
-        "upgrade_broken": broken,
-    })
-}
-
-fn offer_text(ctx: &Context, offer: &Offer<'_>) -> String {
-    match offer {
-        Offer::Upgrade { current, target } => {
-            let mut out = format!(
-                "New release {} is available (this system: {}).\n",
-                describe(target),
-                current_text(*current, &ctx.os)
-            );
-            if let Some(description) = &target.description {
-                out.push_str(&format!("  {description}\n"));
-            }
-            if let Some(notes) = target
-                .release_notes_html
-                .as_ref()
-                .or(target.release_notes.as_ref())
-            {
-                out.push_str(&format!("  release notes: {notes}\n"));
-            }
-            match &target.bundle {
-                Some(b) => out.push_str(&format!(
-                    "  bundle: {} ({} bytes, sha256 {})\n",
-                    ferry_fetch::resolve(&ctx.url, &b.url),
-                    b.size,
-                    b.sha256
-                )),
-                None => out.push_str(
-                    "  the index gives no bundle for it: it cannot be upgraded to by ferry\n",
-                ),
-            }
-            if !target.supported {
-                out.push_str("  note: the index marks it unsupported\n");
-            }
-            out
-        }
-        Offer::UpToDate { current } => format!(
-            "Up to date: no supported release later than {} in {}.\n",
-            current_text(*current, &ctx.os),
-            ctx.url
-        ),
-        Offer::Broken { target, reason, .. } => format!(
-            "{} is listed, but its publisher has stopped upgrades to it: {reason}\n",
-            describe(target)
-        ),
-    }
 }
 
 fn bundle_failure(error: BundleError, dir: &Path) -> Failure {
@@ -241,11 +316,7 @@ fn offered<'a>(
     match decide(ctx, to)? {
         Offer::Upgrade { target, .. } => Ok(Some(target)),
         other => {
-            if global.json {
-                render::json(&offer_json(ctx, &other));
-            } else {
-                print!("{}", offer_text(ctx, &other));
-            }
+            render::output(&OfferOutput::new(&ctx.url, &ctx.os, &other), global);
             Ok(None)
         }
     }
@@ -322,44 +393,109 @@ fn show_bundle(
     kept: bool,
     global: &Global,
 ) {
-    if global.json {
-        render::json(&serde_json::json!({
-            "target": entry_json(target),
-            "signed_by": obtained.verified,
-            "sources": obtained.bundle.sources,
-            "demoted": obtained.bundle.demoted,
-            "profile": obtained.bundle.profile.as_ref().map(|p| p.name.clone()),
-            "dir": kept.then(|| obtained.bundle.dir.clone()),
-        }));
-    } else {
-        println!(
+    let bundle = &obtained.bundle;
+    render::output(
+        &FetchOutput {
+            target: ReleaseView::from(target),
+            signed_by: &obtained.verified,
+            sources: &bundle.sources,
+            demoted: &bundle.demoted,
+            profile: bundle.profile.as_ref().map(|p| p.name.as_str()),
+            dir: kept.then_some(bundle.dir.as_path()),
+        },
+        global,
+    );
+}
+
+/// A release's bundle, downloaded and verified: who signed it and what it
+/// holds; `dir` is where it is unpacked when it was kept (`--dir`).
+#[derive(Debug, Serialize)]
+pub struct FetchOutput<'a> {
+    pub target: ReleaseView<'a>,
+    pub signed_by: &'a Verified,
+    pub sources: &'a [NewSources],
+    pub demoted: &'a [PackageName],
+    pub profile: Option<&'a str>,
+    pub dir: Option<&'a Path>,
+}
+
+impl fmt::Display for FetchOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
             "Bundle for {} verified ({} signature by {}).",
-            describe(target),
-            obtained.verified.tool,
-            obtained.verified.signers.join(", ")
-        );
-        for sources in &obtained.bundle.sources {
-            println!(
+            self.target,
+            self.signed_by.tool,
+            self.signed_by.signers.join(", ")
+        )?;
+        for sources in self.sources {
+            writeln!(
+                f,
                 "  sources: {} -> /{}",
                 sources.name,
                 sources.install_to.display()
-            );
+            )?;
         }
-        let demoted: Vec<&str> = obtained.bundle.demoted.iter().map(|p| p.as_str()).collect();
-        println!(
+        let demoted: Vec<&str> = self.demoted.iter().map(|p| p.as_str()).collect();
+        writeln!(
+            f,
             "  demoted: {}",
             if demoted.is_empty() {
                 "none".to_string()
             } else {
                 demoted.join(" ")
             }
-        );
-        if let Some(profile) = &obtained.bundle.profile {
-            println!("  profile: {}", profile.name);
+        )?;
+        if let Some(profile) = self.profile {
+            writeln!(f, "  profile: {profile}")?;
         }
-        if kept {
-            println!("  unpacked in {}", obtained.bundle.dir.display());
+        if let Some(dir) = self.dir {
+            writeln!(f, "  unpacked in {}", dir.display())?;
         }
+        Ok(())
+    }
+}
+
+/// `ferry release upgrade --dry-run`: the verified bundle's target and the
+/// plan of the migration it makes.
+#[derive(Debug, Serialize)]
+pub struct UpgradePlanOutput<'a> {
+    pub target: ReleaseView<'a>,
+    pub signed_by: &'a Verified,
+    pub blocked: bool,
+    pub plan: PlanView<'a>,
+}
+
+impl fmt::Display for UpgradePlanOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Upgrade to {}: bundle verified ({} signature by {}).\n",
+            self.target,
+            self.signed_by.tool,
+            self.signed_by.signers.join(", ")
+        )?;
+        write!(f, "{}", self.plan)
+    }
+}
+
+/// `ferry release bundle`: the fields a publisher pastes into the index.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct BuiltOutput<'a>(pub &'a Built);
+
+impl fmt::Display for BuiltOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |p: &Path| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        };
+        writeln!(f, "Bundle: {}", name(&self.0.archive))?;
+        writeln!(f, "Bundle-Size: {}", self.0.size)?;
+        writeln!(f, "Bundle-SHA256: {}", self.0.sha256)?;
+        writeln!(f, "Bundle-Signature: {}", name(&self.0.signature))
     }
 }
 
@@ -404,22 +540,15 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
             .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
         let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
             .map_err(|e| Failure::failed(e.to_string()))?;
-        if global.json {
-            render::json(&serde_json::json!({
-                "target": entry_json(target),
-                "signed_by": obtained.verified,
-                "blocked": plan.blocked(),
-                "plan": plan,
-            }));
-        } else {
-            println!(
-                "Upgrade to {}: bundle verified ({} signature by {}).\n",
-                describe(target),
-                obtained.verified.tool,
-                obtained.verified.signers.join(", ")
-            );
-            print!("{}", migrate::render_plan(&plan));
-        }
+        render::output(
+            &UpgradePlanOutput {
+                target: ReleaseView::from(target),
+                signed_by: &obtained.verified,
+                blocked: plan.blocked(),
+                plan: PlanView::from(&plan),
+            },
+            global,
+        );
         return Ok(if plan.blocked() {
             Exit::Blocked
         } else {
@@ -442,19 +571,145 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
 fn build(dir: &Path, output: &Path, sign: SignWith, global: &Global) -> Result<Exit, Failure> {
     let built =
         ferry_release::build_bundle(dir, output, &sign).map_err(|e| bundle_failure(e, dir))?;
-    let name = |p: &Path| {
-        p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    };
-    if global.json {
-        render::json(&built);
-    } else {
-        println!("Bundle: {}", name(&built.archive));
-        println!("Bundle-Size: {}", built.size);
-        println!("Bundle-SHA256: {}", built.sha256);
-        println!("Bundle-Signature: {}", name(&built.signature));
-    }
+    render::output(&BuiltOutput(&built), global);
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    //! What people and scripts see of release checks, fetched bundles and
+    //! built bundles, reviewed as snapshots over a fixed index.
+
+    use super::*;
+
+    const INDEX: &str = "\
+Dist: bookworm
+Name: Debian 12
+Version: 12
+Date: Sat, 10 Jun 2023 00:00:00 UTC
+Supported: 1
+
+Dist: trixie
+Name: Debian 13
+Version: 13
+Date: Sat, 09 Aug 2025 00:00:00 UTC
+Supported: 1
+Description: Debian 13
+ReleaseNotes: https://www.example.org/releases/trixie/
+Bundle: trixie.tar.xz
+Bundle-Size: 10240
+Bundle-SHA256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+";
+
+    const URL: &str = "https://releases.example.org/meta-release";
+
+    fn index(extra: &str) -> MetaRelease {
+        MetaRelease::parse(&format!("{INDEX}{extra}")).unwrap()
+    }
+
+    fn bookworm() -> OsRelease {
+        OsRelease::parse(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn release_dates_are_iso_8601_utc() {
+        let index = index("");
+        let json = serde_json::to_value(ReleaseView::from(&index.releases[1])).unwrap();
+        assert_eq!(json["date"], "2025-08-09T00:00:00Z");
+        assert!(json.get("timestamp").is_none());
+    }
+
+    #[test]
+    fn an_offered_upgrade() {
+        let (index, os) = (index(""), bookworm());
+        let offer = offer(&index, &os, None).unwrap();
+        let output = OfferOutput::new(URL, &os, &offer);
+        insta::assert_snapshot!("offer_upgrade_for_people", output.to_string());
+        insta::assert_json_snapshot!("offer_upgrade_as_json", output);
+    }
+
+    #[test]
+    fn up_to_date() {
+        let index = index("");
+        let os = OsRelease::parse("VERSION_ID=\"13\"\nVERSION_CODENAME=trixie\n").unwrap();
+        let offer = offer(&index, &os, None).unwrap();
+        let output = OfferOutput::new(URL, &os, &offer);
+        insta::assert_snapshot!("offer_up_to_date_for_people", output.to_string());
+        insta::assert_json_snapshot!("offer_up_to_date_as_json", output);
+    }
+
+    #[test]
+    fn a_stopped_upgrade() {
+        let (index, os) = (
+            index("UpgradeBroken: the new kernel does not boot on some machines\n"),
+            bookworm(),
+        );
+        let offer = offer(&index, &os, None).unwrap();
+        let output = OfferOutput::new(URL, &os, &offer);
+        assert!(!output.upgrade);
+        insta::assert_snapshot!("offer_broken_for_people", output.to_string());
+        insta::assert_json_snapshot!("offer_broken_as_json", output);
+    }
+
+    fn verified() -> Verified {
+        Verified {
+            tool: "sqv",
+            signers: vec!["0123456789ABCDEF0123456789ABCDEF01234567".into()],
+        }
+    }
+
+    #[test]
+    fn a_fetched_bundle() {
+        let index = index("");
+        let sources = [NewSources {
+            name: "debian.sources".into(),
+            install_to: "etc/apt/sources.list.d/debian.sources".into(),
+            text: "Types: deb\nURIs: http://deb.example.org/debian\nSuites: trixie\nComponents: main\n"
+                .into(),
+        }];
+        let demoted = [PackageName::parse("legacy-tool").unwrap()];
+        let verified = verified();
+        let output = FetchOutput {
+            target: ReleaseView::from(&index.releases[1]),
+            signed_by: &verified,
+            sources: &sources,
+            demoted: &demoted,
+            profile: Some("trixie-extras"),
+            dir: Some(Path::new("/var/tmp/trixie")),
+        };
+        insta::assert_snapshot!("fetch_for_people", output.to_string());
+        insta::assert_json_snapshot!("fetch_as_json", output);
+    }
+
+    #[test]
+    fn a_built_bundle() {
+        let built = Built {
+            archive: "/srv/publish/trixie.tar.xz".into(),
+            signature: "/srv/publish/trixie.tar.xz.sig".into(),
+            size: 10240,
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            sources: vec!["debian.sources".into()],
+            demoted: vec![PackageName::parse("legacy-tool").unwrap()],
+        };
+        insta::assert_snapshot!("bundle_for_people", BuiltOutput(&built).to_string());
+        insta::assert_json_snapshot!("bundle_as_json", BuiltOutput(&built));
+    }
+
+    #[test]
+    fn an_upgrade_dry_run() {
+        let index = index("");
+        let verified = verified();
+        let plan = migrate::tests::plan();
+        let output = UpgradePlanOutput {
+            target: ReleaseView::from(&index.releases[1]),
+            signed_by: &verified,
+            blocked: plan.blocked(),
+            plan: PlanView::from(&plan),
+        };
+        insta::assert_snapshot!("upgrade_dry_run_for_people", output.to_string());
+        insta::assert_json_snapshot!("upgrade_dry_run_as_json", output);
+    }
 }

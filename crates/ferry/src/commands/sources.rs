@@ -6,8 +6,12 @@
 //! Reading and deciding live in `ferry_deb::sources`; this module only
 //! renders.
 
+use std::fmt;
+
 use ferry_apt::system::SystemRoot;
 use ferry_deb::sources::{read_system_sources, SourceEntry, SourcesError, SystemSources};
+
+use serde::Serialize;
 
 use crate::cli::{Global, SourcesCommand};
 use crate::exit::Exit;
@@ -16,15 +20,70 @@ use crate::render::{self, Failure};
 pub fn run(command: SourcesCommand, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let SourcesCommand::Show = command;
     let system = read_system_sources(root.path()).map_err(failure_of)?;
-    if global.json {
-        render::json(&report_json(&system));
-    } else {
-        print!("{}", render::table(&HEADER, &rows(&system)));
-        for note in notes(&system) {
+    let output = SourcesOutput::of(&system);
+    render::output(&output, global);
+    if !global.json {
+        for note in output.notes() {
             eprintln!("note: {note}");
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The system's sources: every entry, and the files of `sources.list.d`
+/// apt does not read. People get the entries as a table on stdout and the
+/// ignored files as notes on stderr.
+#[derive(Debug, Serialize)]
+pub struct SourcesOutput<'a> {
+    pub entries: Vec<&'a SourceEntry>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// A file apt skips, and why.
+#[derive(Debug, Serialize)]
+pub struct Ignored {
+    pub path: String,
+    pub reason: String,
+    /// apt skips it without a notice of its own.
+    pub apt_silent: bool,
+}
+
+impl<'a> SourcesOutput<'a> {
+    fn of(system: &'a SystemSources) -> Self {
+        SourcesOutput {
+            entries: system.entries().collect(),
+            ignored: system
+                .ignored
+                .iter()
+                .map(|file| Ignored {
+                    path: file.path.display().to_string(),
+                    reason: file.reason.to_string(),
+                    apt_silent: file.silently,
+                })
+                .collect(),
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.ignored
+            .iter()
+            .map(|file| {
+                let quiet = if file.apt_silent {
+                    " (apt says nothing about it)"
+                } else {
+                    ""
+                };
+                format!("apt does not read {}: {}{quiet}", file.path, file.reason)
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for SourcesOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: Vec<Vec<String>> = self.entries.iter().map(|e| row(e)).collect();
+        f.write_str(&render::table(&HEADER, &rows))
+    }
 }
 
 const HEADER: [&str; 7] = [
@@ -36,10 +95,6 @@ const HEADER: [&str; 7] = [
     "COMPONENTS",
     "SIGNED-BY",
 ];
-
-fn rows(system: &SystemSources) -> Vec<Vec<String>> {
-    system.entries().map(row).collect()
-}
 
 fn row(entry: &SourceEntry) -> Vec<String> {
     let types: Vec<&str> = entry.types.iter().map(|t| t.as_str()).collect();
@@ -62,41 +117,6 @@ fn row(entry: &SourceEntry) -> Vec<String> {
             .as_ref()
             .map_or_else(|| "-".to_string(), |s| s.summary()),
     ]
-}
-
-fn notes(system: &SystemSources) -> Vec<String> {
-    system
-        .ignored
-        .iter()
-        .map(|file| {
-            let quiet = if file.silently {
-                " (apt says nothing about it)"
-            } else {
-                ""
-            };
-            format!(
-                "apt does not read {}: {}{quiet}",
-                file.path.display(),
-                file.reason
-            )
-        })
-        .collect()
-}
-
-fn report_json(system: &SystemSources) -> serde_json::Value {
-    let entries: Vec<&SourceEntry> = system.entries().collect();
-    let ignored: Vec<serde_json::Value> = system
-        .ignored
-        .iter()
-        .map(|file| {
-            serde_json::json!({
-                "path": file.path.display().to_string(),
-                "reason": file.reason.to_string(),
-                "apt_silent": file.silently,
-            })
-        })
-        .collect();
-    serde_json::json!({ "entries": entries, "ignored": ignored })
 }
 
 fn failure_of(error: SourcesError) -> Failure {
@@ -142,7 +162,7 @@ mod tests {
             "/r/etc/apt/sources.list",
             "# c\ndeb [signed-by=/k.gpg] http://r.example.org/d s main contrib\n# deb-src http://r.example.org/d s main\n",
         );
-        let table = render::table(&HEADER, &rows(&system));
+        let table = SourcesOutput::of(&system).to_string();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(
@@ -167,14 +187,15 @@ mod tests {
             reason: ferry_deb::sources::IgnoreReason::OtherExtension("save".into()),
             silently: true,
         });
-        let json = report_json(&system);
+        let output = SourcesOutput::of(&system);
+        let json = serde_json::to_value(&output).unwrap();
         let entry = &json["entries"][0];
         assert_eq!(entry["types"], serde_json::json!(["deb", "deb-src"]));
         assert_eq!(entry["enabled"], false);
         assert_eq!(entry["stanza"], 1);
         assert_eq!(entry["format"], "deb822");
         assert_eq!(json["ignored"][0]["apt_silent"], true);
-        assert_eq!(notes(&system).len(), 1);
+        assert_eq!(output.notes().len(), 1);
     }
 
     #[test]
@@ -186,5 +207,49 @@ mod tests {
         let location = failure.location.as_ref().unwrap();
         assert_eq!((location.line, location.column), (Some(1), Some(27)));
         assert!(failure.expected.as_deref().unwrap().contains("suite"));
+    }
+
+    /// Two files, a one-line entry (and its commented-out deb-src) and a
+    /// deb822 stanza with an inline option, and a file apt skips.
+    fn two_files() -> SystemSources {
+        let list = Path::new("/r/etc/apt/sources.list");
+        let stanza = Path::new("/r/etc/apt/sources.list.d/acme.sources");
+        SystemSources {
+            files: vec![
+                SourcesFile {
+                    path: list.to_path_buf(),
+                    document: parse_sources_file(
+                        list,
+                        "deb [arch=amd64 signed-by=/usr/share/keyrings/d.gpg] http://r.example.org/debian bookworm main\n# deb-src http://r.example.org/debian bookworm main\n".into(),
+                    )
+                    .unwrap(),
+                },
+                SourcesFile {
+                    path: stanza.to_path_buf(),
+                    document: parse_sources_file(
+                        stanza,
+                        "Types: deb\nURIs: http://acme.example.org/apt\nSuites: stable/\nSigned-By: /usr/share/keyrings/acme.gpg\nX-Repolib-Name: ACME\n".into(),
+                    )
+                    .unwrap(),
+                },
+            ],
+            ignored: vec![ferry_deb::sources::IgnoredFile {
+                path: "/r/etc/apt/sources.list.d/old.list.save".into(),
+                reason: ferry_deb::sources::IgnoreReason::OtherExtension("save".into()),
+                silently: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn sources_for_people() {
+        let system = two_files();
+        let output = SourcesOutput::of(&system);
+        insta::assert_snapshot!(format!("{output}\n{}", output.notes().join("\n")));
+    }
+
+    #[test]
+    fn sources_as_json() {
+        insta::assert_json_snapshot!(SourcesOutput::of(&two_files()));
     }
 }

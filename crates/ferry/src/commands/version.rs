@@ -1,14 +1,44 @@
 //! `ferry version compare A OP B`: dpkg's ordering on the command line.
 
+use std::fmt;
+
 use ferry_deb::{CompareOp, VersionRef};
+use serde::Serialize;
 
 use crate::cli::{Global, VersionCommand};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
+/// The question and its answer. People get the answer as the exit code
+/// alone, as from `dpkg --compare-versions`, so that the command drops
+/// into shell conditions; `--json` states it.
+#[derive(Debug, Serialize)]
+pub struct Comparison<'a> {
+    pub a: &'a str,
+    pub op: &'a str,
+    pub b: &'a str,
+    pub holds: bool,
+}
+
+impl fmt::Display for Comparison<'_> {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
 pub fn run(command: VersionCommand, global: &Global) -> Result<Exit, Failure> {
     let VersionCommand::Compare { a, op, b } = command;
-    let op_value = CompareOp::parse(&op).ok_or_else(|| {
+    let comparison = compare(&a, &op, &b)?;
+    render::output(&comparison, global);
+    Ok(if comparison.holds {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+fn compare<'a>(a: &'a str, op: &'a str, b: &'a str) -> Result<Comparison<'a>, Failure> {
+    let op_value = CompareOp::parse(op).ok_or_else(|| {
         Failure::bad_input(format!("unknown operator `{op}`"))
             .expected("one of lt le eq ne ge gt (or << <= = >= >>)")
     })?;
@@ -18,10 +48,37 @@ pub fn run(command: VersionCommand, global: &Global) -> Result<Exit, Failure> {
                 .expected("[epoch:]upstream[-revision], e.g. 1:2.36-9")
         })
     }
-    let (va, vb) = (parse(&a)?, parse(&b)?);
-    let holds = op_value.holds(va.cmp(&vb));
-    if global.json {
-        render::json(&serde_json::json!({ "a": a, "op": op, "b": b, "holds": holds }));
+    let (va, vb) = (parse(a)?, parse(b)?);
+    Ok(Comparison {
+        a,
+        op,
+        b,
+        holds: op_value.holds(va.cmp(&vb)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! What people and scripts see of a comparison, reviewed as snapshots.
+
+    use super::*;
+
+    #[test]
+    fn a_bad_operator_is_bad_input() {
+        let failure = compare("1.0", "less", "2.0").unwrap_err();
+        assert_eq!(failure.exit_code(), Exit::BadInput);
+        insta::assert_json_snapshot!(render::ErrorOutput::from(&failure));
     }
-    Ok(if holds { Exit::Ok } else { Exit::Failed })
+
+    #[test]
+    fn comparison_for_people_is_the_exit_code_alone() {
+        let comparison = compare("1:0.9", "gt", "2.0").unwrap();
+        assert!(comparison.holds);
+        assert_eq!(comparison.to_string(), "");
+    }
+
+    #[test]
+    fn comparison_as_json() {
+        insta::assert_json_snapshot!(compare("1.0~rc1", "lt", "1.0").unwrap());
+    }
 }
