@@ -18,6 +18,8 @@ pub struct FailureDetail {
     pub location: Option<Location>,
     pub expected: Option<String>,
     pub hint: Option<String>,
+    /// For a device write that failed part-way: how much reached it.
+    pub bytes_written: Option<u64>,
 }
 
 impl std::ops::Deref for Failure {
@@ -43,6 +45,7 @@ impl Failure {
             location: None,
             expected: None,
             hint: None,
+            bytes_written: None,
         }))
     }
 
@@ -71,6 +74,11 @@ impl Failure {
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hint = Some(hint.into());
+        self
+    }
+
+    pub fn bytes_written(mut self, bytes: u64) -> Self {
+        self.0.bytes_written = Some(bytes);
         self
     }
 
@@ -104,6 +112,7 @@ pub fn failure(failure: &Failure, global: &Global) {
                 "column": failure.location.as_ref().and_then(|l| l.column),
                 "expected": failure.expected,
                 "hint": failure.hint,
+                "bytes_written": failure.bytes_written,
             }
         }));
         return;

@@ -10,7 +10,10 @@ use crate::exit::Exit;
 use crate::render::{self, Failure};
 
 pub fn run(command: ImageCommand, global: &Global) -> Result<Exit, Failure> {
-    let ImageCommand::Inspect { image, format } = command;
+    let (image, format) = match command {
+        ImageCommand::Inspect { image, format } => (image, format),
+        ImageCommand::Flash(args) => return flash(args, global),
+    };
     let inspection = inspect_path(&image).map_err(|e| inspect_failure(&e, &image))?;
     let device = image
         .file_name()
@@ -82,4 +85,139 @@ fn for_people(inspection: &Inspection) -> String {
         &rows,
     ));
     out
+}
+
+/// Shows a flash's progress on stderr: a line redrawn on a terminal, one
+/// line per tenth otherwise, JSON events with `--json`.
+struct FlashMeter {
+    started: std::time::Instant,
+    json: bool,
+    terminal: bool,
+    last_shown: Option<std::time::Instant>,
+    last_tenth: u64,
+}
+
+impl FlashMeter {
+    fn new(json: bool) -> Self {
+        use std::io::IsTerminal;
+        FlashMeter {
+            started: std::time::Instant::now(),
+            json,
+            terminal: std::io::stderr().is_terminal(),
+            last_shown: None,
+            last_tenth: 0,
+        }
+    }
+}
+
+impl ferry_image::FlashProgress for FlashMeter {
+    fn progress(&mut self, consumed: u64, total: u64, written: u64) {
+        let now = std::time::Instant::now();
+        let tenth = (consumed * 10).checked_div(total).unwrap_or(0);
+        let due = if self.terminal && !self.json {
+            self.last_shown
+                .is_none_or(|t| now.duration_since(t).as_millis() >= 200)
+                || consumed >= total
+        } else {
+            tenth > self.last_tenth || self.last_shown.is_none()
+        };
+        if !due {
+            return;
+        }
+        self.last_shown = Some(now);
+        self.last_tenth = tenth;
+        let seconds = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let rate = consumed as f64 / seconds;
+        let eta = (total > consumed && rate > 0.0).then(|| (total - consumed) as f64 / rate);
+        let mut err = std::io::stderr();
+        let _ = if self.json {
+            writeln!(
+                err,
+                "{}",
+                serde_json::json!({"event": "progress", "phase": "flash", "consumed": consumed,
+                    "total": total, "written": written, "bytes_per_second": rate as u64,
+                    "eta_seconds": eta.map(|e| e.round() as u64)})
+            )
+        } else {
+            let line = format!(
+                "flash: {} of {} MiB ({}%), {} MiB written, {:.0} MiB/s{}",
+                consumed >> 20,
+                total >> 20,
+                (consumed * 100).checked_div(total).unwrap_or(0),
+                written >> 20,
+                rate / (1u64 << 20) as f64,
+                eta.map(|e| format!(", {e:.0} s left")).unwrap_or_default()
+            );
+            if self.terminal {
+                write!(err, "\r{line}\x1b[K")
+            } else {
+                writeln!(err, "{line}")
+            }
+        };
+    }
+}
+
+pub fn flash(args: crate::cli::FlashArgs, global: &Global) -> Result<Exit, Failure> {
+    let bmap = match &args.bmap {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                Failure::bad_input(format!("{}: {e}", path.display())).at(path, None, None)
+            })?;
+            let bmap = ferry_image::parse_bmap(&text).map_err(|e| {
+                let line = match &e {
+                    ferry_image::BmapError::Syntax { line, .. } => Some(*line),
+                    _ => None,
+                };
+                Failure::bad_input(format!("{}: {e}", path.display()))
+                    .at(path, line, None)
+                    .expected("a block map as bmaptool writes it (format 1.x or 2.0)")
+                    .hint("nothing was written")
+            })?;
+            Some(bmap)
+        }
+        None => None,
+    };
+    let options = ferry_image::FlashOptions {
+        bmap,
+        read_back: args.read_back,
+        exact: args.exact,
+    };
+    let mut meter = FlashMeter::new(global.json);
+    let result = ferry_image::flash(&args.image, &args.target, &options, &mut meter);
+    if meter.terminal && !global.json {
+        let _ = writeln!(std::io::stderr());
+    }
+    match result {
+        Ok(report) => {
+            if global.json {
+                render::json(&report);
+            } else {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "flashed {} bytes of data ({} written) of a {}-byte image to {} in {:.1} s; \
+                     verified: {}{}{}",
+                    report.mapped_bytes,
+                    report.bytes_written,
+                    report.image_size,
+                    report.target.display(),
+                    report.seconds,
+                    report.verified,
+                    report
+                        .sha256
+                        .as_ref()
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default(),
+                    if report.read_back { ", read back" } else { "" },
+                );
+            }
+            Ok(Exit::Ok)
+        }
+        Err(e @ ferry_image::FlashError::Refused { .. }) => {
+            Err(Failure::bad_input(e.to_string())
+                .hint("nothing was written; the target is as it was"))
+        }
+        Err(e) => Err(Failure::failed(e.to_string())
+            .bytes_written(e.bytes_written())
+            .hint("the target was partly written: flash it again before using it")),
+    }
 }
