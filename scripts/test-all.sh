@@ -34,7 +34,7 @@ system_packages=(
   mmdebstrap lintian debhelper fakeroot build-essential
   systemd # systemd-analyze, for the package's unit
   time    # /usr/bin/time, for bench/
-  fdisk util-linux e2fsprogs dosfstools btrfs-progs squashfs-tools # disk images: sfdisk, blkid, mkfs.*
+  fdisk util-linux mount e2fsprogs dosfstools btrfs-progs squashfs-tools bmap-tools # disk images: sfdisk, blkid, losetup, mkfs.*, bmaptool
 )
 
 logs="${CARGO_TARGET_DIR:-target}/test-all"

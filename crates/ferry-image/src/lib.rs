@@ -5,6 +5,8 @@
 //! Not for apt or packages: this crate sits on ferry-deb's decompression
 //! only, and the takeover builds on it.
 
+mod bmap;
+mod flash;
 mod fs;
 mod inspect;
 mod stream;
@@ -12,6 +14,8 @@ mod table;
 
 // The crate's whole surface; the modules stay private so that what other
 // crates may lean on is decided here, in one place.
+pub use bmap::{parse as parse_bmap, BlockRange, Bmap, BmapError, ChecksumKind};
+pub use flash::{flash, FlashError, FlashOptions, FlashProgress, FlashReport};
 pub use fs::{probe, Filesystem, PROBE_BYTES};
 pub use inspect::{
     inspect_path, inspect_reader, sfdisk_script, InspectError, Inspection, PartitionInfo,

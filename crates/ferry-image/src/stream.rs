@@ -70,18 +70,36 @@ impl<R: Read> ForwardReader<R> {
             }
             return Ok(available);
         }
-        if offset < self.position {
-            // Part of the range may still be in the head; the rest is gone.
-            return Err(StreamError::Backward {
-                wanted: offset,
-                position: self.position,
-            });
-        }
-        if self.position < HEAD_BYTES as u64 {
-            self.fill_head(HEAD_BYTES)?;
-        }
-        self.skip_to(offset)?;
         let mut filled = 0;
+        if offset < HEAD_BYTES as u64 {
+            // The range starts in the head and goes on after it: the head
+            // part is copied, the rest must follow on directly.
+            self.fill_head(HEAD_BYTES)?;
+            let start = offset as usize;
+            let from_head = self.head.len().saturating_sub(start).min(buf.len());
+            buf[..from_head].copy_from_slice(&self.head[start..start + from_head]);
+            filled = from_head;
+            if self.head.len() < HEAD_BYTES {
+                return Ok(filled);
+            }
+            if self.position != offset + filled as u64 {
+                return Err(StreamError::Backward {
+                    wanted: offset + filled as u64,
+                    position: self.position,
+                });
+            }
+        } else {
+            if offset < self.position {
+                return Err(StreamError::Backward {
+                    wanted: offset,
+                    position: self.position,
+                });
+            }
+            if self.position < HEAD_BYTES as u64 {
+                self.fill_head(HEAD_BYTES)?;
+            }
+            self.skip_to(offset)?;
+        }
         while filled < buf.len() && !self.ended {
             match self.inner.read(&mut buf[filled..]) {
                 Ok(0) => self.ended = true,
@@ -197,6 +215,20 @@ mod tests {
             other => panic!("expected Backward, got {other:?}"),
         }
         assert_eq!(reader.drain().unwrap(), bytes.len() as u64);
+    }
+
+    #[test]
+    fn a_read_across_the_end_of_the_head_is_whole() {
+        let bytes = data(HEAD_BYTES * 3);
+        let mut reader = ForwardReader::new(Trickle(std::io::Cursor::new(bytes.clone())));
+        let mut buf = vec![0u8; HEAD_BYTES + 4096];
+        reader.read_exact_at(100, &mut buf).unwrap();
+        assert_eq!(buf, bytes[100..100 + HEAD_BYTES + 4096]);
+        let mut next = vec![0u8; 10];
+        reader
+            .read_exact_at((HEAD_BYTES + 4196) as u64, &mut next)
+            .unwrap();
+        assert_eq!(next, bytes[HEAD_BYTES + 4196..HEAD_BYTES + 4206]);
     }
 
     #[test]

@@ -296,6 +296,31 @@ pub enum ImageCommand {
         #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
         format: Option<ImageFormat>,
     },
+    /// Write an image to a device or file: streamed (IMG may be compressed or
+    /// a pipe), only the blocks that hold data, every one verified, fsynced
+    /// before done. Exit 2 when the target is untouched, 1 when partly written
+    Flash(FlashArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlashArgs {
+    /// The image file, or `-` for standard input
+    #[arg(value_name = "IMG")]
+    pub image: PathBuf,
+    /// The block device or file to write
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// A block map (bmaptool's format 1.x or 2.0): write only its ranges and
+    /// check each against its checksum
+    #[arg(long, value_name = "FILE")]
+    pub bmap: Option<PathBuf>,
+    /// Re-read what was written past the page cache and compare
+    #[arg(long)]
+    pub read_back: bool,
+    /// Also zero (or discard) what the image does not map, so a used device
+    /// ends as an exact copy
+    #[arg(long)]
+    pub exact: bool,
 }
 
 /// Output formats of `image inspect` besides text and `--json`.

@@ -21,6 +21,8 @@ pub struct FailureDetail {
     pub location: Option<Location>,
     pub expected: Option<String>,
     pub hint: Option<String>,
+    /// For a device write that failed part-way: how much reached it.
+    pub bytes_written: Option<u64>,
 }
 
 impl std::ops::Deref for Failure {
@@ -46,6 +48,7 @@ impl Failure {
             location: None,
             expected: None,
             hint: None,
+            bytes_written: None,
         }))
     }
 
@@ -77,6 +80,11 @@ impl Failure {
         self
     }
 
+    pub fn bytes_written(mut self, bytes: u64) -> Self {
+        self.0.bytes_written = Some(bytes);
+        self
+    }
+
     pub fn exit_code(&self) -> Exit {
         self.exit
     }
@@ -99,6 +107,9 @@ pub struct ErrorBody<'a> {
     pub column: Option<usize>,
     pub expected: Option<&'a str>,
     pub hint: Option<&'a str>,
+    /// Only for a device write that failed part-way: how much reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
 }
 
 impl<'a> From<&'a Failure> for ErrorOutput<'a> {
@@ -113,6 +124,7 @@ impl<'a> From<&'a Failure> for ErrorOutput<'a> {
                 column: location.and_then(|l| l.column),
                 expected: failure.expected.as_deref(),
                 hint: failure.hint.as_deref(),
+                bytes_written: failure.bytes_written,
             },
         }
     }

@@ -4,13 +4,17 @@
 use std::io::Write;
 
 use ferry_image::{inspect_path, sfdisk_script, InspectError, Inspection, Label};
+use serde::Serialize;
 
 use crate::cli::{Global, ImageCommand, ImageFormat};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
 pub fn run(command: ImageCommand, global: &Global) -> Result<Exit, Failure> {
-    let ImageCommand::Inspect { image, format } = command;
+    let (image, format) = match command {
+        ImageCommand::Inspect { image, format } => (image, format),
+        ImageCommand::Flash(args) => return flash(args, global),
+    };
     let inspection = inspect_path(&image).map_err(|e| inspect_failure(&e, &image))?;
     let device = image
         .file_name()
@@ -19,11 +23,10 @@ pub fn run(command: ImageCommand, global: &Global) -> Result<Exit, Failure> {
         .unwrap_or_else(|| "image".into());
     let text = match format {
         Some(ImageFormat::Sfdisk) => sfdisk_script(&inspection, &device),
-        None if global.json => {
-            render::json(&inspection);
+        None => {
+            render::output(&InspectOutput(&inspection), global);
             return Ok(Exit::Ok);
         }
-        None => for_people(&inspection),
     };
     // A reader that went away is not a reason to panic.
     let _ = std::io::stdout().write_all(text.as_bytes());
@@ -38,6 +41,57 @@ fn inspect_failure(error: &InspectError, image: &std::path::Path) -> Failure {
             "a disk image with an MBR or GPT partition table, plain or compressed with gzip, xz, zstd or bzip2",
         ),
     }
+}
+
+/// `image inspect`'s output: the inspection as JSON, a table for people.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct InspectOutput<'a>(&'a Inspection);
+
+impl std::fmt::Display for InspectOutput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&for_people(self.0))
+    }
+}
+
+/// `image flash`'s output.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct FlashOutput(ferry_image::FlashReport);
+
+impl std::fmt::Display for FlashOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let report = &self.0;
+        writeln!(
+            f,
+            "flashed {} bytes of data ({} written) of a {}-byte image to {} in {:.1} s; \
+             verified: {}{}{}",
+            report.mapped_bytes,
+            report.bytes_written,
+            report.image_size,
+            report.target.display(),
+            report.seconds,
+            report.verified,
+            report
+                .sha256
+                .as_ref()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default(),
+            if report.read_back { ", read back" } else { "" },
+        )
+    }
+}
+
+/// A progress event on stderr under `--json`.
+#[derive(Serialize)]
+struct ProgressEvent {
+    event: &'static str,
+    phase: &'static str,
+    consumed: u64,
+    total: u64,
+    written: u64,
+    bytes_per_second: u64,
+    eta_seconds: Option<u64>,
 }
 
 fn for_people(inspection: &Inspection) -> String {
@@ -82,4 +136,205 @@ fn for_people(inspection: &Inspection) -> String {
         &rows,
     ));
     out
+}
+
+/// Shows a flash's progress on stderr: a line redrawn on a terminal, one
+/// line per tenth otherwise, JSON events with `--json`.
+struct FlashMeter {
+    started: std::time::Instant,
+    json: bool,
+    terminal: bool,
+    last_shown: Option<std::time::Instant>,
+    last_tenth: u64,
+}
+
+impl FlashMeter {
+    fn new(json: bool) -> Self {
+        use std::io::IsTerminal;
+        FlashMeter {
+            started: std::time::Instant::now(),
+            json,
+            terminal: std::io::stderr().is_terminal(),
+            last_shown: None,
+            last_tenth: 0,
+        }
+    }
+}
+
+impl ferry_image::FlashProgress for FlashMeter {
+    fn progress(&mut self, consumed: u64, total: u64, written: u64) {
+        let now = std::time::Instant::now();
+        let tenth = (consumed * 10).checked_div(total).unwrap_or(0);
+        let due = if self.terminal && !self.json {
+            self.last_shown
+                .is_none_or(|t| now.duration_since(t).as_millis() >= 200)
+                || consumed >= total
+        } else {
+            tenth > self.last_tenth || self.last_shown.is_none()
+        };
+        if !due {
+            return;
+        }
+        self.last_shown = Some(now);
+        self.last_tenth = tenth;
+        let seconds = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let rate = consumed as f64 / seconds;
+        let eta = (total > consumed && rate > 0.0).then(|| (total - consumed) as f64 / rate);
+        let mut err = std::io::stderr();
+        let _ = if self.json {
+            let event = ProgressEvent {
+                event: "progress",
+                phase: "flash",
+                consumed,
+                total,
+                written,
+                bytes_per_second: rate as u64,
+                eta_seconds: eta.map(|e| e.round() as u64),
+            };
+            writeln!(err, "{}", serde_json::to_string(&event).unwrap_or_default())
+        } else {
+            let line = format!(
+                "flash: {} of {} MiB ({}%), {} MiB written, {:.0} MiB/s{}",
+                consumed >> 20,
+                total >> 20,
+                (consumed * 100).checked_div(total).unwrap_or(0),
+                written >> 20,
+                rate / (1u64 << 20) as f64,
+                eta.map(|e| format!(", {e:.0} s left")).unwrap_or_default()
+            );
+            if self.terminal {
+                write!(err, "\r{line}\x1b[K")
+            } else {
+                writeln!(err, "{line}")
+            }
+        };
+    }
+}
+
+pub fn flash(args: crate::cli::FlashArgs, global: &Global) -> Result<Exit, Failure> {
+    let bmap = match &args.bmap {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                Failure::bad_input(format!("{}: {e}", path.display())).at(path, None, None)
+            })?;
+            let bmap = ferry_image::parse_bmap(&text).map_err(|e| {
+                let line = match &e {
+                    ferry_image::BmapError::Syntax { line, .. } => Some(*line),
+                    _ => None,
+                };
+                Failure::bad_input(format!("{}: {e}", path.display()))
+                    .at(path, line, None)
+                    .expected("a block map as bmaptool writes it (format 1.x or 2.0)")
+                    .hint("nothing was written")
+            })?;
+            Some(bmap)
+        }
+        None => None,
+    };
+    let options = ferry_image::FlashOptions {
+        bmap,
+        read_back: args.read_back,
+        exact: args.exact,
+    };
+    let mut meter = FlashMeter::new(global.json);
+    let result = ferry_image::flash(&args.image, &args.target, &options, &mut meter);
+    if meter.terminal && !global.json {
+        let _ = writeln!(std::io::stderr());
+    }
+    match result {
+        Ok(report) => {
+            render::output(&FlashOutput(report), global);
+            Ok(Exit::Ok)
+        }
+        Err(e @ ferry_image::FlashError::Refused { .. }) => {
+            Err(Failure::bad_input(e.to_string())
+                .hint("nothing was written; the target is as it was"))
+        }
+        Err(e) => Err(Failure::failed(e.to_string())
+            .bytes_written(e.bytes_written())
+            .hint("the target was partly written: flash it again before using it")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_image::{Filesystem, FlashReport, PartitionInfo, PartitionType};
+
+    fn inspection() -> Inspection {
+        Inspection {
+            label: Label::Dos { id: 0x5eed0001 },
+            sector_size: 512,
+            size: 96 << 20,
+            compression: "gzip".into(),
+            partitions: vec![
+                PartitionInfo {
+                    number: 1,
+                    start: 2048,
+                    size: 16384,
+                    kind: PartitionType::Dos(0x0c),
+                    bootable: true,
+                    name: None,
+                    uuid: None,
+                    attributes: None,
+                    filesystem: Some(Filesystem {
+                        kind: "vfat".into(),
+                        label: Some("BOOT".into()),
+                        uuid: Some("1234-ABCD".into()),
+                    }),
+                },
+                PartitionInfo {
+                    number: 5,
+                    start: 81920,
+                    size: 40960,
+                    kind: PartitionType::Dos(0x83),
+                    bootable: false,
+                    name: None,
+                    uuid: None,
+                    attributes: None,
+                    filesystem: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn inspect_for_people() {
+        insta::assert_snapshot!(InspectOutput(&inspection()).to_string());
+    }
+
+    #[test]
+    fn inspect_as_json() {
+        insta::assert_json_snapshot!(InspectOutput(&inspection()));
+    }
+
+    #[test]
+    fn inspect_as_an_sfdisk_script() {
+        insta::assert_snapshot!(sfdisk_script(&inspection(), "disk.img"));
+    }
+
+    fn report() -> FlashReport {
+        FlashReport {
+            target: "/dev/sdz".into(),
+            image_size: 2 << 30,
+            bytes_written: 512 << 20,
+            mapped_bytes: 512 << 20,
+            verified: "bmap-sha256".into(),
+            sha256: None,
+            read_back: true,
+            exact: false,
+            compression: "gzip".into(),
+            seconds: 12.5,
+        }
+    }
+
+    #[test]
+    fn flash_for_people() {
+        insta::assert_snapshot!(FlashOutput(report()).to_string());
+    }
+
+    #[test]
+    fn flash_as_json() {
+        insta::assert_json_snapshot!(FlashOutput(report()));
+    }
 }
