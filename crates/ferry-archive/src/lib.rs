@@ -17,6 +17,7 @@
 pub mod coverage;
 pub mod excuses;
 pub mod hints;
+mod lines;
 pub mod map;
 pub mod nbs;
 pub mod suite;
