@@ -17,6 +17,8 @@ mod signature;
 // crates may lean on is decided here, in one place.
 pub use digest::{sha256_file, sha256_hex};
 pub use ferry_deb::index::Compression;
-pub use http::{download, fetch_bytes, resolve, FetchError};
+pub use http::{
+    download, download_with, fetch_bytes, fetch_bytes_with, resolve, FetchError, FetchOptions,
+};
 pub use safe_tar::{compression_for_name, extract, Limits, TarError};
 pub use signature::{verify_clearsigned, verify_detached, SignatureError, Verified};
