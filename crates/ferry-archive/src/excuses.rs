@@ -28,7 +28,7 @@ use ferry_solve::{PkgId, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
-use crate::suite::{key, key_of};
+use crate::suite::{key, key_of, Key};
 use crate::{ArchiveError, Suite};
 
 /// Why a candidate migrates or not.
@@ -85,8 +85,6 @@ pub struct Excuses {
     #[serde(skip)]
     pub result_sources: Vec<(String, String)>,
 }
-
-pub use crate::suite::Key;
 
 /// The version of the source a binary was built from.
 fn built_from<'a>(p: &BinaryPackage<'a>) -> VersionRef<'a> {
