@@ -1,7 +1,8 @@
 //! ferry-fetch gets files onto a device and proves them before anything
-//! uses them: HTTP(S) or local downloads that resume and never grow past an
-//! announced size, SHA-256 of what arrived, OpenPGP signatures checked by
-//! the verifiers apt uses (gpgv, sqv), and tar archives unpacked without
+//! uses them: HTTP(S) or local downloads that resume, try again after a
+//! transient failure (`FetchOptions`) and never grow past an announced
+//! size, SHA-256 of what arrived, OpenPGP signatures checked by the
+//! verifiers apt uses (gpgv, sqv), and tar archives unpacked without
 //! letting an entry escape the target directory. Compressed streams are
 //! read with ferry-deb's one `Compression`.
 //!
