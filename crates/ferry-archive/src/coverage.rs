@@ -9,6 +9,7 @@ use ferry_deb::VersionRef;
 use ferry_solve::{PackageRef, PkgId, Reason, Universe};
 use serde::Serialize;
 
+use crate::suite::{key, Key};
 use crate::{ArchiveError, NameMap, Suite};
 
 /// What is wrong with an old binary's counterpart.
@@ -44,8 +45,6 @@ pub struct Coverage {
     pub gaps: Vec<Gap>,
 }
 
-type Key = (String, String, String);
-
 /// Checks that `new` covers `old`.
 pub fn coverage(old: &Suite, new: &Suite, map: &NameMap) -> Result<Coverage, ArchiveError> {
     let new_arches: HashSet<&str> = new.architectures().collect();
@@ -76,11 +75,7 @@ pub fn coverage(old: &Suite, new: &Suite, map: &NameMap) -> Result<Coverage, Arc
         }
         let mut to_check: Vec<(Key, String, PkgId)> = Vec::new();
         for p in &old_records {
-            let key = (
-                p.name.to_string(),
-                p.version.to_string(),
-                p.architecture.to_string(),
-            );
+            let key = key(p);
             if !seen.insert(key.clone()) {
                 continue;
             }

@@ -24,10 +24,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_deb::{BinaryPackage, VersionRef};
-use ferry_solve::{PackageRef, PkgId, Report, Universe};
+use ferry_solve::{PkgId, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
+use crate::suite::{key, key_of, Key};
 use crate::{ArchiveError, Suite};
 
 /// Why a candidate migrates or not.
@@ -83,21 +84,6 @@ pub struct Excuses {
     pub result_binaries: BTreeMap<String, Vec<Key>>,
     #[serde(skip)]
     pub result_sources: Vec<(String, String)>,
-}
-
-/// A binary as (name, version, architecture).
-pub type Key = (String, String, String);
-
-fn key(p: &BinaryPackage<'_>) -> Key {
-    (
-        p.name.to_string(),
-        p.version.to_string(),
-        p.architecture.to_string(),
-    )
-}
-
-fn report_key(r: &PackageRef) -> Key {
-    (r.package.clone(), r.version.clone(), r.architecture.clone())
 }
 
 /// The version of the source a binary was built from.
@@ -244,7 +230,7 @@ impl<'a> Arch<'a> {
             HashMap::new()
         } else {
             (0..universe.len() as PkgId)
-                .map(|id| (report_key(&universe.package_ref(id)), id))
+                .map(|id| (key_of(&universe.package_ref(id)), id))
                 .collect()
         };
         let id_of = |i: u32| -> Option<PkgId> {
@@ -269,12 +255,12 @@ impl<'a> Arch<'a> {
         wanted.dedup();
         let report_id = |r: &Report| -> Option<PkgId> {
             if positional {
-                let k = report_key(&r.package);
+                let k = key_of(&r.package);
                 back.keys()
                     .copied()
                     .find(|&id| key(&self.pool[closure[id as usize] as usize]) == k)
             } else {
-                ids.get(&report_key(&r.package)).copied()
+                ids.get(&key_of(&r.package)).copied()
             }
         };
         let mut broken = HashSet::new();
@@ -534,20 +520,20 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             .map(|p| (key(p), p.source))
             .collect();
         let ids: Vec<PkgId> = (0..universe.len() as PkgId)
-            .filter(|&id| brought.contains_key(&report_key(&universe.package_ref(id))))
+            .filter(|&id| brought.contains_key(&key_of(&universe.package_ref(id))))
             .collect();
         let id_of: HashMap<Key, PkgId> = ids
             .iter()
-            .map(|&id| (report_key(&universe.package_ref(id)), id))
+            .map(|&id| (key_of(&universe.package_ref(id)), id))
             .collect();
         let broken_ids: Vec<PkgId> = ferry_solve::check(&universe, Some(&ids), false)
             .into_iter()
             .filter(|r| r.status.is_broken())
-            .filter_map(|r| id_of.get(&report_key(&r.package)).copied())
+            .filter_map(|r| id_of.get(&key_of(&r.package)).copied())
             .collect();
         for report in ferry_solve::check(&universe, Some(&broken_ids), true) {
             let source = brought
-                .get(&report_key(&report.package))
+                .get(&key_of(&report.package))
                 .copied()
                 .unwrap_or_default();
             broken_in_source

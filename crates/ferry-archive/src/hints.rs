@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::lines::{lines, read, Word};
 use crate::ArchiveError;
 
 /// One source named by a hint, with the version it is meant for.
@@ -35,23 +36,19 @@ pub struct Hints {
 impl Hints {
     pub fn parse(text: &str, path: &Path) -> Result<Hints, ArchiveError> {
         let mut hints = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("");
-            let words: Vec<(usize, &str)> = line
-                .split_whitespace()
-                .map(|w| (w.as_ptr() as usize - raw.as_ptr() as usize + 1, w))
-                .collect();
+        for line in lines(text) {
             let error = |column: usize, message: String| ArchiveError::Hints {
                 path: path.to_path_buf(),
-                line: index + 1,
+                line: line.number,
                 column,
                 message,
             };
-            let Some(((_, verb), items)) = words.split_first() else {
-                continue;
+            let (verb, items) = match line.words.split_first() {
+                Some((verb, items)) => (verb.text, items),
+                None => continue,
             };
             let mut parsed = Vec::new();
-            for &(column, word) in items {
+            for &Word { column, text: word } in items {
                 let (source, version) = match word.split_once('/') {
                     Some((s, v)) => (s, Some(v)),
                     None => (word, None),
@@ -68,18 +65,21 @@ impl Hints {
                 });
             }
             if parsed.is_empty() {
-                return Err(error(words[0].0, format!("`{verb}` names no source")));
+                return Err(error(
+                    line.words[0].column,
+                    format!("`{verb}` names no source"),
+                ));
             }
             let needs_version = |parsed: &[HintItem]| -> Result<(), ArchiveError> {
                 match items.iter().zip(parsed).find(|(_, p)| p.version.is_none()) {
-                    Some((&(column, word), _)) => Err(error(
+                    Some((&Word { column, text: word }, _)) => Err(error(
                         column,
                         format!("`{verb}` needs SOURCE/VERSION, not `{word}`"),
                     )),
                     None => Ok(()),
                 }
             };
-            hints.push(match *verb {
+            hints.push(match verb {
                 "block" => Hint::Block(parsed),
                 "unblock" => {
                     needs_version(&parsed)?;
@@ -99,7 +99,7 @@ impl Hints {
                 }
                 other => {
                     return Err(error(
-                        words[0].0,
+                        line.words[0].column,
                         format!(
                         "unknown hint `{other}`; expected block, unblock, force, remove or easy"
                     ),
@@ -111,11 +111,7 @@ impl Hints {
     }
 
     pub fn load(path: &Path) -> Result<Hints, ArchiveError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ArchiveError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Hints::parse(&text, path)
+        Hints::parse(&read(path)?, path)
     }
 }
 

@@ -14,19 +14,22 @@
 //! Installability is ferry-solve's (dose-distcheck's semantics). Reading
 //! index files is ferry-deb's; rendering is the CLI's.
 
-pub mod coverage;
-pub mod excuses;
-pub mod hints;
-pub mod map;
-pub mod nbs;
-pub mod suite;
+mod coverage;
+mod excuses;
+mod hints;
+mod lines;
+mod map;
+mod nbs;
+mod suite;
 
+// The crate's whole surface; the modules stay private so that what other
+// crates may lean on is decided here, in one place.
 pub use coverage::{coverage, Coverage, Gap, GapKind};
 pub use excuses::{excuses, write_result, Excuse, Excuses, Why};
-pub use hints::{Hint, Hints};
+pub use hints::{Hint, HintItem, Hints};
 pub use map::NameMap;
 pub use nbs::{not_built_from_source, Nbs};
-pub use suite::Suite;
+pub use suite::{Key, Suite};
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::lines::{lines, read};
 use crate::ArchiveError;
 
 /// Old binary name → the name of its counterpart.
@@ -27,36 +28,34 @@ impl NameMap {
     /// Parses a map's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<NameMap, ArchiveError> {
         let mut names = HashMap::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("");
-            let words: Vec<(usize, &str)> = line
-                .split_whitespace()
-                .map(|w| (w.as_ptr() as usize - raw.as_ptr() as usize + 1, w))
-                .collect();
+        for line in lines(text) {
             let error = |column: usize, message: String| ArchiveError::Map {
                 path: path.to_path_buf(),
-                line: index + 1,
+                line: line.number,
                 column,
                 message,
             };
-            match words.as_slice() {
-                [] => {}
-                [(c1, old), (c2, new)] => {
-                    for (column, name) in [(c1, old), (c2, new)] {
+            match line.words.as_slice() {
+                [old, new] => {
+                    for word in [old, new] {
+                        let name = word.text;
                         if !valid_name(name) {
                             return Err(error(
-                                *column,
+                                word.column,
                                 format!("`{name}` is not a Debian package name"),
                             ));
                         }
                     }
-                    if names.insert(old.to_string(), new.to_string()).is_some() {
-                        return Err(error(*c1, format!("`{old}` is mapped twice")));
+                    if names
+                        .insert(old.text.to_string(), new.text.to_string())
+                        .is_some()
+                    {
+                        return Err(error(old.column, format!("`{}` is mapped twice", old.text)));
                     }
                 }
                 _ => {
                     return Err(error(
-                        words.first().map_or(1, |w| w.0),
+                        line.words[0].column,
                         "expected `old-name new-name`".into(),
                     ))
                 }
@@ -67,11 +66,7 @@ impl NameMap {
 
     /// Reads a map file.
     pub fn load(path: &Path) -> Result<NameMap, ArchiveError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ArchiveError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        NameMap::parse(&text, path)
+        NameMap::parse(&read(path)?, path)
     }
 
     /// The counterpart's name of `old`.

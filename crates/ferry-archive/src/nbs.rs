@@ -14,6 +14,7 @@ use ferry_deb::{BinaryPackage, VersionRef};
 use ferry_solve::{PackageRef, PkgId, Universe};
 use serde::Serialize;
 
+use crate::suite::{key, key_of, Key};
 use crate::{ArchiveError, Suite};
 
 /// One binary not built from source.
@@ -29,20 +30,6 @@ pub struct Nbs {
     pub needed_by: Vec<PackageRef>,
     /// Sources whose binaries need it: each needs a no-change rebuild.
     pub rebuild: Vec<String>,
-}
-
-type Key = (String, String, String);
-
-fn key(p: &BinaryPackage<'_>) -> Key {
-    (
-        p.name.to_string(),
-        p.version.to_string(),
-        p.architecture.to_string(),
-    )
-}
-
-fn key_of(r: &PackageRef) -> Key {
-    (r.package.clone(), r.version.clone(), r.architecture.clone())
 }
 
 /// Each source's newest version and the binaries it builds there.

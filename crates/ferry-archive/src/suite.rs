@@ -10,7 +10,36 @@ use ferry_deb::package::{
 };
 use ferry_deb::BinaryPackage;
 
+use ferry_solve::PackageRef;
+
 use crate::ArchiveError;
+
+/// A binary as (name, version, architecture): what identifies it across
+/// suites, universes and reports.
+pub type Key = (String, String, String);
+
+/// The key of a binary record.
+pub(crate) fn key(p: &BinaryPackage<'_>) -> Key {
+    (
+        p.name.to_string(),
+        p.version.to_string(),
+        p.architecture.to_string(),
+    )
+}
+
+/// The key of a package as ferry-solve reports it.
+pub(crate) fn key_of(r: &PackageRef) -> Key {
+    (r.package.clone(), r.version.clone(), r.architecture.clone())
+}
+
+/// Turns a parse error of the index at `path` into an archive error.
+fn parse_error(path: &Path) -> impl Fn(ferry_deb::RecordError) -> ArchiveError + '_ {
+    move |e| ArchiveError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        message: e.to_string(),
+    }
+}
 
 /// Index names in the order they are preferred when several are present.
 const PACKAGES: [&str; 6] = [
@@ -118,11 +147,7 @@ impl Suite {
         let mut all = Vec::new();
         for (path, text) in self.packages.get(arch).into_iter().flatten() {
             let records = parse_binary_packages_with(text, RelationFields::Installability)
-                .map_err(|e| ArchiveError::Parse {
-                    path: path.clone(),
-                    line: e.line(),
-                    message: e.to_string(),
-                })?;
+                .map_err(parse_error(path))?;
             all.extend(records);
         }
         Ok(all)
@@ -132,11 +157,7 @@ impl Suite {
     pub fn sources(&self) -> Result<Vec<SourcePackage<'_>>, ArchiveError> {
         let mut all = Vec::new();
         for (path, text) in &self.sources {
-            let records = parse_source_packages(text).map_err(|e| ArchiveError::Parse {
-                path: path.clone(),
-                line: e.line(),
-                message: e.to_string(),
-            })?;
+            let records = parse_source_packages(text).map_err(parse_error(path))?;
             all.extend(records);
         }
         Ok(all)
@@ -144,7 +165,7 @@ impl Suite {
 
     /// Each binary stanza of `arch` as written, keyed by (name, version,
     /// architecture); for writing a suite back.
-    pub fn binary_stanzas(&self, arch: &str) -> Vec<((String, String, String), &str)> {
+    pub fn binary_stanzas(&self, arch: &str) -> Vec<(Key, &str)> {
         self.packages
             .get(arch)
             .into_iter()

@@ -16,16 +16,18 @@
 //! rendering reports (the CLI); a `Reason` has one text form of its own
 //! (`Display`), which every caller that names a reason in words uses.
 
-pub mod solver;
-pub mod universe;
+mod solver;
+mod universe;
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use solver::{Cause, Prepared, Solver, Verdict};
-pub use universe::{PkgId, Universe};
+// The crate's whole surface (with the types defined below); the modules
+// stay private so that what other crates may lean on is decided here.
+pub use solver::{Cause, Prepared, Solver, Verdict, DEFAULT_BUDGET};
+pub use universe::{ClauseOrigin, Field, PkgId, Universe};
 
 /// A package as reports name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,7 +18,7 @@ pub fn dose_available() -> bool {
 }
 
 pub fn ours(text: &str, foreign: &[&str], explain: bool) -> Vec<Report> {
-    ours_with_budget(text, foreign, explain, ferry_solve::solver::DEFAULT_BUDGET)
+    ours_with_budget(text, foreign, explain, ferry_solve::DEFAULT_BUDGET)
 }
 
 /// With a backtracking budget of 0, every package the search cannot
