@@ -511,6 +511,55 @@ Purg acme-legacy [1.0]
 Conf acme-core (2.0 new-org:1.0/stable [all])
 ";
 
+    /// A root of files whose dpkg status is `status`, and its sandbox's options.
+    fn sandbox_options(status: &str, arch_list: Option<&str>) -> Vec<String> {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(root.path().join("var/lib/dpkg/status"), status).unwrap();
+        if let Some(list) = arch_list {
+            std::fs::write(root.path().join("var/lib/dpkg/arch"), list).unwrap();
+        }
+        let system = SystemRoot::open(root.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        AptSandbox::create(dir.path(), &system, &[], &[])
+            .unwrap()
+            .options()
+    }
+
+    #[test]
+    fn without_a_known_architecture_apt_is_told_none() {
+        let options = sandbox_options("", Some("amd64\n"));
+        assert!(
+            !options.iter().any(|o| o.starts_with("APT::Architecture")),
+            "{options:?}"
+        );
+    }
+
+    #[test]
+    fn apt_plans_for_the_roots_architectures_not_the_hosts() {
+        let status =
+            "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: arm64\n";
+        let options = sandbox_options(status, None);
+        assert!(
+            options.contains(&"APT::Architecture=arm64".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o.starts_with("APT::Architectures=")),
+            "{options:?}"
+        );
+        let options = sandbox_options(status, Some("arm64\narmhf\n"));
+        assert!(
+            options.contains(&"APT::Architecture=arm64".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            options.contains(&"APT::Architectures=arm64,armhf".to_string()),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn reads_apt_get_simulation_output() {
         let t = parse_simulation(SIMULATION);

@@ -28,10 +28,9 @@ fn blocker(key: FindingKey, finding: impl Into<String>, remediation: impl Into<S
 
 /// The checks of the profile's `[checks]` and the system's own health.
 pub fn system_checks(system: &SystemRoot, profile: &Profile) -> Vec<Finding> {
-    let root = system.path();
     let mut findings = Vec::new();
     let checks = &profile.checks;
-    match OsRelease::read(root) {
+    match OsRelease::read(system.path()) {
         Ok(os) => {
             let id = os.id().unwrap_or("linux").to_string();
             let like = os.id_like();
@@ -85,7 +84,7 @@ pub fn system_checks(system: &SystemRoot, profile: &Profile) -> Vec<Finding> {
         ));
     }
     for command in &checks.commands {
-        if !has_command(root, command) {
+        if !has_command(system, command) {
             findings.push(blocker(
                 FindingKey::MissingCommand(command.clone()),
                 format!("the command `{command}` is not installed"),
@@ -93,7 +92,7 @@ pub fn system_checks(system: &SystemRoot, profile: &Profile) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(audit) = dpkg_audit(root) {
+    if let Some(audit) = dpkg_audit(system) {
         findings.push(blocker(
             FindingKey::DpkgAudit,
             format!(
@@ -189,7 +188,7 @@ fn kernel_release() -> Option<String> {
     Some(release.to_string_lossy().into_owned())
 }
 
-fn has_command(root: &Path, command: &str) -> bool {
+fn has_command(system: &SystemRoot, command: &str) -> bool {
     !command.contains('/')
         && [
             "usr/local/sbin",
@@ -200,14 +199,16 @@ fn has_command(root: &Path, command: &str) -> bool {
             "bin",
         ]
         .iter()
-        .any(|dir| root.join(dir).join(command).is_file())
+        .any(|dir| system.host_path(dir).join(command).is_file())
 }
 
 /// What `dpkg --audit` reports, when it reports anything.
-fn dpkg_audit(root: &Path) -> Option<String> {
+fn dpkg_audit(system: &SystemRoot) -> Option<String> {
+    // The host's dpkg on the root's database: a root's own dpkg may not
+    // run here (another architecture), and auditing needs no privilege.
     let mut command = std::process::Command::new("dpkg");
-    if root != Path::new("/") {
-        command.arg(format!("--root={}", root.display()));
+    if !system.is_host() {
+        command.arg(format!("--root={}", system.path().display()));
     }
     let output = command.arg("--audit").env("LC_ALL", "C").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
