@@ -14,6 +14,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::profile::Upgrade;
+use crate::system::{Architectures, SystemRoot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AptError {
@@ -170,7 +171,10 @@ impl UpdateOutput {
 #[derive(Debug)]
 pub struct AptSandbox {
     dir: PathBuf,
-    root: PathBuf,
+    system: SystemRoot,
+    /// The root's architectures as its dpkg has them; unknown, apt keeps
+    /// its own (and the plan carries the `native-architecture` blocker).
+    architectures: Option<Architectures>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> AptError + '_ {
@@ -181,13 +185,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AptError + '_ {
 }
 
 impl AptSandbox {
-    /// Lays out a private apt tree in `dir` for the system at `root`:
+    /// Lays out a private apt tree in `dir` for `system`:
     /// `sources` (file name → text) become its only sources, `keys` are
     /// written under the sandbox's own root so `Signed-By` paths resolve
     /// there, the root's preferences and extended_states are copied.
     pub fn create(
         dir: &Path,
-        root: &Path,
+        system: &SystemRoot,
         sources: &[(String, String)],
         keys: &[(PathBuf, Vec<u8>)],
     ) -> Result<AptSandbox, AptError> {
@@ -210,11 +214,11 @@ impl AptSandbox {
             std::fs::write(&path, bytes).map_err(io(&path))?;
         }
         copy_dir_files(
-            &root.join("etc/apt/preferences.d"),
+            &system.host_path("etc/apt/preferences.d"),
             &dir.join("etc/apt/preferences.d"),
         )?;
         copy_dir_files(
-            &root.join("etc/apt/trusted.gpg.d"),
+            &system.host_path("etc/apt/trusted.gpg.d"),
             &dir.join("etc/apt/trusted.gpg.d"),
         )?;
         for file in [
@@ -222,7 +226,7 @@ impl AptSandbox {
             "etc/apt/trusted.gpg",
             "var/lib/apt/extended_states",
         ] {
-            let from = root.join(file);
+            let from = system.host_path(file);
             if from.is_file() {
                 let to = dir.join(file);
                 std::fs::copy(&from, &to).map_err(io(&to))?;
@@ -230,7 +234,8 @@ impl AptSandbox {
         }
         let sandbox = AptSandbox {
             dir: dir.to_path_buf(),
-            root: root.to_path_buf(),
+            system: system.clone(),
+            architectures: system.architectures().ok(),
         };
         sandbox.write_sources(sources)?;
         Ok(sandbox)
@@ -248,13 +253,13 @@ impl AptSandbox {
     /// A sandbox with the root's *current* sources and the lists apt already
     /// has for them, so packages of the old sources can be fetched without
     /// an update and without touching the root's state.
-    pub fn for_current_sources(dir: &Path, root: &Path) -> Result<AptSandbox, AptError> {
+    pub fn for_current_sources(dir: &Path, system: &SystemRoot) -> Result<AptSandbox, AptError> {
         let mut sources = Vec::new();
-        let main_list = root.join("etc/apt/sources.list");
+        let main_list = system.host_path("etc/apt/sources.list");
         if let Ok(text) = std::fs::read_to_string(&main_list) {
             sources.push(("00-sources.list".to_string(), text));
         }
-        if let Ok(entries) = std::fs::read_dir(root.join("etc/apt/sources.list.d")) {
+        if let Ok(entries) = std::fs::read_dir(system.host_path("etc/apt/sources.list.d")) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.ends_with(".list") || name.ends_with(".sources") {
@@ -264,7 +269,7 @@ impl AptSandbox {
                 }
             }
         }
-        let sandbox = AptSandbox::create(dir, root, &sources, &[])?;
+        let sandbox = AptSandbox::create(dir, system, &sources, &[])?;
         sandbox.seed_lists_from_root()?;
         Ok(sandbox)
     }
@@ -279,11 +284,9 @@ impl AptSandbox {
     /// with one of `stems`: a target source's lists must come from this
     /// sandbox's own update, never from what the root kept of an earlier one.
     pub fn seed_lists_from_root_except(&self, stems: &[String]) -> Result<(), AptError> {
-        copy_dir_files_where(
-            &self.root.join("var/lib/apt/lists"),
-            &self.lists_dir(),
-            |name| !stems.iter().any(|stem| name.starts_with(stem.as_str())),
-        )
+        copy_dir_files_where(&self.system.lists_dir(), &self.lists_dir(), |name| {
+            !stems.iter().any(|stem| name.starts_with(stem.as_str()))
+        })
     }
 
     /// Downloads one package (`name:arch=version`) into `into`.
@@ -337,20 +340,20 @@ impl AptSandbox {
                 d("var/lib/apt/extended_states")
             ),
             format!("Dir::Cache={}", d("var/cache/apt")),
-            format!(
-                "Dir::State::status={}",
-                self.root.join("var/lib/dpkg/status").display()
-            ),
+            format!("Dir::State::status={}", self.system.status_path().display()),
             // The sandbox is ours alone; dpkg's lock belongs to the system.
             "Debug::NoLocking=1".to_string(),
             "Acquire::Languages=none".to_string(),
         ];
-        if let Some(arch) = dpkg_native_arch(&self.root) {
-            options.push(format!("APT::Architecture={arch}"));
-        }
-        let foreign = dpkg_foreign_archs(&self.root);
-        if !foreign.is_empty() {
-            options.push(format!("APT::Architectures={}", foreign.join(",")));
+        if let Some(architectures) = &self.architectures {
+            options.push(format!("APT::Architecture={}", architectures.native));
+            if !architectures.foreign.is_empty() {
+                // apt's list holds the native architecture too.
+                let all: Vec<&str> = std::iter::once(architectures.native.as_str())
+                    .chain(architectures.foreign.iter().map(String::as_str))
+                    .collect();
+                options.push(format!("APT::Architectures={}", all.join(",")));
+            }
         }
         options
     }
@@ -455,7 +458,7 @@ impl AptSandbox {
         if in_sandbox.is_file() {
             in_sandbox
         } else {
-            self.root.join(relative)
+            self.system.path().join(relative)
         }
     }
 
@@ -491,30 +494,6 @@ fn copy_dir_files_where(
     Ok(())
 }
 
-/// The root's native architecture, as its dpkg would say.
-pub fn dpkg_native_arch(root: &Path) -> Option<String> {
-    let mut command = Command::new("dpkg");
-    if root != Path::new("/") {
-        command.arg("--root").arg(root);
-    }
-    let output = command.arg("--print-architecture").output().ok()?;
-    let arch = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (output.status.success() && !arch.is_empty()).then_some(arch)
-}
-
-/// The root's foreign architectures (`dpkg --add-architecture`).
-pub fn dpkg_foreign_archs(root: &Path) -> Vec<String> {
-    std::fs::read_to_string(root.join("var/lib/dpkg/arch"))
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +510,55 @@ Remv acme-daemon [1.0]
 Purg acme-legacy [1.0]
 Conf acme-core (2.0 new-org:1.0/stable [all])
 ";
+
+    /// A root of files whose dpkg status is `status`, and its sandbox's options.
+    fn sandbox_options(status: &str, arch_list: Option<&str>) -> Vec<String> {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(root.path().join("var/lib/dpkg/status"), status).unwrap();
+        if let Some(list) = arch_list {
+            std::fs::write(root.path().join("var/lib/dpkg/arch"), list).unwrap();
+        }
+        let system = SystemRoot::open(root.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        AptSandbox::create(dir.path(), &system, &[], &[])
+            .unwrap()
+            .options()
+    }
+
+    #[test]
+    fn without_a_known_architecture_apt_is_told_none() {
+        let options = sandbox_options("", Some("amd64\n"));
+        assert!(
+            !options.iter().any(|o| o.starts_with("APT::Architecture")),
+            "{options:?}"
+        );
+    }
+
+    #[test]
+    fn apt_plans_for_the_roots_architectures_not_the_hosts() {
+        let status =
+            "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: arm64\n";
+        let options = sandbox_options(status, None);
+        assert!(
+            options.contains(&"APT::Architecture=arm64".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o.starts_with("APT::Architectures=")),
+            "{options:?}"
+        );
+        let options = sandbox_options(status, Some("arm64\narmhf\n"));
+        assert!(
+            options.contains(&"APT::Architecture=arm64".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            options.contains(&"APT::Architectures=arm64,armhf".to_string()),
+            "{options:?}"
+        );
+    }
 
     #[test]
     fn reads_apt_get_simulation_output() {

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::system::SystemRoot;
+
 /// Where the lists are kept inside a backup directory.
 pub const BACKUP_SUBDIR: &str = "apt-lists";
 
@@ -52,10 +54,10 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ListsError> {
 
 /// Copies the root's lists into `backup_dir/apt-lists`. Copies, not hard
 /// links: a list changed in place later must not change the backup.
-pub fn save(root: &Path, backup_dir: &Path) -> Result<usize, ListsError> {
+pub fn save(system: &SystemRoot, backup_dir: &Path) -> Result<usize, ListsError> {
     let to = backup_dir.join(BACKUP_SUBDIR);
     std::fs::create_dir_all(&to).map_err(io(&to))?;
-    let files = list_files(&root.join(LISTS))?;
+    let files = list_files(&system.host_path(LISTS))?;
     for file in &files {
         if let Some(name) = file.file_name() {
             let target = to.join(name);
@@ -68,12 +70,12 @@ pub fn save(root: &Path, backup_dir: &Path) -> Result<usize, ListsError> {
 /// Puts the backup's lists back: every list file of the root is replaced
 /// by the backup's set (so a target's lists go). Does nothing for a backup
 /// taken before lists were kept. Safe to repeat after a crash.
-pub fn restore(root: &Path, backup_dir: &Path) -> Result<bool, ListsError> {
+pub fn restore(system: &SystemRoot, backup_dir: &Path) -> Result<bool, ListsError> {
     let saved = backup_dir.join(BACKUP_SUBDIR);
     if !saved.is_dir() {
         return Ok(false);
     }
-    let live = root.join(LISTS);
+    let live = system.host_path(LISTS);
     std::fs::create_dir_all(&live).map_err(io(&live))?;
     let keep: Vec<PathBuf> = list_files(&saved)?;
     let keep_names: Vec<&std::ffi::OsStr> = keep.iter().filter_map(|p| p.file_name()).collect();
@@ -122,7 +124,10 @@ mod tests {
         )
         .unwrap();
         let backup = tempfile::tempdir().unwrap();
-        assert_eq!(save(root.path(), backup.path()).unwrap(), 2);
+        assert_eq!(
+            save(&SystemRoot::new(root.path()), backup.path()).unwrap(),
+            2
+        );
 
         // What a migration's update does: old lists gone, target's there.
         std::fs::remove_file(lists.join("old_dists_stable_InRelease")).unwrap();
@@ -133,7 +138,7 @@ mod tests {
         .unwrap();
         std::fs::write(lists.join("new_dists_stable_InRelease"), "new").unwrap();
 
-        assert!(restore(root.path(), backup.path()).unwrap());
+        assert!(restore(&SystemRoot::new(root.path()), backup.path()).unwrap());
         assert_eq!(
             names(&lists),
             [
@@ -148,7 +153,7 @@ mod tests {
         );
         assert!(lists.join("lock").is_file(), "apt's lock file stays");
         // Again, as after a crash in the middle: the same result.
-        assert!(restore(root.path(), backup.path()).unwrap());
+        assert!(restore(&SystemRoot::new(root.path()), backup.path()).unwrap());
         assert_eq!(names(&lists).len(), 2);
     }
 
@@ -156,6 +161,6 @@ mod tests {
     fn a_backup_without_lists_restores_nothing() {
         let root = tempfile::tempdir().unwrap();
         let backup = tempfile::tempdir().unwrap();
-        assert!(!restore(root.path(), backup.path()).unwrap());
+        assert!(!restore(&SystemRoot::new(root.path()), backup.path()).unwrap());
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::finding::{Finding, FindingKey, Severity};
 use crate::repack::RepackError;
 use crate::snapshot::{Snapshot, SnapshotError};
+use crate::system::SystemRoot;
 
 /// A package whose current version must be kept as a `.deb`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -100,37 +101,39 @@ pub const MANIFEST: &str = "manifest.json";
 pub const SNAPSHOT: &str = "snapshot.json";
 
 impl Backup {
-    /// Takes the backup of `root` into `dir` (created; must not exist yet).
+    /// Takes the backup of `system` into `dir` (created; must not exist yet).
     pub fn create(
-        root: &Path,
+        system: &SystemRoot,
         dir: &Path,
         migration: &str,
         packages: &[PackageToSave],
     ) -> Result<Backup, BackupError> {
         std::fs::create_dir_all(dir.join("debs")).map_err(io(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-        copy_tree(&root.join("etc/apt"), &dir.join("etc-apt"))?;
-        let extended = root.join("var/lib/apt/extended_states");
+        copy_tree(&system.host_path("etc/apt"), &dir.join("etc-apt"))?;
+        let extended = system.host_path("var/lib/apt/extended_states");
         if extended.is_file() {
             let to = dir.join("extended_states");
             std::fs::copy(&extended, &to).map_err(io(&to))?;
         }
-        let snapshot = Snapshot::capture(root)?;
+        let snapshot = Snapshot::capture(system)?;
         write_json(&dir.join(SNAPSHOT), &snapshot)?;
 
-        let mut old_sources = OldSources::new(root, dir);
+        let mut old_sources = OldSources::new(system, dir);
         old_sources.want(
             packages
                 .iter()
                 .filter(|p| {
-                    let cached = root.join("var/cache/apt/archives").join(deb_file_name(p));
+                    let cached = system
+                        .host_path("var/cache/apt/archives")
+                        .join(deb_file_name(p));
                     !cached.is_file()
                 })
                 .cloned(),
         );
         let mut debs = Vec::new();
         for package in packages {
-            debs.push(save_deb(root, dir, package, &mut old_sources)?);
+            debs.push(save_deb(system, dir, package, &mut old_sources)?);
         }
         old_sources.clean();
         let mut files = Vec::new();
@@ -222,7 +225,7 @@ fn deb_file_name(p: &PackageToSave) -> String {
 }
 
 fn save_deb(
-    root: &Path,
+    system: &SystemRoot,
     dir: &Path,
     package: &PackageToSave,
     old_sources: &mut OldSources,
@@ -237,7 +240,7 @@ fn save_deb(
             origin,
         })
     };
-    let cached = root.join("var/cache/apt/archives").join(&name);
+    let cached = system.host_path("var/cache/apt/archives").join(&name);
     if cached.is_file() && deb_is(&cached, package) {
         std::fs::copy(&cached, &target).map_err(io(&target))?;
         return saved(DebOrigin::AptCache);
@@ -245,7 +248,7 @@ fn save_deb(
     if old_sources.fetch(package, &target) {
         return saved(DebOrigin::OldSources);
     }
-    match repack(root, dir, package, &target) {
+    match repack(system, dir, package, &target) {
         Ok(()) => saved(DebOrigin::Repacked),
         Err(source) => Err(BackupError::NoDeb {
             name: package.name.clone(),
@@ -279,7 +282,7 @@ fn deb_is(path: &Path, package: &PackageToSave) -> bool {
 /// release upgrade saves a hundred or more, and one apt run per package
 /// cost a minute); what that batch missed is tried one by one.
 struct OldSources<'a> {
-    root: &'a Path,
+    system: &'a SystemRoot,
     dir: &'a Path,
     wanted: Vec<PackageToSave>,
     sandbox: Option<(tempfile::TempDir, crate::apt::AptSandbox)>,
@@ -287,9 +290,9 @@ struct OldSources<'a> {
 }
 
 impl<'a> OldSources<'a> {
-    fn new(root: &'a Path, dir: &'a Path) -> Self {
+    fn new(system: &'a SystemRoot, dir: &'a Path) -> Self {
         OldSources {
-            root,
+            system,
             dir,
             wanted: Vec::new(),
             sandbox: None,
@@ -313,7 +316,7 @@ impl<'a> OldSources<'a> {
                 .tempdir()
                 .ok()?;
             let sandbox =
-                crate::apt::AptSandbox::for_current_sources(dir.path(), self.root).ok()?;
+                crate::apt::AptSandbox::for_current_sources(dir.path(), self.system).ok()?;
             self.sandbox = Some((dir, sandbox));
         }
         self.sandbox.as_ref().map(|(_, s)| s)
@@ -358,13 +361,13 @@ fn spec(package: &PackageToSave) -> String {
 /// Rebuilds the installed package from its files and dpkg's database, and
 /// checks the result is that package at that version.
 fn repack(
-    root: &Path,
+    system: &SystemRoot,
     dir: &Path,
     package: &PackageToSave,
     target: &Path,
 ) -> Result<(), RepackError> {
     let work = dir.join("debs/.repack");
-    let result = crate::repack::rebuild(root, &package.name, &package.arch, &work, target);
+    let result = crate::repack::rebuild(system, &package.name, &package.arch, &work, target);
     let _ = std::fs::remove_dir_all(&work);
     result?;
     if !deb_is(target, package) {
@@ -385,14 +388,14 @@ fn repack(
 /// old repository still answering). A package with none is a blocker,
 /// `backup-impossible:NAME`. One info finding sums up the sources.
 /// Read-only; reads the lists only when a package needs them.
-pub fn backup_findings(root: &Path, packages: &[PackageToSave]) -> Vec<Finding> {
+pub fn backup_findings(system: &SystemRoot, packages: &[PackageToSave]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let (mut from_cache, mut rebuilt) = (0, 0);
     let mut unbuildable = Vec::new();
-    let db = crate::repack::DpkgDb::open(root);
+    let db = crate::repack::DpkgDb::open(system);
     for package in packages {
-        let cached = root
-            .join("var/cache/apt/archives")
+        let cached = system
+            .host_path("var/cache/apt/archives")
             .join(deb_file_name(package));
         if cached.is_file() && deb_is(&cached, package) {
             from_cache += 1;
@@ -420,7 +423,7 @@ pub fn backup_findings(root: &Path, packages: &[PackageToSave]) -> Vec<Finding> 
     let offered = if unbuildable.is_empty() {
         BTreeSet::new()
     } else {
-        offered_by_lists(root, unbuildable.iter().map(|(p, _)| *p))
+        offered_by_lists(system, unbuildable.iter().map(|(p, _)| *p))
     };
     let mut from_lists = 0;
     for (package, why) in &unbuildable {
@@ -479,14 +482,14 @@ pub fn backup_findings(root: &Path, packages: &[PackageToSave]) -> Vec<Finding> 
 /// Which of `wanted` the root's current apt lists offer at that exact
 /// name, version and architecture.
 fn offered_by_lists<'a>(
-    root: &Path,
+    system: &SystemRoot,
     wanted: impl Iterator<Item = &'a PackageToSave>,
 ) -> BTreeSet<PackageToSave> {
     let wanted: BTreeSet<(&str, &str, &str)> = wanted
         .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()))
         .collect();
     let mut offered = BTreeSet::new();
-    let lists = root.join("var/lib/apt/lists");
+    let lists = system.lists_dir();
     let Ok(entries) = std::fs::read_dir(&lists) else {
         return offered;
     };

@@ -1,7 +1,8 @@
 //! The pre-flight checks of a plan that look at the system and the target
 //! repository rather than at the transaction: OS and kernel versions,
-//! required commands, pending dpkg work, packages no repository carries, the
-//! new repository's Release identity, and the space apt will need.
+//! required commands, pending dpkg work, the native architecture, packages
+//! no repository carries, the new repository's Release identity, and the
+//! space apt will need.
 //!
 //! Each check returns findings (stable key, finding, remediation); none of
 //! them changes anything.
@@ -11,24 +12,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use ferry_deb::os_release::OsRelease;
-use ferry_deb::package::parse_binary_packages;
+use ferry_deb::package::{parse_binary_packages, RelationFields};
 use ferry_deb::release::{split_clearsigned, Release};
 use ferry_deb::VersionRef;
 
 use crate::apt::Transaction;
 use crate::finding::{Finding, FindingKey, ReleaseField, Severity};
-use crate::plan::SpaceCheck;
 use crate::profile::{Profile, VersionRequirement};
+use crate::space::{free_bytes, SpaceCheck};
+use crate::system::SystemRoot;
 
 fn blocker(key: FindingKey, finding: impl Into<String>, remediation: impl Into<String>) -> Finding {
     Finding::new(key, Severity::Blocker, finding, remediation)
 }
 
 /// The checks of the profile's `[checks]` and the system's own health.
-pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
+pub fn system_checks(system: &SystemRoot, profile: &Profile) -> Vec<Finding> {
     let mut findings = Vec::new();
     let checks = &profile.checks;
-    match OsRelease::read(root) {
+    match OsRelease::read(system.path()) {
         Ok(os) => {
             let id = os.id().unwrap_or("linux").to_string();
             let like = os.id_like();
@@ -82,7 +84,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
         ));
     }
     for command in &checks.commands {
-        if !has_command(root, command) {
+        if !has_command(system, command) {
             findings.push(blocker(
                 FindingKey::MissingCommand(command.clone()),
                 format!("the command `{command}` is not installed"),
@@ -90,7 +92,7 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(audit) = dpkg_audit(root) {
+    if let Some(audit) = dpkg_audit(system) {
         findings.push(blocker(
             FindingKey::DpkgAudit,
             format!(
@@ -100,33 +102,42 @@ pub fn system_checks(root: &Path, profile: &Profile) -> Vec<Finding> {
             "finish it first: dpkg --configure -a, then apt-get -f install",
         ));
     }
-    findings.extend(obsolete_packages(root));
+    if let Err(e) = system.architectures() {
+        // Every package apt and the installability check consider depends
+        // on it; the host's architecture is no answer for another root.
+        findings.push(blocker(
+            FindingKey::NativeArchitecture,
+            format!("the system's native architecture cannot be known: {e}"),
+            "repair dpkg's database so that it lists the installed dpkg package (dpkg keeps copies of its status in /var/backups/dpkg.status.*)",
+        ));
+    }
+    findings.extend(obsolete_packages(system));
     let asked: Vec<&str> = profile
         .remove
         .iter()
         .map(|p| p.as_str())
         .chain(profile.replace.iter().map(|r| r.from.as_str()))
         .collect();
-    findings.extend(essential_removals(root, &asked));
+    findings.extend(essential_removals(system, &asked));
     findings
 }
 
 /// A removal (asked by the profile — a demoted package, a replaced one —
 /// or computed by apt) that names an Essential package: dpkg's base would
 /// go, so the plan blocks.
-pub fn essential_removals(root: &Path, asked: &[&str]) -> Vec<Finding> {
+pub fn essential_removals(system: &SystemRoot, asked: &[&str]) -> Vec<Finding> {
     if asked.is_empty() {
         return Vec::new();
     }
-    let Ok(status) = std::fs::read_to_string(root.join("var/lib/dpkg/status")) else {
+    let Ok(status) = system.dpkg_status() else {
         return Vec::new();
     };
-    let Ok(packages) = parse_binary_packages(&status) else {
+    let Ok(packages) = status.installed(RelationFields::Installability) else {
         return Vec::new();
     };
     let mut essential: Vec<&str> = packages
         .iter()
-        .filter(|p| p.essential && p.is_installed() && asked.contains(&p.name))
+        .filter(|p| p.essential && asked.contains(&p.name))
         .map(|p| p.name)
         .collect();
     essential.sort_unstable();
@@ -177,7 +188,7 @@ fn kernel_release() -> Option<String> {
     Some(release.to_string_lossy().into_owned())
 }
 
-fn has_command(root: &Path, command: &str) -> bool {
+fn has_command(system: &SystemRoot, command: &str) -> bool {
     !command.contains('/')
         && [
             "usr/local/sbin",
@@ -188,14 +199,16 @@ fn has_command(root: &Path, command: &str) -> bool {
             "bin",
         ]
         .iter()
-        .any(|dir| root.join(dir).join(command).is_file())
+        .any(|dir| system.host_path(dir).join(command).is_file())
 }
 
 /// What `dpkg --audit` reports, when it reports anything.
-fn dpkg_audit(root: &Path) -> Option<String> {
+fn dpkg_audit(system: &SystemRoot) -> Option<String> {
+    // The host's dpkg on the root's database: a root's own dpkg may not
+    // run here (another architecture), and auditing needs no privilege.
     let mut command = std::process::Command::new("dpkg");
-    if root != Path::new("/") {
-        command.arg(format!("--root={}", root.display()));
+    if !system.is_host() {
+        command.arg(format!("--root={}", system.path().display()));
     }
     let output = command.arg("--audit").env("LC_ALL", "C").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
@@ -204,13 +217,12 @@ fn dpkg_audit(root: &Path) -> Option<String> {
 
 /// Installed packages whose installed version no configured repository
 /// offers (foreign or obsolete): they cannot be reinstalled from anywhere.
-fn obsolete_packages(root: &Path) -> Vec<Finding> {
-    let lists = root.join("var/lib/apt/lists");
-    let available = available_versions(&lists);
+fn obsolete_packages(system: &SystemRoot) -> Vec<Finding> {
+    let available = available_versions(&system.lists_dir());
     if available.is_empty() {
         return Vec::new();
     }
-    let Ok(installed) = crate::snapshot::installed_packages(root) else {
+    let Ok(installed) = crate::snapshot::installed_packages(system) else {
         return Vec::new();
     };
     installed
@@ -241,14 +253,14 @@ fn obsolete_packages(root: &Path) -> Vec<Finding> {
 /// them). Packages no current repository offers are not the migration's
 /// doing (see `not-from-a-repository`).
 pub fn missing_in_target(
-    root: &Path,
+    system: &SystemRoot,
     target_lists: &Path,
     installed: &BTreeMap<String, crate::snapshot::InstalledPackage>,
     transaction: &Transaction,
     profile: &Profile,
 ) -> Vec<Finding> {
     let target = available_versions(target_lists);
-    let current = available_versions(&root.join("var/lib/apt/lists"));
+    let current = available_versions(&system.lists_dir());
     if target.is_empty() {
         return Vec::new();
     }
@@ -280,8 +292,10 @@ pub fn missing_in_target(
 /// Installed packages that stay but that no version of could be installed
 /// with the target sources (ferry-solve, the engine of `ferry check
 /// --installed`): the dependency-level half of the gate, with the reason.
+/// Nothing when the system's architectures cannot be known: that is its
+/// own blocker (`native-architecture`, from `system_checks`).
 pub fn uninstallable_in_target(
-    root: &Path,
+    system: &SystemRoot,
     target_lists: &Path,
     profile: &Profile,
 ) -> Vec<Finding> {
@@ -295,10 +309,13 @@ pub fn uninstallable_in_target(
             }
         }
     }
-    let Ok(status) = ferry_deb::index::read_to_string(&root.join("var/lib/dpkg/status")) else {
+    let Ok(architectures) = system.architectures() else {
         return Vec::new();
     };
-    let fields = ferry_deb::package::RelationFields::Installability;
+    let Ok(status) = system.dpkg_status() else {
+        return Vec::new();
+    };
+    let fields = RelationFields::Installability;
     let mut packages = Vec::new();
     for text in &texts {
         if let Ok(parsed) = ferry_deb::package::parse_binary_packages_with(text, fields) {
@@ -313,8 +330,7 @@ pub fn uninstallable_in_target(
         .map(|p| p.as_str())
         .chain(profile.replace.iter().map(|r| r.from.as_str()))
         .collect();
-    let Ok(status_packages) = ferry_deb::package::parse_binary_packages_with(&status, fields)
-    else {
+    let Ok(status_packages) = status.installed(fields) else {
         return Vec::new();
     };
     // What the migration removes is gone afterwards: it neither needs a
@@ -322,9 +338,7 @@ pub fn uninstallable_in_target(
     let installed = ferry_solve::add_installed(&mut packages, status_packages, |name| {
         leaving.contains(name)
     });
-    let native = crate::apt::dpkg_native_arch(root).unwrap_or_else(|| "amd64".into());
-    let universe =
-        ferry_solve::Universe::new(&packages, &native, &crate::apt::dpkg_foreign_archs(root));
+    let universe = architectures.universe(&packages);
     ferry_solve::check_installed(&universe, &installed, true)
         .into_iter()
         .filter(|r| r.status.is_broken())
@@ -378,9 +392,13 @@ pub struct Sizes {
     pub installed_delta_bytes: i64,
 }
 
-pub fn transaction_sizes(target_lists: &Path, transaction: &Transaction, root: &Path) -> Sizes {
+pub fn transaction_sizes(
+    target_lists: &Path,
+    transaction: &Transaction,
+    system: &SystemRoot,
+) -> Sizes {
     let target = available_versions(target_lists);
-    let installed_sizes = installed_sizes(root);
+    let installed_sizes = installed_sizes(system);
     let mut sizes = Sizes::default();
     let incoming = transaction
         .install
@@ -410,14 +428,14 @@ pub fn transaction_sizes(target_lists: &Path, transaction: &Transaction, root: &
     sizes
 }
 
-fn installed_sizes(root: &Path) -> HashMap<String, u64> {
-    let Ok(text) = ferry_deb::index::read_to_string(&root.join("var/lib/dpkg/status")) else {
+fn installed_sizes(system: &SystemRoot) -> HashMap<String, u64> {
+    let Ok(status) = system.dpkg_status() else {
         return HashMap::new();
     };
-    parse_binary_packages(&text)
+    status
+        .installed(RelationFields::Installability)
         .map(|ps| {
             ps.iter()
-                .filter(|p| p.is_installed())
                 .map(|p| (p.name.to_string(), p.installed_size_kib.unwrap_or(0)))
                 .collect()
         })
@@ -498,7 +516,7 @@ pub fn release_findings(
 
 /// Free space where apt writes, against the download, the installed-size
 /// growth and the profile's own minimums.
-pub fn space_checks(root: &Path, profile: &Profile, sizes: &Sizes) -> Vec<SpaceCheck> {
+pub fn space_checks(system: &SystemRoot, profile: &Profile, sizes: &Sizes) -> Vec<SpaceCheck> {
     let mut needs: BTreeMap<String, u64> = BTreeMap::new();
     needs.insert("/var/cache/apt/archives".into(), sizes.download_bytes);
     needs.insert("/usr".into(), sizes.installed_delta_bytes.max(0) as u64);
@@ -509,8 +527,8 @@ pub fn space_checks(root: &Path, profile: &Profile, sizes: &Sizes) -> Vec<SpaceC
     needs
         .into_iter()
         .filter_map(|(path, needed_bytes)| {
-            let host = root.join(path.trim_start_matches('/'));
-            let free_bytes = crate::plan::free_bytes(&host)?;
+            let host = system.host_path(&path);
+            let free_bytes = free_bytes(&host)?;
             Some(SpaceCheck {
                 path,
                 free_bytes,
@@ -546,16 +564,23 @@ mod tests {
         assert!(check(None).is_some());
     }
 
-    #[test]
-    fn a_package_that_needs_what_goes_blocks_with_the_reason_in_words() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
-        std::fs::write(
-            root.path().join("var/lib/dpkg/status"),
-            "Package: acme-daemon\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
-             Package: acme-plugin\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDepends: acme-daemon (= 1.0)\n",
-        )
-        .unwrap();
+    /// A root made of files: etc/apt and a dpkg status of `status`.
+    fn root_with_status(status: &str) -> (tempfile::TempDir, SystemRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/apt")).unwrap();
+        std::fs::create_dir_all(dir.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(dir.path().join("var/lib/dpkg/status"), status).unwrap();
+        let system = SystemRoot::open(dir.path()).unwrap();
+        (dir, system)
+    }
+
+    const DPKG: &str =
+        "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: amd64\n\n";
+
+    const PLUGIN: &str = "Package: acme-daemon\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
+             Package: acme-plugin\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDepends: acme-daemon (= 1.0)\n";
+
+    fn target_without_the_daemon() -> (tempfile::TempDir, Profile) {
         let lists = tempfile::tempdir().unwrap();
         std::fs::write(
             lists
@@ -569,7 +594,46 @@ mod tests {
             Path::new("m.toml"),
         )
         .unwrap();
-        let findings = uninstallable_in_target(root.path(), lists.path(), &profile);
+        (lists, profile)
+    }
+
+    #[test]
+    fn an_unknown_architecture_blocks_and_nothing_is_assumed() {
+        let (_dir, system) = root_with_status(PLUGIN);
+        let (lists, profile) = target_without_the_daemon();
+        // With no architecture there is no universe to check in: the
+        // installability check says nothing rather than guess one.
+        assert!(uninstallable_in_target(&system, lists.path(), &profile).is_empty());
+        let blockers: Vec<Finding> = system_checks(&system, &profile)
+            .into_iter()
+            .filter(|f| f.key == FindingKey::NativeArchitecture)
+            .collect();
+        assert_eq!(blockers.len(), 1, "{blockers:#?}");
+        assert_eq!(blockers[0].severity, Severity::Blocker);
+        assert!(
+            blockers[0].finding.contains("no installed `dpkg` package"),
+            "{}",
+            blockers[0].finding
+        );
+        assert!(blockers[0].remediation.contains("dpkg"));
+    }
+
+    #[test]
+    fn a_known_architecture_is_no_finding() {
+        let (_dir, system) = root_with_status(DPKG);
+        let profile = Profile::parse("schema = 1\nname = \"m\"\n", Path::new("m.toml")).unwrap();
+        let keys: Vec<FindingKey> = system_checks(&system, &profile)
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
+        assert!(!keys.contains(&FindingKey::NativeArchitecture), "{keys:?}");
+    }
+
+    #[test]
+    fn a_package_that_needs_what_goes_blocks_with_the_reason_in_words() {
+        let (_dir, system) = root_with_status(&format!("{DPKG}{PLUGIN}"));
+        let (lists, profile) = target_without_the_daemon();
+        let findings = uninstallable_in_target(&system, lists.path(), &profile);
         assert_eq!(findings.len(), 1, "{findings:#?}");
         assert_eq!(
             findings[0].key,
@@ -585,15 +649,11 @@ mod tests {
 
     #[test]
     fn removing_an_essential_package_blocks() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
-        std::fs::write(
-            root.path().join("var/lib/dpkg/status"),
+        let (_dir, system) = root_with_status(
             "Package: base-files\nEssential: yes\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n\
              Package: old-tool\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n\
              Package: gone-essential\nEssential: yes\nStatus: deinstall ok config-files\nVersion: 1.0\nArchitecture: amd64\n",
-        )
-        .unwrap();
+        );
         let profile = |removals: &str| {
             Profile::parse(
                 &format!("schema = 1\nname = \"m\"\n[packages]\nremove = [{removals}]\n"),
@@ -603,7 +663,7 @@ mod tests {
         };
         let keys = |p: &Profile| -> Vec<FindingKey> {
             let asked: Vec<&str> = p.remove.iter().map(|n| n.as_str()).collect();
-            essential_removals(root.path(), &asked)
+            essential_removals(&system, &asked)
                 .into_iter()
                 .map(|f| {
                     assert_eq!(f.severity, Severity::Blocker);

@@ -107,6 +107,9 @@ pub enum FindingKey {
     /// This required command is missing.
     MissingCommand(String),
     DpkgAudit,
+    /// The system's native architecture cannot be known (dpkg's own
+    /// package is not in its status); nothing is assumed in its place.
+    NativeArchitecture,
     /// No configured repository offers this package's installed version.
     NotFromARepository(String),
     /// Source rule N (from 1) of the profile matches no entry.
@@ -151,6 +154,7 @@ impl FindingKey {
             OsRelease => ("os-release", None),
             MissingCommand(s) => ("missing-command", text(s)),
             DpkgAudit => ("dpkg-audit", None),
+            NativeArchitecture => ("native-architecture", None),
             NotFromARepository(s) => ("not-from-a-repository", text(s)),
             SourceRuleUnmatched(n) => ("source-rule-unmatched", Some(Subject::Number(*n))),
             RemoveEssential(s) => ("remove-essential", text(s)),
@@ -197,6 +201,7 @@ impl FromStr for FindingKey {
                 "kernel-version" => KernelVersion,
                 "os-release" => OsRelease,
                 "dpkg-audit" => DpkgAudit,
+                "native-architecture" => NativeArchitecture,
                 "backup-sources" => BackupSources,
                 _ => return Err(unknown()),
             });
@@ -284,6 +289,7 @@ mod tests {
             BackupImpossible("acme-daemon".into()),
             BackupFromOldRepository("acme-daemon".into()),
             BackupSources,
+            NativeArchitecture,
         ];
         let mut variants = std::collections::BTreeSet::new();
         for key in &all {
@@ -314,9 +320,10 @@ mod tests {
                 BackupImpossible(_) => 23,
                 BackupFromOldRepository(_) => 24,
                 BackupSources => 25,
+                NativeArchitecture => 26,
             });
         }
-        assert_eq!(variants.len(), 26, "an example of every variant");
+        assert_eq!(variants.len(), 27, "an example of every variant");
         all
     }
 
@@ -326,6 +333,7 @@ mod tests {
             "",
             "apt-update:",
             "os-id:debian",
+            "native-architecture:amd64",
             "unexpected-removal",
             "release-version:http://x/",
             "source-rule-unmatched:one",
@@ -382,6 +390,7 @@ mod tests {
                 "backup-impossible:acme-daemon",
                 "backup-from-old-repository:acme-daemon",
                 "backup-sources",
+                "native-architecture",
             ]
         );
     }

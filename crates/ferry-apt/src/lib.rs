@@ -20,6 +20,7 @@ pub mod repack;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;
+pub mod space;
 pub mod steps;
 pub mod system;
 pub mod target;

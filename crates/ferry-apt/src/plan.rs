@@ -23,6 +23,7 @@ use crate::profile::{Profile, SourceRule};
 use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
 
 pub use crate::finding::{Finding, FindingKey, Severity};
+pub use crate::space::{free_bytes, SpaceCheck};
 
 /// A sources file before and after the migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,14 +41,6 @@ pub struct KeyInstall {
     pub path: String,
     /// Whether a different file is there now (it will be replaced).
     pub replaces_existing: bool,
-}
-
-/// Free space where apt writes, against what the migration needs there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SpaceCheck {
-    pub path: String,
-    pub free_bytes: u64,
-    pub needed_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -377,8 +370,11 @@ fn prove_old_repository_downloads(
     let attempt = std::fs::create_dir_all(&into)
         .map_err(|e| e.to_string())
         .and_then(|()| {
-            AptSandbox::for_current_sources(&sandbox_dir.join("apt"), root)
-                .map_err(|e| e.to_string())
+            AptSandbox::for_current_sources(
+                &sandbox_dir.join("apt"),
+                &crate::system::SystemRoot::new(root),
+            )
+            .map_err(|e| e.to_string())
         });
     for package in needed {
         let spec = format!("{}:{}={}", package.name, package.arch, package.version);
@@ -434,26 +430,12 @@ pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
     })
 }
 
-/// Free bytes of the filesystem holding `path` (or its nearest existing parent).
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    let mut probe = path.to_path_buf();
-    while !probe.exists() {
-        probe = probe.parent()?.to_path_buf();
-    }
-    let c_path = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we own.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
-    let status = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    (status == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
 /// Computes the plan of `profile` for the system at `root`, running apt in
 /// a sandbox under `work_dir`. Read-only for the root.
 pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, PlanError> {
     let system = read_system_sources(root)?;
     let (sources, unmatched) = rewrite_sources(&system, profile, root)?;
-    let installed = installed_packages(root)?;
+    let installed = installed_packages(&crate::system::SystemRoot::new(root))?;
     let mut findings = Vec::new();
     for rule in unmatched {
         findings.push(Finding::new(
@@ -463,7 +445,10 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             "check the rule's match (uri prefix, suite, component) against `ferry sources show`",
         ));
     }
-    findings.extend(crate::checks::system_checks(root, profile));
+    findings.extend(crate::checks::system_checks(
+        &crate::system::SystemRoot::new(root),
+        profile,
+    ));
 
     let keys = profile
         .keys
@@ -477,7 +462,12 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
         })
         .collect();
 
-    let targets = crate::target::target_sources(&system, &sources);
+    let targets = crate::target::target_sources(
+        &system,
+        sources
+            .iter()
+            .map(|c| (c.path.as_str(), c.new_text.as_str())),
+    );
     let sandbox = sandbox_for_target(root, profile, &system, &sources, &targets, work_dir)?;
     let (install, remove) = package_requests(profile, &installed);
     let answered = match sandbox.update() {
@@ -520,7 +510,11 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     let (transaction, sizes) = if answered {
         match sandbox.simulate(&install, &remove, profile.upgrade) {
             Ok(t) => {
-                let sizes = crate::checks::transaction_sizes(&sandbox.lists_dir(), &t, root);
+                let sizes = crate::checks::transaction_sizes(
+                    &sandbox.lists_dir(),
+                    &t,
+                    &crate::system::SystemRoot::new(root),
+                );
                 (t, sizes)
             }
             Err(e) => {
@@ -539,15 +533,19 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     if answered {
         findings.extend(transaction_findings(profile, &transaction, &installed));
         let backup = packages_to_save(&transaction, &installed);
-        let mut proof = crate::backup::backup_findings(root, &backup);
+        let mut proof =
+            crate::backup::backup_findings(&crate::system::SystemRoot::new(root), &backup);
         prove_old_repository_downloads(root, &mut proof, &backup, work_dir);
         findings.extend(proof);
         if profile.allow_removals {
             let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
-            findings.extend(crate::checks::essential_removals(root, &removed));
+            findings.extend(crate::checks::essential_removals(
+                &crate::system::SystemRoot::new(root),
+                &removed,
+            ));
         }
         findings.extend(crate::checks::missing_in_target(
-            root,
+            &crate::system::SystemRoot::new(root),
             &sandbox.lists_dir(),
             &installed,
             &transaction,
@@ -561,12 +559,16 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             })
             .collect();
         findings.extend(
-            crate::checks::uninstallable_in_target(root, &sandbox.lists_dir(), profile)
-                .into_iter()
-                .filter(|f| match &f.key {
-                    FindingKey::UninstallableInTarget(name) => !stranded.contains(name),
-                    _ => true,
-                }),
+            crate::checks::uninstallable_in_target(
+                &crate::system::SystemRoot::new(root),
+                &sandbox.lists_dir(),
+                profile,
+            )
+            .into_iter()
+            .filter(|f| match &f.key {
+                FindingKey::UninstallableInTarget(name) => !stranded.contains(name),
+                _ => true,
+            }),
         );
         findings.extend(crate::checks::release_findings(
             &sandbox.lists_dir(),
@@ -585,7 +587,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             }
         }
     }
-    let space = crate::checks::space_checks(root, profile, &sizes);
+    let space = crate::checks::space_checks(&crate::system::SystemRoot::new(root), profile, &sizes);
     findings.extend(space.iter().filter_map(space_finding));
     // Ordered by the keys' strings, as automation and people read them.
     findings.sort_by_cached_key(|f| (std::cmp::Reverse(f.severity), f.key.to_string()));
@@ -695,7 +697,7 @@ pub fn sandbox_for_target(
             files.push((name, change.new_text.clone()));
         }
     }
-    let sandbox = AptSandbox::create(work_dir, root, &[], &keys)?;
+    let sandbox = AptSandbox::create(work_dir, &crate::system::SystemRoot::new(root), &[], &keys)?;
     // Keyring paths in the sources name files of the target system; in the
     // sandbox they must name the copies it can read.
     let mut keyrings: BTreeSet<PathBuf> = system

@@ -44,6 +44,8 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+use crate::system::SystemRoot;
+
 /// Status fields dpkg keeps in its database that a `.deb` never carries.
 const STATUS_ONLY_FIELDS: [&str; 5] = [
     "Status",
@@ -254,8 +256,8 @@ pub struct Inventory {
 /// Reads what rebuilding `name:arch` of the system at `root` takes, and
 /// refuses when the result could not be the installed package. Read-only.
 /// For many packages, open a [`DpkgDb`] once instead.
-pub fn inventory(root: &Path, name: &str, arch: &str) -> Result<Inventory, RepackError> {
-    DpkgDb::open(root)?.inventory(name, arch)
+pub fn inventory(system: &SystemRoot, name: &str, arch: &str) -> Result<Inventory, RepackError> {
+    DpkgDb::open(system)?.inventory(name, arch)
 }
 
 /// dpkg's database of a root, read once: the status file indexed by
@@ -274,8 +276,9 @@ pub struct DpkgDb {
 }
 
 impl DpkgDb {
-    pub fn open(root: &Path) -> Result<DpkgDb, RepackError> {
-        let status_path = root.join("var/lib/dpkg/status");
+    pub fn open(system: &SystemRoot) -> Result<DpkgDb, RepackError> {
+        let root = system.path();
+        let status_path = system.status_path();
         let status = std::fs::read(&status_path).map_err(io(&status_path))?;
         let info = root.join("var/lib/dpkg/info");
         let mut info_files = Vec::new();
@@ -602,24 +605,24 @@ pub struct Rebuilt {
     pub warnings: Vec<String>,
 }
 
-/// Rebuilds `name:arch` of the system at `root` into the `.deb` `target`,
-/// staging its tree in a directory under `work` (removed afterwards).
-/// Needs root to give the staged files their owners. Read-only for `root`.
+/// Rebuilds `name:arch` of `system` into the `.deb` `target`, staging its
+/// tree in a directory under `work` (removed afterwards). Needs root to
+/// give the staged files their owners. Read-only for `system`.
 pub fn rebuild(
-    root: &Path,
+    system: &SystemRoot,
     name: &str,
     arch: &str,
     work: &Path,
     target: &Path,
 ) -> Result<Rebuilt, RepackError> {
-    let inventory = inventory(root, name, arch)?;
+    let inventory = inventory(system, name, arch)?;
     std::fs::create_dir_all(work).map_err(io(work))?;
     let staging = tempfile::Builder::new()
         .prefix("repack-")
         .tempdir_in(work)
         .map_err(io(work))?;
     let tree = staging.path().join("tree");
-    stage(&inventory, root, &tree)?;
+    stage(&inventory, system.path(), &tree)?;
     build(&inventory.package, &tree, target)
 }
 
@@ -912,7 +915,13 @@ Maintainer: T <t@example.org>\nDescription: demo\n\n",
         );
         let work = tempfile::tempdir().unwrap();
         let target = work.path().join("demo.deb");
-        match rebuild(root.path(), "demo", "all", work.path(), &target) {
+        match rebuild(
+            &SystemRoot::new(root.path()),
+            "demo",
+            "all",
+            work.path(),
+            &target,
+        ) {
             Err(RepackError::MissingFile { package, path }) => {
                 assert_eq!(package, "demo:all");
                 assert_eq!(path, "/usr/share/demo/b");
@@ -930,7 +939,7 @@ Maintainer: T <t@example.org>\nDescription: demo\n\n",
             "/usr/share/demo/a\n/usr/share/demo/a.distrib\n:\n",
         )
         .unwrap();
-        let inventory = inventory(root.path(), "demo", "all").unwrap();
+        let inventory = inventory(&SystemRoot::new(root.path()), "demo", "all").unwrap();
         let entry = inventory
             .entries
             .iter()
@@ -950,7 +959,7 @@ Maintainer: T <t@example.org>\nDescription: demo\n\n",
     }
 
     fn inventory_of(root: &Path) -> Result<Inventory, RepackError> {
-        inventory(root, "demo", "all")
+        inventory(&SystemRoot::new(root), "demo", "all")
     }
 
     #[test]
@@ -966,7 +975,7 @@ Maintainer: T <t@example.org>\nDescription: demo\n\n",
             Err(RepackError::NotFullyInstalled { .. })
         ));
         assert!(matches!(
-            inventory(root.path(), "other", "all"),
+            inventory(&SystemRoot::new(root.path()), "other", "all"),
             Err(RepackError::NotInstalled { .. })
         ));
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::backup::{copy_tree, Backup, BackupError};
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::system::{CommandError, SystemRoot};
+use crate::system::{CommandError, StatusError, SystemRoot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
@@ -26,6 +26,8 @@ pub enum RollbackError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -85,15 +87,14 @@ pub fn package_changes(before: &Snapshot, now: &Snapshot) -> (Vec<String>, Vec<S
     (reinstall, purge)
 }
 
-pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, RollbackError> {
-    let system = SystemRoot::new(root);
+pub fn rollback(system: &SystemRoot, backup: &Backup) -> Result<RollbackReport, RollbackError> {
     // A run killed inside dpkg leaves packages half-configured or needing a
     // reinstall; settle what dpkg can finish, and purge the broken packages
     // the migration added (apt refuses to touch them without an archive).
     let _ = system.run("dpkg", &["--configure".into(), "-a".into()]);
-    let now = Snapshot::capture(root)?;
+    let now = Snapshot::capture(system)?;
     let (_, purge) = package_changes(&backup.snapshot, &now);
-    for name in broken_packages(root)? {
+    for name in broken_packages(system)? {
         if purge
             .iter()
             .any(|key| key.split(':').next() == Some(name.as_str()))
@@ -109,18 +110,18 @@ pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, Rollback
             )?;
         }
     }
-    let now = Snapshot::capture(root)?;
+    let now = Snapshot::capture(system)?;
     let (reinstall, purge) = package_changes(&backup.snapshot, &now);
 
     if !reinstall.is_empty() || !purge.is_empty() {
-        restore_packages(&system, backup, &reinstall, &purge)?;
+        restore_packages(system, backup, &reinstall, &purge)?;
     }
-    restore_etc_apt(root, &backup.dir.join("etc-apt"))?;
-    crate::apt_lists::restore(root, &backup.dir)?;
-    restore_marks(root, &backup.dir)?;
-    restore_selections(&system, &backup.snapshot)?;
+    restore_etc_apt(system, &backup.dir.join("etc-apt"))?;
+    crate::apt_lists::restore(system, &backup.dir)?;
+    restore_marks(system, &backup.dir)?;
+    restore_selections(system, &backup.snapshot)?;
 
-    let after = Snapshot::capture(root)?;
+    let after = Snapshot::capture(system)?;
     Ok(RollbackReport {
         reinstalled: reinstall,
         purged: purge,
@@ -129,17 +130,9 @@ pub fn rollback(root: &Path, backup: &Backup) -> Result<RollbackReport, Rollback
 }
 
 /// Packages dpkg left half-installed or flagged for reinstallation.
-fn broken_packages(root: &Path) -> Result<Vec<String>, RollbackError> {
-    let path = root.join("var/lib/dpkg/status");
-    let text = ferry_deb::index::read_to_string(&path).map_err(|e| RollbackError::Io {
-        path: path.clone(),
-        source: e.source,
-    })?;
-    let packages =
-        ferry_deb::package::parse_binary_packages(&text).map_err(|e| RollbackError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
+fn broken_packages(system: &SystemRoot) -> Result<Vec<String>, RollbackError> {
+    let status = system.dpkg_status()?;
+    let packages = status.records(ferry_deb::package::RelationFields::Installability)?;
     Ok(packages
         .iter()
         .filter(|p| {
@@ -224,10 +217,10 @@ fn restore_packages(
 
 /// Puts the saved `/etc/apt` in place by swapping directories, so a crash
 /// leaves either the old or the restored tree, never a mix.
-fn restore_etc_apt(root: &Path, saved: &Path) -> Result<(), RollbackError> {
-    let live = root.join("etc/apt");
-    let incoming = root.join("etc/.apt.ferry-restore");
-    let outgoing = root.join("etc/.apt.ferry-replaced");
+fn restore_etc_apt(system: &SystemRoot, saved: &Path) -> Result<(), RollbackError> {
+    let live = system.host_path("etc/apt");
+    let incoming = system.host_path("etc/.apt.ferry-restore");
+    let outgoing = system.host_path("etc/.apt.ferry-replaced");
     let _ = std::fs::remove_dir_all(&incoming);
     let _ = std::fs::remove_dir_all(&outgoing);
     copy_tree(saved, &incoming)?;
@@ -237,9 +230,9 @@ fn restore_etc_apt(root: &Path, saved: &Path) -> Result<(), RollbackError> {
     Ok(())
 }
 
-fn restore_marks(root: &Path, backup_dir: &Path) -> Result<(), RollbackError> {
+fn restore_marks(system: &SystemRoot, backup_dir: &Path) -> Result<(), RollbackError> {
     let saved = backup_dir.join("extended_states");
-    let live = root.join("var/lib/apt/extended_states");
+    let live = system.host_path("var/lib/apt/extended_states");
     if saved.is_file() {
         let bytes = std::fs::read(&saved).map_err(io(&saved))?;
         ferry_journal::write_atomic(&live, &bytes).map_err(io(&live))?;

@@ -227,7 +227,8 @@ pub fn run(
         &serde_json::to_vec_pretty(profile).unwrap_or_default(),
     )
     .map_err(io(&dir))?;
-    let installed = crate::snapshot::installed_packages(root).map_err(PlanError::from)?;
+    let installed =
+        crate::snapshot::installed_packages(&SystemRoot::new(root)).map_err(PlanError::from)?;
     let saved = SavedPlan {
         install: plan.install.clone(),
         remove: plan.remove.clone(),
@@ -340,7 +341,7 @@ pub fn rollback_migration(
         "restoring from the backup",
     );
     let backup = Backup::open(&layout.backup_dir(&journal.id)).map_err(RollbackError::from)?;
-    let report = rollback(root, &backup)?;
+    let report = rollback(&SystemRoot::new(root), &backup)?;
     let mut journal = journal;
     journal.outcome = if report.complete() {
         Outcome::RolledBack
@@ -492,7 +493,7 @@ impl<'a> Runner<'a> {
                 );
                 match Backup::open(&self.layout.backup_dir(&id))
                     .map_err(RollbackError::from)
-                    .and_then(|backup| rollback(&self.layout.root, &backup))
+                    .and_then(|backup| rollback(&self.system, &backup))
                 {
                     Ok(report) if report.complete() => {
                         journal.outcome = Outcome::RolledBack;
@@ -667,7 +668,7 @@ impl<'a> Runner<'a> {
     fn self_upgrade(&mut self) -> Result<(), String> {
         let step = AptStep::SelfUpgrade;
         let installed =
-            crate::snapshot::installed_packages(&self.layout.root).map_err(|e| e.to_string())?;
+            crate::snapshot::installed_packages(&self.system).map_err(|e| e.to_string())?;
         let Some(current) = installed
             .iter()
             .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
@@ -750,8 +751,8 @@ impl<'a> Runner<'a> {
         }
         let _ = std::fs::remove_dir_all(&dir);
         // Before the manifest is written, so the lists are in it too.
-        crate::apt_lists::save(&self.layout.root, &dir).map_err(|e| e.to_string())?;
-        Backup::create(&self.layout.root, &dir, &self.id, &self.saved.backup)
+        crate::apt_lists::save(&self.system, &dir).map_err(|e| e.to_string())?;
+        Backup::create(&self.system, &dir, &self.id, &self.saved.backup)
             .map(drop)
             .map_err(|e: BackupError| e.to_string())
     }
@@ -867,7 +868,7 @@ impl<'a> Runner<'a> {
     /// is still installed: a resumed run may find some already gone, and apt
     /// refuses to remove a package it no longer knows.
     fn transaction_args(&self, verb: &[&str]) -> Vec<String> {
-        let installed = crate::snapshot::installed_packages(&self.layout.root).unwrap_or_default();
+        let installed = crate::snapshot::installed_packages(&self.system).unwrap_or_default();
         let still_installed =
             |name: &str| installed.keys().any(|k| k.split(':').next() == Some(name));
         let mut args: Vec<String> = vec!["-y".into(), "-q".into()];
@@ -979,7 +980,8 @@ impl<'a> Runner<'a> {
                 Err(e) => problems.push(format!("cannot read os-release: {e}")),
             }
         }
-        let installed = crate::snapshot::installed_packages(&root).map_err(|e| e.to_string())?;
+        let installed =
+            crate::snapshot::installed_packages(&self.system).map_err(|e| e.to_string())?;
         let version_of = |name: &str| {
             installed
                 .iter()
@@ -1044,7 +1046,7 @@ const SELF_PACKAGE: &str = "ferry";
 
 /// This process, as the journal records it.
 fn current_driver(root: &Path) -> ferry_journal::Driver {
-    let package_version = crate::snapshot::installed_packages(root)
+    let package_version = crate::snapshot::installed_packages(&SystemRoot::new(root))
         .ok()
         .and_then(|installed| {
             installed

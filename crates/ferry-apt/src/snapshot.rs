@@ -5,13 +5,19 @@
 //!
 //! Read from files only (dpkg status, apt's extended_states, the tree), so
 //! it works the same on `/` and on a mounted root. Not for saving files.
+//!
+//! The end-to-end tests compare systems with ferry-testkit's own snapshot,
+//! built from dpkg's and apt's tools, on purpose: an oracle does not share
+//! code with what it checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ferry_deb::package::{parse_binary_packages, Selection};
+use ferry_deb::package::{RelationFields, Selection};
 use serde::{Deserialize, Serialize};
+
+use crate::system::{StatusError, SystemRoot};
 
 /// One installed package, keyed by `name:arch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +51,8 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
-    Status {
-        path: PathBuf,
-        #[source]
-        source: ferry_deb::RecordError,
-    },
+    #[error(transparent)]
+    Status(#[from] StatusError),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
@@ -61,10 +63,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
 }
 
 impl Snapshot {
-    pub fn capture(root: &Path) -> Result<Snapshot, SnapshotError> {
+    pub fn capture(system: &SystemRoot) -> Result<Snapshot, SnapshotError> {
         Ok(Snapshot {
-            packages: installed_packages(root)?,
-            etc_apt: hash_tree(&root.join("etc/apt"))?,
+            packages: installed_packages(system)?,
+            etc_apt: hash_tree(&system.host_path("etc/apt"))?,
         })
     }
 
@@ -122,22 +124,17 @@ impl Snapshot {
 
 /// The packages dpkg has unpacked or better, with apt's marks.
 pub fn installed_packages(
-    root: &Path,
+    system: &SystemRoot,
 ) -> Result<BTreeMap<String, InstalledPackage>, SnapshotError> {
-    let status_path = root.join("var/lib/dpkg/status");
-    let status = ferry_deb::index::read_to_string(&status_path).map_err(|e| SnapshotError::Io {
-        path: status_path.clone(),
-        source: e.source,
-    })?;
-    let native = crate::apt::dpkg_native_arch(root).unwrap_or_default();
-    let auto = auto_installed(root, &native)?;
-    let packages = parse_binary_packages(&status).map_err(|source| SnapshotError::Status {
-        path: status_path.clone(),
-        source,
-    })?;
+    let status = system.dpkg_status()?;
+    // Without a native architecture no arch:all package can be matched to
+    // apt's mark (apt records it under the native one): they read manual,
+    // the same before and after, so a snapshot still compares.
+    let native = status.native_architecture().ok();
+    let auto = auto_installed(system, native.as_deref())?;
+    let packages = status.installed(RelationFields::All)?;
     Ok(packages
         .iter()
-        .filter(|p| p.is_installed())
         .map(|p| {
             let key = format!("{}:{}", p.name, p.architecture);
             let manual = !auto.contains(&key);
@@ -162,8 +159,11 @@ pub fn installed_packages(
 
 /// `name:arch` of every package apt marks as automatically installed.
 /// Architecture `all` packages are recorded by apt under the native arch.
-fn auto_installed(root: &Path, native: &str) -> Result<BTreeSet<String>, SnapshotError> {
-    let path = root.join("var/lib/apt/extended_states");
+fn auto_installed(
+    system: &SystemRoot,
+    native: Option<&str>,
+) -> Result<BTreeSet<String>, SnapshotError> {
+    let path = system.host_path("var/lib/apt/extended_states");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
@@ -179,7 +179,7 @@ fn auto_installed(root: &Path, native: &str) -> Result<BTreeSet<String>, Snapsho
             continue;
         };
         auto.insert(format!("{name}:{arch}"));
-        if arch == native {
+        if Some(arch) == native {
             auto.insert(format!("{name}:all"));
         }
     }
@@ -227,7 +227,7 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, FileState>, SnapshotErro
 mod tests {
     use super::*;
 
-    fn root_with(status: &str, extended: &str) -> tempfile::TempDir {
+    fn root_with(status: &str, extended: &str) -> (tempfile::TempDir, SystemRoot) {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
         std::fs::create_dir_all(root.path().join("var/lib/apt")).unwrap();
@@ -239,24 +239,28 @@ mod tests {
             "deb http://repo.example.org/debian stable main\n",
         )
         .unwrap();
-        root
+        let system = SystemRoot::open(root.path()).unwrap();
+        (root, system)
     }
 
+    /// The root's dpkg is arm64 (not this host's architecture), so apt's
+    /// marks of arch:all packages are recorded under arm64.
     const STATUS: &str =
-        "Package: a\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n\
+        "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: arm64\n\n\
+Package: a\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n\
 Package: b\nStatus: hold ok installed\nVersion: 2.0\nArchitecture: all\n\n\
 Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n";
 
     #[test]
     fn captures_packages_marks_selections_and_files() {
-        let root = root_with(
+        let (_root, system) = root_with(
             STATUS,
             "Package: a\nArchitecture: amd64\nAuto-Installed: 1\n",
         );
-        let snap = Snapshot::capture(root.path()).unwrap();
+        let snap = Snapshot::capture(&system).unwrap();
         assert_eq!(
-            snap.packages.len(),
-            2,
+            snap.packages.keys().collect::<Vec<_>>(),
+            ["a:amd64", "b:all", "dpkg:arm64"],
             "config-files packages are not installed"
         );
         assert!(!snap.packages["a:amd64"].manual);
@@ -268,8 +272,8 @@ Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd6
 
     #[test]
     fn diff_names_every_difference() {
-        let root = root_with(STATUS, "");
-        let before = Snapshot::capture(root.path()).unwrap();
+        let (root, system) = root_with(STATUS, "");
+        let before = Snapshot::capture(&system).unwrap();
         assert!(before.diff(&before).is_empty());
         std::fs::write(
             root.path().join("var/lib/dpkg/status"),
@@ -278,12 +282,12 @@ Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd6
         .unwrap();
         std::fs::write(
             root.path().join("var/lib/apt/extended_states"),
-            "Package: b\nArchitecture: amd64\nAuto-Installed: 1\n",
+            "Package: b\nArchitecture: arm64\nAuto-Installed: 1\n",
         )
         .unwrap();
         std::fs::write(root.path().join("etc/apt/sources.list"), "").unwrap();
         std::fs::write(root.path().join("etc/apt/new.list"), "").unwrap();
-        let after = Snapshot::capture(root.path()).unwrap();
+        let after = Snapshot::capture(&system).unwrap();
         let diff = before.diff(&after);
         assert!(
             diff.contains(&"package a:amd64: version 1.0 -> 1.1".to_string()),

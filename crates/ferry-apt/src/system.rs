@@ -6,10 +6,18 @@
 //! inside it — directly for `/`, under `chroot` for any other root — so the
 //! root's own apt and dpkg act, never the host's on the root's files. Not for
 //! deciding anything about a migration.
+//!
+//! It is also the one reader of what the system *is* to a package tool:
+//! its dpkg status ([`SystemRoot::dpkg_status`]), its native and foreign
+//! architectures ([`SystemRoot::architectures`]) and the installability
+//! universe built from them ([`Architectures::universe`]).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use ferry_deb::package::{parse_binary_packages_with, RelationFields};
+use ferry_deb::BinaryPackage;
 
 /// What [`SystemRoot::open`] asks of a directory, in words for error messages.
 pub const ROOT_EXPECTED: &str =
@@ -47,6 +55,104 @@ impl RootError {
             | RootError::NotDebian { path, .. }
             | RootError::Unreadable { path, .. } => path,
         }
+    }
+}
+
+/// Why the root's dpkg status cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: ferry_deb::RecordError,
+    },
+}
+
+/// Why the system's architectures cannot be known.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchitectureError {
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// dpkg's own package is what says the native architecture; a status
+    /// without it (an empty or hand-made database) says nothing, and
+    /// guessing the host's would plan for the wrong packages.
+    #[error("{} has no installed `dpkg` package, whose architecture is the system's native one", .path.display())]
+    NoDpkg { path: PathBuf },
+    #[error("cannot read {}: {source}", .path.display())]
+    ForeignList {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A root's dpkg status, read once. Every question about the installed
+/// set (what is installed, at which version, Essential or not, the native
+/// architecture) is answered from this one reading.
+#[derive(Debug, Clone)]
+pub struct DpkgStatus {
+    path: PathBuf,
+    text: String,
+}
+
+impl DpkgStatus {
+    /// The status file's host path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every record, installed or not (a half-installed package is one a
+    /// rollback must see), with the relation fields `fields` asks for.
+    pub fn records(&self, fields: RelationFields) -> Result<Vec<BinaryPackage<'_>>, StatusError> {
+        parse_binary_packages_with(&self.text, fields).map_err(|source| StatusError::Parse {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The packages dpkg has unpacked or better.
+    pub fn installed(&self, fields: RelationFields) -> Result<Vec<BinaryPackage<'_>>, StatusError> {
+        let mut packages = self.records(fields)?;
+        packages.retain(|p| p.is_installed());
+        Ok(packages)
+    }
+
+    /// The system's native architecture: the architecture of its installed
+    /// `dpkg`, which is the architecture that dpkg was built for and so
+    /// the one `dpkg --print-architecture` prints inside the root. Asking
+    /// the host's dpkg instead (even with `--root` or `--admindir`) answers
+    /// for the host, not for the root.
+    pub fn native_architecture(&self) -> Result<String, ArchitectureError> {
+        self.installed(RelationFields::Installability)?
+            .iter()
+            .find(|p| p.name == "dpkg" && !matches!(p.architecture, "" | "all"))
+            .map(|p| p.architecture.to_string())
+            .ok_or_else(|| ArchitectureError::NoDpkg {
+                path: self.path.clone(),
+            })
+    }
+}
+
+/// A system's architectures: what its dpkg installs natively and what it
+/// also accepts (`dpkg --add-architecture`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Architectures {
+    pub native: String,
+    pub foreign: Vec<String>,
+}
+
+impl Architectures {
+    /// The installability universe of `packages` as this system's dpkg
+    /// and apt would see it: the one place a universe for a system is built.
+    pub fn universe<'a>(&self, packages: &'a [BinaryPackage<'a>]) -> ferry_solve::Universe<'a> {
+        ferry_solve::Universe::new(packages, &self.native, &self.foreign)
     }
 }
 
@@ -157,6 +263,60 @@ impl SystemRoot {
 
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// dpkg's status file of the root (host path).
+    pub fn status_path(&self) -> PathBuf {
+        self.host_path("var/lib/dpkg/status")
+    }
+
+    /// apt's downloaded lists of the root (host path).
+    pub fn lists_dir(&self) -> PathBuf {
+        self.host_path("var/lib/apt/lists")
+    }
+
+    /// Reads the root's dpkg status (compressed or not, as ferry-deb reads
+    /// any index).
+    pub fn dpkg_status(&self) -> Result<DpkgStatus, StatusError> {
+        let path = self.status_path();
+        let text = ferry_deb::index::read_to_string(&path).map_err(|e| StatusError::Read {
+            path: path.clone(),
+            source: e.source,
+        })?;
+        Ok(DpkgStatus { path, text })
+    }
+
+    /// The system's native architecture (see
+    /// [`DpkgStatus::native_architecture`]); an error, never a guess, when
+    /// it cannot be known.
+    pub fn native_architecture(&self) -> Result<String, ArchitectureError> {
+        self.dpkg_status()?.native_architecture()
+    }
+
+    /// The architectures dpkg accepts besides the native one. dpkg lists
+    /// them in `var/lib/dpkg/arch` once one is added, the native one among
+    /// them; no file means none.
+    pub fn foreign_architectures(&self) -> Result<Vec<String>, ArchitectureError> {
+        Ok(self.architectures()?.foreign)
+    }
+
+    /// The native and foreign architectures, decided once: the one
+    /// function every plan check, snapshot and apt sandbox asks.
+    pub fn architectures(&self) -> Result<Architectures, ArchitectureError> {
+        let native = self.native_architecture()?;
+        let path = self.host_path("var/lib/dpkg/arch");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ArchitectureError::ForeignList { path, source }),
+        };
+        let mut foreign: Vec<String> = Vec::new();
+        for arch in text.lines().map(str::trim) {
+            if !arch.is_empty() && arch != native && !foreign.iter().any(|f| f == arch) {
+                foreign.push(arch.to_string());
+            }
+        }
+        Ok(Architectures { native, foreign })
     }
 
     pub fn is_host(&self) -> bool {
@@ -365,6 +525,96 @@ mod tests {
         let root = SystemRoot::open(dir.path()).unwrap();
         assert_eq!(root.path(), dir.path());
         assert!(!root.is_host());
+    }
+
+    const DPKG_ARM64: &str =
+        "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: arm64\n\n";
+
+    #[test]
+    fn a_status_without_dpkg_has_no_native_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        debian_like(dir.path());
+        // dpkg known but not installed any more says nothing either.
+        std::fs::write(
+            dir.path().join("var/lib/dpkg/status"),
+            "Package: dpkg\nStatus: deinstall ok config-files\nVersion: 1.0\nArchitecture: arm64\n\n\
+             Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: arm64\n",
+        )
+        .unwrap();
+        let root = SystemRoot::open(dir.path()).unwrap();
+        let e = root.native_architecture().unwrap_err();
+        assert!(matches!(e, ArchitectureError::NoDpkg { .. }), "{e}");
+        assert!(e.to_string().contains("no installed `dpkg` package"), "{e}");
+        assert!(root.architectures().is_err());
+    }
+
+    #[test]
+    fn an_unparsable_status_is_an_error_not_an_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        debian_like(dir.path());
+        std::fs::write(dir.path().join("var/lib/dpkg/status"), "Package dpkg\n").unwrap();
+        let root = SystemRoot::open(dir.path()).unwrap();
+        let e = root.native_architecture().unwrap_err();
+        assert!(
+            matches!(e, ArchitectureError::Status(StatusError::Parse { .. })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_native_architecture_is_the_roots_dpkg_not_the_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        debian_like(dir.path());
+        std::fs::write(dir.path().join("var/lib/dpkg/status"), DPKG_ARM64).unwrap();
+        let root = SystemRoot::open(dir.path()).unwrap();
+        assert_eq!(root.native_architecture().unwrap(), "arm64");
+        assert!(root.foreign_architectures().unwrap().is_empty());
+        // dpkg writes the native architecture into its list too.
+        std::fs::write(
+            dir.path().join("var/lib/dpkg/arch"),
+            "arm64\narmhf\n\narmhf\n",
+        )
+        .unwrap();
+        assert_eq!(
+            root.architectures().unwrap(),
+            Architectures {
+                native: "arm64".into(),
+                foreign: vec!["armhf".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn on_this_host_the_native_architecture_is_what_dpkg_prints() {
+        let output = match Command::new("dpkg").arg("--print-architecture").output() {
+            Ok(output) if output.status.success() => output,
+            _ => {
+                ferry_testkit::note_skip!("needs dpkg on this host");
+                return;
+            }
+        };
+        let printed = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let host = SystemRoot::open(Path::new("/")).unwrap();
+        assert_eq!(host.native_architecture().unwrap(), printed);
+    }
+
+    #[test]
+    fn the_universe_is_built_for_the_systems_architectures() {
+        let archs = Architectures {
+            native: "arm64".into(),
+            foreign: vec![],
+        };
+        let text = "Package: a\nVersion: 1\nArchitecture: arm64\n\n\
+                    Package: b\nVersion: 1\nArchitecture: amd64\n\n\
+                    Package: c\nVersion: 1\nArchitecture: all\n";
+        let packages = ferry_deb::package::parse_binary_packages(text).unwrap();
+        let universe = archs.universe(&packages);
+        let names: Vec<&str> = universe.records.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            ["a", "c"],
+            "another architecture's package is left out"
+        );
     }
 
     #[test]

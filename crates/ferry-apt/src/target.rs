@@ -15,7 +15,6 @@ use ferry_deb::sources::{Format, SignedBy, SourceEntry, SourceType, SystemSource
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{Finding, FindingKey, Severity};
-use crate::plan::SourcesChange;
 
 /// One (URI, suite) the migration fetches that the system does not today.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,21 +96,26 @@ fn binary_enabled(entry: &SourceEntry) -> bool {
 }
 
 /// The sources the migration's files point apt at that no enabled entry
-/// of the system has today with the same URI, suite and key.
-pub fn target_sources(system: &SystemSources, changes: &[SourcesChange]) -> Vec<TargetSource> {
+/// of the system has today with the same URI, suite and key. `changes`
+/// are the sources files after the migration: (path inside the root, new
+/// text), as the plan's sources changes carry them.
+pub fn target_sources<'c>(
+    system: &SystemSources,
+    changes: impl IntoIterator<Item = (&'c str, &'c str)>,
+) -> Vec<TargetSource> {
     let current: BTreeSet<_> = system
         .entries()
         .filter(|e| binary_enabled(e))
         .map(entry_key)
         .collect();
     let mut targets = BTreeSet::new();
-    for change in changes {
-        let format = if change.path.ends_with(".sources") {
+    for (path, new_text) in changes {
+        let format = if path.ends_with(".sources") {
             Format::Deb822
         } else {
             Format::OneLine
         };
-        let Ok(document) = ferry_deb::sources::parse_sources_text(&change.new_text, format) else {
+        let Ok(document) = ferry_deb::sources::parse_sources_text(new_text, format) else {
             continue;
         };
         for entry in document.entries() {

@@ -10,6 +10,7 @@ use std::path::Path;
 use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
 use ferry_apt::apt::AptSandbox;
 use ferry_apt::finding::FindingKey;
+use ferry_apt::system::SystemRoot;
 
 #[test]
 fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
@@ -19,7 +20,9 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc/apt")).unwrap();
     std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+    let system = SystemRoot::open(&root).unwrap();
 
     let repo = work.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -38,7 +41,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
     );
     let sandbox = AptSandbox::create(
         &work.path().join("sandbox"),
-        &root,
+        &system,
         &[(
             "target.list".to_string(),
             format!("deb [trusted=yes] file:{} ./\n", repo.display()),
@@ -105,10 +108,12 @@ fn an_unreachable_source_is_an_error_not_an_empty_plan() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc/apt")).unwrap();
     std::fs::write(root.join("var/lib/dpkg/status"), STATUS).unwrap();
+    let system = SystemRoot::open(&root).unwrap();
     let sandbox = AptSandbox::create(
         &work.path().join("sandbox"),
-        &root,
+        &system,
         &[(
             "target.list".to_string(),
             format!(

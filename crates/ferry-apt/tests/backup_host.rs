@@ -9,6 +9,7 @@ use std::process::Command;
 
 use ferry_apt::backup::{Backup, PackageToSave};
 use ferry_apt::snapshot::Snapshot;
+use ferry_apt::system::SystemRoot;
 
 fn installed(name: &str) -> Option<PackageToSave> {
     let out = Command::new("dpkg-query")
@@ -33,7 +34,7 @@ fn snapshot_marks_agree_with_apt_mark() {
         .lines()
         .map(|l| l.split(':').next().unwrap_or(l).to_string())
         .collect();
-    let snapshot = Snapshot::capture(Path::new("/")).unwrap();
+    let snapshot = Snapshot::capture(&SystemRoot::open(Path::new("/")).unwrap()).unwrap();
     let ours: BTreeSet<String> = snapshot
         .packages
         .iter()
@@ -54,7 +55,7 @@ fn backup_of_this_machine_keeps_a_verified_deb() {
     let dir = tempfile::tempdir().unwrap();
     let backup_dir = dir.path().join("m1");
     let backup = Backup::create(
-        Path::new("/"),
+        &SystemRoot::open(Path::new("/")).unwrap(),
         &backup_dir,
         "m1",
         std::slice::from_ref(&package),

@@ -11,10 +11,20 @@ use common::{build_deb, hash_tree, have, index_flat_repo, sign_flat_repo, STATUS
 use ferry_apt::plan::{compute, FindingKey, Severity};
 use ferry_apt::Profile;
 
-/// The common status plus a package the new core may conflict with.
+/// dpkg's own entry: its architecture is the system's native one, here
+/// this host's (apt in the sandbox then installs for it).
+fn dpkg_entry() -> String {
+    let arch = ferry_testkit::host_architecture().unwrap();
+    format!(
+        "Package: dpkg\nStatus: install ok installed\nVersion: 1.21.22\nArchitecture: {arch}\nMaintainer: Test <test@example.org>\nDescription: Debian package management system\n"
+    )
+}
+
+/// The common status plus a package the new core may conflict with, and dpkg.
 fn status() -> String {
     format!(
-        "{STATUS}\nPackage: acme-extra\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: something the new core conflicts with\n"
+        "{STATUS}\nPackage: acme-extra\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: something the new core conflicts with\n\n{}",
+        dpkg_entry()
     )
 }
 
@@ -46,7 +56,13 @@ fn fixture_with(core_conflicts: &str, new_has_extra: bool) -> Fixture {
     std::fs::write(root.join("var/lib/dpkg/status"), status()).unwrap();
     // dpkg --audit expects a file list and md5sums for every installed package.
     std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
-    for name in ["acme-daemon", "acme-legacy", "acme-sdk", "acme-extra"] {
+    for name in [
+        "acme-daemon",
+        "acme-legacy",
+        "acme-sdk",
+        "acme-extra",
+        "dpkg",
+    ] {
         for file in ["list", "md5sums"] {
             std::fs::write(root.join(format!("var/lib/dpkg/info/{name}.{file}")), "").unwrap();
         }
@@ -271,5 +287,40 @@ fn an_installed_package_that_needs_what_goes_is_a_blocker_with_its_reason() {
         finding.finding.contains("acme-daemon (= 1.0)"),
         "{}",
         finding.finding
+    );
+}
+
+#[test]
+fn a_root_whose_architecture_cannot_be_known_is_blocked_not_assumed_amd64() {
+    if !apt_tools() {
+        return;
+    }
+    let f = fixture("");
+    // The same root without dpkg's own entry: nothing in it says which
+    // architecture it is (the host's dpkg would answer for the host).
+    let status = std::fs::read_to_string(f.root.join("var/lib/dpkg/status")).unwrap();
+    let without_dpkg = status.replace(&dpkg_entry(), "");
+    assert_ne!(status, without_dpkg);
+    std::fs::write(f.root.join("var/lib/dpkg/status"), without_dpkg).unwrap();
+    let before = hash_tree(&f.root);
+    let plan = compute(&f.root, &profile(&f), &f.sandbox).unwrap();
+    assert_eq!(hash_tree(&f.root), before, "plan must not touch the root");
+    assert!(plan.blocked());
+    let blocker = plan
+        .findings
+        .iter()
+        .find(|b| b.key == FindingKey::NativeArchitecture)
+        .unwrap_or_else(|| panic!("{:#?}", plan.findings));
+    assert_eq!(blocker.severity, Severity::Blocker);
+    assert_eq!(blocker.key.to_string(), "native-architecture");
+    assert!(
+        blocker.finding.contains("no installed `dpkg` package"),
+        "{}",
+        blocker.finding
+    );
+    assert!(
+        blocker.remediation.contains("dpkg"),
+        "{}",
+        blocker.remediation
     );
 }

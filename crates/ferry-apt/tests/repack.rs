@@ -12,6 +12,7 @@ use std::process::Command;
 use ferry_apt::backup::{backup_findings, Backup, DebOrigin, PackageToSave};
 use ferry_apt::plan::Severity;
 use ferry_apt::repack::{self, RepackError};
+use ferry_apt::system::SystemRoot;
 use ferry_testkit::{host_architecture, skip_unless, Chroot, Need, TestkitError};
 use sha2::{Digest, Sha256};
 
@@ -138,6 +139,11 @@ fn status_arch(sys: &Chroot, name: &str) -> Result<String, TestkitError> {
         .to_string())
 }
 
+/// The chroot as the system ferry acts on.
+fn system(sys: &Chroot) -> SystemRoot {
+    SystemRoot::open(sys.path()).unwrap()
+}
+
 #[test]
 fn rebuilt_packages_match_dpkg_repack_and_reinstall_cleanly() -> Result<(), TestkitError> {
     skip_unless!(Need::Chroots, Need::Tool("dpkg-repack"));
@@ -182,7 +188,7 @@ fn rebuilt_packages_match_dpkg_repack_and_reinstall_cleanly() -> Result<(), Test
         let package_arch = status_arch(&sys, name)?;
         let ours = out.path().join(format!("{name}.deb"));
         let built = repack::rebuild(
-            sys.path(),
+            &system(&sys),
             name,
             &package_arch,
             &out.path().join("work"),
@@ -302,7 +308,7 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
     let work = tempfile::tempdir().unwrap();
     let kept = work.path().join("hostname.deb");
     repack::rebuild(
-        sys.path(),
+        &system(&sys),
         "hostname",
         &hostname.arch,
         &work.path().join("w"),
@@ -315,10 +321,10 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
     // still offer the version, so the backup hangs on the old repository.
     std::fs::remove_file(sys.host_path("/usr/bin/hostname")).unwrap();
     assert!(matches!(
-        repack::inventory(sys.path(), "hostname", &hostname.arch),
+        repack::inventory(&system(&sys), "hostname", &hostname.arch),
         Err(RepackError::MissingFile { .. })
     ));
-    let findings = backup_findings(sys.path(), std::slice::from_ref(&hostname));
+    let findings = backup_findings(&system(&sys), std::slice::from_ref(&hostname));
     assert_eq!(keys(&findings, Severity::Blocker), Vec::<String>::new());
     assert_eq!(
         keys(&findings, Severity::Warning),
@@ -332,7 +338,7 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
             std::fs::remove_file(path).unwrap();
         }
     }
-    let findings = backup_findings(sys.path(), std::slice::from_ref(&hostname));
+    let findings = backup_findings(&system(&sys), std::slice::from_ref(&hostname));
     assert_eq!(
         keys(&findings, Severity::Blocker),
         ["backup-impossible:hostname"]
@@ -350,13 +356,13 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
 
     // The .deb in apt's cache is a source whatever is on disk.
     std::fs::copy(&kept, &cached).unwrap();
-    let findings = backup_findings(sys.path(), std::slice::from_ref(&hostname));
+    let findings = backup_findings(&system(&sys), std::slice::from_ref(&hostname));
     assert_eq!(keys(&findings, Severity::Blocker), Vec::<String>::new());
     assert_eq!(keys(&findings, Severity::Warning), Vec::<String>::new());
     assert_eq!(keys(&findings, Severity::Info), ["backup-sources"]);
     // A file of that name that is not that package is no source.
     std::fs::write(&cached, b"not a deb").unwrap();
-    let findings = backup_findings(sys.path(), std::slice::from_ref(&hostname));
+    let findings = backup_findings(&system(&sys), std::slice::from_ref(&hostname));
     assert_eq!(
         keys(&findings, Severity::Blocker),
         ["backup-impossible:hostname"]
@@ -380,14 +386,19 @@ fn a_backup_without_cache_or_old_repository_rebuilds_the_deb() -> Result<(), Tes
         }
     }
     let _ = std::fs::remove_file(sys.host_path("/etc/apt/sources.list"));
-    let findings = backup_findings(sys.path(), std::slice::from_ref(&login));
+    let findings = backup_findings(&system(&sys), std::slice::from_ref(&login));
     assert_eq!(keys(&findings, Severity::Blocker), Vec::<String>::new());
     assert_eq!(keys(&findings, Severity::Warning), Vec::<String>::new());
 
     let dir = tempfile::tempdir().unwrap();
     let backup_dir = dir.path().join("m1");
-    let backup = Backup::create(sys.path(), &backup_dir, "m1", std::slice::from_ref(&login))
-        .unwrap_or_else(|e| panic!("backup: {e}"));
+    let backup = Backup::create(
+        &system(&sys),
+        &backup_dir,
+        "m1",
+        std::slice::from_ref(&login),
+    )
+    .unwrap_or_else(|e| panic!("backup: {e}"));
     assert_eq!(backup.manifest.debs.len(), 1);
     assert_eq!(backup.manifest.debs[0].origin, DebOrigin::Repacked);
     let deb = backup_dir.join(&backup.manifest.debs[0].file);

@@ -28,6 +28,15 @@ impl Display for InstalledPackage {
 
 /// The state of a system that a migration and its rollback must account
 /// for. `Debug` is a summary; use [`Snapshot::diff`] to see differences.
+///
+/// Deliberately not `ferry_apt::snapshot::Snapshot`, though both answer
+/// "is it the same system": this one is the oracle the end-to-end tests
+/// judge ferry's rollback with, so it shares no code with what it checks.
+/// It asks the system's own tools inside the chroot (`dpkg-query`,
+/// `apt-mark`, `dpkg --get-selections`) where ferry-apt parses the files
+/// itself; a bug in ferry-apt's reading of dpkg's status would otherwise
+/// hide in both sides of the comparison. (It also could not be: ferry-apt's
+/// tests depend on this crate, so this crate must not depend on ferry-apt.)
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// By `name:arch`; packages dpkg lists as not installed are left out.

@@ -28,7 +28,9 @@ fn world(core: DebBuilder) -> TestResult<World> {
 }
 
 fn snapshot(world: &World) -> TestResult<Snapshot> {
-    Ok(Snapshot::capture(world.sys.path())?)
+    Ok(Snapshot::capture(&ferry_apt::system::SystemRoot::open(
+        world.sys.path(),
+    )?)?)
 }
 
 /// The move done, as far as the device's owner can see: the shared checks,
@@ -137,7 +139,7 @@ fn a_run_stopped_after_any_step_resumes_to_the_end() -> TestResult {
 /// The hash of everything a refused run must leave alone.
 fn untouched_state(sys: &Chroot) -> TestResult<(Snapshot, Vec<u8>)> {
     Ok((
-        Snapshot::capture(sys.path())?,
+        Snapshot::capture(&ferry_apt::system::SystemRoot::open(sys.path())?)?,
         sys.read_file("/var/lib/dpkg/status")?,
     ))
 }
