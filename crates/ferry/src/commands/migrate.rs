@@ -7,6 +7,7 @@ use std::path::Path;
 
 use ferry_apt::plan::{Plan, Severity};
 use ferry_apt::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
+use ferry_apt::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
 use ferry_apt::system::{self, SystemRoot};
 use ferry_apt::AptStep;
 use ferry_apt::{Profile, ProfileError};
@@ -58,6 +59,38 @@ pub(crate) fn run_failure(e: RunError) -> Failure {
         RunError::NothingToResume(_)
         | RunError::UnknownMigration(_)
         | RunError::NothingToRollBack => Failure::bad_input(e.to_string()),
+        RunError::SavedPlan(e) => saved_plan_failure(e, None),
+        other => Failure::failed(other.to_string()),
+    }
+}
+
+/// A saved plan that cannot be read (exit 2) or no longer applies (exit 3);
+/// either way nothing was changed. `path` is the plan's file, when known.
+fn saved_plan_failure(e: SavedPlanError, path: Option<&Path>) -> Failure {
+    let again = "nothing was changed; make the plan again with `ferry plan PROFILE --save FILE`";
+    match e {
+        SavedPlanError::Json {
+            path,
+            line,
+            column,
+            message,
+        } => Failure::bad_input(format!("not a saved plan: {message}"))
+            .at(&path, Some(line), Some(column))
+            .expected("a plan written by `ferry plan PROFILE --save FILE`")
+            .hint(again),
+        SavedPlanError::Format { ref path, .. } => Failure::bad_input(e.to_string())
+            .at(path, None, None)
+            .hint(again),
+        SavedPlanError::SystemChanged { .. } => {
+            let failure = Failure::new(Exit::Blocked, e.to_string()).hint(again);
+            match path {
+                Some(path) => failure.at(path, None, None),
+                None => failure,
+            }
+        }
+        SavedPlanError::Io { ref path, .. } => {
+            Failure::bad_input(e.to_string()).at(path, None, None)
+        }
         other => Failure::failed(other.to_string()),
     }
 }
@@ -206,12 +239,21 @@ pub(crate) fn readable_for_plan(root: &SystemRoot, command: &str) -> Result<(), 
 pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let profile = load_profile(&args.profile)?;
     readable_for_plan(root, "ferry plan")?;
+    // Before the plan: a system that changes while it is computed refuses
+    // the saved plan later.
+    let fingerprint = match &args.save {
+        Some(_) => Some(SystemFingerprint::capture(root).map_err(|e| saved_plan_failure(e, None))?),
+        None => None,
+    };
     let sandbox = tempfile::Builder::new()
         .prefix("ferry-plan-")
         .tempdir()
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
     let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
+    if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
+        save_plan(path, fingerprint, &profile, &plan, global)?;
+    }
     if global.json {
         render::json(&serde_json::json!({ "blocked": plan.blocked(), "plan": plan }));
     } else {
@@ -222,6 +264,37 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
     } else {
         Exit::Ok
     })
+}
+
+/// `plan --save FILE`: writes the plan for `run --plan FILE`, unless it is
+/// blocked (a blocked plan is not one to carry out).
+fn save_plan(
+    path: &Path,
+    fingerprint: SystemFingerprint,
+    profile: &Profile,
+    plan: &Plan,
+    global: &Global,
+) -> Result<(), Failure> {
+    if plan.blocked() {
+        if !global.json {
+            say(format_args!(
+                "The plan is blocked: not saved to {}.",
+                path.display()
+            ));
+        }
+        return Ok(());
+    }
+    SavedPlan::new(fingerprint, profile, plan)
+        .and_then(|saved| saved.save(path))
+        .map_err(|e| Failure::failed(e.to_string()).at(path, None, None))?;
+    if !global.json {
+        say(format_args!(
+            "Plan saved to {}; `ferry run --plan {}` carries it out.",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Progress for people: a line per step, apt's own lines indented; plain
@@ -332,6 +405,15 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
     detach_from_terminal_hangup();
     let outcome = if args.resume {
         ferry_apt::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
+    } else if let Some(path) = args.plan.as_deref() {
+        let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
+        confirm(args.yes, &saved.profile)?;
+        ferry_apt::run::run_saved(root.path(), saved, &options, &mut progress).map_err(
+            |e| match e {
+                RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
+                e => run_failure(e),
+            },
+        )?
     } else {
         let path = args
             .profile
