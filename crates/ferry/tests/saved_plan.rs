@@ -63,7 +63,10 @@ fn a_saved_plan_that_cannot_be_read_or_no_longer_applies_is_refused_then_runs_on
     let value: serde_json::Value = serde_json::from_str(&text)?;
     assert_eq!(value["format"], 1);
     assert_eq!(value["profile"]["name"], "acme-org-move");
-    assert_eq!(value["remove"], serde_json::json!(["acme-legacy"]));
+    assert_eq!(
+        value["remove"],
+        serde_json::json!(["acme-daemon", "acme-legacy"])
+    );
     assert!(value["system"]["dpkg_status_sha256"].is_string());
 
     // A truncated file: where serde_json stopped, file and line.
