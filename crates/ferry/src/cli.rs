@@ -120,16 +120,16 @@ pub struct RunArgs {
         conflicts_with_all = ["resume", "plan"]
     )]
     pub profile: Option<PathBuf>,
-    /// Carry out the plan `ferry plan --save FILE` wrote, as it is, without
-    /// planning again; refused when the system changed since
-    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
-    pub plan: Option<PathBuf>,
     /// Do not ask for confirmation (needed without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Continue the migration that was interrupted, from its journal
     #[arg(long)]
     pub resume: bool,
+    /// Carry out the plan `ferry plan --save FILE` wrote, as it is, without
+    /// planning again; refused when the system changed since
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
     /// When a step fails, leave the system as it is instead of rolling back
     #[arg(long)]
     pub no_rollback: bool,

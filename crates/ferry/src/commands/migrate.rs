@@ -75,7 +75,7 @@ fn saved_plan_failure(e: SavedPlanError, path: Option<&Path>) -> Failure {
             column,
             message,
         } => Failure::bad_input(format!("not a saved plan: {message}"))
-            .at(&path, Some(line), Some(column))
+            .at(&path, Some(line), (column > 0).then_some(column))
             .expected("a plan written by `ferry plan PROFILE --save FILE`")
             .hint(again),
         SavedPlanError::Format { ref path, .. } => Failure::bad_input(e.to_string())
