@@ -110,6 +110,21 @@ fn a_saved_plan_that_cannot_be_read_or_no_longer_applies_is_refused_then_runs_on
     );
     assert_no_migration(&world)?;
 
+    // Made for another root and architecture: refused as not applying.
+    let mut elsewhere = value.clone();
+    elsewhere["system"]["root"] = serde_json::json!("/srv/elsewhere");
+    elsewhere["system"]["architecture"] = serde_json::json!("s390x");
+    std::fs::write(
+        world.sys.workdir().join("elsewhere.json"),
+        serde_json::to_vec_pretty(&elsewhere)?,
+    )?;
+    let run = world.ferry(&["run", "--plan", "elsewhere.json", "--yes"]);
+    run.failure(3);
+    assert!(run.stderr.contains("/srv/elsewhere"), "{run}");
+    assert!(run.stderr.contains("architecture s390x"), "{run}");
+    assert_eq!(untouched_state(&world.sys)?, before, "nothing changed");
+    assert_no_migration(&world)?;
+
     // The sources edited after the plan was saved: refused, nothing changed.
     let sources = "/etc/apt/sources.list.d/acme.sources";
     let original = world.sys.read_file(sources)?;
