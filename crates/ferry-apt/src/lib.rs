@@ -19,6 +19,7 @@ pub mod profile;
 pub mod repack;
 pub mod rollback;
 pub mod run;
+pub mod saved_plan;
 pub mod snapshot;
 pub mod space;
 pub mod steps;

@@ -7,15 +7,18 @@
 //! the steps that change the installed set run apt with `--no-download`, so
 //! the point of no return comes after the network is no longer needed.
 //! `resume` continues a run that was killed, from its journal.
+//!
+//! A run carries out a `SavedPlan`: `run` computes one from a profile,
+//! `run_saved` takes one `ferry plan --save` wrote (refused when the system
+//! is no longer the one it was made for), and either keeps it beside the
+//! journal for `resume`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::backup::{Backup, BackupError, PackageToSave};
+use crate::backup::Backup;
 use crate::dpkg_lock::{check_dpkg_idle, DpkgLockError};
 use ferry_journal::{
     after_failure, write_atomic, AfterFailure, Driven, EventLog, EventState, Journal, JournalError,
@@ -25,7 +28,8 @@ use ferry_journal::{
 use crate::plan::{compute, Plan, PlanError};
 use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
-use crate::steps::AptStep;
+use crate::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint, PLAN_JSON};
+use crate::steps::{trouble_lines, AptStep, StepError};
 use crate::system::SystemRoot;
 
 /// Where ferry keeps its files, under the root.
@@ -111,6 +115,16 @@ pub enum RunError {
     Rollback(#[from] RollbackError),
     #[error("{0}")]
     Profile(#[from] crate::profile::ProfileError),
+    /// The saved plan cannot be read, or no longer applies; nothing changed.
+    #[error(transparent)]
+    SavedPlan(#[from] SavedPlanError),
+}
+
+fn step_io(path: &Path) -> impl Fn(std::io::Error) -> StepError + '_ {
+    move |source| StepError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -131,27 +145,27 @@ pub enum RunOutcome {
     FailedUnchanged {
         id: String,
         step: AptStep,
-        error: String,
+        error: StepError,
     },
     /// A step failed and the rollback restored the system exactly.
     RolledBack {
         id: String,
         step: AptStep,
-        error: String,
+        error: StepError,
         report: RollbackReport,
     },
     /// A step failed and the system differs from the backup (listed).
     RollbackIncomplete {
         id: String,
         step: AptStep,
-        error: String,
+        error: StepError,
         differences: Vec<String>,
     },
     /// A step failed and `--no-rollback` left the system as it is.
     FailedLeftAsIs {
         id: String,
         step: AptStep,
-        error: String,
+        error: StepError,
     },
     /// ferry upgraded itself: the caller must start `executable` to resume
     /// the migration from its journal (`run --resume`).
@@ -172,22 +186,21 @@ pub trait Progress {
     fn line(&mut self, step: AptStep, line: &str);
 }
 
-const PROFILE_JSON: &str = "profile.json";
-
-/// A plan saved beside the journal, so a resumed run does what was planned.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SavedPlan {
-    install: Vec<String>,
-    remove: Vec<String>,
-    backup: Vec<PackageToSave>,
-    sources: Vec<(String, String)>,
-    /// Sources the update step must fetch; a plan saved before they were
-    /// recorded has none to check.
-    #[serde(default)]
-    targets: Vec<crate::target::TargetSource>,
+/// Takes the lock for a new migration of `profile_name` and checks that
+/// nothing else is under way: dpkg idle, no interrupted migration.
+fn begin_new(layout: &Layout, profile_name: &str) -> Result<(String, MigrationLock), RunError> {
+    std::fs::create_dir_all(layout.state_dir()).map_err(io(&layout.state_dir()))?;
+    let id = format!("{profile_name}-{}", compact_time());
+    let lock = MigrationLock::acquire(&layout.lock(), &id)?;
+    check_dpkg_idle(&layout.root)?;
+    if let Some(previous) = layout.in_progress() {
+        return Err(RunError::Interrupted(previous.id));
+    }
+    Ok((id, lock))
 }
 
-/// Starts a migration of `root` with `profile`.
+/// Starts a migration of `root` with `profile`: plans it, then carries out
+/// that plan.
 pub fn run(
     root: &Path,
     profile: &Profile,
@@ -195,14 +208,9 @@ pub fn run(
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let layout = Layout::new(root);
-    std::fs::create_dir_all(layout.state_dir()).map_err(io(&layout.state_dir()))?;
-    let id = format!("{}-{}", profile.name, compact_time());
-    let _lock = MigrationLock::acquire(&layout.lock(), &id)?;
-    check_dpkg_idle(root)?;
-    if let Some(previous) = layout.in_progress() {
-        return Err(RunError::Interrupted(previous.id));
-    }
-
+    let (id, _lock) = begin_new(&layout, &profile.name)?;
+    // Before the plan: the plan is of the system as it was then.
+    let fingerprint = SystemFingerprint::capture(&SystemRoot::new(root))?;
     let sandbox = tempfile::Builder::new()
         .prefix("ferry-plan-")
         .tempdir()
@@ -216,45 +224,54 @@ pub fn run(
         });
     }
 
-    let dir = layout.migration_dir(&id);
+    let saved = SavedPlan::new(fingerprint, profile, &plan)?;
+    start(&layout, &id, saved, options, progress)
+}
+
+/// Starts a migration of `root` that carries out `saved` as it is, without
+/// planning again; refused, with nothing changed, when `root` is no longer
+/// the system the plan was made for.
+pub fn run_saved(
+    root: &Path,
+    saved: SavedPlan,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let layout = Layout::new(root);
+    let (id, _lock) = begin_new(&layout, &saved.profile.name)?;
+    // Under the lock: nothing ferry runs can change the system between this
+    // check and the run.
+    saved.check_matches(&SystemRoot::new(root))?;
+    start(&layout, &id, saved, options, progress)
+}
+
+/// Keeps `saved` beside a new journal and drives it.
+fn start(
+    layout: &Layout,
+    id: &str,
+    saved: SavedPlan,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let dir = layout.migration_dir(id);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let profile_text = std::fs::read(&profile.path).unwrap_or_default();
-    write_atomic(&dir.join("profile.toml"), &profile_text).map_err(io(&dir))?;
-    // The checked profile, key bytes included: a resumed run must not depend
-    // on files beside the original profile still being there.
-    write_atomic(
-        &dir.join(PROFILE_JSON),
-        &serde_json::to_vec_pretty(profile).unwrap_or_default(),
-    )
-    .map_err(io(&dir))?;
-    let installed =
-        crate::snapshot::installed_packages(&SystemRoot::new(root)).map_err(PlanError::from)?;
-    let saved = SavedPlan {
-        install: plan.install.clone(),
-        remove: plan.remove.clone(),
-        backup: crate::plan::packages_to_save(&plan.transaction, &installed),
-        sources: plan
-            .sources
-            .iter()
-            .map(|c| (c.path.clone(), c.new_text.clone()))
-            .collect(),
-        targets: plan.targets.clone(),
-    };
-    write_atomic(
-        &dir.join("plan.json"),
-        &serde_json::to_vec_pretty(&saved).unwrap_or_default(),
-    )
-    .map_err(io(&dir))?;
-    let mut journal = Journal::new(&id, &profile.name, &ferry_fetch::sha256_hex(&profile_text));
-    journal.save(&layout.journal(&id))?;
-    let mut runner = Runner::new(&layout, &id, profile, saved, progress, options)?;
+    let profile_toml = dir.join("profile.toml");
+    write_atomic(&profile_toml, saved.profile_text.as_bytes()).map_err(io(&profile_toml))?;
+    saved.save(&dir.join(PLAN_JSON))?;
+    let mut journal = Journal::new(
+        id,
+        &saved.profile.name,
+        &ferry_fetch::sha256_hex(saved.profile_text.as_bytes()),
+    );
+    journal.save(&layout.journal(id))?;
+    let mut runner = Runner::new(layout, id, saved, progress, options)?;
     runner
         .events
         .emit(
             "run",
             "run",
             EventState::Ini,
-            &format!("migration {id} of {}", root.display()),
+            &format!("migration {id} of {}", layout.root.display()),
         )
         .ok();
     runner.drive(&mut journal)
@@ -273,37 +290,10 @@ pub fn resume(
     let id = journal.id.clone();
     let _lock = MigrationLock::acquire(&layout.lock(), &id)?;
     check_dpkg_idle(root)?;
-    let dir = layout.migration_dir(&id);
-    let profile_path = dir.join(PROFILE_JSON);
-    let profile: Profile = std::fs::read(&profile_path)
-        .map_err(io(&profile_path))
-        .and_then(|b| {
-            serde_json::from_slice(&b).map_err(|e| io(&profile_path)(std::io::Error::other(e)))
-        })?;
-    let plan_path = dir.join("plan.json");
-    let saved: SavedPlan = std::fs::read(&plan_path)
-        .map_err(io(&plan_path))
-        .and_then(|b| {
-            serde_json::from_slice(&b).map_err(|e| io(&plan_path)(std::io::Error::other(e)))
-        })?;
-    let mut runner = Runner::new(&layout, &id, &profile, saved, progress, options)?;
-    if let Some(step) = journal.interrupted_step() {
-        runner
-            .events
-            .emit(
-                step.as_str(),
-                "resume",
-                EventState::Ini,
-                "resuming an interrupted step",
-            )
-            .ok();
-        if step.changes_packages() {
-            // dpkg may have been killed mid-way: let it finish what it started.
-            runner
-                .apt_like("dpkg", &["--configure".into(), "-a".into()], step)
-                .ok();
-        }
-    }
+    let saved = SavedPlan::load_beside_journal(&layout.migration_dir(&id))?;
+    let mut runner = Runner::new(&layout, &id, saved, progress, options)?;
+    // The interrupted step, if any, is recovered by the journal's runner
+    // (`Steps::recover` below) before it runs again.
     runner.drive(&mut journal)
 }
 
@@ -367,7 +357,6 @@ struct Runner<'a> {
     layout: &'a Layout,
     system: SystemRoot,
     id: String,
-    profile: &'a Profile,
     saved: SavedPlan,
     progress: &'a mut dyn Progress,
     options: &'a RunOptions,
@@ -381,7 +370,6 @@ impl<'a> Runner<'a> {
     fn new(
         layout: &'a Layout,
         id: &str,
-        profile: &'a Profile,
         saved: SavedPlan,
         progress: &'a mut dyn Progress,
         options: &'a RunOptions,
@@ -397,7 +385,6 @@ impl<'a> Runner<'a> {
             layout,
             system: SystemRoot::new(&layout.root),
             id: id.to_string(),
-            profile,
             saved,
             progress,
             options,
@@ -471,7 +458,7 @@ impl<'a> Runner<'a> {
         &mut self,
         journal: &mut Journal<AptStep>,
         step: AptStep,
-        error: String,
+        error: StepError,
     ) -> Result<RunOutcome, RunError> {
         let journal_path = self.layout.journal(&self.id);
         let id = self.id.clone();
@@ -550,7 +537,7 @@ impl<'a> Runner<'a> {
         Ok(outcome)
     }
 
-    fn do_step(&mut self, step: AptStep) -> Result<(), String> {
+    fn do_step(&mut self, step: AptStep) -> Result<(), StepError> {
         match step {
             // The plan was computed (and found unblocked) before the journal existed.
             AptStep::Preflight => Ok(()),
@@ -558,13 +545,13 @@ impl<'a> Runner<'a> {
             AptStep::Sources => self.write_sources(),
             AptStep::Update => self.update(),
             AptStep::Download => {
-                let verb = match self.profile.upgrade {
+                let verb = match self.saved.profile.upgrade {
                     Upgrade::Full => "dist-upgrade",
                     Upgrade::None | Upgrade::Safe => "install",
                 };
                 let args = self.transaction_args(&["-d", verb]);
                 self.apt(&args, step, false)?;
-                if self.profile.upgrade == Upgrade::Safe {
+                if self.saved.profile.upgrade == Upgrade::Safe {
                     let args: Vec<String> = ["-y", "-q", "-d", "upgrade"]
                         .iter()
                         .map(|s| s.to_string())
@@ -580,7 +567,7 @@ impl<'a> Runner<'a> {
                 self.apt(&args, step, false)
             }
             AptStep::Upgrade => {
-                let verb = match self.profile.upgrade {
+                let verb = match self.saved.profile.upgrade {
                     Upgrade::None => None,
                     Upgrade::Safe => Some("upgrade"),
                     Upgrade::Full => Some("dist-upgrade"),
@@ -609,8 +596,9 @@ impl<'a> Runner<'a> {
 
     /// Runs the profile's hooks of one kind inside the root, each with its
     /// timeout; a hook that fails or overruns fails the step.
-    fn hooks(&mut self, when: HookWhen, step: AptStep) -> Result<(), String> {
+    fn hooks(&mut self, when: HookWhen, step: AptStep) -> Result<(), StepError> {
         let hooks: Vec<_> = self
+            .saved
             .profile
             .hooks
             .iter()
@@ -623,7 +611,10 @@ impl<'a> Runner<'a> {
                 .emit(step.as_str(), "hook", EventState::Ini, &hook.run);
             // Output goes straight to the migration's log: a pipe nobody
             // reads while waiting could fill up and stall the hook.
-            let log = |e: std::io::Error| format!("hook `{}`: {e}", hook.run);
+            let log = |source: std::io::Error| StepError::Hook {
+                run: hook.run.clone(),
+                source,
+            };
             let mut child = self
                 .system
                 .command("sh")
@@ -641,17 +632,20 @@ impl<'a> Runner<'a> {
                     Ok(None) if std::time::Instant::now() >= deadline => {
                         let _ = child.kill();
                         let _ = child.wait();
-                        return Err(format!(
-                            "hook `{}` ran longer than {} s",
-                            hook.run, hook.timeout_seconds
-                        ));
+                        return Err(StepError::HookTimedOut {
+                            run: hook.run.clone(),
+                            seconds: hook.timeout_seconds,
+                        });
                     }
                     Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
-                    Err(e) => return Err(format!("hook `{}`: {e}", hook.run)),
+                    Err(e) => return Err(log(e)),
                 }
             };
             if !status.success() {
-                return Err(format!("hook `{}` failed ({status})", hook.run));
+                return Err(StepError::HookFailed {
+                    run: hook.run.clone(),
+                    status: status.to_string(),
+                });
             }
             let _ = self
                 .events
@@ -665,10 +659,9 @@ impl<'a> Runner<'a> {
     /// of the migration runs under the release's own ferry (as
     /// do-release-upgrade runs the new release's upgrader). The new binary
     /// must start here before the run switches to it.
-    fn self_upgrade(&mut self) -> Result<(), String> {
+    fn self_upgrade(&mut self) -> Result<(), StepError> {
         let step = AptStep::SelfUpgrade;
-        let installed =
-            crate::snapshot::installed_packages(&self.system).map_err(|e| e.to_string())?;
+        let installed = crate::snapshot::installed_packages(&self.system)?;
         let Some(current) = installed
             .iter()
             .find(|(k, _)| k.split(':').next() == Some(SELF_PACKAGE))
@@ -743,38 +736,37 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn backup(&mut self) -> Result<(), String> {
+    fn backup(&mut self) -> Result<(), StepError> {
         let dir = self.layout.backup_dir(&self.id);
         if dir.join(crate::backup::MANIFEST).is_file() {
             // Resumed after the backup was complete.
-            return Backup::open(&dir).map(drop).map_err(|e| e.to_string());
+            return Ok(Backup::open(&dir).map(drop)?);
         }
         let _ = std::fs::remove_dir_all(&dir);
         // Before the manifest is written, so the lists are in it too.
-        crate::apt_lists::save(&self.system, &dir).map_err(|e| e.to_string())?;
-        Backup::create(&self.system, &dir, &self.id, &self.saved.backup)
-            .map(drop)
-            .map_err(|e: BackupError| e.to_string())
+        crate::apt_lists::save(&self.system, &dir)?;
+        Backup::create(&self.system, &dir, &self.id, &self.saved.backup)?;
+        Ok(())
     }
 
-    fn write_sources(&mut self) -> Result<(), String> {
+    fn write_sources(&mut self) -> Result<(), StepError> {
         for (inside, text) in &self.saved.sources {
             let path = self.system.host_path(inside);
-            write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_atomic(&path, text.as_bytes()).map_err(step_io(&path))?;
         }
-        for key in &self.profile.keys {
+        for key in &self.saved.profile.keys {
             let path = self.system.host_path(&key.install_to.display().to_string());
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(step_io(parent))?;
             }
-            write_atomic(&path, &key.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_atomic(&path, &key.bytes).map_err(step_io(&path))?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(step_io(&path))?;
         }
-        if !self.profile.pins.is_empty() {
+        if !self.saved.profile.pins.is_empty() {
             let text: String = self
+                .saved
                 .profile
                 .pins
                 .iter()
@@ -787,9 +779,9 @@ impl<'a> Runner<'a> {
                 .collect();
             let path = self.system.host_path(&format!(
                 "/etc/apt/preferences.d/ferry-{}.pref",
-                self.profile.name
+                self.saved.profile.name
             ));
-            write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_atomic(&path, text.as_bytes()).map_err(step_io(&path))?;
         }
         Ok(())
     }
@@ -798,7 +790,7 @@ impl<'a> Runner<'a> {
     /// again: apt exits 0 when one fails and keeps the lists it had, so
     /// its `Err:`/`W:` lines about a target fail the step, and each target's
     /// Release must be in the root's lists afterwards.
-    fn update(&mut self) -> Result<(), String> {
+    fn update(&mut self) -> Result<(), StepError> {
         let step = AptStep::Update;
         let mut args = vec!["-q".to_string()];
         args.extend(self.release_change_allowances());
@@ -807,7 +799,10 @@ impl<'a> Runner<'a> {
         let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("E:")).collect();
         if !ok || !errors.is_empty() {
             let detail = errors.last().map(|l| l.to_string()).unwrap_or_default();
-            return Err(format!("apt-get update failed: {detail}"));
+            return Err(StepError::Update {
+                detail,
+                said: trouble_lines(&lines),
+            });
         }
         let lists = self.layout.root.join("var/lib/apt/lists");
         for target in &self.saved.targets {
@@ -818,15 +813,10 @@ impl<'a> Runner<'a> {
                         && (l.contains("Failed to fetch") || l.contains("GPG error")))
             });
             if failed || target.release_in(&lists).is_none() {
-                return Err(format!(
-                    "the target source {} did not answer: {}",
-                    target.label(),
-                    if said.is_empty() {
-                        "no Release in apt's lists".to_string()
-                    } else {
-                        said.join(" | ")
-                    }
-                ));
+                return Err(StepError::TargetUnreachable {
+                    target: target.label(),
+                    said: said.iter().map(|l| l.to_string()).collect(),
+                });
             }
         }
         Ok(())
@@ -837,7 +827,7 @@ impl<'a> Runner<'a> {
     /// those fields are allowed to change (never a blanket allow).
     fn release_change_allowances(&self) -> Vec<String> {
         let mut fields = std::collections::BTreeSet::new();
-        for rule in &self.profile.sources {
+        for rule in &self.saved.profile.sources {
             if let Some(e) = &rule.expect_release {
                 if e.origin.is_some() {
                     fields.insert("Origin");
@@ -890,7 +880,7 @@ impl<'a> Runner<'a> {
         args: &[String],
         step: AptStep,
         errors_in_output_fail: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let (ok, lines) = self.apt_like("apt-get", args, step)?;
         let error_lines: Vec<&String> = lines.iter().filter(|l| l.starts_with("E:")).collect();
         if !ok || (errors_in_output_fail && !error_lines.is_empty()) {
@@ -899,7 +889,11 @@ impl<'a> Runner<'a> {
                 .map(|l| l.to_string())
                 .or_else(|| lines.last().cloned())
                 .unwrap_or_default();
-            return Err(format!("apt-get {} failed: {detail}", args.join(" ")));
+            return Err(StepError::Apt {
+                args: args.join(" "),
+                detail,
+                said: trouble_lines(&lines),
+            });
         }
         Ok(())
     }
@@ -910,7 +904,7 @@ impl<'a> Runner<'a> {
         program: &str,
         args: &[String],
         step: AptStep,
-    ) -> Result<(bool, Vec<String>), String> {
+    ) -> Result<(bool, Vec<String>), StepError> {
         let mut child = self
             .system
             .command(program)
@@ -919,7 +913,10 @@ impl<'a> Runner<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
+            .map_err(|source| StepError::Spawn {
+                program: program.to_string(),
+                source,
+            })?;
         let (sender, receiver) = mpsc::channel::<String>();
         let readers: Vec<_> = [
             child
@@ -958,17 +955,20 @@ impl<'a> Runner<'a> {
         for reader in readers {
             let _ = reader.join();
         }
-        let status = child.wait().map_err(|e| format!("{program}: {e}"))?;
+        let status = child.wait().map_err(|source| StepError::Wait {
+            program: program.to_string(),
+            source,
+        })?;
         Ok((status.success(), lines))
     }
 
-    fn verify(&mut self) -> Result<(), String> {
+    fn verify(&mut self) -> Result<(), StepError> {
         let root = self.layout.root.clone();
         let mut problems = Vec::new();
-        if !self.profile.verify.os_release.is_empty() {
+        if !self.saved.profile.verify.os_release.is_empty() {
             match ferry_deb::os_release::OsRelease::read(&root) {
                 Ok(os) => {
-                    for (key, wanted) in &self.profile.verify.os_release {
+                    for (key, wanted) in &self.saved.profile.verify.os_release {
                         if os.get(key) != Some(wanted.as_str()) {
                             problems.push(format!(
                                 "os-release {key} is {:?}, expected {wanted:?}",
@@ -980,15 +980,14 @@ impl<'a> Runner<'a> {
                 Err(e) => problems.push(format!("cannot read os-release: {e}")),
             }
         }
-        let installed =
-            crate::snapshot::installed_packages(&self.system).map_err(|e| e.to_string())?;
+        let installed = crate::snapshot::installed_packages(&self.system)?;
         let version_of = |name: &str| {
             installed
                 .iter()
                 .find(|(k, _)| k.split(':').next() == Some(name))
                 .map(|(_, p)| p.version.clone())
         };
-        for (name, requirement) in &self.profile.verify.packages {
+        for (name, requirement) in &self.saved.profile.verify.packages {
             match version_of(name.as_str()) {
                 Some(v)
                     if ferry_deb::VersionRef::split(&v).is_ok_and(|v| requirement.allows(&v)) => {}
@@ -1013,7 +1012,7 @@ impl<'a> Runner<'a> {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(StepError::Verification { problems })
         }
     }
 }
@@ -1022,8 +1021,9 @@ impl<'a> Runner<'a> {
 impl Steps<AptStep> for Runner<'_> {
     /// The new ferry binary to continue under, after a self-upgrade.
     type Stop = PathBuf;
+    type Error = StepError;
 
-    fn run(&mut self, step: AptStep) -> Result<(), String> {
+    fn run(&mut self, step: AptStep) -> Result<(), StepError> {
         self.do_step(step)
     }
 
@@ -1038,6 +1038,27 @@ impl Steps<AptStep> for Runner<'_> {
 
     fn stop_after(&mut self, _step: AptStep) -> Option<PathBuf> {
         self.restart_with.take()
+    }
+
+    /// A step killed after the installed set may have changed may have
+    /// killed dpkg mid-way: let dpkg finish what it started before the step
+    /// runs again. When that fails, the step's own apt run fails and says why.
+    fn recover(&mut self, step: AptStep) {
+        let _ = self.events.emit(
+            step.as_str(),
+            "resume",
+            EventState::Ini,
+            "resuming an interrupted step",
+        );
+        if step.changes_packages() {
+            if let Err(e) = self.apt_like("dpkg", &["--configure".into(), "-a".into()], step) {
+                self.note(
+                    step,
+                    EventState::Cmdlog,
+                    &format!("dpkg --configure -a: {e}"),
+                );
+            }
+        }
     }
 }
 

@@ -1,9 +1,12 @@
 //! The steps of an apt migration run, as the journal records them: their
-//! order, their stable names in `state.json`, and which of them change the
-//! system or its packages. The journal itself (transitions, atomic saves) is
-//! ferry-journal's; doing the steps is `run`'s.
+//! order, their stable names in `state.json`, which of them change the
+//! system or its packages, and why one fails (`StepError`). The journal
+//! itself (transitions, atomic saves) is ferry-journal's; doing the steps is
+//! `run`'s.
 
-use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The steps of a run, in the order they happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,6 +74,95 @@ impl AptStep {
     }
 }
 
+/// Why a step of a run failed. The text is what the journal, the events and
+/// the CLI show; automation that needs more matches on the variant.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// apt-get, apt-cache or dpkg could not be started inside the root.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the command failed.
+    #[error("{program}: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// apt-get failed (exit status, or an `E:` line where that fails the
+    /// step); `detail` is its last `E:` line or its last line, `said` every
+    /// `W:`/`E:`/`Err:` line it printed.
+    #[error("apt-get {args} failed: {detail}")]
+    Apt {
+        args: String,
+        detail: String,
+        said: Vec<String>,
+    },
+    /// `apt-get update` itself failed or printed an `E:` line.
+    #[error("apt-get update failed: {detail}")]
+    Update { detail: String, said: Vec<String> },
+    /// After the update, a target source has no Release in apt's lists, or
+    /// apt said it could not fetch or verify it (`said`, joined in the text).
+    #[error("the target source {target} did not answer: {}", said_or_no_release(.said))]
+    TargetUnreachable { target: String, said: Vec<String> },
+    /// The system after the run is not what the profile and plan say.
+    #[error("{}", .problems.join("; "))]
+    Verification { problems: Vec<String> },
+    /// A profile hook exited unsuccessfully.
+    #[error("hook `{run}` failed ({status})")]
+    HookFailed { run: String, status: String },
+    /// A profile hook ran past its timeout and was killed.
+    #[error("hook `{run}` ran longer than {seconds} s")]
+    HookTimedOut { run: String, seconds: u64 },
+    /// A profile hook could not be started or waited for.
+    #[error("hook `{run}`: {source}")]
+    Hook {
+        run: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file the step writes could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+    #[error(transparent)]
+    Lists(#[from] crate::apt_lists::ListsError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
+fn said_or_no_release(said: &[String]) -> String {
+    if said.is_empty() {
+        "no Release in apt's lists".to_string()
+    } else {
+        said.join(" | ")
+    }
+}
+
+/// In JSON a step's error is its text, as the journal records it.
+impl Serialize for StepError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The lines of a command's output that say something went wrong.
+pub(crate) fn trouble_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("E:") || l.starts_with("W:") || l.starts_with("Err:"))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +222,59 @@ mod tests {
         assert_eq!(again["steps"][6]["state"], "done");
         assert_eq!(again["drivers"], before["drivers"]);
         assert_eq!(again["profile_sha256"], before["profile_sha256"]);
+    }
+
+    #[test]
+    fn a_step_error_reads_as_before_and_is_its_text_in_json() {
+        let unreachable = StepError::TargetUnreachable {
+            target: "http://127.0.0.1:1/ stable".into(),
+            said: vec![],
+        };
+        assert_eq!(
+            unreachable.to_string(),
+            "the target source http://127.0.0.1:1/ stable did not answer: no Release in apt's lists"
+        );
+        let said = StepError::TargetUnreachable {
+            target: "t".into(),
+            said: vec!["Err:1 t".into(), "W: Failed to fetch t".into()],
+        };
+        assert_eq!(
+            said.to_string(),
+            "the target source t did not answer: Err:1 t | W: Failed to fetch t"
+        );
+        let verify = StepError::Verification {
+            problems: vec!["a is not installed".into(), "b is still installed".into()],
+        };
+        assert_eq!(
+            verify.to_string(),
+            "a is not installed; b is still installed"
+        );
+        assert_eq!(
+            serde_json::to_value(&verify).unwrap(),
+            serde_json::Value::from("a is not installed; b is still installed")
+        );
+        let apt = StepError::Apt {
+            args: "-y install x".into(),
+            detail: "E: broken".into(),
+            said: vec!["W: w".into(), "E: broken".into()],
+        };
+        assert_eq!(apt.to_string(), "apt-get -y install x failed: E: broken");
+    }
+
+    #[test]
+    fn trouble_lines_are_apts_warnings_errors_and_failed_fetches() {
+        let lines: Vec<String> = [
+            "Hit:1 x",
+            "W: w",
+            "Err:2 y",
+            "E: e",
+            "Get:3 z",
+            " E: indented",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(trouble_lines(&lines), ["W: w", "Err:2 y", "E: e"]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! before and after it runs, so a run killed at any instant resumes from
 //! `state.json`, and it decides what a failure calls for. The steps
 //! themselves, and what a rollback does, belong to the kind of run (the apt
-//! migration, later a takeover) through the `Steps` trait.
+//! migration, later a takeover) through the `Steps` trait, and so does
+//! what an interrupted step needs before it runs again (`Steps::recover`):
+//! resuming is driving a journal that has one, written here once.
 
 use std::path::Path;
 
@@ -16,7 +18,8 @@ pub enum StepEvent<'a> {
     Started,
     /// The step succeeded; the journal records it as done.
     Done,
-    /// The step failed with this error; the journal is about to record it.
+    /// The step failed with this error (as the journal records it); the
+    /// journal is about to record it.
     Failed(&'a str),
     /// The step is over, either way, and the journal says so on disk.
     Ended,
@@ -28,8 +31,20 @@ pub trait Steps<S: Step> {
     /// ferry upgraded itself and the new binary must take over).
     type Stop;
 
-    /// Does `step`; the error is what the journal and the events record.
-    fn run(&mut self, step: S) -> Result<(), String>;
+    /// Why a step failed; its `Display` text is what the journal and the
+    /// events record, the value itself goes back to the caller.
+    type Error: std::fmt::Display;
+
+    /// Does `step`.
+    fn run(&mut self, step: S) -> Result<(), Self::Error>;
+
+    /// Called once, before anything else runs, when the journal says `step`
+    /// was running when the process died: the kind of run puts right what a
+    /// step killed half-way may have left (for apt, dpkg's unfinished
+    /// configuration). `step` then runs again from its start. A recovery
+    /// that does not succeed shows when the step runs again, so it reports
+    /// its trouble through `report` or its own log, not as an error here.
+    fn recover(&mut self, _step: S) {}
 
     /// Told of each step's progress, to log it and show it.
     fn report(&mut self, step: S, event: StepEvent<'_>);
@@ -42,23 +57,28 @@ pub trait Steps<S: Step> {
 
 /// How driving a journal ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Driven<S, T> {
+pub enum Driven<S, T, E> {
     /// Every step is done.
     Completed,
     /// `step` failed; the journal records it and the run's outcome as failed.
-    Failed { step: S, error: String },
+    Failed { step: S, error: E },
     /// A step asked to stop the run after it (`Steps::stop_after`).
     Stopped(T),
 }
 
 /// Runs the journal's remaining steps in order, saving it to `path` before
 /// and after each one; `observer` (a test seam) is told of every step done.
+/// A journal whose step was interrupted (a resumed run) has that step
+/// recovered first (`Steps::recover`), then run again.
 pub fn drive<S: Step, R: Steps<S> + ?Sized>(
     journal: &mut Journal<S>,
     path: &Path,
     steps: &mut R,
     observer: Option<&StepObserver<S>>,
-) -> Result<Driven<S, R::Stop>, JournalError> {
+) -> Result<Driven<S, R::Stop, R::Error>, JournalError> {
+    if let Some(step) = journal.interrupted_step() {
+        steps.recover(step);
+    }
     while let Some(step) = journal.next_step() {
         journal.begin(step)?;
         journal.save(path)?;
@@ -77,8 +97,9 @@ pub fn drive<S: Step, R: Steps<S> + ?Sized>(
                 }
             }
             Err(error) => {
-                steps.report(step, StepEvent::Failed(&error));
-                journal.finish(step, Err(error.clone()))?;
+                let text = error.to_string();
+                steps.report(step, StepEvent::Failed(&text));
+                journal.finish(step, Err(text))?;
                 journal.save(path)?;
                 steps.report(step, StepEvent::Ended);
                 return Ok(Driven::Failed { step, error });
@@ -163,6 +184,7 @@ mod tests {
 
     impl Steps<Flash> for Recorder<'_> {
         type Stop = &'static str;
+        type Error = String;
         fn run(&mut self, step: Flash) -> Result<(), String> {
             let on_disk: Journal<Flash> = Journal::load(self.path).unwrap();
             let record = on_disk.steps.iter().find(|r| r.step == step).unwrap();
@@ -179,12 +201,21 @@ mod tests {
         fn stop_after(&mut self, step: Flash) -> Option<&'static str> {
             (self.stop == Some(step)).then_some("restart")
         }
+        fn recover(&mut self, step: Flash) {
+            let on_disk: Journal<Flash> = Journal::load(self.path).unwrap();
+            assert_eq!(on_disk.interrupted_step(), Some(step), "what is recovered");
+            self.seen.push(format!("recover {}", step.as_str()));
+        }
     }
 
     fn drive_with(
         fail: Option<Flash>,
         stop: Option<Flash>,
-    ) -> (Driven<Flash, &'static str>, Vec<String>, Journal<Flash>) {
+    ) -> (
+        Driven<Flash, &'static str, String>,
+        Vec<String>,
+        Journal<Flash>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let mut journal: Journal<Flash> = Journal::new("f1", "image", "00");
@@ -251,6 +282,55 @@ mod tests {
             Driven::Completed
         );
         assert!(again.seen.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_step_is_recovered_once_then_run_again_and_the_rest_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // A run killed while `write` was running: check done, write running.
+        let mut journal: Journal<Flash> = Journal::new("f1", "image", "00");
+        journal.begin(Flash::Check).unwrap();
+        journal.finish(Flash::Check, Ok(())).unwrap();
+        journal.begin(Flash::Write).unwrap();
+        journal.save(&path).unwrap();
+        let mut journal: Journal<Flash> = Journal::load(&path).unwrap();
+        let mut recorder = Recorder::new(&path, None, None);
+        let driven = drive(&mut journal, &path, &mut recorder, None).unwrap();
+        assert_eq!(driven, Driven::Completed);
+        assert_eq!(
+            recorder.seen,
+            [
+                "recover write",
+                "Started write",
+                "run write",
+                "Done write",
+                "Ended write",
+                "Started verify",
+                "run verify",
+                "Done verify",
+                "Ended verify"
+            ]
+        );
+        assert_eq!(journal.outcome, Outcome::Succeeded);
+    }
+
+    #[test]
+    fn a_run_with_no_interrupted_step_recovers_nothing() {
+        let (driven, seen, _) = drive_with(None, None);
+        assert_eq!(driven, Driven::Completed);
+        assert!(!seen.iter().any(|s| s.starts_with("recover")), "{seen:?}");
+        // Stopped between steps (a self-upgrade's hand-over): nothing was
+        // running, so the next driver recovers nothing either.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut journal: Journal<Flash> = Journal::new("f1", "image", "00");
+        journal.save(&path).unwrap();
+        let mut first = Recorder::new(&path, None, Some(Flash::Check));
+        drive(&mut journal, &path, &mut first, None).unwrap();
+        let mut second = Recorder::new(&path, None, None);
+        drive(&mut journal, &path, &mut second, None).unwrap();
+        assert_eq!(second.seen[0], "Started write");
     }
 
     #[test]

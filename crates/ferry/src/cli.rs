@@ -110,12 +110,18 @@ pub enum GenerateCommand {
 pub struct PlanArgs {
     /// The migration profile (TOML; see docs/profile.md)
     pub profile: PathBuf,
+    /// Also write the plan to FILE for `ferry run --plan FILE` (not when it is blocked)
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The migration profile (TOML; see docs/profile.md); not with --resume
-    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    /// The migration profile (TOML; see docs/profile.md); not with --resume or --plan
+    #[arg(
+        required_unless_present_any = ["resume", "plan"],
+        conflicts_with_all = ["resume", "plan"]
+    )]
     pub profile: Option<PathBuf>,
     /// Do not ask for confirmation (needed without a terminal)
     #[arg(long, short = 'y')]
@@ -123,6 +129,10 @@ pub struct RunArgs {
     /// Continue the migration that was interrupted, from its journal
     #[arg(long)]
     pub resume: bool,
+    /// Carry out the plan `ferry plan --save FILE` wrote, as it is, without
+    /// planning again; refused when the system changed since
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
     /// When a step fails, leave the system as it is instead of rolling back
     #[arg(long)]
     pub no_rollback: bool,

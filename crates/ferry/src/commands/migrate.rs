@@ -11,6 +11,8 @@ use ferry_apt::plan::{Finding, KeyInstall, Plan, Severity, SourcesChange, SpaceC
 use ferry_apt::profile::Upgrade;
 use ferry_apt::rollback::RollbackReport;
 use ferry_apt::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
+use ferry_apt::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
+use ferry_apt::steps::StepError;
 use ferry_apt::system::{self, SystemRoot};
 use ferry_apt::target::TargetSource;
 use ferry_apt::AptStep;
@@ -64,6 +66,38 @@ pub(crate) fn run_failure(e: RunError) -> Failure {
         RunError::NothingToResume(_)
         | RunError::UnknownMigration(_)
         | RunError::NothingToRollBack => Failure::bad_input(e.to_string()),
+        RunError::SavedPlan(e) => saved_plan_failure(e, None),
+        other => Failure::failed(other.to_string()),
+    }
+}
+
+/// A saved plan that cannot be read (exit 2) or no longer applies (exit 3);
+/// either way nothing was changed. `path` is the plan's file, when known.
+fn saved_plan_failure(e: SavedPlanError, path: Option<&Path>) -> Failure {
+    let again = "nothing was changed; make the plan again with `ferry plan PROFILE --save FILE`";
+    match e {
+        SavedPlanError::Json {
+            path,
+            line,
+            column,
+            message,
+        } => Failure::bad_input(format!("not a saved plan: {message}"))
+            .at(&path, Some(line), (column > 0).then_some(column))
+            .expected("a plan written by `ferry plan PROFILE --save FILE`")
+            .hint(again),
+        SavedPlanError::Format { ref path, .. } => Failure::bad_input(e.to_string())
+            .at(path, None, None)
+            .hint(again),
+        SavedPlanError::SystemChanged { .. } => {
+            let failure = Failure::new(Exit::Blocked, e.to_string()).hint(again);
+            match path {
+                Some(path) => failure.at(path, None, None),
+                None => failure,
+            }
+        }
+        SavedPlanError::Io { ref path, .. } => {
+            Failure::bad_input(e.to_string()).at(path, None, None)
+        }
         other => Failure::failed(other.to_string()),
     }
 }
@@ -334,18 +368,58 @@ pub(crate) fn readable_for_plan(root: &SystemRoot, command: &str) -> Result<(), 
 pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let profile = load_profile(&args.profile)?;
     readable_for_plan(root, "ferry plan")?;
+    // Before the plan: a system that changes while it is computed refuses
+    // the saved plan later.
+    let fingerprint = match &args.save {
+        Some(_) => Some(SystemFingerprint::capture(root).map_err(|e| saved_plan_failure(e, None))?),
+        None => None,
+    };
     let sandbox = tempfile::Builder::new()
         .prefix("ferry-plan-")
         .tempdir()
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
     let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
+    if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
+        save_plan(path, fingerprint, &profile, &plan, global)?;
+    }
     render::output(&PlanOutput::from(&plan), global);
     Ok(if plan.blocked() {
         Exit::Blocked
     } else {
         Exit::Ok
     })
+}
+
+/// `plan --save FILE`: writes the plan for `run --plan FILE`, unless it is
+/// blocked (a blocked plan is not one to carry out).
+fn save_plan(
+    path: &Path,
+    fingerprint: SystemFingerprint,
+    profile: &Profile,
+    plan: &Plan,
+    global: &Global,
+) -> Result<(), Failure> {
+    if plan.blocked() {
+        if !global.json {
+            say(format_args!(
+                "The plan is blocked: not saved to {}.",
+                path.display()
+            ));
+        }
+        return Ok(());
+    }
+    SavedPlan::new(fingerprint, profile, plan)
+        .and_then(|saved| saved.save(path))
+        .map_err(|e| Failure::failed(e.to_string()).at(path, None, None))?;
+    if !global.json {
+        say(format_args!(
+            "Plan saved to {}; `ferry run --plan {}` carries it out.",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Progress for people: a line per step, apt's own lines indented; plain
@@ -456,6 +530,15 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
     detach_from_terminal_hangup();
     let outcome = if args.resume {
         ferry_apt::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
+    } else if let Some(path) = args.plan.as_deref() {
+        let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
+        confirm(args.yes, &saved.profile)?;
+        ferry_apt::run::run_saved(root.path(), saved, &options, &mut progress).map_err(
+            |e| match e {
+                RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
+                e => run_failure(e),
+            },
+        )?
     } else {
         let path = args
             .profile
@@ -513,19 +596,19 @@ pub enum RunOutput<'a> {
     Failed {
         migration: &'a str,
         step: AptStep,
-        error: &'a str,
+        error: &'a StepError,
         changed: bool,
     },
     RolledBack {
         migration: &'a str,
         step: AptStep,
-        error: &'a str,
+        error: &'a StepError,
         rollback: &'a RollbackReport,
     },
     RollbackIncomplete {
         migration: &'a str,
         step: AptStep,
-        error: &'a str,
+        error: &'a StepError,
         differences: &'a [String],
     },
     /// ferry upgraded itself; the run continues under `restart`.
@@ -1043,7 +1126,11 @@ pub(crate) mod tests {
     /// Every way a run ends, as (name, outcome), one of each.
     fn outcomes() -> Vec<(&'static str, RunOutcome)> {
         let id = || "acme-org-move-20261122T120000Z".to_string();
-        let error = || "dpkg: error processing package acme-daemon (--remove)".to_string();
+        let error = || StepError::Apt {
+            args: "-y remove acme-daemon".into(),
+            detail: "dpkg: error processing package acme-daemon (--remove)".into(),
+            said: vec![],
+        };
         vec![
             ("succeeded", RunOutcome::Succeeded { id: id() }),
             (
@@ -1057,7 +1144,10 @@ pub(crate) mod tests {
                 RunOutcome::FailedUnchanged {
                     id: id(),
                     step: AptStep::Update,
-                    error: "E: The repository is not signed.".into(),
+                    error: StepError::Update {
+                        detail: "E: The repository is not signed.".into(),
+                        said: vec![],
+                    },
                 },
             ),
             (
