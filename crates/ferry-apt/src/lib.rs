@@ -8,23 +8,44 @@
 //! and the event log are ferry-journal's; downloads and signatures are
 //! ferry-fetch's.
 
-pub mod apt;
-pub mod apt_lists;
-pub mod backup;
-pub mod checks;
-pub mod dpkg_lock;
-pub mod finding;
-pub mod plan;
-pub mod profile;
-pub mod repack;
-pub mod rollback;
-pub mod run;
-pub mod saved_plan;
-pub mod snapshot;
-pub mod space;
-pub mod steps;
-pub mod system;
-pub mod target;
+mod apt;
+mod apt_lists;
+mod backup;
+mod checks;
+mod dpkg_lock;
+mod finding;
+mod plan;
+mod profile;
+mod repack;
+mod rollback;
+mod run;
+mod saved_plan;
+mod snapshot;
+mod space;
+mod steps;
+mod system;
+mod target;
 
-pub use profile::{Profile, ProfileError};
-pub use steps::AptStep;
+// The crate's whole surface; the modules stay private so that what other
+// crates may lean on is decided here, in one place.
+pub use apt::{AptSandbox, Change, Transaction};
+pub use backup::{backup_findings, Backup, BackupError, DebOrigin, PackageToSave};
+pub use dpkg_lock::{check_dpkg_idle, DpkgLockError};
+pub use finding::FindingKey;
+pub use plan::{
+    compute as compute_plan, Finding, KeyInstall, Plan, PlanError, Severity, SourcesChange,
+};
+pub use profile::{
+    AddedSources, PackageName, Profile, ProfileError, SourceChange, SourceRule, Upgrade, Verify,
+};
+pub use repack::{inventory as repack_inventory, rebuild as repack_deb, RepackError};
+pub use rollback::{RollbackError, RollbackReport};
+pub use run::{
+    resume, rollback_migration, run, run_saved, Layout, Progress, RunError, RunOptions, RunOutcome,
+};
+pub use saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
+pub use snapshot::{installed_packages, Snapshot};
+pub use space::SpaceCheck;
+pub use steps::{AptStep, StepError};
+pub use system::{effective_uid, is_privileged, RootError, SystemRoot, ROOT_EXPECTED};
+pub use target::{unanswered_targets, TargetSource};

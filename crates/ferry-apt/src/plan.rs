@@ -23,7 +23,7 @@ use crate::profile::{Profile, SourceRule};
 use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
 
 pub use crate::finding::{Finding, FindingKey, Severity};
-pub use crate::space::{free_bytes, SpaceCheck};
+pub use crate::space::SpaceCheck;
 
 /// A sources file before and after the migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

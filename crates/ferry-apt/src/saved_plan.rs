@@ -386,7 +386,8 @@ mod tests {
         std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
         std::fs::write(
             root.join("var/lib/dpkg/status"),
-            "Package: base-files\nStatus: install ok installed\nArchitecture: all\nVersion: 12.4\n\n",
+            "Package: base-files\nStatus: install ok installed\nArchitecture: all\nVersion: 12.4\n\n\
+             Package: dpkg\nStatus: install ok installed\nArchitecture: arm64\nVersion: 1.21.22\n\n",
         )
         .unwrap();
         std::fs::write(

@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 
 use common::{build_deb, hash_tree, have, index_flat_repo, STATUS};
-use ferry_apt::apt::AptSandbox;
-use ferry_apt::finding::FindingKey;
-use ferry_apt::system::SystemRoot;
+use ferry_apt::AptSandbox;
+use ferry_apt::FindingKey;
+use ferry_apt::SystemRoot;
 
 #[test]
 fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
@@ -54,11 +54,11 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_apt::profile::Upgrade::Full,
+            ferry_apt::Upgrade::Full,
         )
         .unwrap();
 
-    let names = |changes: &[ferry_apt::apt::Change]| -> Vec<String> {
+    let names = |changes: &[ferry_apt::Change]| -> Vec<String> {
         let mut v: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
         v.sort();
         v
@@ -75,7 +75,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_apt::profile::Upgrade::None,
+            ferry_apt::Upgrade::None,
         )
         .unwrap();
     assert_eq!(names(&none.install), ["acme-core"]);
@@ -84,7 +84,7 @@ fn simulation_uses_the_target_sources_and_leaves_the_host_alone() {
         .simulate(
             &["acme-core".into()],
             &["acme-legacy".into()],
-            ferry_apt::profile::Upgrade::Safe,
+            ferry_apt::Upgrade::Safe,
         )
         .unwrap();
     assert_eq!(names(&safe.upgrade), ["acme-sdk"]);
@@ -127,13 +127,13 @@ fn an_unreachable_source_is_an_error_not_an_empty_plan() {
     // apt may exit 0 here: what counts is that the source is named as
     // unanswered, whatever apt's exit code was.
     let lines = sandbox.update().unwrap().lines;
-    let target = ferry_apt::target::TargetSource {
+    let target = ferry_apt::TargetSource {
         uri: format!("file:{}/missing", work.path().display()),
         suite: "./".into(),
         keyrings: Vec::new(),
         inline_key: false,
     };
-    let findings = ferry_apt::target::unanswered_targets(
+    let findings = ferry_apt::unanswered_targets(
         std::slice::from_ref(&target),
         &sandbox.lists_dir(),
         &lines,

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use ferry_apt::backup::{Backup, PackageToSave};
-use ferry_apt::snapshot::Snapshot;
-use ferry_apt::system::SystemRoot;
+use ferry_apt::Snapshot;
+use ferry_apt::SystemRoot;
+use ferry_apt::{Backup, PackageToSave};
 
 fn installed(name: &str) -> Option<PackageToSave> {
     let out = Command::new("dpkg-query")

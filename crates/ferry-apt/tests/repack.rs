@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ferry_apt::backup::{backup_findings, Backup, DebOrigin, PackageToSave};
-use ferry_apt::plan::Severity;
-use ferry_apt::repack::{self, RepackError};
-use ferry_apt::system::SystemRoot;
+use ferry_apt::Severity;
+use ferry_apt::SystemRoot;
+use ferry_apt::{backup_findings, Backup, DebOrigin, PackageToSave};
+use ferry_apt::{repack_deb, repack_inventory, RepackError};
 use ferry_testkit::{host_architecture, skip_unless, Chroot, Need, TestkitError};
 use sha2::{Digest, Sha256};
 
@@ -187,7 +187,7 @@ fn rebuilt_packages_match_dpkg_repack_and_reinstall_cleanly() -> Result<(), Test
         let name = package.split(':').next().unwrap_or(package);
         let package_arch = status_arch(&sys, name)?;
         let ours = out.path().join(format!("{name}.deb"));
-        let built = repack::rebuild(
+        let built = repack_deb(
             &system(&sys),
             name,
             &package_arch,
@@ -286,7 +286,7 @@ fn to_save(sys: &Chroot, name: &str) -> Result<PackageToSave, TestkitError> {
     })
 }
 
-fn keys(findings: &[ferry_apt::plan::Finding], severity: Severity) -> Vec<String> {
+fn keys(findings: &[ferry_apt::Finding], severity: Severity) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f.severity == severity)
@@ -307,7 +307,7 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
     ));
     let work = tempfile::tempdir().unwrap();
     let kept = work.path().join("hostname.deb");
-    repack::rebuild(
+    repack_deb(
         &system(&sys),
         "hostname",
         &hostname.arch,
@@ -321,7 +321,7 @@ fn the_plan_proves_each_backup_source_or_blocks() -> Result<(), TestkitError> {
     // still offer the version, so the backup hangs on the old repository.
     std::fs::remove_file(sys.host_path("/usr/bin/hostname")).unwrap();
     assert!(matches!(
-        repack::inventory(&system(&sys), "hostname", &hostname.arch),
+        repack_inventory(&system(&sys), "hostname", &hostname.arch),
         Err(RepackError::MissingFile { .. })
     ));
     let findings = backup_findings(&system(&sys), std::slice::from_ref(&hostname));

@@ -19,7 +19,7 @@ use ferry_deb::sources::{parse_sources_text, Format};
 use ferry_fetch::{Compression, FetchError, Limits, SignatureError, TarError, Verified};
 
 use crate::meta::BundleRef;
-use ferry_apt::profile::{PackageName, Profile, ProfileError};
+use ferry_apt::{PackageName, Profile, ProfileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -413,7 +413,7 @@ pub struct ReleaseMigration {
 /// The bundle profile's own `sources` rules are not used: its sources
 /// files replace the system's entries wholesale.
 pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> ReleaseMigration {
-    use ferry_apt::profile::{SourceChange, SourceRule};
+    use ferry_apt::{SourceChange, SourceRule};
     let base = bundle.profile.clone();
     let name: String = format!("release-{}", target.dist)
         .chars()
@@ -426,7 +426,7 @@ pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> Rele
         })
         .collect();
     let mut remove = bundle.demoted.clone();
-    let mut verify = ferry_apt::profile::Verify::default();
+    let mut verify = ferry_apt::Verify::default();
     verify
         .os_release
         .push(("VERSION_CODENAME".to_string(), target.dist.clone()));
@@ -444,10 +444,10 @@ pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> Rele
         },
         expect_release: None,
     };
-    let add_sources: Vec<ferry_apt::profile::AddedSources> = bundle
+    let add_sources: Vec<ferry_apt::AddedSources> = bundle
         .sources
         .iter()
-        .map(|s| ferry_apt::profile::AddedSources {
+        .map(|s| ferry_apt::AddedSources {
             path: format!("/{}", s.install_to.display()),
             text: s.text.clone(),
         })
@@ -475,7 +475,7 @@ pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> Rele
                 hooks: p.hooks,
                 add_sources,
                 allow_removals: true,
-                upgrade: ferry_apt::profile::Upgrade::Full,
+                upgrade: ferry_apt::Upgrade::Full,
             }
         }
         None => Profile {
@@ -493,7 +493,7 @@ pub fn to_migration(bundle: &Bundle, target: &crate::meta::ReleaseEntry) -> Rele
             hooks: Vec::new(),
             add_sources,
             allow_removals: true,
-            upgrade: ferry_apt::profile::Upgrade::Full,
+            upgrade: ferry_apt::Upgrade::Full,
         },
     };
     ReleaseMigration {

@@ -29,7 +29,7 @@ impl Display for InstalledPackage {
 /// The state of a system that a migration and its rollback must account
 /// for. `Debug` is a summary; use [`Snapshot::diff`] to see differences.
 ///
-/// Deliberately not `ferry_apt::snapshot::Snapshot`, though both answer
+/// Deliberately not `ferry_apt::Snapshot`, though both answer
 /// "is it the same system": this one is the oracle the end-to-end tests
 /// judge ferry's rollback with, so it shares no code with what it checks.
 /// It asks the system's own tools inside the chroot (`dpkg-query`,

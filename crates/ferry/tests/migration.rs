@@ -13,7 +13,7 @@ mod org_move;
 
 use std::process::Command;
 
-use ferry_apt::snapshot::Snapshot;
+use ferry_apt::Snapshot;
 use ferry_testkit::{skip_unless, Chroot, DebBuilder, Need};
 use org_move::{new_core, TestResult, World, PROFILE};
 
@@ -28,7 +28,7 @@ fn world(core: DebBuilder) -> TestResult<World> {
 }
 
 fn snapshot(world: &World) -> TestResult<Snapshot> {
-    Ok(Snapshot::capture(&ferry_apt::system::SystemRoot::open(
+    Ok(Snapshot::capture(&ferry_apt::SystemRoot::open(
         world.sys.path(),
     )?)?)
 }
@@ -139,7 +139,7 @@ fn a_run_stopped_after_any_step_resumes_to_the_end() -> TestResult {
 /// The hash of everything a refused run must leave alone.
 fn untouched_state(sys: &Chroot) -> TestResult<(Snapshot, Vec<u8>)> {
     Ok((
-        Snapshot::capture(&ferry_apt::system::SystemRoot::open(sys.path())?)?,
+        Snapshot::capture(&ferry_apt::SystemRoot::open(sys.path())?)?,
         sys.read_file("/var/lib/dpkg/status")?,
     ))
 }

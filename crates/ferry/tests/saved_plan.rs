@@ -11,7 +11,7 @@ mod org_move;
 
 use std::collections::BTreeMap;
 
-use ferry_apt::snapshot::Snapshot;
+use ferry_apt::Snapshot;
 use ferry_testkit::{skip_unless, Chroot, Need};
 use org_move::{new_core, TestResult, World, PROFILE};
 
@@ -22,7 +22,7 @@ const SAVED: &str = "move.plan.json";
 /// snapshots, and dpkg's status byte for byte.
 fn untouched_state(sys: &Chroot) -> TestResult<(Snapshot, Vec<u8>)> {
     Ok((
-        Snapshot::capture(&ferry_apt::system::SystemRoot::open(sys.path())?)?,
+        Snapshot::capture(&ferry_apt::SystemRoot::open(sys.path())?)?,
         sys.read_file("/var/lib/dpkg/status")?,
     ))
 }
@@ -30,7 +30,7 @@ fn untouched_state(sys: &Chroot) -> TestResult<(Snapshot, Vec<u8>)> {
 /// name:arch -> version of every installed package.
 fn installed(sys: &Chroot) -> TestResult<BTreeMap<String, String>> {
     Ok(
-        ferry_apt::snapshot::installed_packages(&ferry_apt::system::SystemRoot::open(sys.path())?)?
+        ferry_apt::installed_packages(&ferry_apt::SystemRoot::open(sys.path())?)?
             .into_iter()
             .map(|(key, p)| (key, p.version))
             .collect(),

@@ -6,17 +6,17 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use ferry_apt::apt::{Change, Transaction};
-use ferry_apt::plan::{Finding, KeyInstall, Plan, Severity, SourcesChange, SpaceCheck};
-use ferry_apt::profile::Upgrade;
-use ferry_apt::rollback::RollbackReport;
-use ferry_apt::run::{Layout, Progress, RunError, RunOptions, RunOutcome};
-use ferry_apt::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
-use ferry_apt::steps::StepError;
-use ferry_apt::system::{self, SystemRoot};
-use ferry_apt::target::TargetSource;
 use ferry_apt::AptStep;
+use ferry_apt::RollbackReport;
+use ferry_apt::StepError;
+use ferry_apt::SystemRoot;
+use ferry_apt::TargetSource;
+use ferry_apt::Upgrade;
+use ferry_apt::{Change, Transaction};
+use ferry_apt::{Finding, KeyInstall, Plan, Severity, SourcesChange, SpaceCheck};
+use ferry_apt::{Layout, Progress, RunError, RunOptions, RunOutcome};
 use ferry_apt::{Profile, ProfileError};
+use ferry_apt::{SavedPlan, SavedPlanError, SystemFingerprint};
 use ferry_journal::{EventState, Journal, Outcome, Step as _, StepObserver, StepState};
 use serde::Serialize;
 
@@ -337,7 +337,7 @@ impl fmt::Display for PlanOutput<'_> {
 /// this user cannot read some of them, say so now (exit 2) rather than let
 /// apt fail in the sandbox and report it as a blocker of the migration.
 pub(crate) fn readable_for_plan(root: &SystemRoot, command: &str) -> Result<(), Failure> {
-    if system::is_privileged() {
+    if ferry_apt::is_privileged() {
         return Ok(());
     }
     let unreadable = root.unreadable_plan_inputs();
@@ -356,7 +356,7 @@ pub(crate) fn readable_for_plan(root: &SystemRoot, command: &str) -> Result<(), 
     Err(Failure::bad_input(format!(
         "`{command}` needs root to read {}{more} (this is uid {})",
         shown.join(", "),
-        system::effective_uid()
+        ferry_apt::effective_uid()
     ))
     .at(first, None, None)
     .expected("apt's sources, the keyrings they name, trusted keys and lists readable by this user")
@@ -378,7 +378,7 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         .prefix("ferry-plan-")
         .tempdir()
         .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-    let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
+    let plan = ferry_apt::compute_plan(root.path(), &profile, sandbox.path())
         .map_err(|e| Failure::failed(e.to_string()))?;
     if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
         save_plan(path, fingerprint, &profile, &plan, global)?;
@@ -529,16 +529,14 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
     let mut progress = Lines { json: global.json };
     detach_from_terminal_hangup();
     let outcome = if args.resume {
-        ferry_apt::run::resume(root.path(), &options, &mut progress).map_err(run_failure)?
+        ferry_apt::resume(root.path(), &options, &mut progress).map_err(run_failure)?
     } else if let Some(path) = args.plan.as_deref() {
         let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
         confirm(args.yes, &saved.profile)?;
-        ferry_apt::run::run_saved(root.path(), saved, &options, &mut progress).map_err(
-            |e| match e {
-                RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
-                e => run_failure(e),
-            },
-        )?
+        ferry_apt::run_saved(root.path(), saved, &options, &mut progress).map_err(|e| match e {
+            RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
+            e => run_failure(e),
+        })?
     } else {
         let path = args
             .profile
@@ -546,7 +544,7 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
         confirm(args.yes, &profile)?;
-        ferry_apt::run::run(root.path(), &profile, &options, &mut progress).map_err(run_failure)?
+        ferry_apt::run(root.path(), &profile, &options, &mut progress).map_err(run_failure)?
     };
     finish(outcome, global, args.no_rollback)
 }
@@ -824,7 +822,7 @@ fn readable_journals(layout: &Layout, command: &str) -> Result<(), Failure> {
             Err(Failure::bad_input(format!(
                 "`{command}` needs root to read the migration journals in {} (this is uid {})",
                 dir.display(),
-                system::effective_uid()
+                ferry_apt::effective_uid()
             ))
             .at(&dir, None, None)
             .hint(format!("run it as root, e.g. `sudo {command}`")))
@@ -969,7 +967,7 @@ impl fmt::Display for HistoryOutput<'_> {
 
 pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let (id, report) =
-        ferry_apt::run::rollback_migration(root.path(), args.id.as_deref()).map_err(run_failure)?;
+        ferry_apt::rollback_migration(root.path(), args.id.as_deref()).map_err(run_failure)?;
     let output = RollbackOutput::new(&id, &report);
     render::output(&output, global);
     Ok(if output.complete {
@@ -1025,7 +1023,7 @@ pub(crate) mod tests {
     //! snapshots (`cargo insta review` after an intended change).
 
     use super::*;
-    use ferry_apt::plan::FindingKey;
+    use ferry_apt::FindingKey;
 
     fn change(name: &str, old: Option<&str>, new: Option<&str>) -> Change {
         Change {
@@ -1056,13 +1054,13 @@ pub(crate) mod tests {
                     "b/etc/apt/sources.list.d/acme.sources",
                 ),
             }],
-            targets: vec![ferry_apt::target::TargetSource {
+            targets: vec![ferry_apt::TargetSource {
                 uri: "http://new.example.org/acme".into(),
                 suite: "stable".into(),
                 keyrings: vec!["/usr/share/keyrings/new-org.gpg".into()],
                 inline_key: false,
             }],
-            upgrade: ferry_apt::profile::Upgrade::Full,
+            upgrade: ferry_apt::Upgrade::Full,
             keys: vec![KeyInstall {
                 path: "/usr/share/keyrings/new-org.gpg".into(),
                 replaces_existing: false,

@@ -12,7 +12,7 @@ mod release;
 mod sources;
 mod version;
 
-use ferry_apt::system::{self, RootError, SystemRoot, ROOT_EXPECTED};
+use ferry_apt::{RootError, SystemRoot, ROOT_EXPECTED};
 
 use crate::cli::{Cli, Command, Global};
 use crate::exit::Exit;
@@ -73,12 +73,12 @@ fn root_failure(error: &RootError, global: &Global) -> Failure {
 /// Refuses, before any work, a command that changes the system when this
 /// process is not root: apt, dpkg and chroot would fail part-way otherwise.
 pub(crate) fn require_privileges(command: &str) -> Result<(), Failure> {
-    if system::is_privileged() {
+    if ferry_apt::is_privileged() {
         return Ok(());
     }
     Err(Failure::bad_input(format!(
         "`{command}` changes the system and must run as root (this is uid {}); nothing was changed",
-        system::effective_uid()
+        ferry_apt::effective_uid()
     ))
     .hint(format!(
         "run it as root, e.g. `sudo {command} …`; `ferry plan` shows what it would do without root"

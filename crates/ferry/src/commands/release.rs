@@ -13,8 +13,8 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
-use ferry_apt::profile::PackageName;
-use ferry_apt::system::SystemRoot;
+use ferry_apt::PackageName;
+use ferry_apt::SystemRoot;
 use ferry_deb::os_release::OsRelease;
 use ferry_fetch::Verified;
 use ferry_release::{
@@ -538,7 +538,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
             .prefix("ferry-plan-")
             .tempdir()
             .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-        let plan = ferry_apt::plan::compute(root.path(), &profile, sandbox.path())
+        let plan = ferry_apt::compute_plan(root.path(), &profile, sandbox.path())
             .map_err(|e| Failure::failed(e.to_string()))?;
         render::output(
             &UpgradePlanOutput {
@@ -558,12 +558,12 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     migrate::confirm(args.yes, &profile)?;
     migrate::warn_if_remote(global);
     migrate::detach_from_terminal_hangup();
-    let options = ferry_apt::run::RunOptions {
+    let options = ferry_apt::RunOptions {
         no_rollback: args.no_rollback,
         observer: migrate::test_observer(),
     };
     let mut progress = migrate::Lines { json: global.json };
-    let outcome = ferry_apt::run::run(root.path(), &profile, &options, &mut progress)
+    let outcome = ferry_apt::run(root.path(), &profile, &options, &mut progress)
         .map_err(migrate::run_failure)?;
     migrate::finish(outcome, global, args.no_rollback)
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use ferry_apt::system::SystemRoot;
+use ferry_apt::SystemRoot;
 use ferry_deb::sources::{read_system_sources, SourceEntry, SourcesError, SystemSources};
 
 use serde::Serialize;
