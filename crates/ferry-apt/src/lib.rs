@@ -33,7 +33,8 @@ pub use backup::{backup_findings, Backup, BackupError, DebOrigin, PackageToSave}
 pub use dpkg_lock::{check_dpkg_idle, DpkgLockError};
 pub use finding::FindingKey;
 pub use plan::{
-    compute as compute_plan, Finding, KeyInstall, Plan, PlanError, Severity, SourcesChange,
+    compute as compute_plan_in, compute_in_temp as compute_plan, Finding, KeyInstall, Plan,
+    PlanError, Severity, SourcesChange,
 };
 pub use profile::{
     AddedSources, PackageName, Profile, ProfileError, SourceChange, SourceRule, Upgrade, Verify,

@@ -21,6 +21,7 @@ use crate::apt::{AptError, AptSandbox, Transaction};
 use crate::backup::PackageToSave;
 use crate::profile::{Profile, SourceRule};
 use crate::snapshot::{installed_packages, InstalledPackage, SnapshotError};
+use crate::system::SystemRoot;
 
 pub use crate::finding::{Finding, FindingKey, Severity};
 pub use crate::space::SpaceCheck;
@@ -430,12 +431,31 @@ pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
     })
 }
 
+/// Computes the plan of `profile` for `system` in a sandbox of its own in
+/// the temporary directory, removed once the plan is made: what `plan`,
+/// `run` and a release upgrade's dry run all do.
+pub fn compute_in_temp(system: &SystemRoot, profile: &Profile) -> Result<Plan, PlanError> {
+    let sandbox = tempfile::Builder::new()
+        .prefix("ferry-plan-")
+        .tempdir()
+        .map_err(|source| PlanError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    compute(system, profile, sandbox.path())
+}
+
 /// Computes the plan of `profile` for the system at `root`, running apt in
 /// a sandbox under `work_dir`. Read-only for the root.
-pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, PlanError> {
+pub fn compute(
+    system_root: &SystemRoot,
+    profile: &Profile,
+    work_dir: &Path,
+) -> Result<Plan, PlanError> {
+    let root = system_root.path();
     let system = read_system_sources(root)?;
     let (sources, unmatched) = rewrite_sources(&system, profile, root)?;
-    let installed = installed_packages(&crate::system::SystemRoot::new(root))?;
+    let installed = installed_packages(system_root)?;
     let mut findings = Vec::new();
     for rule in unmatched {
         findings.push(Finding::new(
@@ -445,10 +465,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             "check the rule's match (uri prefix, suite, component) against `ferry sources show`",
         ));
     }
-    findings.extend(crate::checks::system_checks(
-        &crate::system::SystemRoot::new(root),
-        profile,
-    ));
+    findings.extend(crate::checks::system_checks(system_root, profile));
 
     let keys = profile
         .keys
@@ -510,11 +527,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     let (transaction, sizes) = if answered {
         match sandbox.simulate(&install, &remove, profile.upgrade) {
             Ok(t) => {
-                let sizes = crate::checks::transaction_sizes(
-                    &sandbox.lists_dir(),
-                    &t,
-                    &crate::system::SystemRoot::new(root),
-                );
+                let sizes = crate::checks::transaction_sizes(&sandbox.lists_dir(), &t, system_root);
                 (t, sizes)
             }
             Err(e) => {
@@ -533,19 +546,15 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
     if answered {
         findings.extend(transaction_findings(profile, &transaction, &installed));
         let backup = packages_to_save(&transaction, &installed);
-        let mut proof =
-            crate::backup::backup_findings(&crate::system::SystemRoot::new(root), &backup);
+        let mut proof = crate::backup::backup_findings(system_root, &backup);
         prove_old_repository_downloads(root, &mut proof, &backup, work_dir);
         findings.extend(proof);
         if profile.allow_removals {
             let removed: Vec<&str> = transaction.remove.iter().map(|c| c.name.as_str()).collect();
-            findings.extend(crate::checks::essential_removals(
-                &crate::system::SystemRoot::new(root),
-                &removed,
-            ));
+            findings.extend(crate::checks::essential_removals(system_root, &removed));
         }
         findings.extend(crate::checks::missing_in_target(
-            &crate::system::SystemRoot::new(root),
+            system_root,
             &sandbox.lists_dir(),
             &installed,
             &transaction,
@@ -559,16 +568,12 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             })
             .collect();
         findings.extend(
-            crate::checks::uninstallable_in_target(
-                &crate::system::SystemRoot::new(root),
-                &sandbox.lists_dir(),
-                profile,
-            )
-            .into_iter()
-            .filter(|f| match &f.key {
-                FindingKey::UninstallableInTarget(name) => !stranded.contains(name),
-                _ => true,
-            }),
+            crate::checks::uninstallable_in_target(system_root, &sandbox.lists_dir(), profile)
+                .into_iter()
+                .filter(|f| match &f.key {
+                    FindingKey::UninstallableInTarget(name) => !stranded.contains(name),
+                    _ => true,
+                }),
         );
         findings.extend(crate::checks::release_findings(
             &sandbox.lists_dir(),
@@ -587,7 +592,7 @@ pub fn compute(root: &Path, profile: &Profile, work_dir: &Path) -> Result<Plan, 
             }
         }
     }
-    let space = crate::checks::space_checks(&crate::system::SystemRoot::new(root), profile, &sizes);
+    let space = crate::checks::space_checks(system_root, profile, &sizes);
     findings.extend(space.iter().filter_map(space_finding));
     // Ordered by the keys' strings, as automation and people read them.
     findings.sort_by_cached_key(|f| (std::cmp::Reverse(f.severity), f.key.to_string()));

@@ -25,7 +25,7 @@ use ferry_journal::{
     LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver, Steps,
 };
 
-use crate::plan::{compute, Plan, PlanError};
+use crate::plan::{compute_in_temp, Plan, PlanError};
 use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
 use crate::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint, PLAN_JSON};
@@ -202,22 +202,17 @@ fn begin_new(layout: &Layout, profile_name: &str) -> Result<(String, MigrationLo
 /// Starts a migration of `root` with `profile`: plans it, then carries out
 /// that plan.
 pub fn run(
-    root: &Path,
+    system: &SystemRoot,
     profile: &Profile,
     options: &RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
+    let root = system.path();
     let layout = Layout::new(root);
     let (id, _lock) = begin_new(&layout, &profile.name)?;
     // Before the plan: the plan is of the system as it was then.
-    let fingerprint = SystemFingerprint::capture(&SystemRoot::new(root))?;
-    let sandbox = tempfile::Builder::new()
-        .prefix("ferry-plan-")
-        .tempdir()
-        .map_err(io(Path::new("/tmp")))?;
-    let plan = compute(root, profile, sandbox.path())?;
-    // The sandbox's lists are not needed once the plan is made.
-    drop(sandbox);
+    let fingerprint = SystemFingerprint::capture(system)?;
+    let plan = compute_in_temp(system, profile)?;
     if plan.blocked() {
         return Ok(RunOutcome::Blocked {
             plan: Box::new(plan),
@@ -232,16 +227,17 @@ pub fn run(
 /// planning again; refused, with nothing changed, when `root` is no longer
 /// the system the plan was made for.
 pub fn run_saved(
-    root: &Path,
+    system: &SystemRoot,
     saved: SavedPlan,
     options: &RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
+    let root = system.path();
     let layout = Layout::new(root);
     let (id, _lock) = begin_new(&layout, &saved.profile.name)?;
     // Under the lock: nothing ferry runs can change the system between this
     // check and the run.
-    saved.check_matches(&SystemRoot::new(root))?;
+    saved.check_matches(system)?;
     start(&layout, &id, saved, options, progress)
 }
 
@@ -279,10 +275,11 @@ fn start(
 
 /// Continues the interrupted migration of `root` from its journal.
 pub fn resume(
-    root: &Path,
+    system: &SystemRoot,
     options: &RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
+    let root = system.path();
     let layout = Layout::new(root);
     let mut journal = layout
         .in_progress()
@@ -300,9 +297,10 @@ pub fn resume(
 /// Rolls migration `id` (default: the latest with a backup) back from its
 /// backup, offline, and records the outcome in its journal.
 pub fn rollback_migration(
-    root: &Path,
+    system: &SystemRoot,
     id: Option<&str>,
 ) -> Result<(String, RollbackReport), RunError> {
+    let root = system.path();
     let layout = Layout::new(root);
     let journals = layout.journals();
     let journal = match id {
@@ -331,7 +329,7 @@ pub fn rollback_migration(
         "restoring from the backup",
     );
     let backup = Backup::open(&layout.backup_dir(&journal.id)).map_err(RollbackError::from)?;
-    let report = rollback(&SystemRoot::new(root), &backup)?;
+    let report = rollback(system, &backup)?;
     let mut journal = journal;
     journal.outcome = if report.complete() {
         Outcome::RolledBack

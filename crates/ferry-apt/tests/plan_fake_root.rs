@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{build_deb, hash_tree, have, index_flat_repo, sign_flat_repo, STATUS};
 use ferry_apt::Profile;
-use ferry_apt::{compute_plan, FindingKey, Severity};
+use ferry_apt::{compute_plan_in, FindingKey, Severity, SystemRoot};
 
 /// dpkg's own entry: its architecture is the system's native one, here
 /// this host's (apt in the sandbox then installs for it).
@@ -172,7 +172,12 @@ fn plan_shows_the_sources_diff_and_apts_transaction_and_changes_nothing() {
     }
     let f = fixture("");
     let before = hash_tree(&f.root);
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     assert_eq!(hash_tree(&f.root), before, "plan must not touch the root");
 
     assert_eq!(plan.sources.len(), 1);
@@ -207,7 +212,12 @@ fn an_unexpected_removal_blocks_the_plan_with_a_stable_key() {
         return;
     }
     let f = fixture(", acme-extra");
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     assert!(plan.blocked());
     let blocker = plan
         .findings
@@ -229,7 +239,12 @@ fn os_checks_block_a_profile_for_another_system() {
         "ID=ubuntu\nVERSION_ID=\"24.04\"\n",
     )
     .unwrap();
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     let keys: Vec<&FindingKey> = plan
         .findings
         .iter()
@@ -245,7 +260,12 @@ fn a_package_the_new_repository_lacks_blocks_the_plan() {
         return;
     }
     let f = fixture_with("", false);
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     let keys: Vec<&FindingKey> = plan
         .findings
         .iter()
@@ -276,7 +296,12 @@ fn an_installed_package_that_needs_what_goes_is_a_blocker_with_its_reason() {
         )
         .unwrap();
     }
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     let finding = plan
         .findings
         .iter()
@@ -303,7 +328,12 @@ fn a_root_whose_architecture_cannot_be_known_is_blocked_not_assumed_amd64() {
     assert_ne!(status, without_dpkg);
     std::fs::write(f.root.join("var/lib/dpkg/status"), without_dpkg).unwrap();
     let before = hash_tree(&f.root);
-    let plan = compute_plan(&f.root, &profile(&f), &f.sandbox).unwrap();
+    let plan = compute_plan_in(
+        &SystemRoot::open(&f.root).unwrap(),
+        &profile(&f),
+        &f.sandbox,
+    )
+    .unwrap();
     assert_eq!(hash_tree(&f.root), before, "plan must not touch the root");
     assert!(plan.blocked());
     let blocker = plan

@@ -32,12 +32,20 @@ fn parse<'t>(path: &Path, text: &'t str) -> Result<Vec<BinaryPackage<'t>>, Failu
     })
 }
 
-fn native_arch(root: &Path) -> String {
-    let mut command = std::process::Command::new("dpkg");
-    if root != Path::new("/") {
-        command.arg(format!("--root={}", root.display()));
+/// The architecture packages are checked for when `--arch` is not given:
+/// the checked system's own (its dpkg's) with `--installed`, else this
+/// machine's. `dpkg --root` would still print the host's, so the root's is
+/// read from its status.
+fn native_arch(root: &Path, installed: bool) -> String {
+    if installed {
+        if let Some(arch) = ferry_apt::SystemRoot::open(root)
+            .ok()
+            .and_then(|system| system.native_architecture().ok())
+        {
+            return arch;
+        }
     }
-    command
+    std::process::Command::new("dpkg")
         .arg("--print-architecture")
         .output()
         .ok()
@@ -54,7 +62,7 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     let arch = args
         .arch
         .clone()
-        .unwrap_or_else(|| native_arch(&global.root));
+        .unwrap_or_else(|| native_arch(&global.root, args.installed && args.status.is_none()));
     let status_path: Option<PathBuf> = args.status.clone().or_else(|| {
         args.installed
             .then(|| global.root.join("var/lib/dpkg/status"))

@@ -374,12 +374,8 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         Some(_) => Some(SystemFingerprint::capture(root).map_err(|e| saved_plan_failure(e, None))?),
         None => None,
     };
-    let sandbox = tempfile::Builder::new()
-        .prefix("ferry-plan-")
-        .tempdir()
-        .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-    let plan = ferry_apt::compute_plan(root.path(), &profile, sandbox.path())
-        .map_err(|e| Failure::failed(e.to_string()))?;
+    let plan =
+        ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
     if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
         save_plan(path, fingerprint, &profile, &plan, global)?;
     }
@@ -529,11 +525,11 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
     let mut progress = Lines { json: global.json };
     detach_from_terminal_hangup();
     let outcome = if args.resume {
-        ferry_apt::resume(root.path(), &options, &mut progress).map_err(run_failure)?
+        ferry_apt::resume(root, &options, &mut progress).map_err(run_failure)?
     } else if let Some(path) = args.plan.as_deref() {
         let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
         confirm(args.yes, &saved.profile)?;
-        ferry_apt::run_saved(root.path(), saved, &options, &mut progress).map_err(|e| match e {
+        ferry_apt::run_saved(root, saved, &options, &mut progress).map_err(|e| match e {
             RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
             e => run_failure(e),
         })?
@@ -544,7 +540,7 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
         confirm(args.yes, &profile)?;
-        ferry_apt::run(root.path(), &profile, &options, &mut progress).map_err(run_failure)?
+        ferry_apt::run(root, &profile, &options, &mut progress).map_err(run_failure)?
     };
     finish(outcome, global, args.no_rollback)
 }
@@ -967,7 +963,7 @@ impl fmt::Display for HistoryOutput<'_> {
 
 pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
     let (id, report) =
-        ferry_apt::rollback_migration(root.path(), args.id.as_deref()).map_err(run_failure)?;
+        ferry_apt::rollback_migration(root, args.id.as_deref()).map_err(run_failure)?;
     let output = RollbackOutput::new(&id, &report);
     render::output(&output, global);
     Ok(if output.complete {

@@ -534,12 +534,8 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     let migration = ferry_release::to_migration(&obtained.bundle, target);
     let profile = migration.profile;
     if args.dry_run {
-        let sandbox = tempfile::Builder::new()
-            .prefix("ferry-plan-")
-            .tempdir()
-            .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
-        let plan = ferry_apt::compute_plan(root.path(), &profile, sandbox.path())
-            .map_err(|e| Failure::failed(e.to_string()))?;
+        let plan =
+            ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
         render::output(
             &UpgradePlanOutput {
                 target: ReleaseView::from(target),
@@ -563,8 +559,8 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
         observer: migrate::test_observer(),
     };
     let mut progress = migrate::Lines { json: global.json };
-    let outcome = ferry_apt::run(root.path(), &profile, &options, &mut progress)
-        .map_err(migrate::run_failure)?;
+    let outcome =
+        ferry_apt::run(root, &profile, &options, &mut progress).map_err(migrate::run_failure)?;
     migrate::finish(outcome, global, args.no_rollback)
 }
 
