@@ -26,8 +26,10 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
 /// its corpus directory.
-pub const TARGETS: [(&str, Entry); 11] = [
+pub const TARGETS: [(&str, Entry); 13] = [
+    ("bmap", bmap),
     ("deb822", deb822),
+    ("disk_image", disk_image),
     ("hints", hints),
     ("meta_release", meta_release),
     ("name_map", name_map),
@@ -54,6 +56,53 @@ pub fn deb822(data: &[u8]) {
             }
         }
     }
+}
+
+/// Block maps given to `ferry image flash --bmap`: parsing never panics,
+/// and a bmap it accepts has ordered ranges inside the image whose mapped
+/// bytes fit in it.
+pub fn bmap(data: &[u8]) {
+    let Ok(bmap) = ferry_image::parse_bmap(data) else {
+        return;
+    };
+    let mut previous = None;
+    for range in &bmap.ranges {
+        assert!(range.first <= range.last && range.last < bmap.blocks_count);
+        if let Some(last) = previous {
+            assert!(range.first > last);
+        }
+        previous = Some(range.last);
+    }
+    assert!(bmap.mapped_bytes() <= bmap.image_size);
+}
+
+/// Disk images given to `ferry image inspect` (and read by flash): reading
+/// the table and probing filesystems never panics, and an accepted table has
+/// partitions numbered once each, inside the image, that do not overlap.
+pub fn disk_image(data: &[u8]) {
+    let len = data.len() as u64;
+    let Ok(inspection) = ferry_image::inspect_reader(
+        std::io::Cursor::new(data.to_vec()),
+        Some(len),
+        Path::new("image"),
+    ) else {
+        return;
+    };
+    let sector = u64::from(inspection.sector_size);
+    let mut numbers: Vec<u32> = inspection.partitions.iter().map(|p| p.number).collect();
+    numbers.dedup();
+    assert_eq!(numbers.len(), inspection.partitions.len());
+    for p in &inspection.partitions {
+        if inspection.compression == "none" {
+            assert!(
+                (p.start + p.size) * sector <= len,
+                "partition {} past the end",
+                p.number
+            );
+        }
+    }
+    let _ = ferry_image::sfdisk_script(&inspection, "image");
+    let _ = ferry_image::probe(data);
 }
 
 /// britney hints files given to `ferry archive excuses --hints`: parsing

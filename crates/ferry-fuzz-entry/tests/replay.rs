@@ -87,7 +87,9 @@ macro_rules! replay_tests {
 }
 
 replay_tests!(
+    bmap,
     deb822,
+    disk_image,
     hints,
     meta_release,
     name_map,
