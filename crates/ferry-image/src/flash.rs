@@ -23,9 +23,9 @@ use crate::stream::ForwardReader;
 use crate::table::{read_primary, Label};
 
 /// The unit of zero detection and of the written-range list without a bmap.
-const BLOCK: usize = 4096;
+pub(crate) const BLOCK: usize = 4096;
 /// How much is read from the stream at a time.
-const CHUNK: usize = 4 << 20;
+pub(crate) const CHUNK: usize = 4 << 20;
 
 /// What a flash is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -92,24 +92,23 @@ impl FlashProgress for () {
 }
 
 /// A written range and the sha256 of what was written there, for read-back.
-struct Written {
+pub(crate) struct Written {
     offset: u64,
     len: u64,
     sha256: [u8; 32],
 }
 
-fn refused(what: impl Into<String>) -> FlashError {
+pub(crate) fn refused(what: impl Into<String>) -> FlashError {
     FlashError::Refused { what: what.into() }
 }
 
-/// Flashes the image at `image` (`-`: standard input) to `target`.
-pub fn flash(
+/// The decompressed stream of the image at `image` (`-`: standard input),
+/// its compression, and its length when it is a regular file.
+pub(crate) type ImageStream = ForwardReader<Box<dyn Read + Send>>;
+
+pub(crate) fn open_image(
     image: &Path,
-    target: &Path,
-    options: &FlashOptions,
-    progress: &mut dyn FlashProgress,
-) -> Result<FlashReport, FlashError> {
-    let started = Instant::now();
+) -> Result<(ImageStream, Compression, Option<u64>), FlashError> {
     let (input, plain_len): (Box<dyn Read + Send>, Option<u64>) = if image == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -128,7 +127,18 @@ pub fn flash(
     let compression = Compression::sniff(head);
     let stream = decompressor(compression, buffered)
         .map_err(|e| refused(format!("{}: {e}", image.display())))?;
-    let mut stream = ForwardReader::new(stream);
+    Ok((ForwardReader::new(stream), compression, plain_len))
+}
+
+/// Flashes the image at `image` (`-`: standard input) to `target`.
+pub fn flash(
+    image: &Path,
+    target: &Path,
+    options: &FlashOptions,
+    progress: &mut dyn FlashProgress,
+) -> Result<FlashReport, FlashError> {
+    let started = Instant::now();
+    let (mut stream, compression, plain_len) = open_image(image)?;
 
     // The image's size, known before the first write.
     let image_size = match (&options.bmap, compression, plain_len) {
@@ -261,7 +271,7 @@ fn table_extent<R: Read>(stream: &mut ForwardReader<R>) -> Result<Option<u64>, F
 /// Opens the target for writing. A block device is opened with O_EXCL, so
 /// the kernel refuses it while it is mounted, a swap, or held by another
 /// layer (LVM, RAID), which is bmaptool's check too.
-fn open_target(target: &Path) -> Result<(File, bool), FlashError> {
+pub(crate) fn open_target(target: &Path) -> Result<(File, bool), FlashError> {
     let metadata = std::fs::metadata(target).ok();
     let is_device = metadata
         .as_ref()
@@ -314,7 +324,11 @@ fn attached_loop(target: &Path) -> Option<String> {
 }
 
 /// A block device's size; files grow, so they have none.
-fn target_capacity(file: &File, is_device: bool, target: &Path) -> Result<Option<u64>, FlashError> {
+pub(crate) fn target_capacity(
+    file: &File,
+    is_device: bool,
+    target: &Path,
+) -> Result<Option<u64>, FlashError> {
     if !is_device {
         return Ok(None);
     }
@@ -325,18 +339,18 @@ fn target_capacity(file: &File, is_device: bool, target: &Path) -> Result<Option
     Ok(Some(size))
 }
 
-struct Writer<'a> {
-    file: &'a File,
-    target: &'a Path,
-    written: u64,
-    ranges: Vec<Written>,
-    zero_unmapped: bool,
+pub(crate) struct Writer<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) target: &'a Path,
+    pub(crate) written: u64,
+    pub(crate) ranges: Vec<Written>,
+    pub(crate) zero_unmapped: bool,
     /// Hash each write for the read-back; only asked for with `--read-back`.
-    keep_hashes: bool,
+    pub(crate) keep_hashes: bool,
 }
 
 impl Writer<'_> {
-    fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
+    pub(crate) fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
         self.file
             .write_all_at(bytes, offset)
             .map_err(|e| FlashError::Failed {
@@ -357,7 +371,7 @@ impl Writer<'_> {
     /// Zeroes `offset..offset + len` of a device for `--exact`: the kernel's
     /// BLKZEROOUT (which may discard where the device reads discarded blocks
     /// as zeros), else written zeros.
-    fn zero(&mut self, offset: u64, len: u64) -> Result<(), FlashError> {
+    pub(crate) fn zero(&mut self, offset: u64, len: u64) -> Result<(), FlashError> {
         if !self.zero_unmapped || len == 0 {
             return Ok(());
         }
@@ -388,7 +402,7 @@ impl Writer<'_> {
     }
 }
 
-fn stream_failed(e: impl std::fmt::Display, written: u64) -> FlashError {
+pub(crate) fn stream_failed(e: impl std::fmt::Display, written: u64) -> FlashError {
     FlashError::Failed {
         what: format!("reading the image: {e}"),
         written,
@@ -533,7 +547,7 @@ fn copy_nonzero<R: Read>(
 /// Re-reads every written range past the page cache and compares it with
 /// what was written: the page cache is dropped for the target (it was
 /// fsynced), then each range is read again.
-fn read_back(target: &Path, ranges: &[Written], written: u64) -> Result<(), FlashError> {
+pub(crate) fn read_back(target: &Path, ranges: &[Written], written: u64) -> Result<(), FlashError> {
     let failed = |what: String| FlashError::Failed { what, written };
     let file = File::open(target).map_err(|e| failed(format!("{}: {e}", target.display())))?;
     // SAFETY: posix_fadvise only reads its integer arguments.
@@ -561,4 +575,87 @@ fn read_back(target: &Path, ranges: &[Written], written: u64) -> Result<(), Flas
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bmap::parse;
+
+    /// A bmap of format 1.3 (sha1, `BmapFileSHA1`, `sha1=` ranges) for
+    /// `image`, whose blocks `mapped` hold its data.
+    fn bmap_1_3(image: &[u8], mapped: &[(u64, u64)], damage: bool) -> Vec<u8> {
+        let blocks = (image.len() as u64).div_ceil(4096);
+        let mut ranges = String::new();
+        for (first, last) in mapped {
+            let mut h = ChecksumKind::Sha1.hasher();
+            let end = (((last + 1) * 4096) as usize).min(image.len());
+            h.update(&image[(first * 4096) as usize..end]);
+            let mut sum = h.hex();
+            if damage {
+                sum = sum.replace(&sum[..1], if &sum[..1] == "0" { "1" } else { "0" });
+            }
+            ranges.push_str(&format!("<Range sha1=\"{sum}\"> {first}-{last} </Range>\n"));
+        }
+        let count: u64 = mapped.iter().map(|(a, b)| b - a + 1).sum();
+        let body = format!(
+            "<?xml version=\"1.0\" ?>\n<bmap version=\"1.3\">\n<ImageSize> {} </ImageSize>\n\
+             <BlockSize> 4096 </BlockSize>\n<BlocksCount> {blocks} </BlocksCount>\n\
+             <MappedBlocksCount> {count} </MappedBlocksCount>\n\
+             <BmapFileSHA1> {} </BmapFileSHA1>\n<BlockMap>\n{ranges}</BlockMap>\n</bmap>\n",
+            image.len(),
+            "0".repeat(40)
+        );
+        let mut h = ChecksumKind::Sha1.hasher();
+        h.update(body.as_bytes());
+        body.replace(&"0".repeat(40), &h.hex()).into_bytes()
+    }
+
+    fn image() -> Vec<u8> {
+        let mut image = vec![0u8; 10 * 4096 + 100];
+        image[..4096].fill(0x11);
+        image[5 * 4096..7 * 4096].fill(0x22);
+        let len = image.len();
+        image[len - 50..].fill(0x33);
+        image
+    }
+
+    #[test]
+    fn a_format_1_3_bmap_with_sha1_flashes_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = image();
+        let path = dir.path().join("img");
+        std::fs::write(&path, &bytes).unwrap();
+        let bmap = parse(&bmap_1_3(&bytes, &[(0, 0), (5, 6), (10, 10)], false)).unwrap();
+        assert_eq!(bmap.checksum, Some(ChecksumKind::Sha1));
+        let target = dir.path().join("target");
+        let options = FlashOptions {
+            bmap: Some(bmap),
+            read_back: true,
+            exact: false,
+        };
+        let report = flash(&path, &target, &options, &mut ()).unwrap();
+        assert_eq!(report.verified, "bmap-sha1");
+        assert_eq!(std::fs::read(&target).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_range_whose_sha1_differs_fails_after_writing_and_says_how_much() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = image();
+        let path = dir.path().join("img");
+        std::fs::write(&path, &bytes).unwrap();
+        let bmap = parse(&bmap_1_3(&bytes, &[(0, 0), (5, 6)], true)).unwrap();
+        let options = FlashOptions {
+            bmap: Some(bmap),
+            ..FlashOptions::default()
+        };
+        match flash(&path, &dir.path().join("target"), &options, &mut ()) {
+            Err(FlashError::Failed { written, what }) => {
+                assert_eq!(written, 4096, "{what}");
+                assert!(what.contains("blocks 0-0"), "{what}");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
 }

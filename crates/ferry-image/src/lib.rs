@@ -9,6 +9,7 @@ mod bmap;
 mod flash;
 mod fs;
 mod inspect;
+mod partitions;
 mod stream;
 mod table;
 
@@ -20,6 +21,7 @@ pub use fs::{probe, Filesystem, PROBE_BYTES};
 pub use inspect::{
     inspect_path, inspect_reader, sfdisk_script, InspectError, Inspection, PartitionInfo,
 };
+pub use partitions::{flash_partitions, PartitionFlash, PartitionsReport};
 pub use stream::{ForwardReader, StreamError, HEAD_BYTES};
 pub use table::{
     gpt_attributes, read_primary, read_table, validate, Chain, Label, Partition, PartitionType,

@@ -317,9 +317,13 @@ pub struct FlashArgs {
     /// The image file, or `-` for standard input
     #[arg(value_name = "IMG")]
     pub image: PathBuf,
-    /// The block device or file to write
-    #[arg(value_name = "TARGET")]
-    pub target: PathBuf,
+    /// The block device or file to write the whole image to
+    #[arg(value_name = "TARGET", required_unless_present = "partition")]
+    pub target: Option<PathBuf>,
+    /// Write partition N of the image into TARGET instead of the whole
+    /// image (repeat for several partitions); one pass over the stream
+    #[arg(long, value_name = "N:TARGET", conflicts_with_all = ["target", "bmap"], value_parser = parse_partition_route)]
+    pub partition: Vec<(u32, PathBuf)>,
     /// A block map (bmaptool's format 1.x or 2.0): write only its ranges and
     /// check each against its checksum
     #[arg(long, value_name = "FILE")]
@@ -338,4 +342,20 @@ pub struct FlashArgs {
 pub enum ImageFormat {
     /// An sfdisk script that sfdisk can read back
     Sfdisk,
+}
+
+/// `N:TARGET` of `image flash --partition`.
+fn parse_partition_route(text: &str) -> Result<(u32, PathBuf), String> {
+    let (number, target) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not N:TARGET (e.g. 2:/dev/sdb2)"))?;
+    let number: u32 = number
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{number}` is not a partition number"))?;
+    if target.is_empty() {
+        return Err(format!("`{text}` names no target"));
+    }
+    Ok((number, PathBuf::from(target)))
 }

@@ -420,3 +420,137 @@ fn exact_leaves_a_used_device_an_exact_copy() {
         "--exact left old bytes"
     );
 }
+
+/// A dos image with a primary and two logical partitions, each an ext4
+/// holding files, so that every partition has data of its own.
+fn image_with_logicals(dir: &Path) -> PathBuf {
+    let image = dir.join("logical.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(40 * MIB)
+        .unwrap();
+    let mut child = Command::new("sfdisk")
+        .args(["-q", s(&image)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"label: dos\nstart=2048, size=20480, type=83\nstart=22528, type=5\n\
+              start=24576, size=20480, type=83\nstart=47104, size=20480, type=83\n",
+        )
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    for (start, label) in [(2048u64, "one"), (24576, "five"), (47104, "six")] {
+        let content = dir.join(format!("content-{label}"));
+        std::fs::create_dir_all(&content).unwrap();
+        std::fs::write(content.join("name"), label.repeat(5000)).unwrap();
+        let part = dir.join(format!("{label}.ext4"));
+        std::fs::File::create(&part)
+            .unwrap()
+            .set_len(20480 * 512)
+            .unwrap();
+        run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", label, "-d", s(&content), s(&part)]));
+        run(Command::new("dd").args([
+            &format!("if={}", s(&part)),
+            &format!("of={}", s(&image)),
+            "bs=512",
+            &format!("seek={start}"),
+            "conv=notrunc,sparse",
+            "status=none",
+        ]));
+    }
+    image
+}
+
+/// The bytes of sectors `start..start + count` of `image`.
+fn sectors(image: &Path, start: u64, count: u64) -> Vec<u8> {
+    let bytes = std::fs::read(image).unwrap();
+    bytes[(start * 512) as usize..((start + count) * 512) as usize].to_vec()
+}
+
+#[test]
+fn partitions_go_one_by_one_into_targets_of_their_own_from_a_pipe() {
+    let [a, b, _, d] = tools();
+    skip_unless!(a, b, d);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_logicals(dir.path());
+    let gz = Command::new("gzip")
+        .args(["-c", s(&image)])
+        .output()
+        .unwrap()
+        .stdout;
+    let one = dir.path().join("one.part");
+    let six = dir.path().join("six.part");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "image",
+            "flash",
+            "-",
+            "--partition",
+            &format!("1:{}", s(&one)),
+            "--partition",
+            &format!("6:{}", s(&six)),
+            "--read-back",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&gz));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&one).unwrap(), sectors(&image, 2048, 20480));
+    assert_eq!(std::fs::read(&six).unwrap(), sectors(&image, 47104, 20480));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["partitions"][1]["number"], 6);
+    // blkid sees the logical partition's own file system in its target.
+    let label = Command::new("blkid")
+        .args(["-p", "-s", "LABEL", "-o", "value", s(&six)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "six");
+}
+
+#[test]
+fn a_partition_the_image_does_not_have_is_exit_2_and_nothing_is_written() {
+    let [a, b, _, _] = tools();
+    skip_unless!(a, b);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_logicals(dir.path());
+    for number in ["3", "9"] {
+        let target = dir.path().join(format!("p{number}"));
+        let out = ferry(&[
+            "image",
+            "flash",
+            s(&image),
+            "--partition",
+            &format!("{number}:{}", s(&target)),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("no partition {number}")),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let len = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(len, 0, "partition {number}'s target was written");
+    }
+}

@@ -237,7 +237,21 @@ pub fn flash(args: crate::cli::FlashArgs, global: &Global) -> Result<Exit, Failu
         exact: args.exact,
     };
     let mut meter = FlashMeter::new(global.json);
-    let result = ferry_image::flash(&args.image, &args.target, &options, &mut meter);
+    let Some(target) = &args.target else {
+        let result =
+            ferry_image::flash_partitions(&args.image, &args.partition, &options, &mut meter);
+        if meter.terminal && !global.json {
+            let _ = writeln!(std::io::stderr());
+        }
+        return match result {
+            Ok(report) => {
+                render::output(&PartitionsOutput(report), global);
+                Ok(Exit::Ok)
+            }
+            Err(e) => Err(flash_failure(e)),
+        };
+    };
+    let result = ferry_image::flash(&args.image, target, &options, &mut meter);
     if meter.terminal && !global.json {
         let _ = writeln!(std::io::stderr());
     }
@@ -246,13 +260,41 @@ pub fn flash(args: crate::cli::FlashArgs, global: &Global) -> Result<Exit, Failu
             render::output(&FlashOutput(report), global);
             Ok(Exit::Ok)
         }
-        Err(e @ ferry_image::FlashError::Refused { .. }) => {
-            Err(Failure::bad_input(e.to_string())
-                .hint("nothing was written; the target is as it was"))
+        Err(e) => Err(flash_failure(e)),
+    }
+}
+
+fn flash_failure(e: ferry_image::FlashError) -> Failure {
+    match e {
+        e @ ferry_image::FlashError::Refused { .. } => {
+            Failure::bad_input(e.to_string()).hint("nothing was written; the target is as it was")
         }
-        Err(e) => Err(Failure::failed(e.to_string())
+        e => Failure::failed(e.to_string())
             .bytes_written(e.bytes_written())
-            .hint("the target was partly written: flash it again before using it")),
+            .hint("the target was partly written: flash it again before using it"),
+    }
+}
+
+/// `image flash --partition`'s output.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct PartitionsOutput(ferry_image::PartitionsReport);
+
+impl std::fmt::Display for PartitionsOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0.partitions {
+            writeln!(
+                f,
+                "partition {} ({} bytes, sha256 {}) to {}: {} bytes written{}",
+                p.number,
+                p.size,
+                p.sha256,
+                p.target.display(),
+                p.bytes_written,
+                if p.read_back { ", read back" } else { "" }
+            )?;
+        }
+        Ok(())
     }
 }
 
