@@ -9,6 +9,7 @@ mod bmap;
 mod flash;
 mod fs;
 mod inspect;
+mod layout;
 mod partitions;
 mod stream;
 mod table;
@@ -20,6 +21,10 @@ pub use flash::{flash, FlashError, FlashOptions, FlashProgress, FlashReport};
 pub use fs::{probe, Filesystem, PROBE_BYTES};
 pub use inspect::{
     inspect_path, inspect_reader, sfdisk_script, InspectError, Inspection, PartitionInfo,
+};
+pub use layout::{
+    compute as compute_layout, parse_dump, DiskDump, DumpedPartition, Layout, LayoutError,
+    Placement,
 };
 pub use partitions::{flash_partitions, PartitionFlash, PartitionsReport};
 pub use stream::{ForwardReader, StreamError, HEAD_BYTES};

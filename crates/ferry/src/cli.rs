@@ -310,6 +310,28 @@ pub enum ImageCommand {
     /// a pipe), only the blocks that hold data, every one verified, fsynced
     /// before done. Exit 2 when the target is untouched, 1 when partly written
     Flash(FlashArgs),
+    /// Lay an image's partitions into a disk: into the space of one of its
+    /// partitions (DISK:N, e.g. the swap) or the whole DISK, aligned, with
+    /// --grow P taking the trailing space; prints the new table, and writes
+    /// it with sfdisk only with --apply, leaving every other partition as it is
+    Layout(LayoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// The image whose partition layout is copied
+    #[arg(value_name = "IMG")]
+    pub image: PathBuf,
+    /// The disk (device or disk image file), with `:N` for the space of its
+    /// partition N
+    #[arg(long, value_name = "DISK[:N]")]
+    pub into: String,
+    /// The image's partition that takes the region's trailing space
+    #[arg(long, value_name = "P")]
+    pub grow: Option<u32>,
+    /// Write the new table to DISK (with sfdisk) and read it back
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

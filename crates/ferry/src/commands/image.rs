@@ -14,6 +14,7 @@ pub fn run(command: ImageCommand, global: &Global) -> Result<Exit, Failure> {
     let (image, format) = match command {
         ImageCommand::Inspect { image, format } => (image, format),
         ImageCommand::Flash(args) => return flash(args, global),
+        ImageCommand::Layout(args) => return layout(args, global),
     };
     let inspection = inspect_path(&image).map_err(|e| inspect_failure(&e, &image))?;
     let device = image
@@ -296,6 +297,236 @@ impl std::fmt::Display for PartitionsOutput {
         }
         Ok(())
     }
+}
+
+/// `DISK[:N]` of `--into`.
+fn parse_into(text: &str) -> (std::path::PathBuf, Option<u32>) {
+    if let Some((disk, number)) = text.rsplit_once(':') {
+        if let Ok(n) = number.parse::<u32>() {
+            return (disk.into(), Some(n));
+        }
+    }
+    (text.into(), None)
+}
+
+/// What `sfdisk --dump DISK` says, and the disk's size in sectors.
+fn dump_disk(disk: &std::path::Path) -> Result<ferry_image::DiskDump, Failure> {
+    let out = std::process::Command::new("sfdisk")
+        .arg("--dump")
+        .arg(disk)
+        .output()
+        .map_err(|e| Failure::failed(format!("cannot run sfdisk: {e}")).hint("install fdisk"))?;
+    if !out.status.success() {
+        return Err(Failure::bad_input(format!(
+            "sfdisk --dump {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .at(disk, None, None)
+        .expected("a disk or disk image with a partition table"));
+    }
+    let bytes = std::fs::File::open(disk)
+        .and_then(|mut f| std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)))
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", disk.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sector_size: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sector-size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(512);
+    ferry_image::parse_dump(&text, bytes / sector_size)
+        .map_err(|e| Failure::failed(format!("{}: {e}", disk.display())))
+}
+
+/// The device node of partition `number` of block device `disk`
+/// (`/dev/sda` 2 → `/dev/sda2`, `/dev/nvme0n1` 2 → `/dev/nvme0n1p2`).
+fn partition_device(disk: &std::path::Path, number: u32) -> std::path::PathBuf {
+    let text = disk.display().to_string();
+    if text.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{text}p{number}").into()
+    } else {
+        format!("{text}{number}").into()
+    }
+}
+
+/// Whether `device` is mounted or an active swap.
+fn in_use(device: &std::path::Path) -> bool {
+    let canonical = std::fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+    let name = canonical.display().to_string();
+    let listed = |file: &str| {
+        std::fs::read_to_string(file)
+            .map(|t| {
+                t.lines()
+                    .any(|l| l.split_whitespace().next() == Some(name.as_str()))
+            })
+            .unwrap_or(false)
+    };
+    listed("/proc/swaps") || listed("/proc/mounts")
+}
+
+/// `image layout`'s output.
+#[derive(Serialize)]
+struct LayoutOutput {
+    #[serde(flatten)]
+    layout: ferry_image::Layout,
+    disk: std::path::PathBuf,
+    applied: bool,
+}
+
+impl std::fmt::Display for LayoutOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = &self.layout;
+        match l.replaces {
+            Some(n) => writeln!(
+                f,
+                "into partition {n} of {} (sectors {}..{}):",
+                self.disk.display(),
+                l.region_start,
+                l.region_end
+            )?,
+            None => writeln!(f, "into the whole of {}:", self.disk.display())?,
+        }
+        let rows: Vec<Vec<String>> = l
+            .placements
+            .iter()
+            .map(|p| {
+                vec![
+                    p.image_partition.to_string(),
+                    p.start.to_string(),
+                    p.size.to_string(),
+                    p.kind.clone(),
+                    if p.logical { "logical" } else { "" }.to_string(),
+                    if p.grown { "grown" } else { "" }.to_string(),
+                ]
+            })
+            .collect();
+        f.write_str(&render::table(
+            &["image #", "start", "sectors", "type", "kind", "grown"],
+            &rows,
+        ))?;
+        writeln!(f, "\nnew table (sfdisk script):\n{}", l.script)?;
+        if self.applied {
+            writeln!(f, "written to {} and read back", self.disk.display())
+        } else {
+            writeln!(f, "nothing was written; --apply writes it")
+        }
+    }
+}
+
+pub fn layout(args: crate::cli::LayoutArgs, global: &Global) -> Result<Exit, Failure> {
+    let (disk, into) = parse_into(&args.into);
+    let inspection = inspect_path(&args.image).map_err(|e| inspect_failure(&e, &args.image))?;
+    let before = dump_disk(&disk)?;
+    let layout =
+        ferry_image::compute_layout(&inspection, &before, into, args.grow).map_err(|e| {
+            Failure::bad_input(format!("{}: {e}", disk.display())).hint("nothing was written")
+        })?;
+    if args.apply {
+        let is_device = std::fs::metadata(&disk)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+            .unwrap_or(false);
+        if let (true, Some(n)) = (is_device, into) {
+            let device = partition_device(&disk, n);
+            if in_use(&device) {
+                return Err(Failure::bad_input(format!(
+                    "{} is mounted or an active swap; unmount it (swapoff) first",
+                    device.display()
+                ))
+                .hint("nothing was written"));
+            }
+        }
+        apply_layout(&disk, &layout, &before)?;
+    }
+    render::output(
+        &LayoutOutput {
+            layout,
+            disk,
+            applied: args.apply,
+        },
+        global,
+    );
+    Ok(Exit::Ok)
+}
+
+/// Writes the new table with sfdisk, then reads it back: every kept
+/// partition as it was, every placed one where it was laid.
+fn apply_layout(
+    disk: &std::path::Path,
+    layout: &ferry_image::Layout,
+    before: &ferry_image::DiskDump,
+) -> Result<(), Failure> {
+    let mut child = std::process::Command::new("sfdisk")
+        .args([
+            "--quiet",
+            "--no-reread",
+            "--no-tell-kernel",
+            "--wipe",
+            "never",
+        ])
+        .arg(disk)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::failed(format!("cannot run sfdisk: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(layout.script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure::failed(format!("sfdisk: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::failed(format!(
+            "sfdisk refused the new table of {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .hint("sfdisk writes a table whole or not at all; check `sfdisk --dump` of the disk"));
+    }
+    let after = dump_disk(disk)?;
+    let mut problems = Vec::new();
+    for p in before
+        .partitions
+        .iter()
+        .filter(|p| Some(p.number) != layout.replaces)
+    {
+        let same = after.partitions.iter().any(|a| {
+            a.number == p.number && a.start == p.start && a.size == p.size && a.kind == p.kind
+        });
+        if !(same || p.kind == "5" || p.kind == "f" || p.kind == "85") {
+            problems.push(format!("partition {} changed", p.number));
+        }
+    }
+    for placed in &layout.placements {
+        if !after
+            .partitions
+            .iter()
+            .any(|a| a.start == placed.start && a.size == placed.size)
+        {
+            problems.push(format!(
+                "image partition {} is not at {}+{}",
+                placed.image_partition, placed.start, placed.size
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::failed(format!(
+            "the table read back from {} is not the one laid out: {}",
+            disk.display(),
+            problems.join("; ")
+        )));
+    }
+    if std::fs::metadata(disk)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false)
+    {
+        // The kernel learns of the new partitions; the ones in use stay.
+        let _ = std::process::Command::new("partx")
+            .arg("--update")
+            .arg(disk)
+            .status();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
