@@ -350,3 +350,53 @@ fn a_truncated_image_and_a_table_past_the_end_are_clear_errors() {
     let text = inspect_path(&text_file).unwrap_err().to_string();
     assert!(text.contains("no partition table"), "{text}");
 }
+
+#[test]
+fn a_gpt_with_4096_byte_sectors_reads_as_sfdisk_reads_it() {
+    skip_unless!(Need::Root, Need::Tool("losetup"), SFDISK);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("4k.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(64 * MIB)
+        .unwrap();
+    // sfdisk takes the sector size from the device: a loop device with
+    // 4096-byte sectors over the file.
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "--sector-size", "4096"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        ferry_testkit::skip!(
+            "no loop device can be attached here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let script = "label: gpt\nstart=256, size=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"four\"\n";
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&device)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let written = child.wait().unwrap().success();
+    let dump = run(Command::new("sfdisk").arg("--dump").arg(&device));
+    let _ = Command::new("losetup").arg("-d").arg(&device).status();
+    assert!(written, "sfdisk could not write the 4096-byte-sector table");
+    let inspection = inspect_path(&image).unwrap();
+    assert_eq!(inspection.sector_size, 4096);
+    assert_eq!(
+        without_device(&sfdisk_script(&inspection, "img")),
+        without_device(&dump)
+    );
+}
