@@ -3,12 +3,13 @@
 //! ferry as a file and as a pipe; the table must equal `sfdisk --dump`, and
 //! each partition's filesystem what `blkid -p` finds at its offset.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ferry_image::{inspect_path, inspect_reader, sfdisk_script, InspectError, Inspection};
-use ferry_testkit::{skip_unless, Need};
+use ferry_testkit::{
+    partitioned_image, put_filesystem, sfdisk_dump, sfdisk_write, skip_unless, Need,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -22,53 +23,13 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn sfdisk_write(image: &Path, script: &str) {
-    let mut child = Command::new("sfdisk")
-        .arg("-q")
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "sfdisk refused {script}");
-}
-
-/// Makes a filesystem in a file of `sectors` sectors and copies it into
-/// `image` at `start`, as a flasher image holds it.
-fn put_filesystem(image: &Path, start: u64, sectors: u64, mkfs: &[&str], work: &Path) {
-    let part = work.join(format!("part-{start}"));
-    let file = std::fs::File::create(&part).unwrap();
-    file.set_len(sectors * 512).unwrap();
-    run(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&part));
-    let bytes = std::fs::read(&part).unwrap();
-    let out = std::fs::OpenOptions::new().write(true).open(image).unwrap();
-    use std::os::unix::fs::FileExt;
-    // Only the non-zero 4 KiB blocks, so the image stays sparse.
-    for (i, block) in bytes.chunks(4096).enumerate() {
-        if block.iter().any(|b| *b != 0) {
-            out.write_all_at(block, start * 512 + i as u64 * 4096)
-                .unwrap();
-        }
-    }
-    std::fs::remove_file(&part).unwrap();
-}
-
 /// The seed's flasher layout: a FAT boot partition, ext4 root and state,
 /// and an extended partition with two logical ones (ext2 data and swap).
 fn dos_image(dir: &Path) -> PathBuf {
     let image = dir.join("flasher.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(96 * MIB)
-        .unwrap();
-    sfdisk_write(
+    partitioned_image(
         &image,
+        96 * MIB,
         "label: dos\nlabel-id: 0x5eed0001\n\
          start=2048, size=16384, type=c, bootable\n\
          start=18432, size=40960, type=83\n\
@@ -76,69 +37,73 @@ fn dos_image(dir: &Path) -> PathBuf {
          start=79872, type=5\n\
          start=81920, size=40960, type=83\n\
          start=124928, size=8192, type=82\n",
-    );
+    )
+    .unwrap();
     put_filesystem(
         &image,
         2048,
         16384,
         &["mkfs.vfat", "-n", "BOOT", "-i", "1234ABCD"],
         dir,
-    );
+    )
+    .unwrap();
     put_filesystem(
         &image,
         18432,
         40960,
         &["mkfs.ext4", "-q", "-L", "root", "-F"],
         dir,
-    );
+    )
+    .unwrap();
     put_filesystem(
         &image,
         59392,
         20480,
         &["mkfs.ext4", "-q", "-L", "state", "-F"],
         dir,
-    );
+    )
+    .unwrap();
     put_filesystem(
         &image,
         81920,
         40960,
         &["mkfs.ext2", "-q", "-L", "data", "-F"],
         dir,
-    );
-    put_filesystem(&image, 124928, 8192, &["mkswap", "-L", "swap0"], dir);
+    )
+    .unwrap();
+    put_filesystem(&image, 124928, 8192, &["mkswap", "-L", "swap0"], dir).unwrap();
     image
 }
 
 /// A GPT image with names, an attribute set and btrfs, squashfs, ext3.
 fn gpt_image(dir: &Path) -> PathBuf {
     let image = dir.join("gpt.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(400 * MIB)
-        .unwrap();
-    sfdisk_write(
+    partitioned_image(
         &image,
+        400 * MIB,
         "label: gpt\n\
          start=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system\", attrs=\"RequiredPartition LegacyBIOSBootable GUID:60\"\n\
          start=18432, size=278528, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\n\
          start=296960, size=40960, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n\
          start=337920, size=40960, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"rootfs-b\"\n",
-    );
+    ).unwrap();
     put_filesystem(
         &image,
         2048,
         16384,
         &["mkfs.vfat", "-F", "32", "-n", "ESP"],
         dir,
-    );
+    )
+    .unwrap();
     put_filesystem(
         &image,
         18432,
         278528,
         &["mkfs.btrfs", "-q", "-L", "system", "-f"],
         dir,
-    );
-    put_filesystem(&image, 296960, 40960, &["mkfs.ext3", "-q", "-F"], dir);
+    )
+    .unwrap();
+    put_filesystem(&image, 296960, 40960, &["mkfs.ext3", "-q", "-F"], dir).unwrap();
     let squash_src = dir.join("squash-src");
     std::fs::create_dir_all(&squash_src).unwrap();
     std::fs::write(squash_src.join("hello"), "hello\n").unwrap();
@@ -199,7 +164,7 @@ fn blkid(image: &Path, start: u64, size: u64) -> Option<(String, Option<String>,
 }
 
 fn assert_matches_tools(image: &Path, inspection: &Inspection) {
-    let dump = run(Command::new("sfdisk").arg("--dump").arg(image));
+    let dump = sfdisk_dump(image).unwrap();
     let ours = sfdisk_script(inspection, "img");
     assert_eq!(
         without_device(&ours),
@@ -356,10 +321,7 @@ fn a_gpt_with_4096_byte_sectors_reads_as_sfdisk_reads_it() {
     skip_unless!(Need::Root, Need::Tool("losetup"), SFDISK);
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("4k.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(64 * MIB)
-        .unwrap();
+    partitioned_image(&image, 64 * MIB, "").unwrap();
     // sfdisk takes the sector size from the device: a loop device with
     // 4096-byte sectors over the file.
     let out = Command::new("losetup")
@@ -375,24 +337,10 @@ fn a_gpt_with_4096_byte_sectors_reads_as_sfdisk_reads_it() {
     }
     let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let script = "label: gpt\nstart=256, size=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"four\"\n";
-    let mut child = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&device)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let written = child.wait().unwrap().success();
-    let dump = run(Command::new("sfdisk").arg("--dump").arg(&device));
+    let written = sfdisk_write(&device, script);
+    let dump = sfdisk_dump(&device).unwrap();
     let _ = Command::new("losetup").arg("-d").arg(&device).status();
-    assert!(written, "sfdisk could not write the 4096-byte-sector table");
+    written.unwrap();
     let inspection = inspect_path(&image).unwrap();
     assert_eq!(inspection.sector_size, 4096);
     assert_eq!(

@@ -35,6 +35,7 @@
 mod chroot;
 mod command;
 mod deb;
+mod disk;
 mod error;
 mod http;
 mod mirror;
@@ -46,6 +47,7 @@ mod snapshot;
 pub use chroot::{cache_dir, chroot_parent, Chroot};
 pub use command::{expect_exit, Outcome};
 pub use deb::{deb, DebBuilder};
+pub use disk::{partitioned_image, put_filesystem, sfdisk_dump, sfdisk_write};
 pub use error::TestkitError;
 pub use http::{FileServer, Request, RequestLog};
 pub use mirror::host_mirror;

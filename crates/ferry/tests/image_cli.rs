@@ -3,45 +3,12 @@
 //! not an image is exit 2 with the file named.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use ferry_testkit::{skip_unless, Need};
+use ferry_testkit::{partitioned_image, sfdisk_dump, sfdisk_write, skip_unless, Need};
 
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn sfdisk(image: &Path, script: &[u8]) {
-    let mut child = Command::new("sfdisk")
-        .arg("-q")
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script).unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
-fn dump(image: &Path) -> String {
-    let out = Command::new("sfdisk")
-        .arg("--dump")
-        .arg(image)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn new_image(path: &Path) {
-    std::fs::File::create(path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-}
+mod disk_images;
+use disk_images::{ferry, MIB};
 
 #[test]
 fn the_sfdisk_script_reads_back_into_the_same_table() {
@@ -53,17 +20,17 @@ fn the_sfdisk_script_reads_back_into_the_same_table() {
     ] {
         let original = dir.path().join("original.img");
         let copy = dir.path().join("copy.img");
-        new_image(&original);
-        new_image(&copy);
-        sfdisk(&original, script.as_bytes());
+        partitioned_image(&original, 64 * MIB, "").unwrap();
+        partitioned_image(&copy, 64 * MIB, "").unwrap();
+        sfdisk_write(&original, script).unwrap();
         let out = ferry(&["image", "inspect", "--format", "sfdisk", original.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         // The script names partitions after the original; sfdisk ignores
         // the device names when it writes another disk.
-        sfdisk(&copy, &out.stdout);
+        sfdisk_write(&copy, &String::from_utf8(out.stdout).unwrap()).unwrap();
         assert_eq!(
-            dump(&copy).replace("copy.img", "X"),
-            dump(&original).replace("original.img", "X")
+            sfdisk_dump(&copy).unwrap().replace("copy.img", "X"),
+            sfdisk_dump(&original).unwrap().replace("original.img", "X")
         );
     }
 }
@@ -73,8 +40,8 @@ fn standard_input_is_read_as_a_pipe() {
     skip_unless!(Need::Tool("sfdisk"), Need::Tool("gzip"));
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("disk.img");
-    new_image(&image);
-    sfdisk(&image, b"label: dos\nstart=2048, size=8192, type=83\n");
+    partitioned_image(&image, 64 * MIB, "").unwrap();
+    sfdisk_write(&image, "label: dos\nstart=2048, size=8192, type=83\n").unwrap();
     let gz = Command::new("gzip")
         .arg("-c")
         .arg(&image)

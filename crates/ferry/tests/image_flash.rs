@@ -5,22 +5,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use ferry_testkit::{skip_unless, Need};
+use ferry_testkit::{partitioned_image, skip_unless, Need};
 
-const MIB: u64 = 1 << 20;
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+mod disk_images;
+use disk_images::{ferry, s, MIB};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -34,23 +24,12 @@ fn run(cmd: &mut Command) {
 /// A 48 MiB image, about a quarter data: a table, an ext4 with files.
 fn image(dir: &Path) -> PathBuf {
     let image = dir.join("disk.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(48 * MIB)
-        .unwrap();
-    let mut child = Command::new("sfdisk")
-        .args(["-q", s(&image)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: dos\nstart=2048, size=94208, type=83\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    partitioned_image(
+        &image,
+        48 * MIB,
+        "label: dos\nstart=2048, size=94208, type=83\n",
+    )
+    .unwrap();
     let part = dir.join("part.ext4");
     let content = dir.join("content");
     std::fs::create_dir_all(&content).unwrap();
@@ -425,26 +404,13 @@ fn exact_leaves_a_used_device_an_exact_copy() {
 /// holding files, so that every partition has data of its own.
 fn image_with_logicals(dir: &Path) -> PathBuf {
     let image = dir.join("logical.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(40 * MIB)
-        .unwrap();
-    let mut child = Command::new("sfdisk")
-        .args(["-q", s(&image)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"label: dos\nstart=2048, size=20480, type=83\nstart=22528, type=5\n\
-              start=24576, size=20480, type=83\nstart=47104, size=20480, type=83\n",
-        )
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    partitioned_image(
+        &image,
+        40 * MIB,
+        "label: dos\nstart=2048, size=20480, type=83\nstart=22528, type=5\n\
+         start=24576, size=20480, type=83\nstart=47104, size=20480, type=83\n",
+    )
+    .unwrap();
     for (start, label) in [(2048u64, "one"), (24576, "five"), (47104, "six")] {
         let content = dir.join(format!("content-{label}"));
         std::fs::create_dir_all(&content).unwrap();

@@ -3,48 +3,17 @@
 //! that (read back with `sfdisk --dump`), and every other partition stays as
 //! it was; a region that is too small changes nothing.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use ferry_testkit::{skip_unless, Need};
+use ferry_testkit::{partitioned_image, sfdisk_dump, skip_unless, Need};
 
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn disk(path: &Path, bytes: u64, script: &str) {
-    std::fs::File::create(path).unwrap().set_len(bytes).unwrap();
-    let mut child = Command::new("sfdisk")
-        .args(["-q", s(path)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{script}");
-}
+mod disk_images;
+use disk_images::{ferry, s};
 
 /// (number, start, size, type) of every partition, from `sfdisk --dump`.
 fn table(path: &Path) -> Vec<(u32, u64, u64, String)> {
-    let out = Command::new("sfdisk")
-        .arg("--dump")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
+    sfdisk_dump(path)
+        .unwrap()
         .lines()
         .filter_map(|l| {
             let (name, rest) = l.split_once(" : ")?;
@@ -74,14 +43,13 @@ fn the_flasher_layout_goes_into_the_swap_with_the_data_partition_grown() {
     skip_unless!(Need::Tool("sfdisk"));
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("flasher.img");
-    disk(&image, 1048576 * 512, FLASHER);
+    partitioned_image(&image, 1048576 * 512, FLASHER).unwrap();
     // A running Debian: root, and a 2 GiB swap in an extended partition.
     let target = dir.path().join("sda.img");
-    disk(
-        &target,
+    partitioned_image(&target,
         10 << 30,
         "label: dos\nstart=2048, size=16775168, type=83, bootable\nstart=16779262, type=5\nstart=16779264, type=82\n",
-    );
+    ).unwrap();
     let before = table(&target);
     let out = ferry(&[
         "image",
@@ -149,14 +117,13 @@ fn a_region_too_small_or_a_missing_partition_changes_nothing() {
     skip_unless!(Need::Tool("sfdisk"));
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("flasher.img");
-    disk(&image, 1048576 * 512, FLASHER);
+    partitioned_image(&image, 1048576 * 512, FLASHER).unwrap();
     let target = dir.path().join("small.img");
     // The swap (about 170 MiB) cannot hold the flasher's 520 MiB.
-    disk(
-        &target,
+    partitioned_image(&target,
         1640 << 20,
         "label: dos\nstart=2048, size=3000000, type=83\nstart=3002368, type=5\nstart=3004416, type=82\n",
-    );
+    ).unwrap();
     let before = table(&target);
     for into in ["5", "9"] {
         let out = ferry(&[
@@ -184,14 +151,15 @@ fn a_gpt_image_lays_into_a_whole_gpt_disk() {
     skip_unless!(Need::Tool("sfdisk"));
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("gpt.img");
-    disk(
+    partitioned_image(
         &image,
         64 << 20,
         "label: gpt\nstart=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\
          start=18432, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
-    );
+    )
+    .unwrap();
     let target = dir.path().join("blank.img");
-    disk(&target, 1 << 30, "label: gpt\n");
+    partitioned_image(&target, 1 << 30, "label: gpt\n").unwrap();
     let out = ferry(&[
         "image",
         "layout",
