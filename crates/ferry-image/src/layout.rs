@@ -140,6 +140,10 @@ pub struct Placement {
     /// extended partition).
     pub logical: bool,
     pub grown: bool,
+    /// The image's bootable flag (MBR) and name (GPT), carried over where
+    /// the disk's table has them.
+    pub bootable: bool,
+    pub name: Option<String>,
 }
 
 /// The computed layout.
@@ -264,6 +268,8 @@ pub fn compute(
             kind,
             logical,
             grown: Some(p.number) == grow,
+            bootable: p.bootable && !disk.gpt,
+            name: p.name.clone().filter(|_| disk.gpt),
         });
         cursor = start + p.size;
     }
@@ -331,9 +337,17 @@ fn script(
     }
     for p in placements {
         out.push_str(&format!(
-            "start={:>12}, size={:>12}, type={}\n",
+            "start={:>12}, size={:>12}, type={}",
             p.start, p.size, p.kind
         ));
+        if let Some(name) = &p.name {
+            // sfdisk's script quotes names; a quote inside cannot be said.
+            out.push_str(&format!(", name=\"{}\"", name.replace('"', "'")));
+        }
+        if p.bootable {
+            out.push_str(", bootable");
+        }
+        out.push('\n');
     }
     out
 }

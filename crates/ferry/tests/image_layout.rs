@@ -154,11 +154,12 @@ fn a_gpt_image_lays_into_a_whole_gpt_disk() {
     partitioned_image(
         &image,
         64 << 20,
-        "label: gpt\nstart=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\
+        "label: gpt\nstart=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"boot\"\n\
          start=18432, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
     )
     .unwrap();
     let target = dir.path().join("blank.img");
+    // The image's names go along.
     partitioned_image(&target, 1 << 30, "label: gpt\n").unwrap();
     let out = ferry(&[
         "image",
@@ -180,4 +181,8 @@ fn a_gpt_image_lays_into_a_whole_gpt_disk() {
     assert_eq!(after[0].3, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
     assert_eq!(after[0].2, 16384);
     assert!(after[1].2 > 65536, "grown: {after:?}");
+    assert!(
+        sfdisk_dump(&target).unwrap().contains("name=\"boot\""),
+        "the name was not carried over"
+    );
 }
