@@ -124,6 +124,17 @@ pub fn parse_dump(text: &str, sectors: u64) -> Result<DiskDump, LayoutError> {
     })
 }
 
+/// Where on the disk the image's partitions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// The space of this partition, which gives it up (the seed's swap).
+    Partition(u32),
+    /// The largest free space between the disk's partitions.
+    FreeSpace,
+    /// The whole disk, under a new table.
+    WholeDisk,
+}
+
 /// Where one of the image's partitions goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Placement {
@@ -152,8 +163,11 @@ pub struct Layout {
     /// The region, in the disk's sectors: `start..end`.
     pub region_start: u64,
     pub region_end: u64,
-    /// The partition whose space the region is, if not the whole disk.
+    /// The partition whose space the region is, if it is one.
     pub replaces: Option<u32>,
+    /// Whether the region is the whole disk under a new table (else, with
+    /// no partition replaced, it is free space between partitions).
+    pub whole_disk: bool,
     pub placements: Vec<Placement>,
     /// The disk's whole new table, for `sfdisk`.
     pub script: String,
@@ -189,9 +203,13 @@ fn dos_type_for(guid: &str) -> &'static str {
 pub fn compute(
     image: &Inspection,
     disk: &DiskDump,
-    into: Option<u32>,
+    region: Region,
     grow: Option<u32>,
 ) -> Result<Layout, LayoutError> {
+    let into = match region {
+        Region::Partition(n) => Some(n),
+        Region::FreeSpace | Region::WholeDisk => None,
+    };
     if image.sector_size != disk.sector_size {
         return Err(LayoutError::SectorSize {
             sector: image.sector_size,
@@ -234,7 +252,37 @@ pub fn compute(
                 .collect();
             (target.start, target.start + target.size, logical, kept)
         }
-        None => (align, usable_end, false, Vec::new()),
+        None if region == Region::WholeDisk => (align, usable_end, false, Vec::new()),
+        None => {
+            // Gaps between the partitions at the top of the table (an
+            // extended partition counts whole), aligned; the largest wins.
+            let mut top: Vec<&DumpedPartition> = disk
+                .partitions
+                .iter()
+                .filter(|p| disk.gpt || p.number <= 4)
+                .collect();
+            top.sort_by_key(|p| p.start);
+            let mut best = (0, 0);
+            let mut from = align;
+            for p in top
+                .iter()
+                .map(|p| (p.start, p.start + p.size))
+                .chain([(usable_end, usable_end)])
+            {
+                let start = align_up(from, align);
+                if p.0 > start && p.0 - start > best.1 - best.0 {
+                    best = (start, p.0);
+                }
+                from = from.max(p.1);
+            }
+            if best.1 == best.0 {
+                return Err(LayoutError::TooSmall {
+                    needed: data.iter().map(|p| p.size).sum(),
+                    available: 0,
+                });
+            }
+            (best.0, best.1, false, disk.partitions.iter().collect())
+        }
     };
     if !disk.gpt && !logical {
         let used = kept.iter().filter(|p| p.number <= 4).count();
@@ -291,11 +339,12 @@ pub fn compute(
             later.start += extra;
         }
     }
-    let script = script(disk, &kept, &placements, into.is_none(), image);
+    let script = script(disk, &kept, &placements, region == Region::WholeDisk, image);
     Ok(Layout {
         region_start,
         region_end: end,
         replaces: into,
+        whole_disk: region == Region::WholeDisk,
         placements,
         script,
     })
@@ -398,7 +447,7 @@ mod tests {
 
     #[test]
     fn the_seeds_flasher_lands_in_the_swap_with_the_data_partition_grown() {
-        let layout = compute(&image(), &disk(), Some(5), Some(6)).unwrap();
+        let layout = compute(&image(), &disk(), Region::Partition(5), Some(6)).unwrap();
         assert_eq!(layout.placements.len(), 5);
         assert!(layout.placements.iter().all(|p| p.logical));
         let first = &layout.placements[0];
@@ -411,10 +460,33 @@ mod tests {
     }
 
     #[test]
+    fn free_space_is_the_largest_gap_and_keeps_every_partition() {
+        // Root, then 4 GiB free, then a small data partition.
+        let disk = parse_dump(
+            "label: dos\nunit: sectors\nsector-size: 512\n\n\
+             d1 : start=        2048, size=     8388608, type=83\n\
+             d2 : start=    16777216, size=     2097152, type=83\n",
+            20971520,
+        )
+        .unwrap();
+        let layout = compute(&image(), &disk, Region::FreeSpace, Some(6)).unwrap_err();
+        // Five data partitions do not fit the two free primary slots.
+        assert!(matches!(layout, LayoutError::Slots(_)), "{layout}");
+        let mut two = image();
+        two.partitions.truncate(2);
+        let layout = compute(&two, &disk, Region::FreeSpace, Some(2)).unwrap();
+        assert_eq!(layout.region_start, 8390656);
+        assert_eq!(layout.region_end, 16777216);
+        assert!(layout.script.contains("d1 : ") && layout.script.contains("d2 : "));
+        let grown = layout.placements.last().unwrap();
+        assert_eq!(grown.start + grown.size, 16777216);
+    }
+
+    #[test]
     fn a_region_too_small_is_refused_with_the_sizes() {
         let mut disk = disk();
         disk.partitions[2].size = 100_000;
-        match compute(&image(), &disk, Some(5), Some(6)) {
+        match compute(&image(), &disk, Region::Partition(5), Some(6)) {
             Err(LayoutError::TooSmall { needed, available }) => assert!(needed > available),
             other => panic!("expected TooSmall, got {other:?}"),
         }
@@ -422,7 +494,7 @@ mod tests {
 
     #[test]
     fn a_primary_region_without_enough_slots_is_refused() {
-        let err = compute(&image(), &disk(), Some(1), None).unwrap_err();
+        let err = compute(&image(), &disk(), Region::Partition(1), None).unwrap_err();
         assert!(matches!(err, LayoutError::Slots(_)), "{err}");
     }
 }

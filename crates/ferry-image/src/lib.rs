@@ -24,7 +24,7 @@ pub use inspect::{
 };
 pub use layout::{
     compute as compute_layout, parse_dump, DiskDump, DumpedPartition, Layout, LayoutError,
-    Placement,
+    Placement, Region,
 };
 pub use partitions::{flash_partitions, PartitionFlash, PartitionsReport};
 pub use stream::{ForwardReader, StreamError, HEAD_BYTES};

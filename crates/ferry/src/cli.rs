@@ -322,9 +322,10 @@ pub struct LayoutArgs {
     /// The image whose partition layout is copied
     #[arg(value_name = "IMG")]
     pub image: PathBuf,
-    /// The disk (device or disk image file), with `:N` for the space of its
-    /// partition N
-    #[arg(long, value_name = "DISK[:N]")]
+    /// The disk (device or disk image file): `DISK:N` (or a partition's
+    /// device, /dev/sda5) for the space of partition N, `DISK:free` for the
+    /// largest free space, `DISK` alone for the whole disk
+    #[arg(long, value_name = "DISK[:N|:free]")]
     pub into: String,
     /// The image's partition that takes the region's trailing space
     #[arg(long, value_name = "P")]

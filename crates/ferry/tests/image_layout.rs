@@ -186,3 +186,46 @@ fn a_gpt_image_lays_into_a_whole_gpt_disk() {
         "the name was not carried over"
     );
 }
+
+#[test]
+fn free_space_between_partitions_takes_the_image_and_keeps_them_all() {
+    skip_unless!(Need::Tool("sfdisk"));
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("two.img");
+    partitioned_image(
+        &image,
+        64 << 20,
+        "label: dos\nstart=2048, size=16384, type=c, bootable\nstart=18432, size=32768, type=83\n",
+    )
+    .unwrap();
+    let target = dir.path().join("gap.img");
+    // Root, a 1 GiB gap, then data.
+    partitioned_image(
+        &target,
+        3 << 30,
+        "label: dos\nstart=2048, size=2097152, type=83\nstart=4196352, size=2000000, type=83\n",
+    )
+    .unwrap();
+    let before = table(&target);
+    let out = ferry(&[
+        "image",
+        "layout",
+        s(&image),
+        "--into",
+        &format!("{}:free", s(&target)),
+        "--grow",
+        "2",
+        "--apply",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = table(&target);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(after.contains(&before[0]) && after.contains(&before[1]));
+    let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new[0].1, 2099200, "first aligned sector after root");
+    assert_eq!(new[1].1 + new[1].2, 4196352, "grown to the next partition");
+}

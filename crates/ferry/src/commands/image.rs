@@ -299,14 +299,40 @@ impl std::fmt::Display for PartitionsOutput {
     }
 }
 
-/// `DISK[:N]` of `--into`.
-fn parse_into(text: &str) -> (std::path::PathBuf, Option<u32>) {
-    if let Some((disk, number)) = text.rsplit_once(':') {
-        if let Ok(n) = number.parse::<u32>() {
-            return (disk.into(), Some(n));
+/// `DISK`, `DISK:N`, `DISK:free` or a partition's device (`/dev/sda5`) of
+/// `--into`.
+fn parse_into(text: &str) -> (std::path::PathBuf, ferry_image::Region) {
+    use ferry_image::Region;
+    if let Some((disk, suffix)) = text.rsplit_once(':') {
+        if let Ok(n) = suffix.parse::<u32>() {
+            return (disk.into(), Region::Partition(n));
+        }
+        if suffix == "free" {
+            return (disk.into(), Region::FreeSpace);
         }
     }
-    (text.into(), None)
+    if let Some((disk, n)) = parent_disk(std::path::Path::new(text)) {
+        return (disk, Region::Partition(n));
+    }
+    (text.into(), Region::WholeDisk)
+}
+
+/// The disk and number of a partition's block device, from sysfs.
+fn parent_disk(device: &std::path::Path) -> Option<(std::path::PathBuf, u32)> {
+    let canonical = std::fs::canonicalize(device).ok()?;
+    let name = canonical.file_name()?.to_str()?.to_string();
+    let sys = std::path::Path::new("/sys/class/block").join(&name);
+    let number = std::fs::read_to_string(sys.join("partition")).ok()?;
+    let parent = std::fs::canonicalize(&sys)
+        .ok()?
+        .parent()?
+        .file_name()?
+        .to_str()?
+        .to_string();
+    Some((
+        std::path::Path::new("/dev").join(parent),
+        number.trim().parse().ok()?,
+    ))
 }
 
 /// What `sfdisk --dump DISK` says, and the disk's size in sectors.
@@ -384,7 +410,14 @@ impl std::fmt::Display for LayoutOutput {
                 l.region_start,
                 l.region_end
             )?,
-            None => writeln!(f, "into the whole of {}:", self.disk.display())?,
+            None if l.whole_disk => writeln!(f, "into the whole of {}:", self.disk.display())?,
+            None => writeln!(
+                f,
+                "into free space of {} (sectors {}..{}):",
+                self.disk.display(),
+                l.region_start,
+                l.region_end
+            )?,
         }
         let rows: Vec<Vec<String>> = l
             .placements
@@ -425,7 +458,7 @@ pub fn layout(args: crate::cli::LayoutArgs, global: &Global) -> Result<Exit, Fai
         let is_device = std::fs::metadata(&disk)
             .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
             .unwrap_or(false);
-        if let (true, Some(n)) = (is_device, into) {
+        if let (true, ferry_image::Region::Partition(n)) = (is_device, into) {
             let device = partition_device(&disk, n);
             if in_use(&device) {
                 return Err(Failure::bad_input(format!(
