@@ -394,9 +394,13 @@ fn read_gpt<R: std::io::Read>(
 /// Checks what a table may not say: partitions that overlap or end past the
 /// image (`total_sectors`, when known) or, for GPT, past the last usable LBA.
 pub fn validate(table: &Table, total_sectors: Option<u64>) -> Result<(), TableError> {
-    let last = match &table.label {
-        Label::Gpt { last_lba, .. } => Some(*last_lba),
-        Label::Dos { .. } => total_sectors.map(|t| t.saturating_sub(1)),
+    // A partition ends inside the image, and for a GPT inside its usable
+    // sectors too.
+    let image_last = total_sectors.map(|t| t.saturating_sub(1));
+    let last = match (&table.label, image_last) {
+        (Label::Gpt { last_lba, .. }, Some(image_last)) => Some((*last_lba).min(image_last)),
+        (Label::Gpt { last_lba, .. }, None) => Some(*last_lba),
+        (Label::Dos { .. }, image_last) => image_last,
     };
     let data: Vec<&Partition> = table
         .partitions
