@@ -2,13 +2,12 @@
 //! is one sfdisk reads back into the same table, a pipe works, and what is
 //! not an image is exit 2 with the file named.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ferry_testkit::{partitioned_image, sfdisk_dump, sfdisk_write, skip_unless, Need};
 
 mod disk_images;
-use disk_images::{ferry, MIB};
+use disk_images::{ferry, ferry_with_stdin, MIB};
 
 #[test]
 fn the_sfdisk_script_reads_back_into_the_same_table() {
@@ -48,16 +47,7 @@ fn standard_input_is_read_as_a_pipe() {
         .output()
         .unwrap()
         .stdout;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["image", "inspect", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&gz));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let out = ferry_with_stdin(&["image", "inspect", "-", "--json"], gz);
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["compression"], "gzip");

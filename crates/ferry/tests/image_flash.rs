@@ -3,14 +3,13 @@
 //! fault gives exit 2 with the target untouched or exit 1 with the bytes
 //! written said.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ferry_testkit::{partitioned_image, skip_unless, Need};
 
 mod disk_images;
-use disk_images::{ferry, s, MIB};
+use disk_images::{ferry, ferry_with_stdin, s, MIB};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -174,17 +173,7 @@ fn a_bmap_flash_to_a_file_and_a_pipe_flash_equal_the_image() {
         .unwrap()
         .stdout;
     let piped = dir.path().join("piped.img");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["image", "flash", "-", s(&piped), "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&gz));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let out = ferry_with_stdin(&["image", "flash", "-", s(&piped), "--json"], gz);
     assert!(
         out.status.success(),
         "{}",
@@ -272,17 +261,7 @@ fn a_bad_bmap_or_an_image_of_unknown_size_is_exit_2_and_nothing_is_written() {
         .output()
         .unwrap()
         .stdout;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["image", "flash", "-", s(&target)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&gz));
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
+    let out = ferry_with_stdin(&["image", "flash", "-", s(&target)], gz);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -452,8 +431,8 @@ fn partitions_go_one_by_one_into_targets_of_their_own_from_a_pipe() {
         .stdout;
     let one = dir.path().join("one.part");
     let six = dir.path().join("six.part");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
+    let out = ferry_with_stdin(
+        &[
             "image",
             "flash",
             "-",
@@ -463,16 +442,9 @@ fn partitions_go_one_by_one_into_targets_of_their_own_from_a_pipe() {
             &format!("6:{}", s(&six)),
             "--read-back",
             "--json",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&gz));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+        ],
+        gz,
+    );
     assert!(
         out.status.success(),
         "{}",
