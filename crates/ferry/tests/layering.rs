@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("ferry-image", 1),
     ("ferry-archive", 2),
     ("ferry-apt", 2),
+    ("ferry-takeover", 2),
     ("ferry-release", 3),
     ("ferry", 4),
     ("ferry-fuzz-entry", 4),
@@ -24,7 +25,12 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// What the engine crates must never reach, directly or not: a device run
 /// (image, takeover, fleet agent) builds on them without apt.
-const ENGINE: &[&str] = &["ferry-journal", "ferry-fetch", "ferry-image"];
+const ENGINE: &[&str] = &[
+    "ferry-journal",
+    "ferry-fetch",
+    "ferry-image",
+    "ferry-takeover",
+];
 const NOT_UNDER_ENGINE: &[&str] = &["ferry-apt", "ferry-release", "ferry-solve", "ferry-archive"];
 
 /// Each workspace crate's normal (non-dev) dependencies on other workspace crates.
