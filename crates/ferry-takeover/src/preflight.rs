@@ -508,6 +508,24 @@ fn block_name(system: &Path, source: &str) -> Option<String> {
     class.join(name).exists().then(|| name.to_string())
 }
 
+/// The kernel's name of the device of `/` by its device number (the
+/// mountinfo's `MAJ:MIN` → sys/dev/block): for a source that names no
+/// device node, as `/dev/root` on a Raspberry Pi.
+fn root_by_number(system: &Path) -> Option<String> {
+    let mountinfo = std::fs::read_to_string(system.join("proc/self/mountinfo")).ok()?;
+    let number = mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(4) == Some(&"/")).then(|| fields.get(2).map(|n| n.to_string()))?
+    })?;
+    let device = std::fs::canonicalize(system.join("sys/dev/block").join(number)).ok()?;
+    let name = device.file_name()?.to_string_lossy().into_owned();
+    system
+        .join("sys/class/block")
+        .join(&name)
+        .exists()
+        .then_some(name)
+}
+
 /// The disk that holds `/`, with the findings on it; None when `/` is not
 /// on a plain partition of a disk.
 fn root_disk(system: &Path, source: Option<&str>, findings: &mut Vec<Finding>) -> Option<String> {
@@ -520,7 +538,8 @@ fn root_disk(system: &Path, source: Option<&str>, findings: &mut Vec<Finding>) -
         ));
         return None;
     };
-    let Some(name) = block_name(system, source) else {
+    let name = block_name(system, source).or_else(|| root_by_number(system));
+    let Some(name) = name else {
         findings.push(finding(
             FindingKey::RootDevice,
             Severity::Blocker,

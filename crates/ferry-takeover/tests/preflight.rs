@@ -326,6 +326,37 @@ fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
 }
 
 #[test]
+fn a_root_named_dev_root_is_found_by_its_device_number() {
+    let m = Machine::new();
+    m.file("proc/sys/kernel/arch", "aarch64\n");
+    m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
+    m.root("/dev/root");
+    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::RootDevice),
+        Some(Severity::Blocker)
+    );
+    m.file(
+        "proc/self/mountinfo",
+        "22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/root rw\n",
+    );
+    std::fs::create_dir_all(m.path().join("sys/dev/block")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../devices/virtual/block/mmcblk0/mmcblk0p2",
+        m.path().join("sys/dev/block/179:2"),
+    )
+    .unwrap();
+    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::RootDevice),
+        Some(Severity::Info),
+        "{:#?}",
+        p.findings
+    );
+    assert_eq!(p.target.unwrap().device, "/dev/mmcblk0");
+}
+
+#[test]
 fn a_root_that_is_no_block_device_is_a_blocker() {
     let m = Machine::new();
     m.root("server:/export/root");
