@@ -3,3 +3,14 @@
 //! the network configuration and identity carried over into the new OS,
 //! and (next) the journaled run in RAM. Built on the engine (ferry-journal,
 //! ferry-fetch) and the disk-image crate; nothing here knows apt.
+
+// Pre-flight and the stage-2 plan (kept together; other modules below).
+pub mod config;
+pub mod plan;
+pub mod preflight;
+
+pub use config::{Config, ConfigError, Strategy};
+pub use plan::{ImageSummary, PlanError, TakeoverPlan, TAKEOVER_PLAN_FORMAT};
+pub use preflight::{
+    preflight, Finding, FindingKey, Fingerprint, Firmware, Preflight, Severity, TargetDisk,
+};

@@ -64,6 +64,9 @@ pub enum Command {
     /// Disk images: read an image's partition table and filesystems
     #[command(subcommand)]
     Image(ImageCommand),
+    /// OS takeover: replace this machine's OS with a disk image, safely
+    #[command(subcommand)]
+    Takeover(TakeoverCommand),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -315,6 +318,27 @@ pub enum ImageCommand {
     /// --grow P taking the trailing space; prints the new table, and writes
     /// it with sfdisk only with --apply, leaving every other partition as it is
     Layout(LayoutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TakeoverCommand {
+    /// Read-only pre-flight of a takeover (CPU, firmware, root disk, RAM,
+    /// tools, watchdog against the image and the config), without root;
+    /// with --save, writes the stage-2 plan. Exit 3 when blocked
+    Plan(TakeoverPlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TakeoverPlanArgs {
+    /// The disk image that replaces this OS (plain or compressed)
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    /// The takeover config (TOML; see docs/takeover.md); defaults when absent
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also write the stage-2 plan to FILE (refused, exit 3, when blocked)
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod image;
 mod migrate;
 mod release;
 mod sources;
+mod takeover;
 mod version;
 
 use ferry_apt::{RootError, SystemRoot, ROOT_EXPECTED};
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Release(command) => release::run(command, global),
         Command::Archive(command) => archive::run(command, global),
         Command::Image(command) => image::run(command, global),
+        Command::Takeover(command) => takeover::run(command, global),
         Command::Generate(command) => generate::run(command, global),
     }
 }

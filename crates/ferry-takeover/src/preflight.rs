@@ -1,0 +1,839 @@
+//! The read-only pre-flight of a takeover: what this machine is (CPU,
+//! firmware, the disk holding `/`, RAM, tools, watchdog) against what the
+//! image and the config need, as findings with a stable key, a severity
+//! and a remediation. Everything is read under a *system directory*
+//! (`/` on a machine; a tree of fake `proc`, `sys`, `dev` in tests), so
+//! nothing here needs root or changes anything.
+//!
+//! Not the plan file (`plan`), nor stage 2.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::{Config, Strategy};
+use crate::plan::ImageSummary;
+
+/// How much a finding matters: a blocker stops the takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Blocker,
+}
+
+/// The stable key of a finding. Its string form (`Display`, `FromStr` and
+/// serde use the same one) is listed in docs/takeover.md; automation acts
+/// on it, so changing one breaks it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FindingKey {
+    /// This machine's CPU architecture against the image's.
+    Architecture,
+    /// The image's architecture cannot be known, or its sources disagree.
+    ImageArchitecture,
+    /// BIOS or UEFI.
+    Firmware,
+    SecureBoot,
+    RaspberryPi,
+    /// The image has no way to boot with this machine's firmware.
+    ImageBoot,
+    /// What the root filesystem sits on.
+    RootDevice,
+    RootLvm,
+    RootCrypt,
+    RootRaid,
+    /// The disk the image is written to.
+    TargetDisk,
+    /// The image does not fit the disk.
+    DiskSize,
+    /// The config names this partition number, which the image lacks.
+    ImagePartition(u32),
+    /// Memory for the RAM stage.
+    Ram,
+    /// This command is not on PATH.
+    MissingCommand(String),
+    Watchdog,
+    /// The image file against the config's sha256.
+    ImageChecksum,
+}
+
+impl FindingKey {
+    fn parts(&self) -> (&'static str, Option<String>) {
+        use FindingKey::*;
+        match self {
+            Architecture => ("architecture", None),
+            ImageArchitecture => ("image-architecture", None),
+            Firmware => ("firmware", None),
+            SecureBoot => ("secure-boot", None),
+            RaspberryPi => ("raspberry-pi", None),
+            ImageBoot => ("image-boot", None),
+            RootDevice => ("root-device", None),
+            RootLvm => ("root-lvm", None),
+            RootCrypt => ("root-crypt", None),
+            RootRaid => ("root-raid", None),
+            TargetDisk => ("target-disk", None),
+            DiskSize => ("disk-size", None),
+            ImagePartition(n) => ("image-partition", Some(n.to_string())),
+            Ram => ("ram", None),
+            MissingCommand(c) => ("missing-command", Some(c.clone())),
+            Watchdog => ("watchdog", None),
+            ImageChecksum => ("image-checksum", None),
+        }
+    }
+}
+
+impl fmt::Display for FindingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.parts() {
+            (name, None) => f.write_str(name),
+            (name, Some(subject)) => write!(f, "{name}:{subject}"),
+        }
+    }
+}
+
+/// A string that is no finding key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a takeover finding key")]
+pub struct UnknownFindingKey(pub String);
+
+impl FromStr for FindingKey {
+    type Err = UnknownFindingKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use FindingKey::*;
+        let unknown = || UnknownFindingKey(s.to_string());
+        let (name, subject) = match s.split_once(':') {
+            Some((name, subject)) => (name, Some(subject)),
+            None => (s, None),
+        };
+        let key = match (name, subject) {
+            ("architecture", None) => Architecture,
+            ("image-architecture", None) => ImageArchitecture,
+            ("firmware", None) => Firmware,
+            ("secure-boot", None) => SecureBoot,
+            ("raspberry-pi", None) => RaspberryPi,
+            ("image-boot", None) => ImageBoot,
+            ("root-device", None) => RootDevice,
+            ("root-lvm", None) => RootLvm,
+            ("root-crypt", None) => RootCrypt,
+            ("root-raid", None) => RootRaid,
+            ("target-disk", None) => TargetDisk,
+            ("disk-size", None) => DiskSize,
+            ("image-partition", Some(n)) => ImagePartition(n.parse().map_err(|_| unknown())?),
+            ("ram", None) => Ram,
+            ("missing-command", Some(c)) if !c.is_empty() => MissingCommand(c.to_string()),
+            ("watchdog", None) => Watchdog,
+            ("image-checksum", None) => ImageChecksum,
+            _ => return Err(unknown()),
+        };
+        Ok(key)
+    }
+}
+
+impl Serialize for FindingKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FindingKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One result of the pre-flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub key: FindingKey,
+    pub severity: Severity,
+    pub finding: String,
+    pub remediation: String,
+}
+
+fn finding(
+    key: FindingKey,
+    severity: Severity,
+    what: impl Into<String>,
+    remediation: impl Into<String>,
+) -> Finding {
+    Finding {
+        key,
+        severity,
+        finding: what.into(),
+        remediation: remediation.into(),
+    }
+}
+
+/// How the machine boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// What the plan was made for: stage 2 refuses a plan whose machine is
+/// not this one any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// uname's machine (x86_64, aarch64); None when it cannot be read.
+    pub architecture: Option<String>,
+    /// The source of `/` in the mount table (`/dev/nvme0n1p2`).
+    pub root_device: Option<String>,
+    pub firmware: Firmware,
+    /// UEFI only: the SecureBoot variable's value.
+    pub secure_boot: Option<bool>,
+    /// The device tree's model (a Raspberry Pi says so there).
+    pub model: Option<String>,
+}
+
+/// The disk the image goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetDisk {
+    pub device: String,
+    pub size_bytes: u64,
+    /// It is the disk that holds `/` (the usual case: the OS replaces itself).
+    pub holds_root: bool,
+}
+
+/// What the pre-flight found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    pub fingerprint: Fingerprint,
+    pub target: Option<TargetDisk>,
+    /// The image's architecture, as the pre-flight decided it.
+    pub image_architecture: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Memory the RAM stage needs besides the image: ferry, the shared
+/// libraries and tools it copies into the tmpfs, and the kernel's own
+/// working room while the old root is unmounted.
+pub const RAM_MARGIN_BYTES: u64 = 256 << 20;
+
+/// GPT root partition types (the Discoverable Partitions Specification)
+/// that name a CPU architecture, with uname's name for it.
+const ROOT_TYPES: &[(&str, &str)] = &[
+    ("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "x86_64"),
+    ("B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "aarch64"),
+    ("72EC70A6-CF74-40E6-BD49-4BDA08E8F224", "riscv64"),
+];
+
+const ESP_GPT: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+const BIOS_BOOT_GPT: &str = "21686148-6449-6E6F-744E-656564454649";
+const SECURE_BOOT_VAR: &str =
+    "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// The commands every takeover calls, then those of each strategy.
+const TOOLS: &[&str] = &["sfdisk", "mount", "umount", "sync"];
+const RAM_TOOLS: &[&str] = &["pivot_root"];
+const FLASHER_TOOLS: &[&str] = &["grub-reboot"];
+
+/// Debian's names for the architectures, as uname says them.
+fn uname_name(arch: &str) -> String {
+    match arch.trim() {
+        "amd64" | "x86-64" => "x86_64".into(),
+        "arm64" => "aarch64".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs every check. `system` is the machine's root (`/`); `path_var` is
+/// the PATH its commands are looked up on (each entry under `system`).
+pub fn preflight(
+    system: &Path,
+    path_var: &str,
+    config: &Config,
+    image: &ImageSummary,
+) -> Preflight {
+    let mut findings = Vec::new();
+    let at = |p: &str| system.join(p);
+
+    // CPU architecture.
+    let architecture = std::fs::read_to_string(at("proc/sys/kernel/arch"))
+        .ok()
+        .map(|a| uname_name(&a))
+        .filter(|a| !a.is_empty())
+        .or_else(|| (system == Path::new("/")).then(|| std::env::consts::ARCH.to_string()));
+    let image_architecture = image_architecture(config, image, &mut findings);
+    match (&architecture, &image_architecture) {
+        (None, _) => findings.push(finding(
+            FindingKey::Architecture,
+            Severity::Blocker,
+            "this machine's CPU architecture cannot be read (proc/sys/kernel/arch)",
+            "run ferry on the machine itself, with /proc mounted",
+        )),
+        (Some(machine), Some(image_arch)) if machine != image_arch => findings.push(finding(
+            FindingKey::Architecture,
+            Severity::Blocker,
+            format!("this machine is {machine}, the image is built for {image_arch}"),
+            format!("use the {machine} build of the image"),
+        )),
+        (Some(machine), Some(_)) => findings.push(finding(
+            FindingKey::Architecture,
+            Severity::Info,
+            format!("the image and this machine are both {machine}"),
+            "nothing to do",
+        )),
+        (Some(_), None) => {}
+    }
+
+    // Boot firmware.
+    let firmware = if at("sys/firmware/efi").is_dir() {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    };
+    let secure_boot = match firmware {
+        Firmware::Bios => None,
+        // 4 bytes of attributes, then the value.
+        Firmware::Uefi => std::fs::read(at(SECURE_BOOT_VAR))
+            .ok()
+            .and_then(|bytes| bytes.get(4).map(|b| *b == 1)),
+    };
+    let model = std::fs::read(at("proc/device-tree/model"))
+        .ok()
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .trim_end_matches('\0')
+                .trim()
+                .to_string()
+        });
+    let raspberry_pi = model.as_deref().is_some_and(|m| m.contains("Raspberry Pi"));
+    firmware_findings(
+        firmware,
+        secure_boot,
+        model.as_deref(),
+        raspberry_pi,
+        image,
+        &mut findings,
+    );
+
+    // The disk holding / and the target disk.
+    let root_device = root_source(system);
+    let root_disk = root_disk(system, root_device.as_deref(), &mut findings);
+    let target = target_disk(system, config, root_disk.as_deref(), &mut findings);
+    if let Some(target) = &target {
+        if image.size > target.size_bytes {
+            findings.push(finding(
+                FindingKey::DiskSize,
+                Severity::Blocker,
+                format!(
+                    "the image is {} bytes, {} holds only {} bytes",
+                    image.size, target.device, target.size_bytes
+                ),
+                "use an image made for a disk this size, or name a larger disk in [target] disk",
+            ));
+        }
+    }
+    for (field, number) in [
+        ("grow", config.target.grow),
+        ("data_partition", config.target.data_partition),
+    ] {
+        if let Some(n) = number {
+            if !image.table.partitions.iter().any(|p| p.number == n) {
+                findings.push(finding(
+                    FindingKey::ImagePartition(n),
+                    Severity::Blocker,
+                    format!("[target] {field} names partition {n}, which the image does not have"),
+                    "name one of the image's partitions (`ferry image inspect IMG` lists them)",
+                ));
+            }
+        }
+    }
+
+    ram(system, config, image, &mut findings);
+    tools(system, path_var, config, raspberry_pi, &mut findings);
+    watchdog(system, config, &mut findings);
+    checksum(config, image, &mut findings);
+
+    // Blockers first, so that what stops the takeover is read first.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    Preflight {
+        fingerprint: Fingerprint {
+            architecture,
+            root_device,
+            firmware,
+            secure_boot,
+            model,
+        },
+        target,
+        image_architecture,
+        findings,
+    }
+}
+
+/// The image's architecture: its GPT root partition type, else the
+/// config's `image.architecture`; the two must agree when both are known.
+fn image_architecture(
+    config: &Config,
+    image: &ImageSummary,
+    findings: &mut Vec<Finding>,
+) -> Option<String> {
+    let from_table = image.table.partitions.iter().find_map(|p| {
+        ROOT_TYPES
+            .iter()
+            .find(|(guid, _)| p.kind.eq_ignore_ascii_case(guid))
+            .map(|(_, arch)| arch.to_string())
+    });
+    let from_config = config.image.architecture.as_deref().map(uname_name);
+    match (from_table, from_config) {
+        (Some(table), Some(said)) if table != said => {
+            findings.push(finding(
+                FindingKey::ImageArchitecture,
+                Severity::Blocker,
+                format!(
+                    "the image's root partition type says {table}, the config's image.architecture says {said}"
+                ),
+                "check that this is the image you meant, and correct image.architecture",
+            ));
+            Some(table)
+        }
+        (Some(arch), _) | (None, Some(arch)) => Some(arch),
+        (None, None) => {
+            findings.push(finding(
+                FindingKey::ImageArchitecture,
+                Severity::Warning,
+                "the image's architecture is not known: no GPT root partition type names one",
+                "set image.architecture in the config (x86_64, aarch64, …) so that it is checked",
+            ));
+            None
+        }
+    }
+}
+
+fn firmware_findings(
+    firmware: Firmware,
+    secure_boot: Option<bool>,
+    model: Option<&str>,
+    raspberry_pi: bool,
+    image: &ImageSummary,
+    findings: &mut Vec<Finding>,
+) {
+    let has = |dos: &str, gpt: &str| {
+        image
+            .table
+            .partitions
+            .iter()
+            .any(|p| p.kind.eq_ignore_ascii_case(dos) || p.kind.eq_ignore_ascii_case(gpt))
+    };
+    if raspberry_pi {
+        findings.push(finding(
+            FindingKey::RaspberryPi,
+            Severity::Info,
+            format!(
+                "a {} (boots from its firmware's boot partition)",
+                model.unwrap_or("Raspberry Pi")
+            ),
+            "use an image made for this model; the flasher strategy boots once with tryboot",
+        ));
+        return;
+    }
+    match firmware {
+        Firmware::Uefi => {
+            findings.push(finding(
+                FindingKey::Firmware,
+                Severity::Info,
+                "this machine boots with UEFI",
+                "nothing to do",
+            ));
+            if !has("ef", ESP_GPT) {
+                findings.push(finding(
+                    FindingKey::ImageBoot,
+                    Severity::Blocker,
+                    "this machine boots with UEFI and the image has no EFI system partition",
+                    "use the image's UEFI variant",
+                ));
+            }
+            if secure_boot == Some(true) {
+                findings.push(finding(
+                    FindingKey::SecureBoot,
+                    Severity::Warning,
+                    "Secure Boot is on: the new OS boots only if its boot loader is signed by a key the firmware trusts",
+                    "use an image with a signed boot loader (shim), or turn Secure Boot off in the firmware setup",
+                ));
+            }
+        }
+        Firmware::Bios => {
+            findings.push(finding(
+                FindingKey::Firmware,
+                Severity::Info,
+                "this machine boots with BIOS (no UEFI)",
+                "nothing to do",
+            ));
+            let gpt = image.table.label == "gpt";
+            let legacy = image.table.partitions.iter().any(|p| {
+                p.attributes
+                    .as_deref()
+                    .is_some_and(|a| a.contains("LegacyBIOSBootable"))
+            });
+            if gpt && !legacy && !has("", BIOS_BOOT_GPT) {
+                findings.push(finding(
+                    FindingKey::ImageBoot,
+                    Severity::Warning,
+                    "the image is GPT without a BIOS boot partition: it may boot only with UEFI",
+                    "use an image made to boot with BIOS, or check that its boot loader does",
+                ));
+            }
+        }
+    }
+}
+
+/// The source of `/` in the mount table (the last mount there wins).
+fn root_source(system: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string(system.join("proc/self/mounts")).ok()?;
+    mounts.lines().rev().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let source = fields.next()?;
+        (fields.next()? == "/").then(|| source.to_string())
+    })
+}
+
+/// The kernel's name (sys/class/block) of the block device `source`.
+fn block_name(system: &Path, source: &str) -> Option<String> {
+    let class = system.join("sys/class/block");
+    if let Some(mapped) = source.strip_prefix("/dev/mapper/") {
+        let entries = std::fs::read_dir(&class).ok()?;
+        return entries.flatten().find_map(|entry| {
+            let name = std::fs::read_to_string(entry.path().join("dm/name")).ok()?;
+            (name.trim() == mapped).then(|| entry.file_name().to_string_lossy().into_owned())
+        });
+    }
+    let name = source.strip_prefix("/dev/")?.rsplit('/').next()?;
+    class.join(name).exists().then(|| name.to_string())
+}
+
+/// The kernel's name of the device of `/` by its device number (the
+/// mountinfo's `MAJ:MIN` → sys/dev/block): for a source that names no
+/// device node, as `/dev/root` on a Raspberry Pi.
+fn root_by_number(system: &Path) -> Option<String> {
+    let mountinfo = std::fs::read_to_string(system.join("proc/self/mountinfo")).ok()?;
+    let number = mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(4) == Some(&"/")).then(|| fields.get(2).map(|n| n.to_string()))?
+    })?;
+    let device = std::fs::canonicalize(system.join("sys/dev/block").join(number)).ok()?;
+    let name = device.file_name()?.to_string_lossy().into_owned();
+    system
+        .join("sys/class/block")
+        .join(&name)
+        .exists()
+        .then_some(name)
+}
+
+/// The disk that holds `/`, with the findings on it; None when `/` is not
+/// on a plain partition of a disk.
+fn root_disk(system: &Path, source: Option<&str>, findings: &mut Vec<Finding>) -> Option<String> {
+    let Some(source) = source else {
+        findings.push(finding(
+            FindingKey::RootDevice,
+            Severity::Blocker,
+            "no filesystem is mounted at / in proc/self/mounts",
+            "run ferry on the machine itself, with /proc mounted",
+        ));
+        return None;
+    };
+    let name = block_name(system, source).or_else(|| root_by_number(system));
+    let Some(name) = name else {
+        findings.push(finding(
+            FindingKey::RootDevice,
+            Severity::Blocker,
+            format!("/ is mounted from {source}, which is no block device of sys/class/block"),
+            "a takeover needs / on a disk partition; this root (a network or overlay filesystem?) is not one",
+        ));
+        return None;
+    };
+    let class = system.join("sys/class/block").join(&name);
+    if name.starts_with("dm-") {
+        let uuid = std::fs::read_to_string(class.join("dm/uuid")).unwrap_or_default();
+        let (key, what, remediation) = if uuid.starts_with("LVM-") {
+            (
+                FindingKey::RootLvm,
+                "an LVM logical volume",
+                "the takeover rewrites the disk under the volume group; move / to a plain partition first",
+            )
+        } else if uuid.starts_with("CRYPT-") {
+            (
+                FindingKey::RootCrypt,
+                "an encrypted (dm-crypt) volume",
+                "the takeover cannot carry an encrypted root over; move / to a plain partition first",
+            )
+        } else {
+            (
+                FindingKey::RootDevice,
+                "a device-mapper device",
+                "move / to a plain partition first",
+            )
+        };
+        findings.push(finding(
+            key,
+            Severity::Blocker,
+            format!("/ is on {what} ({source}, {name})"),
+            remediation,
+        ));
+        return None;
+    }
+    if name.starts_with("md") {
+        findings.push(finding(
+            FindingKey::RootRaid,
+            Severity::Blocker,
+            format!("/ is on MD RAID ({source}): writing one member breaks the array"),
+            "break the mirror and keep / on one plain disk partition first",
+        ));
+        return None;
+    }
+    // A partition's directory sits inside its disk's in sysfs.
+    let disk = if class.join("partition").exists() {
+        std::fs::canonicalize(&class)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    } else {
+        Some(name.clone())
+    };
+    let Some(disk) = disk else {
+        findings.push(finding(
+            FindingKey::RootDevice,
+            Severity::Blocker,
+            format!("the disk that holds {source} cannot be found in sys/class/block"),
+            "name the disk in [target] disk",
+        ));
+        return None;
+    };
+    let kind = match disk.as_str() {
+        d if d.starts_with("nvme") => "an NVMe disk",
+        d if d.starts_with("sd") => "a SATA/SCSI/USB disk",
+        d if d.starts_with("vd") => "a virtio disk",
+        d if d.starts_with("xvd") => "a Xen disk",
+        d if d.starts_with("mmcblk") => "an SD card or eMMC",
+        _ => "a disk of a kind ferry does not know",
+    };
+    findings.push(finding(
+        FindingKey::RootDevice,
+        Severity::Info,
+        format!("/ is {source} on {kind}, /dev/{disk}"),
+        "nothing to do",
+    ));
+    Some(disk)
+}
+
+fn target_disk(
+    system: &Path,
+    config: &Config,
+    root_disk: Option<&str>,
+    findings: &mut Vec<Finding>,
+) -> Option<TargetDisk> {
+    let name = match &config.target.disk {
+        Some(disk) => {
+            let shown = disk.as_path().display().to_string();
+            let name = block_name(system, &shown);
+            let Some(name) = name else {
+                findings.push(finding(
+                    FindingKey::TargetDisk,
+                    Severity::Blocker,
+                    format!("[target] disk {shown} is no block device of this machine"),
+                    "name a disk that `lsblk` lists",
+                ));
+                return None;
+            };
+            if system
+                .join("sys/class/block")
+                .join(&name)
+                .join("partition")
+                .exists()
+            {
+                findings.push(finding(
+                    FindingKey::TargetDisk,
+                    Severity::Blocker,
+                    format!("[target] disk {shown} is a partition, not a disk"),
+                    "name the whole disk (/dev/sda, not /dev/sda1)",
+                ));
+                return None;
+            }
+            name
+        }
+        None => root_disk?.to_string(),
+    };
+    let size_file = system.join("sys/class/block").join(&name).join("size");
+    let sectors = std::fs::read_to_string(&size_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let Some(sectors) = sectors else {
+        findings.push(finding(
+            FindingKey::TargetDisk,
+            Severity::Blocker,
+            format!(
+                "the size of /dev/{name} cannot be read ({})",
+                size_file.display()
+            ),
+            "run ferry on the machine itself, with /sys mounted",
+        ));
+        return None;
+    };
+    let target = TargetDisk {
+        device: format!("/dev/{name}"),
+        // sysfs counts 512-byte sectors whatever the disk's own.
+        size_bytes: sectors.saturating_mul(512),
+        holds_root: root_disk == Some(name.as_str()),
+    };
+    if !target.holds_root {
+        findings.push(finding(
+            FindingKey::TargetDisk,
+            Severity::Warning,
+            format!("the image goes to {}, which does not hold /", target.device),
+            "check that this disk is the one the machine boots from",
+        ));
+    }
+    Some(target)
+}
+
+fn mem_available(system: &Path) -> Option<u64> {
+    let meminfo = std::fs::read_to_string(system.join("proc/meminfo")).ok()?;
+    meminfo.lines().find_map(|line| {
+        let rest = line.strip_prefix("MemAvailable:")?;
+        let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib.saturating_mul(1024))
+    })
+}
+
+fn ram(system: &Path, config: &Config, image: &ImageSummary, findings: &mut Vec<Finding>) {
+    if config.strategy != Strategy::Ram {
+        return;
+    }
+    let Some(available) = mem_available(system) else {
+        findings.push(finding(
+            FindingKey::Ram,
+            Severity::Blocker,
+            "the memory available cannot be read (MemAvailable in proc/meminfo)",
+            "run ferry on the machine itself, with /proc mounted",
+        ));
+        return;
+    };
+    let needed = image.file_size.saturating_add(RAM_MARGIN_BYTES);
+    let mib = |b: u64| b >> 20;
+    if available < RAM_MARGIN_BYTES {
+        findings.push(finding(
+            FindingKey::Ram,
+            Severity::Blocker,
+            format!(
+                "{} MiB of memory available, the RAM stage alone needs {} MiB",
+                mib(available),
+                mib(RAM_MARGIN_BYTES)
+            ),
+            "stop services to free memory, or use strategy = \"flasher\"",
+        ));
+    } else if available < needed {
+        findings.push(finding(
+            FindingKey::Ram,
+            Severity::Warning,
+            format!(
+                "{} MiB of memory available, the image and the RAM stage need {} MiB: \
+                 the image will be streamed from a partition instead of held in RAM",
+                mib(available),
+                mib(needed)
+            ),
+            "nothing to do; free memory to hold the image in RAM",
+        ));
+    } else {
+        findings.push(finding(
+            FindingKey::Ram,
+            Severity::Info,
+            format!(
+                "{} MiB of memory available, {} MiB needed to hold the image in RAM",
+                mib(available),
+                mib(needed)
+            ),
+            "nothing to do",
+        ));
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn tools(
+    system: &Path,
+    path_var: &str,
+    config: &Config,
+    raspberry_pi: bool,
+    findings: &mut Vec<Finding>,
+) {
+    let dirs: Vec<PathBuf> = path_var
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| system.join(d.trim_start_matches('/')))
+        .collect();
+    let strategy_tools: &[&str] = match config.strategy {
+        Strategy::Ram => RAM_TOOLS,
+        // A Raspberry Pi boots once with tryboot, no grub.
+        Strategy::Flasher if raspberry_pi => &[],
+        Strategy::Flasher => FLASHER_TOOLS,
+    };
+    for tool in TOOLS.iter().chain(strategy_tools) {
+        if !dirs.iter().any(|dir| is_executable(&dir.join(tool))) {
+            findings.push(finding(
+                FindingKey::MissingCommand(tool.to_string()),
+                Severity::Blocker,
+                format!("`{tool}` is not on PATH"),
+                format!("install the package that provides {tool} (util-linux, grub2-common)"),
+            ));
+        }
+    }
+}
+
+fn watchdog(system: &Path, config: &Config, findings: &mut Vec<Finding>) {
+    let device = system.join("dev/watchdog").exists()
+        || std::fs::read_dir(system.join("sys/class/watchdog"))
+            .is_ok_and(|mut entries| entries.next().is_some());
+    if device {
+        findings.push(finding(
+            FindingKey::Watchdog,
+            Severity::Info,
+            "a hardware watchdog is present: a hung stage 2 resets the machine",
+            "nothing to do",
+        ));
+    } else if config.watchdog.require {
+        findings.push(finding(
+            FindingKey::Watchdog,
+            Severity::Blocker,
+            "no hardware watchdog (dev/watchdog, sys/class/watchdog) and the config requires one",
+            "load the watchdog driver of this machine (e.g. iTCO_wdt, sp5100_tco, bcm2835_wdt), or set [watchdog] require = false",
+        ));
+    } else {
+        findings.push(finding(
+            FindingKey::Watchdog,
+            Severity::Warning,
+            "no hardware watchdog: a hung stage 2 waits for someone to reset the machine",
+            "load the watchdog driver of this machine if it has one (e.g. iTCO_wdt, sp5100_tco, bcm2835_wdt)",
+        ));
+    }
+}
+
+fn checksum(config: &Config, image: &ImageSummary, findings: &mut Vec<Finding>) {
+    match &config.image.sha256 {
+        Some(expected) if expected.as_str() != image.sha256 => findings.push(finding(
+            FindingKey::ImageChecksum,
+            Severity::Blocker,
+            format!(
+                "the image's sha256 is {}, the config says {}",
+                image.sha256,
+                expected.as_str()
+            ),
+            "download the image again, or check the config's image.sha256",
+        )),
+        Some(_) => {}
+        None => findings.push(finding(
+            FindingKey::ImageChecksum,
+            Severity::Warning,
+            "the config gives no sha256 for the image: the plan records the one of this file",
+            "set image.sha256 to the sha256 its publisher gives",
+        )),
+    }
+}

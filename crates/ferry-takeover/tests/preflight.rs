@@ -1,0 +1,549 @@
+//! The pre-flight against fake system trees (proc, sys, dev, usr/bin in a
+//! tempdir): each test builds the machine it names and checks the finding
+//! that machine must get, blockers first.
+
+use std::path::Path;
+
+use ferry_takeover::plan::{PartitionSummary, TableSummary};
+use ferry_takeover::{
+    preflight, Config, Finding, FindingKey, Firmware, ImageSummary, Preflight, Severity,
+};
+
+const PATH: &str = "/usr/sbin:/usr/bin";
+const X86_ROOT: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+const ARM64_ROOT: &str = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE";
+const ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// A machine: x86_64, BIOS, / on /dev/nvme0n1p2 of a 64 GiB disk, 4 GiB
+/// of memory available, every tool, no watchdog.
+struct Machine(tempfile::TempDir);
+
+impl Machine {
+    fn new() -> Machine {
+        let m = Machine(tempfile::tempdir().unwrap());
+        m.file("proc/sys/kernel/arch", "x86_64\n");
+        m.mem_available(4 * GIB);
+        for tool in [
+            "sfdisk",
+            "mount",
+            "umount",
+            "sync",
+            "pivot_root",
+            "grub-reboot",
+        ] {
+            m.tool(tool);
+        }
+        m.disk("nvme0n1", 64 * GIB, &["nvme0n1p1", "nvme0n1p2"]);
+        m.root("/dev/nvme0n1p2");
+        m
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn file(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    fn tool(&self, name: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        self.file(&format!("usr/bin/{name}"), "#!/bin/sh\n");
+        let path = self.path().join("usr/bin").join(name);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.path().join(rel)).unwrap();
+    }
+
+    fn mem_available(&self, bytes: u64) {
+        self.file(
+            "proc/meminfo",
+            format!(
+                "MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: {} kB\n",
+                bytes / 1024
+            ),
+        );
+    }
+
+    /// A disk as sysfs shows it: partitions inside the disk's directory,
+    /// sys/class/block entries linking to both.
+    fn disk(&self, disk: &str, bytes: u64, partitions: &[&str]) {
+        let dir = format!("sys/devices/virtual/block/{disk}");
+        self.file(&format!("{dir}/size"), format!("{}\n", bytes / 512));
+        self.link(disk, &format!("../../devices/virtual/block/{disk}"));
+        for (i, part) in partitions.iter().enumerate() {
+            self.file(&format!("{dir}/{part}/partition"), format!("{}\n", i + 1));
+            self.file(&format!("{dir}/{part}/size"), "2048\n");
+            self.link(part, &format!("../../devices/virtual/block/{disk}/{part}"));
+        }
+    }
+
+    fn link(&self, name: &str, to: &str) {
+        let class = self.path().join("sys/class/block");
+        std::fs::create_dir_all(&class).unwrap();
+        std::os::unix::fs::symlink(to, class.join(name)).unwrap();
+    }
+
+    /// A device-mapper device with its name and uuid.
+    fn dm(&self, name: &str, mapped: &str, uuid: &str) {
+        let dir = format!("sys/devices/virtual/block/{name}");
+        self.file(&format!("{dir}/size"), "1000\n");
+        self.file(&format!("{dir}/dm/name"), format!("{mapped}\n"));
+        self.file(&format!("{dir}/dm/uuid"), format!("{uuid}\n"));
+        self.link(name, &format!("../../devices/virtual/block/{name}"));
+    }
+
+    fn root(&self, source: &str) {
+        self.file(
+            "proc/self/mounts",
+            format!(
+                "proc /proc proc rw 0 0\nrootfs / rootfs rw 0 0\n{source} / ext4 rw,relatime 0 0\n"
+            ),
+        );
+    }
+
+    fn uefi(&self, secure_boot: Option<u8>) {
+        std::fs::create_dir_all(self.path().join("sys/firmware/efi/efivars")).unwrap();
+        if let Some(value) = secure_boot {
+            self.file(
+                "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+                [6, 0, 0, 0, value],
+            );
+        }
+    }
+
+    fn check(&self, config: &Config, image: &ImageSummary) -> Preflight {
+        preflight(self.path(), PATH, config, image)
+    }
+}
+
+/// A GPT image of `size` bytes (a 100 MiB file) with partitions of these types.
+fn image(size: u64, types: &[&str]) -> ImageSummary {
+    ImageSummary {
+        path: "/images/os.img".into(),
+        sha256: "ab".repeat(32),
+        file_size: 100 * MIB,
+        size,
+        compression: "none".into(),
+        architecture: None,
+        table: TableSummary {
+            label: "gpt".into(),
+            id: "5B1E3F4A-0000-4000-8000-000000000001".into(),
+            sector_size: 512,
+            partitions: types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| PartitionSummary {
+                    number: i as u32 + 1,
+                    start: 2048 + i as u64 * 4096,
+                    size: 4096,
+                    kind: t.to_string(),
+                    name: None,
+                    attributes: None,
+                    filesystem: None,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn x86_image() -> ImageSummary {
+    image(GIB, &[ESP, X86_ROOT])
+}
+
+fn find<'a>(p: &'a Preflight, key: &FindingKey) -> Option<&'a Finding> {
+    p.findings.iter().find(|f| &f.key == key)
+}
+
+fn severity(p: &Preflight, key: &FindingKey) -> Option<Severity> {
+    find(p, key).map(|f| f.severity)
+}
+
+fn blocked(p: &Preflight) -> bool {
+    p.findings.iter().any(|f| f.severity == Severity::Blocker)
+}
+
+#[test]
+fn an_image_for_another_architecture_is_a_blocker() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &image(GIB, &[ESP, ARM64_ROOT]));
+    let f = find(&p, &FindingKey::Architecture).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(
+        f.finding.contains("x86_64") && f.finding.contains("aarch64"),
+        "{f:?}"
+    );
+    assert_eq!(
+        p.findings[0].severity,
+        Severity::Blocker,
+        "blockers come first"
+    );
+    // The config's Debian name for it is understood, and disagreeing with
+    // the table is a blocker of its own.
+    let mut config = Config::default();
+    config.image.architecture = Some("amd64".into());
+    let p = m.check(&config, &image(GIB, &[ESP, ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::ImageArchitecture),
+        Some(Severity::Blocker)
+    );
+}
+
+#[test]
+fn an_image_of_unknown_architecture_is_a_warning_until_the_config_says_it() {
+    let m = Machine::new();
+    let untyped = image(GIB, &[ESP, "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]);
+    let p = m.check(&Config::default(), &untyped);
+    assert_eq!(
+        severity(&p, &FindingKey::ImageArchitecture),
+        Some(Severity::Warning)
+    );
+    assert_eq!(find(&p, &FindingKey::Architecture), None);
+    let mut config = Config::default();
+    config.image.architecture = Some("amd64".into());
+    let p = m.check(&config, &untyped);
+    assert_eq!(
+        severity(&p, &FindingKey::Architecture),
+        Some(Severity::Info)
+    );
+    assert_eq!(p.image_architecture.as_deref(), Some("x86_64"));
+    assert!(!blocked(&p), "{:#?}", p.findings);
+}
+
+#[test]
+fn bios_uefi_and_secure_boot_are_told_apart() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(p.fingerprint.firmware, Firmware::Bios);
+    assert_eq!(p.fingerprint.secure_boot, None);
+    // A GPT image without a BIOS boot partition may not boot with BIOS.
+    assert_eq!(
+        severity(&p, &FindingKey::ImageBoot),
+        Some(Severity::Warning)
+    );
+
+    m.uefi(Some(0));
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(p.fingerprint.firmware, Firmware::Uefi);
+    assert_eq!(p.fingerprint.secure_boot, Some(false));
+    assert_eq!(find(&p, &FindingKey::SecureBoot), None);
+    assert_eq!(find(&p, &FindingKey::ImageBoot), None);
+
+    m.remove("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    m.uefi(Some(1));
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(p.fingerprint.secure_boot, Some(true));
+    assert_eq!(
+        severity(&p, &FindingKey::SecureBoot),
+        Some(Severity::Warning)
+    );
+
+    // UEFI and no EFI system partition in the image: it cannot boot.
+    let p = m.check(&Config::default(), &image(GIB, &[X86_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::ImageBoot),
+        Some(Severity::Blocker)
+    );
+}
+
+#[test]
+fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
+    let m = Machine::new();
+    m.file("proc/sys/kernel/arch", "aarch64\n");
+    m.file("proc/device-tree/model", "Raspberry Pi 4 Model B Rev 1.4\0");
+    m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
+    m.root("/dev/mmcblk0p2");
+    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        p.fingerprint.model.as_deref(),
+        Some("Raspberry Pi 4 Model B Rev 1.4")
+    );
+    assert_eq!(severity(&p, &FindingKey::RaspberryPi), Some(Severity::Info));
+    assert!(find(&p, &FindingKey::RootDevice)
+        .unwrap()
+        .finding
+        .contains("SD card"));
+    assert_eq!(p.target.as_ref().unwrap().device, "/dev/mmcblk0");
+    assert!(!blocked(&p), "{:#?}", p.findings);
+}
+
+#[test]
+fn an_nvme_or_virtio_root_gives_its_disk_as_the_target() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &x86_image());
+    assert!(find(&p, &FindingKey::RootDevice)
+        .unwrap()
+        .finding
+        .contains("NVMe"));
+    let target = p.target.as_ref().unwrap();
+    assert_eq!(
+        (target.device.as_str(), target.size_bytes, target.holds_root),
+        ("/dev/nvme0n1", 64 * GIB, true)
+    );
+    assert_eq!(p.fingerprint.root_device.as_deref(), Some("/dev/nvme0n1p2"));
+
+    m.disk("vda", 20 * GIB, &["vda1"]);
+    m.root("/dev/vda1");
+    let p = m.check(&Config::default(), &x86_image());
+    assert!(find(&p, &FindingKey::RootDevice)
+        .unwrap()
+        .finding
+        .contains("virtio"));
+    assert_eq!(p.target.unwrap().device, "/dev/vda");
+}
+
+#[test]
+fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
+    for (uuid, key) in [
+        ("LVM-abcdef", FindingKey::RootLvm),
+        ("CRYPT-LUKS2-1234-root", FindingKey::RootCrypt),
+    ] {
+        let m = Machine::new();
+        m.dm("dm-0", "vg-root", uuid);
+        m.root("/dev/mapper/vg-root");
+        let p = m.check(&Config::default(), &x86_image());
+        assert_eq!(
+            severity(&p, &key),
+            Some(Severity::Blocker),
+            "{uuid}: {:#?}",
+            p.findings
+        );
+        assert_eq!(p.target, None);
+    }
+    let m = Machine::new();
+    m.file("sys/devices/virtual/block/md0/size", "1000\n");
+    m.link("md0", "../../devices/virtual/block/md0");
+    m.root("/dev/md0");
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(severity(&p, &FindingKey::RootRaid), Some(Severity::Blocker));
+    assert_eq!(p.target, None);
+}
+
+#[test]
+fn a_root_named_dev_root_is_found_by_its_device_number() {
+    let m = Machine::new();
+    m.file("proc/sys/kernel/arch", "aarch64\n");
+    m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
+    m.root("/dev/root");
+    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::RootDevice),
+        Some(Severity::Blocker)
+    );
+    m.file(
+        "proc/self/mountinfo",
+        "22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/root rw\n",
+    );
+    std::fs::create_dir_all(m.path().join("sys/dev/block")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../devices/virtual/block/mmcblk0/mmcblk0p2",
+        m.path().join("sys/dev/block/179:2"),
+    )
+    .unwrap();
+    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::RootDevice),
+        Some(Severity::Info),
+        "{:#?}",
+        p.findings
+    );
+    assert_eq!(p.target.unwrap().device, "/dev/mmcblk0");
+}
+
+#[test]
+fn a_root_that_is_no_block_device_is_a_blocker() {
+    let m = Machine::new();
+    m.root("server:/export/root");
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::RootDevice),
+        Some(Severity::Blocker)
+    );
+}
+
+#[test]
+fn an_image_bigger_than_the_disk_is_a_blocker() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &image(65 * GIB, &[ESP, X86_ROOT]));
+    let f = find(&p, &FindingKey::DiskSize).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(f.finding.contains("/dev/nvme0n1"), "{f:?}");
+    let p = m.check(&Config::default(), &image(64 * GIB, &[ESP, X86_ROOT]));
+    assert_eq!(
+        find(&p, &FindingKey::DiskSize),
+        None,
+        "exactly the disk's size fits"
+    );
+}
+
+#[test]
+fn a_named_target_disk_must_exist_and_be_a_whole_disk() {
+    let m = Machine::new();
+    m.disk("sdb", 128 * GIB, &["sdb1"]);
+    let mut config = Config::default();
+    config.target.disk = Some(toml::Value::String("/dev/sdz".into()).try_into().unwrap());
+    let p = m.check(&config, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::TargetDisk),
+        Some(Severity::Blocker)
+    );
+    assert_eq!(p.target, None);
+    config.target.disk = Some(toml::Value::String("/dev/sdb1".into()).try_into().unwrap());
+    let p = m.check(&config, &x86_image());
+    assert!(find(&p, &FindingKey::TargetDisk)
+        .unwrap()
+        .finding
+        .contains("partition"));
+    config.target.disk = Some(toml::Value::String("/dev/sdb".into()).try_into().unwrap());
+    let p = m.check(&config, &x86_image());
+    let target = p.target.as_ref().unwrap();
+    assert_eq!((target.size_bytes, target.holds_root), (128 * GIB, false));
+    assert_eq!(
+        severity(&p, &FindingKey::TargetDisk),
+        Some(Severity::Warning)
+    );
+}
+
+#[test]
+fn config_partitions_the_image_lacks_are_blockers() {
+    let m = Machine::new();
+    let mut config = Config::default();
+    config.target.grow = Some(2);
+    config.target.data_partition = Some(5);
+    let p = m.check(&config, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::ImagePartition(5)),
+        Some(Severity::Blocker)
+    );
+    assert_eq!(find(&p, &FindingKey::ImagePartition(2)), None);
+}
+
+#[test]
+fn short_ram_streams_the_image_and_too_little_for_the_stage_blocks() {
+    let m = Machine::new();
+    m.mem_available(300 * MIB);
+    let p = m.check(&Config::default(), &x86_image());
+    let f = find(&p, &FindingKey::Ram).unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.finding.contains("streamed from a partition"), "{f:?}");
+    m.mem_available(100 * MIB);
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));
+    m.mem_available(4 * GIB);
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Info));
+}
+
+#[test]
+fn a_missing_tool_is_a_blocker_named_after_it() {
+    let m = Machine::new();
+    m.remove("usr/bin/pivot_root");
+    let p = m.check(&Config::default(), &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::MissingCommand("pivot_root".into())),
+        Some(Severity::Blocker)
+    );
+    // The flasher strategy does not pivot.
+    let config = Config {
+        strategy: ferry_takeover::Strategy::Flasher,
+        ..Config::default()
+    };
+    let p = m.check(&config, &x86_image());
+    assert_eq!(
+        find(&p, &FindingKey::MissingCommand("pivot_root".into())),
+        None
+    );
+}
+
+#[test]
+fn a_watchdog_absent_blocks_only_when_the_config_requires_one() {
+    let m = Machine::new();
+    let mut config = Config::default();
+    let p = m.check(&config, &x86_image());
+    assert_eq!(severity(&p, &FindingKey::Watchdog), Some(Severity::Warning));
+    config.watchdog.require = true;
+    let p = m.check(&config, &x86_image());
+    assert_eq!(severity(&p, &FindingKey::Watchdog), Some(Severity::Blocker));
+    m.file("sys/class/watchdog/watchdog0/identity", "i6300ESB timer\n");
+    let p = m.check(&config, &x86_image());
+    assert_eq!(severity(&p, &FindingKey::Watchdog), Some(Severity::Info));
+}
+
+#[test]
+fn an_image_whose_sha256_differs_from_the_config_is_a_blocker() {
+    let m = Machine::new();
+    let mut config = Config::default();
+    let p = m.check(&config, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::ImageChecksum),
+        Some(Severity::Warning)
+    );
+    config.image.sha256 = Some(toml::Value::String("cd".repeat(32)).try_into().unwrap());
+    let p = m.check(&config, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::ImageChecksum),
+        Some(Severity::Blocker)
+    );
+    config.image.sha256 = Some(toml::Value::String("AB".repeat(32)).try_into().unwrap());
+    let p = m.check(&config, &x86_image());
+    assert_eq!(find(&p, &FindingKey::ImageChecksum), None);
+}
+
+#[test]
+fn a_clean_machine_has_no_blocker() {
+    let m = Machine::new();
+    m.file("dev/watchdog", "");
+    let p = m.check(
+        &Config::default(),
+        &image(
+            GIB,
+            &[ESP, "21686148-6449-6E6F-744E-656564454649", X86_ROOT],
+        ),
+    );
+    assert!(!blocked(&p), "{:#?}", p.findings);
+    assert_eq!(find(&p, &FindingKey::ImageBoot), None);
+}
+
+#[test]
+fn finding_keys_read_back_from_their_string_form() {
+    for key in [
+        FindingKey::Architecture,
+        FindingKey::ImageArchitecture,
+        FindingKey::Firmware,
+        FindingKey::SecureBoot,
+        FindingKey::RaspberryPi,
+        FindingKey::ImageBoot,
+        FindingKey::RootDevice,
+        FindingKey::RootLvm,
+        FindingKey::RootCrypt,
+        FindingKey::RootRaid,
+        FindingKey::TargetDisk,
+        FindingKey::DiskSize,
+        FindingKey::ImagePartition(4),
+        FindingKey::Ram,
+        FindingKey::MissingCommand("sfdisk".into()),
+        FindingKey::Watchdog,
+        FindingKey::ImageChecksum,
+    ] {
+        assert_eq!(key.to_string().parse::<FindingKey>().unwrap(), key);
+    }
+    assert_eq!(
+        FindingKey::MissingCommand("sfdisk".into()).to_string(),
+        "missing-command:sfdisk"
+    );
+    for bad in [
+        "",
+        "ram:1",
+        "image-partition:x",
+        "missing-command:",
+        "apt-update",
+    ] {
+        assert!(bad.parse::<FindingKey>().is_err(), "{bad}");
+    }
+}
