@@ -631,6 +631,16 @@ fn parse_interfaces(
                 if name.contains('.') || name.starts_with("vlan") {
                     net.warn(path, line, format!("VLAN interface {name} is not carried"));
                     stanza.dropped = true;
+                } else if name.contains(':') {
+                    net.warn(path, line, format!("IP alias {name} is not carried"));
+                    stanza.dropped = true;
+                } else if name.len() > 15 || !name.chars().all(|c| c.is_ascii_graphic() && c != '/')
+                {
+                    return Err(NetworkError::syntax(
+                        path,
+                        line,
+                        format!("{name:?} is not an interface name"),
+                    ));
                 }
                 state.stanzas.push(stanza);
                 in_iface = true;
@@ -719,10 +729,15 @@ fn iface_option(
             }
         }
         "dns-search" | "dns-domain" => {
-            stanza
-                .ipv4
-                .dns_search
-                .extend(args.iter().map(|s| s.to_string()));
+            for domain in args {
+                let ok = domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+                if !ok {
+                    return Err(bad(format!("bad search domain {domain:?}")));
+                }
+                stanza.ipv4.dns_search.push(domain.to_string());
+            }
         }
         "up" | "post-up" => match parse_route_command(args) {
             Some(Ok(route)) if route.dest.prefix == 0 && stanza.ipv4.gateway.is_none() => {
@@ -902,6 +917,23 @@ fn stanza_connection(
             format!("iface {} inet static has no address", stanza.name),
         ));
     }
+    if stanza.method == Method::Disabled {
+        let ipv4 = &stanza.ipv4;
+        if !ipv4.addresses.is_empty() || ipv4.gateway.is_some() || !ipv4.dns.is_empty() {
+            net.warn(
+                &stanza.path,
+                stanza.line,
+                format!(
+                    "iface {} inet manual: its addresses, gateway and name servers are not carried",
+                    stanza.name
+                ),
+            );
+        }
+        stanza.ipv4 = Ipv4 {
+            method: Method::Disabled,
+            ..Ipv4::dhcp()
+        };
+    }
     if stanza.wpa_conf && stanza.wpa_ssid.is_none() {
         net.warn(
             &stanza.path,
@@ -1064,6 +1096,14 @@ fn wpa_network(
             "ssid" => {
                 let bytes = wpa_string(value).map_err(bad)?;
                 match String::from_utf8(bytes) {
+                    Ok(s) if s.chars().any(char::is_control) => {
+                        net.warn(
+                            path,
+                            start,
+                            "a network whose SSID holds control characters is not carried",
+                        );
+                        return Ok(None);
+                    }
                     Ok(s) if !s.is_empty() && s.len() <= 32 => ssid = Some(s),
                     Ok(_) => return Err(bad("an SSID is 1 to 32 bytes".into())),
                     Err(_) => {
@@ -1502,13 +1542,15 @@ pub fn to_keyfile(connection: &Connection) -> Keyfile {
 /// keys are not.
 fn keyfile_escape(value: &str) -> String {
     let mut out = String::new();
+    let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            ' ' if i == 0 => out.push_str("\\s"),
+            // Spaces at either end would be taken for padding around the value.
+            ' ' if i == 0 || i == last => out.push_str("\\s"),
             c => out.push(c),
         }
     }
