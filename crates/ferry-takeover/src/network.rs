@@ -1305,7 +1305,7 @@ pub fn connection_from_keyfile(
             })
     };
     let bad_at = |key: &str, m: String| NetworkError::syntax(path, line_of(key), m);
-    let id = need("connection", "id")?;
+    let id = keyfile_unescape(&need("connection", "id")?);
     let kind_name = need("connection", "type")?;
     let kind = match kind_name.as_str() {
         "ethernet" | "802-3-ethernet" => Kind::Ethernet,
@@ -1433,7 +1433,7 @@ pub fn connection_from_keyfile(
         id,
         interface: keyfile
             .get("connection", "interface-name")
-            .map(str::to_string),
+            .map(keyfile_unescape),
         kind,
         autoconnect: keyfile.get("connection", "autoconnect") != Some("false"),
         priority,
@@ -1449,7 +1449,7 @@ pub fn to_keyfile(connection: &Connection) -> Keyfile {
         return keyfile.clone();
     }
     let mut k = Keyfile::default();
-    k.set("connection", "id", connection.id.clone());
+    k.set("connection", "id", keyfile_escape(&connection.id));
     k.set("connection", "uuid", connection.uuid());
     let kind = match &connection.kind {
         Kind::Ethernet => "ethernet".to_string(),
@@ -1458,7 +1458,7 @@ pub fn to_keyfile(connection: &Connection) -> Keyfile {
     };
     k.set("connection", "type", kind);
     if let Some(interface) = &connection.interface {
-        k.set("connection", "interface-name", interface.clone());
+        k.set("connection", "interface-name", keyfile_escape(interface));
     }
     k.set(
         "connection",
