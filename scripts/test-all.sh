@@ -35,6 +35,7 @@ system_packages=(
   systemd # systemd-analyze, for the package's unit
   time    # /usr/bin/time, for bench/
   fdisk util-linux mount e2fsprogs dosfstools btrfs-progs squashfs-tools bmap-tools # disk images: sfdisk, blkid, losetup, mkfs.*, bmaptool
+  network-manager openssh-client # takeover: nmcli --offline reads the keyfiles ferry writes; ssh-keygen checks host keys
 )
 
 logs="${CARGO_TARGET_DIR:-target}/test-all"

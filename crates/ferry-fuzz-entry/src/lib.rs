@@ -20,19 +20,25 @@ use ferry_deb::sources::{parse_sources_text, Format};
 use ferry_deb::{Relations, VersionRef};
 use ferry_release::parse_demoted;
 use ferry_release::MetaRelease;
+use ferry_takeover::network::{
+    connection_from_keyfile, parse_ifupdown, parse_keyfile, parse_wpa_supplicant, to_keyfile,
+    Connection, Network,
+};
 
 /// What every target is: a property checked on one input.
 pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
 /// its corpus directory.
-pub const TARGETS: [(&str, Entry); 13] = [
+pub const TARGETS: [(&str, Entry); 16] = [
     ("bmap", bmap),
     ("deb822", deb822),
     ("disk_image", disk_image),
     ("hints", hints),
+    ("ifupdown", ifupdown),
     ("meta_release", meta_release),
     ("name_map", name_map),
+    ("nm_keyfile", nm_keyfile),
     ("os_release", os_release),
     ("packages", packages),
     ("profile", profile),
@@ -40,6 +46,7 @@ pub const TARGETS: [(&str, Entry); 13] = [
     ("release", release),
     ("sources", sources),
     ("version", version),
+    ("wpa_supplicant", wpa_supplicant),
 ];
 
 /// The deb822 paragraph reader never panics, with or without comments, and
@@ -262,5 +269,69 @@ pub fn version(data: &[u8]) {
     if let (Ok(x), Ok(y)) = (VersionRef::split(a), VersionRef::split(b)) {
         assert_eq!(x.cmp(&y), y.cmp(&x).reverse());
         assert_eq!(x.cmp(&x), Ordering::Equal);
+    }
+}
+
+/// A connection written as a keyfile reads back as the same connection.
+fn assert_keyfile_round_trip(connection: &Connection) {
+    let text = to_keyfile(connection).render();
+    let path = Path::new("out.nmconnection");
+    let keyfile = parse_keyfile(&text, path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut back =
+        connection_from_keyfile(&keyfile, &text, path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    back.keyfile = None;
+    assert_eq!(&back, connection, "{text}");
+}
+
+/// ifupdown `interfaces` files carried by `ferry takeover`: parsing never
+/// panics, and every connection it accepts is written as a keyfile that
+/// reads back as the same connection.
+pub fn ifupdown(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(net) = parse_ifupdown(text, Path::new("interfaces")) else {
+        return;
+    };
+    for connection in &net.connections {
+        assert_keyfile_round_trip(connection);
+    }
+}
+
+/// wpa_supplicant.conf files carried by `ferry takeover`: parsing never
+/// panics, and every network it accepts is written as a keyfile that reads
+/// back as the same connection.
+pub fn wpa_supplicant(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut net = Network::default();
+    let path = Path::new("wpa_supplicant.conf");
+    let Ok(networks) = parse_wpa_supplicant(text, path, Some("wlan0".into()), &mut net) else {
+        return;
+    };
+    for (line, connection) in &networks {
+        assert!(*line >= 1 && *line <= text.lines().count());
+        assert_keyfile_round_trip(connection);
+    }
+}
+
+/// NetworkManager keyfiles carried by `ferry takeover`: reading never
+/// panics, a keyfile rendered again reads back the same, and its reading
+/// as a connection never panics.
+pub fn nm_keyfile(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("in.nmconnection");
+    let Ok(keyfile) = parse_keyfile(text, path) else {
+        return;
+    };
+    let rendered = keyfile.render();
+    let again = parse_keyfile(&rendered, path).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    assert_eq!(again, keyfile, "{rendered}");
+    if let Ok(connection) = connection_from_keyfile(&keyfile, text, path) {
+        // Passed through as it was.
+        assert_eq!(to_keyfile(&connection), keyfile);
     }
 }

@@ -91,8 +91,10 @@ replay_tests!(
     deb822,
     disk_image,
     hints,
+    ifupdown,
     meta_release,
     name_map,
+    nm_keyfile,
     os_release,
     packages,
     profile,
@@ -100,6 +102,7 @@ replay_tests!(
     release,
     sources,
     version,
+    wpa_supplicant,
 );
 
 #[test]

@@ -14,3 +14,7 @@ pub use plan::{ImageSummary, PlanError, TakeoverPlan, TAKEOVER_PLAN_FORMAT};
 pub use preflight::{
     preflight, Finding, FindingKey, Fingerprint, Firmware, Preflight, Severity, TargetDisk,
 };
+
+// Network and identity carried over into the new OS.
+pub mod identity;
+pub mod network;
