@@ -67,6 +67,27 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SavedPlanError + '_ {
     }
 }
 
+impl From<ferry_journal::DocumentError> for SavedPlanError {
+    fn from(e: ferry_journal::DocumentError) -> Self {
+        use ferry_journal::DocumentError;
+        match e {
+            DocumentError::Io { path, source } => SavedPlanError::Io { path, source },
+            DocumentError::Json {
+                path,
+                line,
+                column,
+                message,
+            } => SavedPlanError::Json {
+                path,
+                line,
+                column,
+                message,
+            },
+            DocumentError::Format { path, found } => SavedPlanError::Format { path, found },
+        }
+    }
+}
+
 fn json(path: &Path) -> impl Fn(serde_json::Error) -> SavedPlanError + '_ {
     move |e| SavedPlanError::Json {
         path: path.to_path_buf(),
@@ -248,14 +269,6 @@ struct PlanBeforeFormat {
     targets: Vec<TargetSource>,
 }
 
-/// Only the format, read before anything else in the file (`null` reads as
-/// none).
-#[derive(Deserialize)]
-struct FormatOnly {
-    #[serde(default)]
-    format: Option<serde_json::Value>,
-}
-
 impl SavedPlan {
     /// `plan` of `profile` as a run carries it out, for the system
     /// `system` describes (captured before the plan was computed, so that
@@ -300,33 +313,21 @@ impl SavedPlan {
     /// Writes the plan to `path` atomically: a reader sees the old file or
     /// the whole new one.
     pub fn save(&self, path: &Path) -> Result<(), SavedPlanError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| SavedPlanError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        ferry_journal::write_atomic(path, &bytes).map_err(io(path))
+        Ok(ferry_journal::save_document(path, self)?)
     }
 
     /// Reads a saved plan; its format must be this ferry's.
     pub fn load(path: &Path) -> Result<SavedPlan, SavedPlanError> {
-        let bytes = std::fs::read(path).map_err(io(path))?;
-        Self::parse(path, &bytes)
+        Ok(ferry_journal::load_document(path, SAVED_PLAN_FORMAT)?)
     }
 
     /// A saved plan from `bytes`, `path` naming it in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<SavedPlan, SavedPlanError> {
-        let format: FormatOnly = serde_json::from_slice(bytes).map_err(json(path))?;
-        match format.format {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SAVED_PLAN_FORMAT.into()) => {}
-            found => {
-                return Err(SavedPlanError::Format {
-                    path: path.to_path_buf(),
-                    found: found.map_or_else(|| "none".to_string(), |v| v.to_string()),
-                })
-            }
-        }
-        serde_json::from_slice(bytes).map_err(json(path))
+        Ok(ferry_journal::parse_document(
+            path,
+            bytes,
+            SAVED_PLAN_FORMAT,
+        )?)
     }
 
     /// The plan a run keeps in `dir` beside its journal. A run started by a
@@ -335,8 +336,7 @@ impl SavedPlan {
     pub fn load_beside_journal(dir: &Path) -> Result<SavedPlan, SavedPlanError> {
         let path = dir.join(PLAN_JSON);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let format: FormatOnly = serde_json::from_slice(&bytes).map_err(json(&path))?;
-        if format.format.is_some() {
+        if ferry_journal::document_format(&path, &bytes)?.is_some() {
             return Self::parse(&path, &bytes);
         }
         let before: PlanBeforeFormat = serde_json::from_slice(&bytes).map_err(json(&path))?;

@@ -10,6 +10,7 @@
 //! (`Steps`). Nothing here knows apt.
 
 mod atomic;
+mod document;
 mod events;
 mod journal;
 mod lock;
@@ -18,6 +19,7 @@ mod runner;
 // The crate's whole surface; the modules stay private so that what other
 // crates may lean on is decided here, in one place.
 pub use atomic::write_atomic;
+pub use document::{document_format, load_document, parse_document, save_document, DocumentError};
 pub use events::{rfc3339, rfc3339_now, Event, EventLog, EventState};
 pub use journal::{
     now, Driver, Journal, JournalError, Outcome, Step, StepObserver, StepRecord, StepState,

@@ -53,12 +53,24 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PlanError + '_ {
     }
 }
 
-fn json(path: &Path) -> impl Fn(serde_json::Error) -> PlanError + '_ {
-    move |e| PlanError::Json {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+impl From<ferry_journal::DocumentError> for PlanError {
+    fn from(e: ferry_journal::DocumentError) -> Self {
+        use ferry_journal::DocumentError;
+        match e {
+            DocumentError::Io { path, source } => PlanError::Io { path, source },
+            DocumentError::Json {
+                path,
+                line,
+                column,
+                message,
+            } => PlanError::Json {
+                path,
+                line,
+                column,
+                message,
+            },
+            DocumentError::Format { path, found } => PlanError::Format { path, found },
+        }
     }
 }
 
@@ -190,22 +202,11 @@ impl TakeoverPlan {
                 path: path.to_path_buf(),
             });
         }
-        let mut text = serde_json::to_string_pretty(self).map_err(json(path))?;
-        text.push('\n');
-        ferry_journal::write_atomic(path, text.as_bytes()).map_err(io(path))
+        Ok(ferry_journal::save_document(path, self)?)
     }
 
     /// Reads a saved plan, refusing any other format than this ferry's.
     pub fn load(path: &Path) -> Result<TakeoverPlan, PlanError> {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(json(path))?;
-        let format = value.get("format");
-        if format.and_then(serde_json::Value::as_u64) != Some(u64::from(TAKEOVER_PLAN_FORMAT)) {
-            return Err(PlanError::Format {
-                path: path.to_path_buf(),
-                found: format.map_or_else(|| "none".into(), ToString::to_string),
-            });
-        }
-        serde_json::from_str(&text).map_err(json(path))
+        Ok(ferry_journal::load_document(path, TAKEOVER_PLAN_FORMAT)?)
     }
 }
