@@ -50,6 +50,8 @@ pub enum RunError {
     NotRoot,
     #[error("ferry runs in another mount namespace than PID 1 (a container or a private service?): the takeover must see the machine's mounts")]
     OtherNamespace,
+    #[error("strategy `flasher` is not implemented yet; use strategy `ram`")]
+    FlasherStrategy,
     #[error("the pre-flight blocks this takeover")]
     Blocked(Box<TakeoverPlan>),
     #[error(transparent)]
@@ -128,6 +130,9 @@ impl Record {
 
 /// Runs stage 1; `say` is told each phase.
 pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, RunError> {
+    if request.config.strategy == crate::config::Strategy::Flasher {
+        return Err(RunError::FlasherStrategy);
+    }
     if sys::geteuid() != 0 {
         return Err(RunError::NotRoot);
     }

@@ -100,7 +100,7 @@ fn run_takeover(args: TakeoverRunArgs, global: &Global) -> Result<Exit, Failure>
             Ok(Exit::Blocked)
         }
         Err(RunError::Plan(e)) => Err(plan_failure(e, &args.image)),
-        Err(e @ (RunError::NotRoot | RunError::OtherNamespace)) => {
+        Err(e @ (RunError::NotRoot | RunError::OtherNamespace | RunError::FlasherStrategy)) => {
             Err(Failure::bad_input(e.to_string()).hint("nothing was changed"))
         }
         Err(e) => Err(Failure::failed(e.to_string())
