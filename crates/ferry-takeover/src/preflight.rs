@@ -58,6 +58,8 @@ pub enum FindingKey {
     Watchdog,
     /// The image file against the config's sha256.
     ImageChecksum,
+    /// The partitions of the new OS the carry-over and the record go to.
+    CarryTarget,
 }
 
 impl FindingKey {
@@ -81,6 +83,7 @@ impl FindingKey {
             MissingCommand(c) => ("missing-command", Some(c.clone())),
             Watchdog => ("watchdog", None),
             ImageChecksum => ("image-checksum", None),
+            CarryTarget => ("carry-target", None),
         }
     }
 }
@@ -127,6 +130,7 @@ impl FromStr for FindingKey {
             ("missing-command", Some(c)) if !c.is_empty() => MissingCommand(c.to_string()),
             ("watchdog", None) => Watchdog,
             ("image-checksum", None) => ImageChecksum,
+            ("carry-target", None) => CarryTarget,
             _ => return Err(unknown()),
         };
         Ok(key)
@@ -336,6 +340,7 @@ pub fn preflight(
     for (field, number) in [
         ("grow", config.target.grow),
         ("data_partition", config.target.data_partition),
+        ("root_partition", config.target.root_partition),
     ] {
         if let Some(n) = number {
             if !image.table.partitions.iter().any(|p| p.number == n) {
@@ -349,6 +354,7 @@ pub fn preflight(
         }
     }
 
+    carry_target(config, &mut findings);
     ram(system, config, image, &mut findings);
     tools(system, path_var, config, raspberry_pi, &mut findings);
     watchdog(system, config, &mut findings);
@@ -755,6 +761,34 @@ fn ram(system: &Path, config: &Config, image: &ImageSummary, findings: &mut Vec<
     }
 }
 
+/// Stage 2 writes into partitions of the new OS the config must name: its
+/// record, events and backup into the data partition, the network
+/// configuration and identity into the root partition.
+fn carry_target(config: &Config, findings: &mut Vec<Finding>) {
+    let identity = &config.identity;
+    let into_root = config.network.carry
+        || identity.hostname
+        || identity.ssh_host_keys
+        || identity.authorized_keys
+        || identity.machine_id;
+    if config.target.data_partition.is_none() {
+        findings.push(finding(
+            FindingKey::CarryTarget,
+            Severity::Blocker,
+            "[target] data_partition is not set: stage 2 keeps the takeover's record, its events and the backup there",
+            "name the image's data partition in [target] data_partition (`ferry image inspect IMG` lists them)",
+        ));
+    }
+    if into_root && config.target.root_partition.is_none() {
+        findings.push(finding(
+            FindingKey::CarryTarget,
+            Severity::Blocker,
+            "[target] root_partition is not set: the network configuration and identity are written there",
+            "name the image's root partition in [target] root_partition, or turn [network] carry and the [identity] fields off",
+        ));
+    }
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -784,7 +818,9 @@ fn tools(
                 FindingKey::MissingCommand(tool.to_string()),
                 Severity::Blocker,
                 format!("`{tool}` is not on PATH"),
-                format!("install the package that provides {tool} (libc-bin, util-linux, grub2-common)"),
+                format!(
+                    "install the package that provides {tool} (libc-bin, util-linux, grub2-common)"
+                ),
             ));
         }
     }

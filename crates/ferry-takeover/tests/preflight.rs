@@ -146,6 +146,15 @@ fn image(size: u64, types: &[&str]) -> ImageSummary {
     }
 }
 
+/// The defaults, with the partitions stage 2 writes into named (every
+/// image here has a partition 1).
+fn config() -> Config {
+    let mut config = Config::default();
+    config.target.root_partition = Some(1);
+    config.target.data_partition = Some(1);
+    config
+}
+
 fn x86_image() -> ImageSummary {
     image(GIB, &[ESP, X86_ROOT])
 }
@@ -165,7 +174,7 @@ fn blocked(p: &Preflight) -> bool {
 #[test]
 fn an_image_for_another_architecture_is_a_blocker() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &image(GIB, &[ESP, ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &[ESP, ARM64_ROOT]));
     let f = find(&p, &FindingKey::Architecture).unwrap();
     assert_eq!(f.severity, Severity::Blocker);
     assert!(
@@ -179,7 +188,7 @@ fn an_image_for_another_architecture_is_a_blocker() {
     );
     // The config's Debian name for it is understood, and disagreeing with
     // the table is a blocker of its own.
-    let mut config = Config::default();
+    let mut config = config();
     config.image.architecture = Some("amd64".into());
     let p = m.check(&config, &image(GIB, &[ESP, ARM64_ROOT]));
     assert_eq!(
@@ -192,13 +201,13 @@ fn an_image_for_another_architecture_is_a_blocker() {
 fn an_image_of_unknown_architecture_is_a_warning_until_the_config_says_it() {
     let m = Machine::new();
     let untyped = image(GIB, &[ESP, "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]);
-    let p = m.check(&Config::default(), &untyped);
+    let p = m.check(&config(), &untyped);
     assert_eq!(
         severity(&p, &FindingKey::ImageArchitecture),
         Some(Severity::Warning)
     );
     assert_eq!(find(&p, &FindingKey::Architecture), None);
-    let mut config = Config::default();
+    let mut config = config();
     config.image.architecture = Some("amd64".into());
     let p = m.check(&config, &untyped);
     assert_eq!(
@@ -212,7 +221,7 @@ fn an_image_of_unknown_architecture_is_a_warning_until_the_config_says_it() {
 #[test]
 fn bios_uefi_and_secure_boot_are_told_apart() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.firmware, Firmware::Bios);
     assert_eq!(p.fingerprint.secure_boot, None);
     // A GPT image without a BIOS boot partition may not boot with BIOS.
@@ -222,7 +231,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
     );
 
     m.uefi(Some(0));
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.firmware, Firmware::Uefi);
     assert_eq!(p.fingerprint.secure_boot, Some(false));
     assert_eq!(find(&p, &FindingKey::SecureBoot), None);
@@ -230,7 +239,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
 
     m.remove("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
     m.uefi(Some(1));
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.secure_boot, Some(true));
     assert_eq!(
         severity(&p, &FindingKey::SecureBoot),
@@ -238,7 +247,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
     );
 
     // UEFI and no EFI system partition in the image: it cannot boot.
-    let p = m.check(&Config::default(), &image(GIB, &[X86_ROOT]));
+    let p = m.check(&config(), &image(GIB, &[X86_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::ImageBoot),
         Some(Severity::Blocker)
@@ -252,7 +261,7 @@ fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
     m.file("proc/device-tree/model", "Raspberry Pi 4 Model B Rev 1.4\0");
     m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
     m.root("/dev/mmcblk0p2");
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         p.fingerprint.model.as_deref(),
         Some("Raspberry Pi 4 Model B Rev 1.4")
@@ -269,7 +278,7 @@ fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
 #[test]
 fn an_nvme_or_virtio_root_gives_its_disk_as_the_target() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert!(find(&p, &FindingKey::RootDevice)
         .unwrap()
         .finding
@@ -283,7 +292,7 @@ fn an_nvme_or_virtio_root_gives_its_disk_as_the_target() {
 
     m.disk("vda", 20 * GIB, &["vda1"]);
     m.root("/dev/vda1");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert!(find(&p, &FindingKey::RootDevice)
         .unwrap()
         .finding
@@ -300,7 +309,7 @@ fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
         let m = Machine::new();
         m.dm("dm-0", "vg-root", uuid);
         m.root("/dev/mapper/vg-root");
-        let p = m.check(&Config::default(), &x86_image());
+        let p = m.check(&config(), &x86_image());
         assert_eq!(
             severity(&p, &key),
             Some(Severity::Blocker),
@@ -313,7 +322,7 @@ fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
     m.file("sys/devices/virtual/block/md0/size", "1000\n");
     m.link("md0", "../../devices/virtual/block/md0");
     m.root("/dev/md0");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(severity(&p, &FindingKey::RootRaid), Some(Severity::Blocker));
     assert_eq!(p.target, None);
 }
@@ -324,7 +333,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
     m.file("proc/sys/kernel/arch", "aarch64\n");
     m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
     m.root("/dev/root");
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Blocker)
@@ -339,7 +348,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
         m.path().join("sys/dev/block/179:2"),
     )
     .unwrap();
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Info),
@@ -353,7 +362,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
 fn a_root_that_is_no_block_device_is_a_blocker() {
     let m = Machine::new();
     m.root("server:/export/root");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Blocker)
@@ -363,11 +372,11 @@ fn a_root_that_is_no_block_device_is_a_blocker() {
 #[test]
 fn an_image_bigger_than_the_disk_is_a_blocker() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &image(65 * GIB, &[ESP, X86_ROOT]));
+    let p = m.check(&config(), &image(65 * GIB, &[ESP, X86_ROOT]));
     let f = find(&p, &FindingKey::DiskSize).unwrap();
     assert_eq!(f.severity, Severity::Blocker);
     assert!(f.finding.contains("/dev/nvme0n1"), "{f:?}");
-    let p = m.check(&Config::default(), &image(64 * GIB, &[ESP, X86_ROOT]));
+    let p = m.check(&config(), &image(64 * GIB, &[ESP, X86_ROOT]));
     assert_eq!(
         find(&p, &FindingKey::DiskSize),
         None,
@@ -379,7 +388,7 @@ fn an_image_bigger_than_the_disk_is_a_blocker() {
 fn a_named_target_disk_must_exist_and_be_a_whole_disk() {
     let m = Machine::new();
     m.disk("sdb", 128 * GIB, &["sdb1"]);
-    let mut config = Config::default();
+    let mut config = config();
     config.target.disk = Some(toml::Value::String("/dev/sdz".into()).try_into().unwrap());
     let p = m.check(&config, &x86_image());
     assert_eq!(
@@ -406,7 +415,7 @@ fn a_named_target_disk_must_exist_and_be_a_whole_disk() {
 #[test]
 fn config_partitions_the_image_lacks_are_blockers() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     config.target.grow = Some(2);
     config.target.data_partition = Some(5);
     let p = m.check(&config, &x86_image());
@@ -421,15 +430,15 @@ fn config_partitions_the_image_lacks_are_blockers() {
 fn short_ram_streams_the_image_and_too_little_for_the_stage_blocks() {
     let m = Machine::new();
     m.mem_available(300 * MIB);
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     let f = find(&p, &FindingKey::Ram).unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.finding.contains("streamed from a partition"), "{f:?}");
     m.mem_available(100 * MIB);
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));
     m.mem_available(4 * GIB);
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Info));
 }
 
@@ -438,7 +447,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
     let m = Machine::new();
     m.remove("usr/bin/ldd");
     m.remove("usr/bin/sfdisk");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::MissingCommand("ldd".into())),
         Some(Severity::Blocker)
@@ -448,7 +457,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
     assert_eq!(find(&p, &FindingKey::MissingCommand("sfdisk".into())), None);
     let config = Config {
         strategy: ferry_takeover::Strategy::Flasher,
-        ..Config::default()
+        ..config()
     };
     let p = m.check(&config, &x86_image());
     assert_eq!(
@@ -460,7 +469,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
 #[test]
 fn a_watchdog_absent_blocks_only_when_the_config_requires_one() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Watchdog), Some(Severity::Warning));
     config.watchdog.require = true;
@@ -474,7 +483,7 @@ fn a_watchdog_absent_blocks_only_when_the_config_requires_one() {
 #[test]
 fn an_image_whose_sha256_differs_from_the_config_is_a_blocker() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     let p = m.check(&config, &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::ImageChecksum),
@@ -496,7 +505,7 @@ fn a_clean_machine_has_no_blocker() {
     let m = Machine::new();
     m.file("dev/watchdog", "");
     let p = m.check(
-        &Config::default(),
+        &config(),
         &image(
             GIB,
             &[ESP, "21686148-6449-6E6F-744E-656564454649", X86_ROOT],
@@ -542,4 +551,48 @@ fn finding_keys_read_back_from_their_string_form() {
     ] {
         assert!(bad.parse::<FindingKey>().is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_config_that_names_no_partition_to_carry_into_is_blocked() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &x86_image());
+    let carry: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.key == FindingKey::CarryTarget)
+        .collect();
+    assert_eq!(carry.len(), 2, "{carry:#?}");
+    assert!(carry.iter().all(|f| f.severity == Severity::Blocker));
+    assert!(
+        carry[0].finding.contains("data_partition"),
+        "{}",
+        carry[0].finding
+    );
+    assert!(
+        carry[1].finding.contains("root_partition"),
+        "{}",
+        carry[1].finding
+    );
+    // Nothing carried into the root: only the data partition is needed.
+    let mut data_only = Config::default();
+    data_only.target.data_partition = Some(1);
+    data_only.network.carry = false;
+    data_only.identity.hostname = false;
+    data_only.identity.ssh_host_keys = false;
+    data_only.identity.authorized_keys = false;
+    let p = m.check(&data_only, &x86_image());
+    assert_eq!(find(&p, &FindingKey::CarryTarget), None);
+    // A partition the image lacks is named.
+    let mut named = config();
+    named.target.root_partition = Some(9);
+    let p = m.check(&named, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::ImagePartition(9)),
+        Some(Severity::Blocker)
+    );
+    assert_eq!(
+        "carry-target".parse::<FindingKey>(),
+        Ok(FindingKey::CarryTarget)
+    );
 }
