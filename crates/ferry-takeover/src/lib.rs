@@ -16,5 +16,6 @@ pub use preflight::{
 };
 
 // Network and identity carried over into the new OS.
+pub mod backup;
 pub mod identity;
 pub mod network;
