@@ -843,12 +843,14 @@ pub struct Stage2Files {
 /// ldd asks the dynamic loader itself, so the search path, ld.so.cache,
 /// hwcaps subdirectories and libraries needed by libraries are resolved
 /// as they will be when the binaries run. It is only run on ferry and on
-/// the system's own commands.
+/// the commands of the running system (`system` is `/`).
 pub fn stage2_files(system: &Path, path_var: &str, config: &Config) -> Stage2Files {
     let mut binaries = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         binaries.push(exe);
     }
+    // The first `own` binaries are ferry itself.
+    let own = binaries.len();
     let dirs: Vec<PathBuf> = path_var
         .split(':')
         .filter(|d| d.starts_with('/'))
@@ -874,7 +876,14 @@ pub fn stage2_files(system: &Path, path_var: &str, config: &Config) -> Stage2Fil
             }
         }
     };
-    for binary in binaries {
+    for (i, binary) in binaries.into_iter().enumerate() {
+        // ldd may run code of the binary's choosing (its interpreter): only
+        // ferry itself and the commands of the running system are asked;
+        // under another tree (`--root`) the commands count alone.
+        if i >= own && system != Path::new("/") {
+            add(binary, &mut out);
+            continue;
+        }
         match shared_libraries(&binary) {
             Ok(libraries) => {
                 for library in libraries {
