@@ -293,6 +293,91 @@ fn a_tampered_written_archive_or_manifest_is_caught_by_the_read_back() {
     );
 }
 
+/// A tar whose entries are written raw, as a hostile archive would (the
+/// tar crate's own setters refuse such names), with a record that matches
+/// it: only the extraction itself stands in the way.
+fn hostile(dir: &Path, entries: &[(&str, tar::EntryType, Option<&str>)]) -> Backup {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, link) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        let body: &[u8] = if kind.is_file() { b"evil\n" } else { b"" };
+        header.set_size(body.len() as u64);
+        if let Some(link) = link {
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_cksum();
+        builder.append(&header, body).unwrap();
+    }
+    let archive = dir.join("hostile.tar");
+    fs::write(&archive, builder.into_inner().unwrap()).unwrap();
+    let manifest = dir.join("hostile.sha256");
+    fs::write(&manifest, b"").unwrap();
+    let (sha256, size) = ferry_fetch::sha256_file(&archive).unwrap();
+    Backup {
+        archive,
+        sha256,
+        size,
+        manifest,
+        manifest_sha256: ferry_fetch::sha256_hex(b""),
+        entries: entries.len() as u64,
+        files: 0,
+        file_bytes: 0,
+        skipped: Vec::new(),
+        script: None,
+    }
+}
+
+#[test]
+fn extraction_never_writes_outside_the_backup_directory() {
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let out = outside.display().to_string();
+    let cases: Vec<Vec<(&str, tar::EntryType, Option<&str>)>> = vec![
+        vec![("../../../outside/evil", Regular, None)],
+        vec![("files/../../../../outside/evil", Regular, None)],
+        vec![("/outside/evil", Regular, None)],
+        // A symlink to outside, then a file through it.
+        vec![
+            ("files/link", Symlink, Some(out.as_str())),
+            ("files/link/evil", Regular, None),
+        ],
+        // A file through a directory named like the link, then the link.
+        vec![
+            ("files/d", Directory, None),
+            ("files/d/evil", Regular, None),
+            ("files/d", Symlink, Some(out.as_str())),
+        ],
+        vec![("files/hard", Link, Some("/etc/passwd"))],
+    ];
+    for entries in &cases {
+        let backup = hostile(tmp.path(), entries);
+        let e = backup::write(&backup, &data).unwrap_err();
+        assert!(
+            matches!(e, BackupError::UnsafeEntry { .. } | BackupError::Io { .. }),
+            "{entries:?}: {e:?}"
+        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{entries:?}");
+        assert!(
+            !data.join("ferry-takeover/manifest.sha256").exists(),
+            "{entries:?}"
+        );
+        assert!(
+            !data.join("ferry-takeover/backup.part").exists(),
+            "{entries:?}: the half-extracted tree is left"
+        );
+    }
+}
+
 /// Unmounts the tmpfs when the test ends, whatever happened.
 struct Mounted(PathBuf);
 
