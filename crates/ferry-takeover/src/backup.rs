@@ -261,6 +261,7 @@ pub fn make(
     let archive = staging.join(ARCHIVE);
     let part = staging.join(format!("{ARCHIVE}.part"));
     let built = build(
+        staging,
         &part,
         &sources,
         script.as_ref().map(|_| script_dir.as_path()),
@@ -332,6 +333,9 @@ fn fresh_dir(dir: &Path) -> Result<(), BackupError> {
 
 struct Archiver {
     builder: tar::Builder<BufWriter<File>>,
+    /// The staging directory's (device, inode): a backup path that holds
+    /// it must not archive the archive being written.
+    staging: Option<(u64, u64)>,
     archive: PathBuf,
     /// Archive names added, so overlapping config paths are archived once.
     names: BTreeSet<PathBuf>,
@@ -344,6 +348,7 @@ struct Archiver {
 }
 
 fn build(
+    staging: &Path,
     part: &Path,
     sources: &[(PathBuf, PathBuf)],
     script_dir: Option<&Path>,
@@ -359,6 +364,7 @@ fn build(
     builder.follow_symlinks(false);
     let mut archiver = Archiver {
         builder,
+        staging: fs::metadata(staging).ok().map(|m| (m.dev(), m.ino())),
         archive: part.to_path_buf(),
         names: BTreeSet::new(),
         manifest: Vec::new(),
@@ -439,6 +445,13 @@ impl Archiver {
             }
         };
         let kind = meta.file_type();
+        if kind.is_dir() && self.staging == Some((meta.dev(), meta.ino())) {
+            self.skipped.push(format!(
+                "{}: the backup's own staging directory, not backed up",
+                source.display()
+            ));
+            return Ok(());
+        }
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         let corrupt = |e: io::Error| BackupError::Io {

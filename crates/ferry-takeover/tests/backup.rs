@@ -570,6 +570,23 @@ fn odd_names_symlinks_modes_owners_and_mtimes_round_trip() {
 }
 
 #[test]
+fn a_staging_directory_inside_a_backup_path_is_not_archived_into_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    put(&root, "root/notes", b"n\n", 0o600);
+    let staging = root.join("root/ferry-staging");
+    let made = backup::make(
+        &config("[backup]\npaths = [\"/root\"]\n"),
+        &root,
+        &staging,
+        None,
+    )
+    .unwrap();
+    assert_eq!(made.files, 1, "{made:#?}");
+    assert!(made.skipped[0].contains("staging"), "{:?}", made.skipped);
+}
+
+#[test]
 fn the_scripts_output_is_archived_under_script_with_its_environment() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
