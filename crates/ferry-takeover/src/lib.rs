@@ -16,6 +16,8 @@ pub use preflight::{
 };
 
 // Network and identity carried over into the new OS.
+pub mod backup;
+pub mod carry;
 pub mod identity;
 pub mod network;
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ferry_takeover::plan::{PartitionSummary, TableSummary};
+use ferry_takeover::preflight::{stage2_files, RAM_MARGIN_BYTES};
 use ferry_takeover::{
     preflight, Config, Finding, FindingKey, Firmware, ImageSummary, Preflight, Severity,
 };
@@ -429,17 +430,243 @@ fn config_partitions_the_image_lacks_are_blockers() {
 #[test]
 fn short_ram_streams_the_image_and_too_little_for_the_stage_blocks() {
     let m = Machine::new();
-    m.mem_available(300 * MIB);
-    let p = m.check(&config(), &x86_image());
+    let config = Config::default();
+    // What stage 2 copies: the running binary (here the test) and its libraries.
+    let files = stage2_files(m.path(), PATH, &config);
+    let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+    assert!(files.files.contains(&exe), "{files:?}");
+    assert!(files.bytes >= std::fs::metadata(&exe).unwrap().len());
+    if ferry_testkit::unmet(&[ferry_testkit::Need::Tool("ldd")]).is_none() {
+        assert!(
+            files
+                .files
+                .iter()
+                .any(|f| f.to_string_lossy().contains("libc.so")),
+            "{files:?}"
+        );
+    }
+    let stage = files.bytes + RAM_MARGIN_BYTES;
+    m.mem_available(stage + 50 * MIB);
+    let p = m.check(&config, &x86_image());
     let f = find(&p, &FindingKey::Ram).unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.finding.contains("streamed from a partition"), "{f:?}");
-    m.mem_available(100 * MIB);
-    let p = m.check(&config(), &x86_image());
+    m.mem_available(stage - MIB);
+    let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));
-    m.mem_available(4 * GIB);
-    let p = m.check(&config(), &x86_image());
+    m.mem_available(stage + 101 * MIB);
+    let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Info));
+}
+
+#[test]
+fn the_backup_counts_in_the_ram_stage() {
+    let m = Machine::new();
+    m.file("srv/db/dump", vec![0u8; 40 * MIB as usize]);
+    let config = parsed("[target]\ndata_partition = 2\n[backup]\npaths = [\"/srv/db\"]\n");
+    let stage = stage2_files(m.path(), PATH, &config).bytes + RAM_MARGIN_BYTES;
+    // Enough for the stage without the backup, not with it.
+    m.mem_available(stage + 20 * MIB);
+    let p = m.check(&config, &x86_image());
+    let f = find(&p, &FindingKey::Ram).unwrap();
+    assert_eq!(f.severity, Severity::Blocker, "{f:?}");
+    assert!(f.finding.contains("the backup 41 MiB"), "{f:?}");
+}
+
+fn parsed(text: &str) -> Config {
+    Config::parse(text, Path::new("takeover.toml")).unwrap()
+}
+
+/// The x86 image with a data partition 3 of `bytes`.
+fn image_with_data(bytes: u64) -> ImageSummary {
+    let mut image = x86_image();
+    image.table.partitions.push(PartitionSummary {
+        number: 3,
+        start: 16384,
+        size: bytes / 512,
+        kind: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".into(),
+        name: Some("data".into()),
+        attributes: None,
+        filesystem: None,
+    });
+    image
+}
+
+#[test]
+fn a_missing_backup_path_or_no_data_partition_is_a_blocker() {
+    let m = Machine::new();
+    m.file("etc/app/a.conf", "a\n");
+    let p = m.check(
+        &parsed("[target]\ndata_partition = 3\n[backup]\npaths = [\"/etc/app\", \"/srv/gone\"]\n"),
+        &image_with_data(64 * MIB),
+    );
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(f.finding.contains("/srv/gone"), "{f:?}");
+    let p = m.check(
+        &parsed("[backup]\npaths = [\"/etc/app\"]\n"),
+        &image_with_data(64 * MIB),
+    );
+    // No data partition: carry-target says it, once.
+    assert_eq!(find(&p, &FindingKey::BackupSize), None);
+    let f = find(&p, &FindingKey::CarryTarget).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(f.remediation.contains("data_partition"), "{f:?}");
+    // Nothing to back up: nothing to say.
+    let p = m.check(&Config::default(), &image_with_data(64 * MIB));
+    assert_eq!(find(&p, &FindingKey::BackupSize), None);
+}
+
+#[test]
+fn a_backup_larger_than_the_data_partition_is_a_blocker_with_the_figures() {
+    let m = Machine::new();
+    m.file("srv/db/dump", vec![0u8; 40 * MIB as usize]);
+    m.file("srv/db/small", "x");
+    let config = parsed("[target]\ndata_partition = 3\n[backup]\npaths = [\"/srv/db\"]\n");
+    // Archive and extracted copy: 80 MiB and the margin, in 64 MiB.
+    let p = m.check(&config, &image_with_data(64 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Blocker, "{f:?}");
+    assert!(
+        f.finding.contains("3 entries, 41 MiB of files") && f.finding.contains("61 MiB usable"),
+        "{f:?}"
+    );
+    let p = m.check(&config, &image_with_data(200 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Info, "{f:?}");
+    // Grown to the end of the 64 GiB disk, the small partition is enough.
+    let mut grown = config.clone();
+    grown.target.grow = Some(3);
+    let p = m.check(&grown, &image_with_data(64 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Info, "{f:?}");
+    assert!(f.finding.contains("once grown"), "{f:?}");
+}
+
+impl Machine {
+    /// A process as proc shows it: exe and cwd links, maps, files open.
+    fn process(&self, pid: u32, comm: &str, cgroup: &str, exe: &str, cwd: &str) {
+        let dir = self.path().join(format!("proc/{pid}"));
+        std::fs::create_dir_all(dir.join("fd")).unwrap();
+        std::fs::create_dir_all(dir.join("fdinfo")).unwrap();
+        self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"));
+        self.file(&format!("proc/{pid}/cgroup"), format!("0::{cgroup}\n"));
+        self.file(
+            &format!("proc/{pid}/maps"),
+            format!("55d0c0000000-55d0c0001000 r-xp 00000000 103:02 1234   {exe}\n"),
+        );
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        std::os::unix::fs::symlink(cwd, dir.join("cwd")).unwrap();
+    }
+
+    fn open_file(&self, pid: u32, fd: u32, path: &str, flags: &str) {
+        let dir = self.path().join(format!("proc/{pid}"));
+        std::os::unix::fs::symlink(path, dir.join(format!("fd/{fd}"))).unwrap();
+        self.file(
+            &format!("proc/{pid}/fdinfo/{fd}"),
+            format!("pos:\t0\nflags:\t{flags}\nmnt_id:\t30\n"),
+        );
+    }
+}
+
+#[test]
+fn processes_holding_the_old_root_are_counted_and_named() {
+    let m = Machine::new();
+    m.disk("sdb", 8 * GIB, &["sdb1"]);
+    m.file(
+        "proc/self/mounts",
+        "/dev/nvme0n1p2 / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
+         /dev/nvme0n1p1 /boot\\040efi vfat rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n",
+    );
+    // Init and a kernel thread are never counted.
+    m.process(1, "systemd", "/init.scope", "/usr/lib/systemd/systemd", "/");
+    std::fs::create_dir_all(m.path().join("proc/2")).unwrap();
+    m.file("proc/2/comm", "kthreadd\n");
+    // Executables on the old root: two processes of one service, a shell.
+    m.process(
+        200,
+        "cron",
+        "/system.slice/cron.service",
+        "/usr/sbin/cron",
+        "/",
+    );
+    m.process(
+        201,
+        "sh",
+        "/system.slice/cron.service",
+        "/usr/bin/dash",
+        "/run",
+    );
+    m.process(
+        300,
+        "bash",
+        "/user.slice/user-0.slice/session-1.scope",
+        "/usr/bin/bash",
+        "/run",
+    );
+    // From tmpfs, holding only a file open for writing on the old root.
+    m.process(
+        400,
+        "logger",
+        "/system.slice/logger.service",
+        "/run/logger",
+        "/run",
+    );
+    m.open_file(400, 3, "/var/log/app.log (deleted)", "0102001");
+    // From tmpfs, the old root's files open only for reading: not a holder.
+    m.process(
+        401,
+        "reader",
+        "/system.slice/reader.service",
+        "/run/reader",
+        "/run",
+    );
+    m.open_file(401, 3, "/etc/passwd", "0100000");
+    m.open_file(401, 4, "socket:[1234]", "02");
+    // Working in /boot efi (the target disk) counts; /data (another disk) does not.
+    m.process(
+        500,
+        "editor",
+        "/user.slice/user-0.slice/session-2.scope",
+        "/run/editor",
+        "/boot efi/EFI",
+    );
+    m.process(
+        600,
+        "backupd",
+        "/system.slice/backupd.service",
+        "/run/backupd",
+        "/data",
+    );
+    let p = m.check(&Config::default(), &x86_image());
+    let f = find(&p, &FindingKey::OldRootHolders).unwrap();
+    assert_eq!(f.severity, Severity::Info);
+    assert!(
+        f.finding.starts_with("5 processes hold the old root"),
+        "{f:?}"
+    );
+    assert!(
+        f.finding
+            .ends_with(": bash, cron.service, editor, logger.service"),
+        "{f:?}"
+    );
+    assert!(
+        !f.finding.contains("reader") && !f.finding.contains("backupd"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn no_process_holding_the_old_root_is_said() {
+    let m = Machine::new();
+    m.process(700, "worker", "/system.slice/w.service", "/run/w", "/run");
+    m.file(
+        "proc/self/mounts",
+        "/dev/nvme0n1p2 / ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n",
+    );
+    let p = m.check(&Config::default(), &x86_image());
+    let f = find(&p, &FindingKey::OldRootHolders).unwrap();
+    assert_eq!(f.finding, "no process holds the old root");
 }
 
 #[test]
@@ -532,6 +759,8 @@ fn finding_keys_read_back_from_their_string_form() {
         FindingKey::DiskSize,
         FindingKey::ImagePartition(4),
         FindingKey::Ram,
+        FindingKey::BackupSize,
+        FindingKey::OldRootHolders,
         FindingKey::MissingCommand("sfdisk".into()),
         FindingKey::Watchdog,
         FindingKey::ImageChecksum,
