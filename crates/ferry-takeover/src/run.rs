@@ -78,6 +78,8 @@ pub struct Staged {
     pub image_bytes: u64,
     pub carry_bytes: u64,
     pub tmpfs_bytes: u64,
+    /// The image is read from its own disk in stage 2, not held in RAM.
+    pub streamed: bool,
 }
 
 struct Record {
@@ -211,11 +213,16 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
         }
     };
     say(&format!(
-        "staged {} MiB in RAM: ferry {} MiB, libraries {} MiB, image {} MiB, carry-over {} MiB",
+        "staged {} MiB in RAM: ferry {} MiB, libraries {} MiB, image {} MiB{}, carry-over {} MiB",
         staged.tmpfs_bytes >> 20,
         staged.ferry_bytes >> 20,
         staged.library_bytes >> 20,
         staged.image_bytes >> 20,
+        if staged.streamed {
+            " (streamed from its own disk)"
+        } else {
+            ""
+        },
         staged.carry_bytes >> 20
     ));
     say("handing PID 1 over to stage 2; the machine reboots when it is done");
@@ -420,18 +427,20 @@ fn stage(
     let ferry_bytes = size(&exe);
     let library_bytes: u64 = libs.iter().map(|p| size(p)).sum();
     let image_bytes = plan.image.file_size;
-    let tmpfs_bytes = ferry_bytes + library_bytes + image_bytes + carry_bytes + SLACK;
     // The carry-over is in the tmpfs already: what is left to copy must fit.
-    let still = ferry_bytes + library_bytes + image_bytes + SLACK;
-    if let Some(available) = mem_available() {
-        if available < still + RAM_MARGIN {
-            return Err(format!(
-                "stage 2 needs {} MiB more RAM (ferry, its libraries, the image) and {} MiB are available",
-                (still + RAM_MARGIN) >> 20,
-                available >> 20
-            ));
-        }
+    // Without room for the image, it is streamed from its own disk.
+    let available = mem_available().unwrap_or(u64::MAX);
+    let binaries = ferry_bytes + library_bytes + SLACK;
+    let streamed = available < binaries + image_bytes + RAM_MARGIN;
+    if available < binaries + RAM_MARGIN {
+        return Err(format!(
+            "stage 2 needs {} MiB more RAM (ferry and its libraries) and {} MiB are available",
+            (binaries + RAM_MARGIN) >> 20,
+            available >> 20
+        ));
     }
+    let image_bytes = if streamed { 0 } else { image_bytes };
+    let tmpfs_bytes = binaries + image_bytes + carry_bytes;
     copy_in(&exe, &stage_root.join("bin/ferry"))?;
     let mut library_dirs = Vec::new();
     for lib in &libs {
@@ -449,14 +458,18 @@ fn stage(
         let _ = copy_in(&Path::new("/").join(file), &stage_root.join(file));
     }
     let work = stage_root.join(WORK);
-    let image = work.join("image");
-    copy_image(&request.image, &image, &plan.image.sha256)?;
+    let image = if streamed {
+        stream_image(stage_root, &request.image, disk)?
+    } else {
+        copy_image(&request.image, &work.join("image"), &plan.image.sha256)?;
+        Path::new("/").join(WORK).join("image")
+    };
 
     let handoff = Handoff {
         format: HANDOFF_FORMAT,
         id: id.to_string(),
         plan: plan.clone(),
-        image: Path::new("/").join(WORK).join("image"),
+        image,
         disk: disk.to_path_buf(),
         old_root: old_root(),
         library_path: library_dirs.join(":"),
@@ -483,7 +496,44 @@ fn stage(
         image_bytes,
         carry_bytes,
         tmpfs_bytes,
+        streamed,
     })
+}
+
+/// Makes the image readable in stage 2 without holding it in RAM: its
+/// directory bind-mounted read-only into the stage root, which works only
+/// when it lies on another disk than the one written. Returns the image's
+/// path as stage 2 sees it.
+fn stream_image(stage_root: &Path, image: &Path, disk: &Path) -> Result<PathBuf, String> {
+    let target = disk.file_name().map(|n| n.to_string_lossy().into_owned());
+    let on = crate::preflight::file_disk(Path::new("/"), image);
+    match (&on, &target) {
+        (Some(on), Some(target)) if on != target => {}
+        _ => {
+            return Err(format!(
+                "the image does not fit in RAM and lies on {} — the disk it replaces, or one that cannot be told apart: put it on another disk or free memory",
+                on.as_deref().unwrap_or("an unknown disk")
+            ))
+        }
+    }
+    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else {
+        return Err(format!("{}: not a file path", image.display()));
+    };
+    let mount_point = stage_root.join("mnt/image");
+    fs::create_dir_all(&mount_point).map_err(|e| format!("{}: {e}", mount_point.display()))?;
+    let source = dir.display().to_string();
+    sys::mount(&source, &mount_point, "", libc::MS_BIND, "")
+        .and_then(|()| {
+            sys::mount(
+                "",
+                &mount_point,
+                "",
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+                "",
+            )
+        })
+        .map_err(|e| format!("bind-mounting {source} for stage 2: {e}"))?;
+    Ok(Path::new("/mnt/image").join(name))
 }
 
 /// Bind-mounts the staged ferry over PID 1's binary and asks init to

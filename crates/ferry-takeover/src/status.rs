@@ -104,7 +104,13 @@ pub fn status(root: &Path) -> Result<Option<TakeoverStatus>, StatusError> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let events = fs::read_to_string(dir.join("events.jsonl"))
+        // The old OS keeps its events in the shared log, the new OS's
+        // record a copy of this takeover's.
+        let log = match running {
+            RunningOs::New => dir.join("events.jsonl"),
+            RunningOs::Old => root.join("var/log/ferry/events.jsonl"),
+        };
+        let events = fs::read_to_string(log)
             .map(|t| t.lines().filter(|l| l.contains(&journal.id)).count())
             .unwrap_or(0);
         return Ok(Some(judge(&journal, running, path, events)));

@@ -28,11 +28,17 @@ fn journal(upto: Option<TakeoverStep>, last: Option<Result<(), String>>) -> Take
 }
 
 fn write_record(root: &Path, dir: &str, journal: &TakeoverJournal) {
+    let events = if dir == OLD_ROOT_RECORD {
+        root.join("var/log/ferry/events.jsonl")
+    } else {
+        root.join(dir).join("events.jsonl")
+    };
     let dir = root.join(dir);
     fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(events.parent().unwrap()).unwrap();
     journal.save(&dir.join("journal.json")).unwrap();
     fs::write(
-        dir.join("events.jsonl"),
+        events,
         "{\"migration\":\"takeover-1\"}\n{\"migration\":\"takeover-1\"}\n{\"migration\":\"other\"}\n",
     )
     .unwrap();
