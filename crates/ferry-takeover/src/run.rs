@@ -21,8 +21,7 @@ use crate::carry::{self, CollectOptions};
 use crate::config::Config;
 use crate::plan::{PlanError, TakeoverPlan};
 use crate::steps::{
-    Fault, Handoff, OldRoot, TakeoverJournal, TakeoverStep, HANDOFF_FORMAT, OLD_ROOT_RECORD,
-    STAGE_ROOT, WORK,
+    Fault, Handoff, OldRoot, TakeoverStep, HANDOFF_FORMAT, OLD_ROOT_RECORD, STAGE_ROOT, WORK,
 };
 use crate::sys;
 
@@ -51,8 +50,6 @@ pub enum RunError {
     NotRoot,
     #[error("ferry runs in another mount namespace than PID 1 (a container or a private service?): the takeover must see the machine's mounts")]
     OtherNamespace,
-    #[error("strategy `flasher` is not implemented yet; use strategy `ram`")]
-    FlasherStrategy,
     #[error("the pre-flight blocks this takeover")]
     Blocked(Box<TakeoverPlan>),
     #[error(transparent)]
@@ -82,16 +79,49 @@ pub struct Staged {
     pub streamed: bool,
 }
 
-struct Record {
-    dir: PathBuf,
-    journal: TakeoverJournal,
-    events: EventLog,
+/// A run's record on the old root: its journal, saved at every step (and
+/// into the tmpfs once staged), and its events.
+pub(crate) struct Record<S: Step> {
+    pub(crate) dir: PathBuf,
+    pub(crate) journal: ferry_journal::Journal<S>,
+    pub(crate) events: EventLog,
     /// The journal's copy in the tmpfs, once staged.
-    staged_journal: Option<PathBuf>,
+    pub(crate) staged_journal: Option<PathBuf>,
 }
 
-impl Record {
-    fn save(&self) -> Result<(), JournalError> {
+impl<S: Step> Record<S> {
+    /// Opens the record directory (0700) and its lock, and starts a journal.
+    pub(crate) fn start(
+        request: &RunRequest,
+    ) -> Result<(Record<S>, String, MigrationLock), RunError> {
+        let dir = Path::new("/").join(OLD_ROOT_RECORD);
+        let record_error = |reason: String| RunError::Record {
+            record: dir.clone(),
+            reason,
+        };
+        fs::create_dir_all(&dir).map_err(|e| record_error(e.to_string()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| record_error(e.to_string()))?;
+        let id = format!("takeover-{}", ferry_journal::now());
+        let lock = MigrationLock::acquire(&dir.join("lock"), &id)
+            .map_err(|e| record_error(e.to_string()))?;
+        let events =
+            EventLog::open(Path::new("/"), &id).map_err(|e| record_error(e.to_string()))?;
+        let record = Record {
+            dir: dir.clone(),
+            journal: ferry_journal::Journal::new(
+                &id,
+                &request.config_label,
+                &request.config_sha256,
+            ),
+            events,
+            staged_journal: None,
+        };
+        record.save()?;
+        Ok((record, id, lock))
+    }
+
+    pub(crate) fn save(&self) -> Result<(), JournalError> {
         self.journal.save(&self.dir.join("journal.json"))?;
         if let Some(path) = &self.staged_journal {
             self.journal.save(path)?;
@@ -99,17 +129,17 @@ impl Record {
         Ok(())
     }
 
-    fn emit(&mut self, step: TakeoverStep, state: EventState, msg: &str) {
+    pub(crate) fn emit(&mut self, step: S, state: EventState, msg: &str) {
         // The journal is the record; an event that cannot be written is not
         // a reason to stop a takeover that is otherwise fine.
         let _ = self.events.emit(step.as_str(), "takeover-run", state, msg);
     }
 
     /// Runs `work` as `step`, journaled and reported.
-    fn step<T>(
+    pub(crate) fn step<T>(
         &mut self,
-        step: TakeoverStep,
-        work: impl FnOnce(&mut Record) -> Result<T, String>,
+        step: S,
+        work: impl FnOnce(&mut Record<S>) -> Result<T, String>,
     ) -> Result<T, RunError> {
         self.journal.begin(step)?;
         self.save()?;
@@ -131,11 +161,12 @@ impl Record {
     }
 }
 
-/// Runs stage 1; `say` is told each phase.
-pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, RunError> {
-    if request.config.strategy == crate::config::Strategy::Flasher {
-        return Err(RunError::FlasherStrategy);
-    }
+/// Checks common to both strategies: root, PID 1's mount namespace, the
+/// pre-flight. Returns the plan and its target disk.
+pub(crate) fn checked_plan(
+    request: &RunRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<(TakeoverPlan, crate::preflight::TargetDisk), RunError> {
     if sys::geteuid() != 0 {
         return Err(RunError::NotRoot);
     }
@@ -156,26 +187,18 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
     let Some(target) = plan.target.clone() else {
         return Err(RunError::Blocked(Box::new(plan)));
     };
+    Ok((plan, target))
+}
 
-    let dir = Path::new("/").join(OLD_ROOT_RECORD);
-    let record_error = |reason: String| RunError::Record {
-        record: dir.clone(),
-        reason,
-    };
-    fs::create_dir_all(&dir).map_err(|e| record_error(e.to_string()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| record_error(e.to_string()))?;
-    let id = format!("takeover-{}", ferry_journal::now());
-    let _lock =
-        MigrationLock::acquire(&dir.join("lock"), &id).map_err(|e| record_error(e.to_string()))?;
-    let events = EventLog::open(Path::new("/"), &id).map_err(|e| record_error(e.to_string()))?;
-    let mut record = Record {
-        dir: dir.clone(),
-        journal: TakeoverJournal::new(&id, &request.config_label, &request.config_sha256),
-        events,
-        staged_journal: None,
-    };
-    record.save()?;
+/// Runs stage 1; `say` is told each phase. Strategy `ram` returns only
+/// when it failed (stage 2 ends this process); strategy `flasher` returns
+/// the takeover's id once the machine is asked to reboot into the new OS.
+pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, RunError> {
+    if request.config.strategy == crate::config::Strategy::Flasher {
+        return crate::flasher::run(&request, say);
+    }
+    let (plan, target) = checked_plan(&request, say)?;
+    let (mut record, id, _lock) = Record::<TakeoverStep>::start(&request)?;
 
     record.step(TakeoverStep::Preflight, |r| {
         ferry_journal::save_document(&r.dir.join("plan.json"), &plan).map_err(|e| e.to_string())
@@ -229,7 +252,7 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
     let handed = record.step(TakeoverStep::Handoff, |_| handoff(&stage_root));
     // Reached only when PID 1 did not become stage 2: undone.
     let _ = sys::umount(&stage_root, libc::MNT_DETACH);
-    handed.map(|()| staged)
+    handed.map(|()| staged.id)
 }
 
 /// The files ferry needs to run from the tmpfs: its libraries and the
@@ -419,7 +442,7 @@ fn stage(
     request: &RunRequest,
     disk: &Path,
     carry_bytes: u64,
-    record: &mut Record,
+    record: &mut Record<TakeoverStep>,
 ) -> Result<Staged, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ferry's binary: {e}"))?;
     let libs = libraries(&exe)?;
