@@ -356,6 +356,7 @@ pub fn preflight(
         ("grow", config.target.grow),
         ("data_partition", config.target.data_partition),
         ("root_partition", config.target.root_partition),
+        ("boot_partition", config.target.boot_partition),
     ] {
         if let Some(n) = number {
             if !image.table.partitions.iter().any(|p| p.number == n) {
@@ -1074,6 +1075,29 @@ fn carry_target(config: &Config, findings: &mut Vec<Finding>) {
             "[target] data_partition is not set: stage 2 keeps the takeover's record, its events and the backup there",
             "name the image's data partition in [target] data_partition (`ferry image inspect IMG` lists them)",
         ));
+    }
+    if config.strategy == Strategy::Flasher {
+        for (field, value, why) in [
+            (
+                "spare_partition",
+                config.target.spare_partition,
+                "the disk's partition (the swap) whose space takes the new OS beside the old one",
+            ),
+            (
+                "boot_partition",
+                config.target.boot_partition,
+                "the image's partition with the new OS's grub.cfg, booted once",
+            ),
+        ] {
+            if value.is_none() {
+                findings.push(finding(
+                    FindingKey::CarryTarget,
+                    Severity::Blocker,
+                    format!("strategy flasher needs [target] {field}: {why}"),
+                    format!("set [target] {field}"),
+                ));
+            }
+        }
     }
     if into_root && config.target.root_partition.is_none() {
         findings.push(finding(

@@ -845,6 +845,20 @@ fn a_config_that_names_no_partition_to_carry_into_is_blocked() {
         severity(&p, &FindingKey::ImagePartition(9)),
         Some(Severity::Blocker)
     );
+    // The flasher also needs the spare partition and the image's boot one.
+    let flasher = Config {
+        strategy: ferry_takeover::Strategy::Flasher,
+        ..config()
+    };
+    let p = m.check(&flasher, &x86_image());
+    let needs: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.key == FindingKey::CarryTarget)
+        .map(|f| f.finding.as_str())
+        .collect();
+    assert_eq!(needs.len(), 2, "{needs:?}");
+    assert!(needs[0].contains("spare_partition") && needs[1].contains("boot_partition"));
     assert_eq!(
         "carry-target".parse::<FindingKey>(),
         Ok(FindingKey::CarryTarget)

@@ -107,18 +107,10 @@ fn a_failure_stage_2_left_in_the_old_root_says_nothing_was_written_and_why() {
     let s = status(root.path()).unwrap().unwrap();
     assert_eq!(s.verdict, Verdict::FailedBeforeFlash);
     assert!(s.summary.contains("/mnt/old_root is busy"), "{}", s.summary);
-    let unmount = s
-        .steps
-        .iter()
-        .find(|t| t.step == "unmount")
-        .unwrap();
+    let unmount = s.steps.iter().find(|t| t.step == "unmount").unwrap();
     assert_eq!(unmount.state, StepState::Failed);
     assert_eq!(
-        s.steps
-            .iter()
-            .find(|t| t.step == "flash")
-            .unwrap()
-            .state,
+        s.steps.iter().find(|t| t.step == "flash").unwrap().state,
         StepState::Pending
     );
 }
