@@ -30,10 +30,11 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
 /// its corpus directory.
-pub const TARGETS: [(&str, Entry); 16] = [
+pub const TARGETS: [(&str, Entry); 17] = [
     ("bmap", bmap),
     ("deb822", deb822),
     ("disk_image", disk_image),
+    ("grub_cfg", grub_cfg),
     ("hints", hints),
     ("ifupdown", ifupdown),
     ("meta_release", meta_release),
@@ -333,5 +334,28 @@ pub fn nm_keyfile(data: &[u8]) {
     if let Ok(connection) = connection_from_keyfile(&keyfile, text, path) {
         // Passed through as it was.
         assert_eq!(to_keyfile(&connection), keyfile);
+    }
+}
+
+/// A new OS's grub.cfg and an old OS's grubenv, read by `ferry takeover`
+/// (strategy flasher): the first entry's kernel lines are found or not,
+/// never a panic; a grubenv set once stays 1024 bytes and setting the same
+/// variable again changes nothing.
+pub fn grub_cfg(data: &[u8]) {
+    use ferry_takeover::flasher::{custom_cfg, parse_entry, set_grubenv};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some((linux, initrd)) = parse_entry(text) {
+        assert!(linux.starts_with("linux"), "{linux}");
+        assert!(initrd.starts_with("initrd"), "{initrd}");
+        let cfg = custom_cfg("t", "uuid", &linux, &initrd);
+        assert!(cfg.contains("panic="), "{cfg}");
+    }
+    if let Ok(env) = set_grubenv(text, "ferry_takeover", "committed") {
+        assert_eq!(env.len(), 1024);
+        let again = set_grubenv(&env, "ferry_takeover", "committed")
+            .unwrap_or_else(|e| panic!("{e}\n{env}"));
+        assert_eq!(again, env);
     }
 }

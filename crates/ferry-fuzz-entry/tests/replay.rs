@@ -90,6 +90,7 @@ replay_tests!(
     bmap,
     deb822,
     disk_image,
+    grub_cfg,
     hints,
     ifupdown,
     meta_release,
