@@ -105,6 +105,11 @@ if ! {
   exit 1
 fi
 build_seconds=$(($(date +%s) - build_start))
+# In use: keep; images of other recipes unused for two hours go (a run
+# takes less, so no running test loses its images).
+touch "$images"
+find "$cache_root" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' \
+  ! -name "$recipe_hash" -mmin +120 -exec rm -rf {} + 2>/dev/null
 sums=$images/identity.sums
 
 # The new OS with this build's ferry in /usr/local/bin, compressed for the

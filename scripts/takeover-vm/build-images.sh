@@ -82,6 +82,12 @@ menuentry '$4' {
 CFG
 }
 
+# The serial console is the test's channel: a getty there would hang up the
+# tty (vhangup) under the units that report on it, and their lines be lost.
+no_serial_getty() { # <tree>
+  ln -sf /dev/null "$1/etc/systemd/system/serial-getty@ttyS0.service"
+}
+
 # ---------------------------------------------------------------- old OS
 build_old() {
   local tree=$work/old
@@ -107,6 +113,7 @@ build_old() {
   printf 'listen=0.0.0.0:8080\nname=field-unit-7\n' >"$tree/etc/app.conf"
   echo "old OS of the ferry takeover VM test" >"$tree/etc/ferry-old-os"
   chroot "$tree" systemctl enable ferry-vm-case.service >/dev/null 2>&1
+  no_serial_getty "$tree"
   chroot "$tree" systemctl set-default multi-user.target >/dev/null 2>&1
   (cd "$tree" && sha256sum etc/ssh/ssh_host_ed25519_key.pub etc/ssh/ssh_host_rsa_key.pub root/.ssh/authorized_keys \
     srv/app/data/blob.bin "srv/app/data/we ird -name's [1].txt" srv/app/VERSION etc/app.conf) >"$out/identity.sums.new"
@@ -157,6 +164,7 @@ LABEL=state /mnt/state ext4 defaults,nofail 0 2
 LABEL=data /mnt/data ext4 defaults,nofail 0 2
 FSTAB
   chroot "$tree" systemctl enable ferry-vm-report.service NetworkManager-wait-online.service >/dev/null 2>&1
+  no_serial_getty "$tree"
   chroot "$tree" systemctl set-default multi-user.target >/dev/null 2>&1
 
   log "new OS disk"

@@ -6,7 +6,7 @@ set -eu
 keep="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
 virtio_net net_failover failover virtio_scsi virtio_rng virtio_console virtio_balloon
 ext4 jbd2 mbcache crc16 crc32c_generic crc32c_intel libcrc32c vfat fat msdos nls_cp437 nls_ascii
-nls_utf8 nls_iso8859_1 loop i6300esb squashfs overlay af_packet"
+nls_utf8 nls_iso8859_1 loop i6300esb squashfs overlay af_packet autofs4"
 for dir in /lib/modules/*/; do
   version=$(basename "$dir")
   # Closure of the kept modules over modules.dep, then everything else goes.

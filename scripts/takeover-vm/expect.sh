@@ -19,8 +19,10 @@ STATUS_STAGE2_UNFINISHED='(stage 2|stage2).*(did not finish|not finished|interru
 
 # The old OS's identity and network, as the new OS must show them.
 HOSTNAME=field-unit-7
-ADDRESS='inet 10\.0\.2\.15/24'
-DEFAULT_ROUTE='^default via 10\.0\.2\.2 '
+# Static, as carried over: not an address or route from DHCP.
+ADDRESS='ens3 +inet 10\.0\.2\.15/24'
+ADDRESS_DYNAMIC='inet 10\.0\.2\.15/24 .*dynamic'
+DEFAULT_ROUTE='^default via 10\.0\.2\.2 dev ens3 proto static'
 # The backed-up paths (the old OS's, relative to /), checked by sha256 under
 # the data partition's ferry-takeover/ tree.
 BACKED_UP=(srv/app/data/blob.bin "srv/app/data/we ird -name's [1].txt" srv/app/VERSION etc/app.conf)

@@ -15,6 +15,7 @@ case_check() {
   want 'FERRY-VM new-os marker: new OS'
   want "FERRY-VM new-os hostname: $HOSTNAME\$"
   want "FERRY-VM new-os addr: .*$ADDRESS"
+  want_none "FERRY-VM new-os addr: .*$ADDRESS_DYNAMIC"
   want "FERRY-VM new-os route: ${DEFAULT_ROUTE#^}"
   local path sum
   while read -r sum path; do
