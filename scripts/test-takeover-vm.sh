@@ -8,7 +8,8 @@
 # guest kernels.
 #
 # Prints one line per case: `<case> ok|FAILED <seconds>s` (a failure adds
-# what was missing and the last serial lines), then exactly
+# what was missing and the last serial lines, systemd's start/stop chatter
+# left out), then exactly
 # `takeover-vm: N of M cases ok`. When qemu cannot run, one `SKIP: <case>:
 # <why>` line per case and `takeover-vm: 0 of 0 cases ok`. Exits non-zero
 # when a case failed.
@@ -141,7 +142,7 @@ echo "takeover-vm: images ready in ${prep_seconds}s (build/cache ${build_seconds
 # ---------------------------------------------------------------- case kit
 # What a case's files use: write_config, write_case_sh, wait_for_line,
 # monitor, and the checks want, want_fixed, want_none, want_count,
-# after_reboot (each records what is missing in $problems).
+# after_reboot, disk_head_is (each records what is missing in $problems).
 
 write_config() { # <file> <sha256>
   cat >"$1" <<TOML
@@ -178,7 +179,29 @@ SH
   chmod +x "$1"
 }
 
-serial_text() { tr -d '\r' <"$log" 2>/dev/null; }
+serial_text() { tr -d '\r' 2>/dev/null <"$log"; }
+
+# The serial log's last lines without systemd's start/stop chatter and ANSI
+# colours, for a failed case's line (the whole log stays in $results).
+serial_tail() {
+  serial_text | sed 's/\x1b\[[0-9;]*m//g' |
+    grep -vE '^\[ *(OK|DEPEND) *\] |^ +(Starting|Stopping|Unmounting|Deactivating|Activating) |systemd-shutdown\[1\]: |^\[ *[0-9.]+\] (reboot: Power down|ACPI: PM: )' |
+    tail -n 30
+}
+
+# The first MiB of the case's disk (MBR, grub's boot code) against an
+# image's: the old OS's while nothing was written to the disk, the new OS's
+# after the flash.
+disk_head_is() { # old|new
+  local ref=$images/old-os.raw
+  [ "$1" = new ] && ref=$new_raw
+  rm -f "$work/head"
+  if ! qemu-img dd -f qcow2 -O raw bs=65536 count=16 if="$overlay" of="$work/head" 2>/dev/null; then
+    problems+=("cannot read the case's disk (qemu-img dd)")
+  elif ! cmp -s -n 1048576 "$work/head" "$ref"; then
+    problems+=("the disk's first MiB is not the $1 OS's")
+  fi
+}
 
 wait_for_line() { # <regex> <seconds>: 0 once the serial log has it
   local deadline=$(($(date +%s) + $2))
@@ -307,7 +330,7 @@ for case in "${cases[@]}"; do
     echo "$case FAILED ${seconds}s (serial log: $log)"
     printf '  %s\n' "${problems[@]}"
     echo "  --- last serial lines"
-    serial_text | tail -n 30 | sed 's/^/  | /'
+    serial_tail | sed 's/^/  | /'
     [ ! -s "$results/$case.qemu" ] || sed 's/^/  qemu: /' "$results/$case.qemu"
   fi
 done

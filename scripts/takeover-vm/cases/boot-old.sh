@@ -10,4 +10,5 @@ case_check() {
   want 'FERRY-VM old-os status exit: '
   want 'FERRY-VM old-os no case.sh'
   want_count 'FERRY-VM old-os up' 1
+  disk_head_is old
 }

@@ -18,4 +18,5 @@ case_check() {
   after_reboot want "FERRY-VM old-os hostname: $HOSTNAME\$"
   after_reboot want "FERRY-VM old-os status: .*($STATUS_NO_TAKEOVER)"
   after_reboot want 'FERRY-VM old-os done'
+  disk_head_is old
 }

@@ -31,4 +31,5 @@ case_check() {
   want 'FERRY-VM new-os status exit: 0$'
   want "FERRY-VM new-os status: .*($STATUS_COMPLETED)"
   want 'FERRY-VM new-os report end'
+  disk_head_is new
 }

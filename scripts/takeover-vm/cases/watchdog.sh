@@ -17,4 +17,5 @@ case_check() {
   after_reboot want "FERRY-VM old-os hostname: $HOSTNAME\$"
   after_reboot want "FERRY-VM old-os status: .*($STATUS_STAGE2_UNFINISHED)"
   after_reboot want 'FERRY-VM old-os done'
+  disk_head_is old
 }
