@@ -121,6 +121,10 @@ pub struct TargetConfig {
     /// The image's partition (number) that receives the backup and events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_partition: Option<u32>,
+    /// The image's partition (number) holding the new OS's root, where the
+    /// network configuration and identity are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_partition: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -195,13 +199,39 @@ impl Default for BackupConfig {
     }
 }
 
+fn default_watchdog_timeout() -> u32 {
+    30
+}
+
+fn default_stall() -> u32 {
+    90
+}
+
 /// `[watchdog]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchdogConfig {
     /// Block the takeover when the machine has no hardware watchdog.
     #[serde(default)]
     pub require: bool,
+    /// The hardware timeout stage 2 sets: how long after the last keep-alive
+    /// the machine resets.
+    #[serde(default = "default_watchdog_timeout")]
+    pub timeout_seconds: u32,
+    /// How long stage 2 may go without progress before it stops keeping the
+    /// watchdog alive (a hung stage 2 then resets the machine).
+    #[serde(default = "default_stall")]
+    pub stall_seconds: u32,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            require: false,
+            timeout_seconds: default_watchdog_timeout(),
+            stall_seconds: default_stall(),
+        }
+    }
 }
 
 /// The whole file; every table may be left out.

@@ -1,7 +1,7 @@
 //! ferry-takeover replaces the operating system of a running machine with a
 //! disk image: a read-only pre-flight that writes the typed stage-2 plan,
 //! the network configuration and identity carried over into the new OS,
-//! and (next) the journaled run in RAM. Built on the engine (ferry-journal,
+//! and the journaled run: stage 1 on the old OS, stage 2 in RAM. Built on the engine (ferry-journal,
 //! ferry-fetch) and the disk-image crate; nothing here knows apt.
 
 // Pre-flight and the stage-2 plan (kept together; other modules below).
@@ -18,3 +18,16 @@ pub use preflight::{
 // Network and identity carried over into the new OS.
 pub mod identity;
 pub mod network;
+
+// The run: stage 1 on the old OS, stage 2 in RAM, and what it left behind.
+mod carry_stage;
+pub mod run;
+pub mod stage2;
+pub mod status;
+pub mod steps;
+mod sys;
+pub mod watchdog;
+
+pub use run::{RunError, RunRequest, Staged};
+pub use status::{status, RunningOs, StatusError, TakeoverStatus, Verdict};
+pub use steps::{Fault, TakeoverStep};

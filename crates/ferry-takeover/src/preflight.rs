@@ -229,10 +229,12 @@ const BIOS_BOOT_GPT: &str = "21686148-6449-6E6F-744E-656564454649";
 const SECURE_BOOT_VAR: &str =
     "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
-/// The commands every takeover calls, then those of each strategy.
-const TOOLS: &[&str] = &["sfdisk", "mount", "umount", "sync"];
-const RAM_TOOLS: &[&str] = &["pivot_root"];
-const FLASHER_TOOLS: &[&str] = &["grub-reboot"];
+/// The commands every takeover calls (stage 1 lists ferry's libraries with
+/// `ldd`), then those of each strategy. Stage 2 mounts, pivots and flashes
+/// with system calls, so it needs no command once the old root is gone.
+const TOOLS: &[&str] = &["ldd"];
+const RAM_TOOLS: &[&str] = &[];
+const FLASHER_TOOLS: &[&str] = &["sfdisk", "grub-reboot"];
 
 /// Debian's names for the architectures, as uname says them.
 fn uname_name(arch: &str) -> String {
@@ -782,7 +784,7 @@ fn tools(
                 FindingKey::MissingCommand(tool.to_string()),
                 Severity::Blocker,
                 format!("`{tool}` is not on PATH"),
-                format!("install the package that provides {tool} (util-linux, grub2-common)"),
+                format!("install the package that provides {tool} (libc-bin, util-linux, grub2-common)"),
             ));
         }
     }

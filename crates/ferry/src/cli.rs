@@ -326,6 +326,38 @@ pub enum TakeoverCommand {
     /// tools, watchdog against the image and the config), without root;
     /// with --save, writes the stage-2 plan. Exit 3 when blocked
     Plan(TakeoverPlanArgs),
+    /// Replace this machine's OS with the image, as root: stage 1 checks,
+    /// collects and stages in RAM, then ferry becomes PID 1 (stage 2),
+    /// flashes, carries network, identity and backup over, and reboots.
+    /// Any failure before the first write leaves the old OS untouched
+    Run(TakeoverRunArgs),
+    /// What became of the last takeover (read on the new OS, or on the old
+    /// OS when it came back) and how long each step took. Exit 0 when it
+    /// completed, 1 when not or when no takeover is on record
+    Status,
+    /// Stage 2's worker, started by ferry as PID 1 (not for people)
+    #[command(hide = true)]
+    Stage2,
+    /// Stage 2's PID 1 (not for people)
+    #[command(name = "stage2-init", hide = true)]
+    Stage2Init,
+}
+
+#[derive(Debug, Args)]
+pub struct TakeoverRunArgs {
+    /// The disk image that replaces this OS (plain or compressed)
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    /// The takeover config (TOML; see docs/takeover.md); defaults when absent
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+    /// Inject a stage-2 fault (stage2-hang, stage2-delay, stage2-fail), for
+    /// the VM tests
+    #[arg(long, value_name = "FAULT", hide = true)]
+    pub inject_fault: Option<ferry_takeover::Fault>,
 }
 
 #[derive(Debug, Args)]

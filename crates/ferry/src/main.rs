@@ -10,6 +10,11 @@ mod render;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // As PID 1, ferry is stage 2 of a takeover (init re-executed into it).
+    if std::process::id() == 1 {
+        let args: Vec<String> = std::env::args().collect();
+        ferry_takeover::stage2::pid1(&args);
+    }
     let cli = cli::Cli::parse();
     let global = cli.global.clone();
     match commands::run(cli) {

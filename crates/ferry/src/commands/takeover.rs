@@ -1,20 +1,157 @@
-//! `ferry takeover plan --image IMG [--config FILE] [--save FILE]`: the
-//! read-only pre-flight of an OS takeover of the machine at `--root`
-//! (default `/`) and, with `--save`, the stage-2 plan it hands over.
+//! `ferry takeover plan|run|status`: the read-only pre-flight of an OS
+//! takeover of the machine at `--root` (default `/`) and the stage-2 plan;
+//! the run itself (stage 1 here, stage 2 as PID 1); and what became of it.
 
 use std::fmt;
 use std::path::Path;
 
-use ferry_takeover::{Config, ConfigError, Firmware, PlanError, Severity, TakeoverPlan};
+use std::io::IsTerminal;
+
+use ferry_takeover::{
+    Config, ConfigError, Firmware, PlanError, RunError, RunRequest, Severity, TakeoverPlan,
+    TakeoverStatus,
+};
 use serde::Serialize;
 
-use crate::cli::{Global, TakeoverCommand, TakeoverPlanArgs};
+use crate::cli::{Global, TakeoverCommand, TakeoverPlanArgs, TakeoverRunArgs};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
 pub fn run(command: TakeoverCommand, global: &Global) -> Result<Exit, Failure> {
     match command {
         TakeoverCommand::Plan(args) => plan(args, global),
+        TakeoverCommand::Run(args) => run_takeover(args, global),
+        TakeoverCommand::Status => status(global),
+        TakeoverCommand::Stage2 => Ok(match ferry_takeover::stage2::work() {
+            0 => Exit::Ok,
+            _ => Exit::Failed,
+        }),
+        TakeoverCommand::Stage2Init => Err(Failure::bad_input(
+            "stage2-init runs only as PID 1, started by a takeover",
+        )),
+    }
+}
+
+fn run_takeover(args: TakeoverRunArgs, global: &Global) -> Result<Exit, Failure> {
+    if global.root != Path::new("/") {
+        return Err(Failure::bad_input(
+            "takeover run replaces the running OS; it does not take --root",
+        ));
+    }
+    let (config, label, sha256) = match &args.config {
+        Some(path) => {
+            let config = Config::load(path).map_err(config_failure)?;
+            let (sha256, _) = ferry_fetch::sha256_file(path)
+                .map_err(|e| Failure::bad_input(e.to_string()).at(path, None, None))?;
+            (config, path.display().to_string(), sha256)
+        }
+        None => (Config::default(), "defaults".to_string(), String::new()),
+    };
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::bad_input(
+                "ferry takeover run replaces this machine's OS and there is no terminal to ask",
+            )
+            .hint("review `ferry takeover plan` first, then pass --yes"));
+        }
+        eprint!(
+            "Replace the OS of this machine with {}? Everything not carried over or backed up is lost. [y/N] ",
+            args.image.display()
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::new(
+                Exit::Failed,
+                "not confirmed; nothing was changed",
+            ));
+        }
+    }
+    let path_var = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let request = RunRequest {
+        config,
+        config_label: label,
+        config_sha256: sha256,
+        image: args.image.clone(),
+        path_var,
+        fault: args.inject_fault,
+    };
+    let quiet = global.json;
+    let mut say = |phase: &str| {
+        if !quiet {
+            eprintln!("takeover: {phase}");
+        }
+    };
+    match ferry_takeover::run::run(request, &mut say) {
+        // Returned only when stage 2 did not take over; undone.
+        Ok(staged) => Err(Failure::failed(format!(
+            "stage 2 did not start (takeover {}); the old OS is unchanged",
+            staged.id
+        ))),
+        Err(RunError::Blocked(plan)) => {
+            render::output(
+                &PlanOutput {
+                    blocked: true,
+                    saved: None,
+                    plan: &plan,
+                },
+                global,
+            );
+            Ok(Exit::Blocked)
+        }
+        Err(RunError::Plan(e)) => Err(plan_failure(e, &args.image)),
+        Err(e @ (RunError::NotRoot | RunError::OtherNamespace | RunError::FlasherStrategy)) => {
+            Err(Failure::bad_input(e.to_string()).hint("nothing was changed"))
+        }
+        Err(e) => Err(Failure::failed(e.to_string())
+            .hint("`ferry takeover status` shows the record of this attempt")),
+    }
+}
+
+fn status(global: &Global) -> Result<Exit, Failure> {
+    match ferry_takeover::status(&global.root) {
+        Ok(Some(status)) => {
+            render::output(&StatusOutput(&status), global);
+            Ok(if status.completed() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            })
+        }
+        Ok(None) => Err(Failure::new(
+            Exit::Failed,
+            "no takeover on record on this system",
+        )),
+        Err(e) => Err(Failure::failed(e.reason.clone()).at(&e.path, None, None)),
+    }
+}
+
+/// What `takeover status` prints.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct StatusOutput<'a>(&'a TakeoverStatus);
+
+impl fmt::Display for StatusOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        writeln!(f, "Takeover {}: {}", s.id, s.summary)?;
+        for step in &s.steps {
+            let state = serde_json::to_value(step.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let time = step.seconds.map(|t| format!("{t} s")).unwrap_or_default();
+            let name = serde_json::to_value(step.step)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            write!(f, "  {name:<15} {state:<8} {time:>6}")?;
+            if let Some(e) = &step.error {
+                write!(f, "  {e}")?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(f, "  record {} ({} events)", s.record.display(), s.events)
     }
 }
 
