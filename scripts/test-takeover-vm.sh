@@ -85,6 +85,12 @@ if [ ! -x "$ferry_bin" ]; then
   }
 fi
 
+# The guests get it without debug info (the release profile keeps it): a
+# smaller payload, and stage 2 copies ferry into RAM.
+if command -v strip >/dev/null; then
+  strip -o "$results/ferry" "$ferry_bin" && ferry_bin=$results/ferry
+fi
+
 # ---------------------------------------------------------------- images
 recipe_hash=$(cd "$here" && find build-images.sh customize-common.sh old-os new-os -type f -print0 |
   LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
@@ -154,6 +160,7 @@ sha256 = "$2"
 
 [target]
 disk = "/dev/vda"
+root_partition = 2
 data_partition = 4
 
 [backup]
@@ -166,7 +173,9 @@ TOML
 }
 
 write_case_sh() { # <file> [extra ferry args…]
-  cat >"$1" <<SH
+  local file=$1
+  shift
+  cat >"$file" <<SH
 #!/bin/sh
 # Runs the takeover; on a refusal (ferry exits non-zero) reboots so the
 # harness sees the old OS come up again; else stage 2 reboots the machine.
@@ -176,7 +185,7 @@ rc=\$?
 echo "FERRY-VM case: ferry exited \$rc"
 if [ "\$rc" != 0 ]; then systemctl reboot; fi
 SH
-  chmod +x "$1"
+  chmod +x "$file"
 }
 
 serial_text() { tr -d '\r' 2>/dev/null <"$log"; }

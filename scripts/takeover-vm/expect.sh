@@ -9,13 +9,13 @@ STAGE2_PREFIX='ferry-takeover stage2: '
 # flash; the `reset` case sends system_reset when it reads it.
 STAGE2_WAITING='ferry-takeover stage2: waiting before flash'
 # `ferry takeover status --json` in the new OS after a takeover that completed.
-STATUS_COMPLETED='"?(state|status|outcome)"?[:= ]+"?completed'
+STATUS_COMPLETED='"verdict": ?"completed"'
 # `ferry takeover status` in the old OS when no takeover happened
 # (never started, or refused by the pre-flight).
-STATUS_NO_TAKEOVER='no takeover|not started|refused|nothing (was )?written'
+STATUS_NO_TAKEOVER='no takeover on record|failed before anything was written'
 # `ferry takeover status` in the old OS after stage 2 was stopped (watchdog,
 # reset) before it wrote to the disk.
-STATUS_STAGE2_UNFINISHED='(stage 2|stage2).*(did not finish|not finished|interrupted|unfinished)|nothing (was )?written'
+STATUS_STAGE2_UNFINISHED='stage 2 started and did not report back.*nothing was written'
 
 # The old OS's identity and network, as the new OS must show them.
 HOSTNAME=field-unit-7
