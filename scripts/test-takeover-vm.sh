@@ -6,6 +6,8 @@
 # payload disk holding ferry, the new OS image, takeover.toml and case.sh.
 # Software emulation only (-accel tcg): this host's /dev/kvm hangs Debian
 # guest kernels.
+# Each case has a timeout (cases/<case>.sh) whose sum stays within 25
+# minutes; a run with the images cached takes about 10 minutes on 2 cores.
 #
 # Prints one line per case: `<case> ok|FAILED <seconds>s` (a failure adds
 # what was missing and the last serial lines, systemd's start/stop chatter

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The new OS image, as the main disk, boots and prints its report.
 CASE_DISK=new
-CASE_TIMEOUT=300
+CASE_TIMEOUT=150
 case_check() {
   want 'FERRY-VM new-os report begin'
   want 'FERRY-VM new-os marker: new OS'

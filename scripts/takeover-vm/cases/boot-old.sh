@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The old OS boots on its own and says so, with ferry's status line.
 CASE_DISK=old
-CASE_TIMEOUT=300
+CASE_TIMEOUT=150
 case_payload() { :; } # ferry only, no case.sh: the old OS reports and powers off
 case_check() {
   want 'FERRY-VM old-os up'
