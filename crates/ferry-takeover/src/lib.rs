@@ -16,11 +16,12 @@ pub use preflight::{
 };
 
 // Network and identity carried over into the new OS.
+pub mod backup;
+pub mod carry;
 pub mod identity;
 pub mod network;
 
 // The run: stage 1 on the old OS, stage 2 in RAM, and what it left behind.
-mod carry_stage;
 pub mod run;
 pub mod stage2;
 pub mod status;

@@ -1,5 +1,6 @@
 //! The read-only pre-flight of a takeover: what this machine is (CPU,
-//! firmware, the disk holding `/`, RAM, tools, watchdog) against what the
+//! firmware, the disk holding `/`, RAM, tools, watchdog, the backup's size,
+//! the processes holding the old root) against what the
 //! image and the config need, as findings with a stable key, a severity
 //! and a remediation. Everything is read under a *system directory*
 //! (`/` on a machine; a tree of fake `proc`, `sys`, `dev` in tests), so
@@ -51,13 +52,20 @@ pub enum FindingKey {
     DiskSize,
     /// The config names this partition number, which the image lacks.
     ImagePartition(u32),
-    /// Memory for the RAM stage.
+    /// Memory for the RAM stage: what stage 2 keeps in its tmpfs (ferry,
+    /// its libraries, the tools, the backup, the image) against MemAvailable.
     Ram,
+    /// The backup's size against the image's data partition.
+    BackupSize,
+    /// Processes that hold the old root (stage 2 stops them).
+    OldRootHolders,
     /// This command is not on PATH.
     MissingCommand(String),
     Watchdog,
     /// The image file against the config's sha256.
     ImageChecksum,
+    /// The partitions of the new OS the carry-over and the record go to.
+    CarryTarget,
 }
 
 impl FindingKey {
@@ -78,9 +86,12 @@ impl FindingKey {
             DiskSize => ("disk-size", None),
             ImagePartition(n) => ("image-partition", Some(n.to_string())),
             Ram => ("ram", None),
+            BackupSize => ("backup-size", None),
+            OldRootHolders => ("old-root-holders", None),
             MissingCommand(c) => ("missing-command", Some(c.clone())),
             Watchdog => ("watchdog", None),
             ImageChecksum => ("image-checksum", None),
+            CarryTarget => ("carry-target", None),
         }
     }
 }
@@ -124,9 +135,12 @@ impl FromStr for FindingKey {
             ("disk-size", None) => DiskSize,
             ("image-partition", Some(n)) => ImagePartition(n.parse().map_err(|_| unknown())?),
             ("ram", None) => Ram,
+            ("backup-size", None) => BackupSize,
+            ("old-root-holders", None) => OldRootHolders,
             ("missing-command", Some(c)) if !c.is_empty() => MissingCommand(c.to_string()),
             ("watchdog", None) => Watchdog,
             ("image-checksum", None) => ImageChecksum,
+            ("carry-target", None) => CarryTarget,
             _ => return Err(unknown()),
         };
         Ok(key)
@@ -211,10 +225,15 @@ pub struct Preflight {
     pub findings: Vec<Finding>,
 }
 
-/// Memory the RAM stage needs besides the image: ferry, the shared
-/// libraries and tools it copies into the tmpfs, and the kernel's own
-/// working room while the old root is unmounted.
-pub const RAM_MARGIN_BYTES: u64 = 256 << 20;
+/// Memory the RAM stage needs besides the files it copies into its tmpfs
+/// (ferry, its libraries, the tools, the backup, the image: counted): the
+/// kernel's own working room, page tables, tmpfs metadata and stage 2's
+/// buffers while the old root is unmounted.
+pub const RAM_MARGIN_BYTES: u64 = 128 << 20;
+
+/// Room kept free on the data partition besides the backup: the new OS
+/// writes its own state there on first boot, and the events go there too.
+pub const BACKUP_MARGIN_BYTES: u64 = 16 << 20;
 
 /// GPT root partition types (the Discoverable Partitions Specification)
 /// that name a CPU architecture, with uname's name for it.
@@ -336,6 +355,7 @@ pub fn preflight(
     for (field, number) in [
         ("grow", config.target.grow),
         ("data_partition", config.target.data_partition),
+        ("root_partition", config.target.root_partition),
     ] {
         if let Some(n) = number {
             if !image.table.partitions.iter().any(|p| p.number == n) {
@@ -349,8 +369,15 @@ pub fn preflight(
         }
     }
 
-    ram(system, config, image, &mut findings);
+    carry_target(config, &mut findings);
+    let backup_bytes = backup_size(system, config, image, target.as_ref(), &mut findings);
+    ram(system, path_var, config, image, backup_bytes, &mut findings);
     tools(system, path_var, config, raspberry_pi, &mut findings);
+    old_root_holders(
+        system,
+        target.as_ref().map(|t| t.device.as_str()),
+        &mut findings,
+    );
     watchdog(system, config, &mut findings);
     checksum(config, image, &mut findings);
 
@@ -703,7 +730,211 @@ fn mem_available(system: &Path) -> Option<u64> {
     })
 }
 
-fn ram(system: &Path, config: &Config, image: &ImageSummary, findings: &mut Vec<Finding>) {
+/// The backup's size (config paths, walked under `system`) against the
+/// image's data partition; returns the archive's estimated size (stage 2
+/// holds it in RAM), 0 when there is nothing to back up or it cannot be
+/// measured.
+fn backup_size(
+    system: &Path,
+    config: &Config,
+    image: &ImageSummary,
+    target: Option<&TargetDisk>,
+    findings: &mut Vec<Finding>,
+) -> u64 {
+    let backup = &config.backup;
+    if backup.paths.is_empty() && backup.script.is_none() {
+        return 0;
+    }
+    let paths: Vec<PathBuf> = backup
+        .paths
+        .iter()
+        .map(|p| p.as_path().to_path_buf())
+        .collect();
+    let (entries, bytes) = match crate::backup::measure(&paths, system) {
+        Ok(measured) => measured,
+        Err(crate::backup::BackupError::MissingPath { path, .. }) => {
+            findings.push(finding(
+                FindingKey::BackupSize,
+                Severity::Blocker,
+                format!("the backup path {} does not exist", path.display()),
+                "correct [backup] paths, or remove the path",
+            ));
+            return 0;
+        }
+        Err(e) => {
+            findings.push(finding(
+                FindingKey::BackupSize,
+                Severity::Blocker,
+                format!("the backup paths cannot be measured: {e}"),
+                "correct [backup] paths",
+            ));
+            return 0;
+        }
+    };
+    let archive = crate::backup::archive_estimate(entries, bytes);
+    // No data partition at all is its own blocker (carry-target).
+    let Some(number) = config.target.data_partition else {
+        return archive;
+    };
+    // A partition the image lacks is its own blocker (image-partition:N).
+    let Some(partition) = image.table.partitions.iter().find(|p| p.number == number) else {
+        return archive;
+    };
+    let mut size = partition
+        .size
+        .saturating_mul(u64::from(image.table.sector_size));
+    let grown = config.target.grow == Some(number);
+    if let (true, Some(target)) = (grown, target) {
+        size = size.saturating_add(target.size_bytes.saturating_sub(image.size));
+    }
+    // The filesystem's metadata and reserved blocks take about 5%.
+    let usable = size - size / 20;
+    // The archive, and its files extracted beside it, a block each at least.
+    let needed = archive
+        .saturating_add(bytes)
+        .saturating_add(entries.saturating_mul(4096))
+        .saturating_add(BACKUP_MARGIN_BYTES);
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    let script = if backup.script.is_some() {
+        "; the script's output is not counted (it is known once the script ran; stage 2 checks the space again)"
+    } else {
+        ""
+    };
+    let figures = format!(
+        "the backup ({entries} entries, {} MiB of files) needs {} MiB on the data partition {number} \
+         (archive and extracted copy, {} MiB kept free), which has {} MiB usable{}{script}",
+        mib(bytes),
+        mib(needed),
+        mib(BACKUP_MARGIN_BYTES),
+        mib(usable),
+        if grown { " once grown to the disk's end" } else { "" },
+    );
+    if needed > usable {
+        findings.push(finding(
+            FindingKey::BackupSize,
+            Severity::Blocker,
+            figures,
+            "back up less (or compress it in your backup script), or use an image with a larger data partition",
+        ));
+    } else {
+        findings.push(finding(
+            FindingKey::BackupSize,
+            Severity::Info,
+            figures,
+            "nothing to do",
+        ));
+    }
+    archive
+}
+
+/// The files stage 2 copies into its tmpfs to run from it: ferry itself,
+/// the commands it calls, and the shared libraries of both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stage2Files {
+    /// Every file, once (a library shared by two is counted once).
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    /// Why the shared libraries could not all be listed (no `ldd`), if so.
+    pub note: Option<String>,
+}
+
+/// What stage 2 copies into its tmpfs: the running ferry (`/proc/self/exe`),
+/// the commands of [`TOOLS`] and the strategy's found on `path_var` under
+/// `system`, and their shared libraries.
+///
+/// The libraries come from `ldd`, not from reading the ELF's DT_NEEDED:
+/// ldd asks the dynamic loader itself, so the search path, ld.so.cache,
+/// hwcaps subdirectories and libraries needed by libraries are resolved
+/// as they will be when the binaries run. It is only run on ferry and on
+/// the commands of the running system (`system` is `/`).
+pub fn stage2_files(system: &Path, path_var: &str, config: &Config) -> Stage2Files {
+    let mut binaries = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        binaries.push(exe);
+    }
+    // The first `own` binaries are ferry itself.
+    let own = binaries.len();
+    let dirs: Vec<PathBuf> = path_var
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| system.join(d.trim_start_matches('/')))
+        .collect();
+    let strategy_tools: &[&str] = match config.strategy {
+        Strategy::Ram => RAM_TOOLS,
+        Strategy::Flasher => FLASHER_TOOLS,
+    };
+    for tool in TOOLS.iter().chain(strategy_tools) {
+        if let Some(path) = dirs.iter().map(|d| d.join(tool)).find(|p| is_executable(p)) {
+            binaries.push(path);
+        }
+    }
+    let mut out = Stage2Files::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut add = |path: PathBuf, out: &mut Stage2Files| {
+        let real = std::fs::canonicalize(&path).unwrap_or(path);
+        if seen.insert(real.clone()) {
+            if let Ok(meta) = std::fs::metadata(&real) {
+                out.bytes = out.bytes.saturating_add(meta.len());
+                out.files.push(real);
+            }
+        }
+    };
+    for (i, binary) in binaries.into_iter().enumerate() {
+        // ldd may run code of the binary's choosing (its interpreter): only
+        // ferry itself and the commands of the running system are asked;
+        // under another tree (`--root`) the commands count alone.
+        if i >= own && system != Path::new("/") {
+            add(binary, &mut out);
+            continue;
+        }
+        match shared_libraries(&binary) {
+            Ok(libraries) => {
+                for library in libraries {
+                    add(library, &mut out);
+                }
+            }
+            Err(why) => out.note = Some(why),
+        }
+        add(binary, &mut out);
+    }
+    out
+}
+
+/// The shared libraries `ldd` lists for `binary` (none for a static one or
+/// a script).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
+    let output = std::process::Command::new("ldd")
+        .arg(binary)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("ldd cannot be run ({e}): shared libraries not counted"))?;
+    // ldd exits 1 with "not a dynamic executable" for static binaries and
+    // scripts: nothing to add.
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            // "libc.so.6 => /lib/…/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)";
+            // the vDSO has no file.
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.trim(),
+                None => line,
+            };
+            let path = path.split(" (").next()?.trim();
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
+}
+
+fn ram(
+    system: &Path,
+    path_var: &str,
+    config: &Config,
+    image: &ImageSummary,
+    backup_bytes: u64,
+    findings: &mut Vec<Finding>,
+) {
     if config.strategy != Strategy::Ram {
         return;
     }
@@ -716,28 +947,46 @@ fn ram(system: &Path, config: &Config, image: &ImageSummary, findings: &mut Vec<
         ));
         return;
     };
-    let needed = image.file_size.saturating_add(RAM_MARGIN_BYTES);
-    let mib = |b: u64| b >> 20;
-    if available < RAM_MARGIN_BYTES {
+    let files = stage2_files(system, path_var, config);
+    let stage = files
+        .bytes
+        .saturating_add(backup_bytes)
+        .saturating_add(RAM_MARGIN_BYTES);
+    let with_image = stage.saturating_add(image.file_size);
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    let parts = format!(
+        "ferry, its tools and their {} files {} MiB, the backup {} MiB, working room {} MiB{}",
+        files.files.len(),
+        mib(files.bytes),
+        mib(backup_bytes),
+        mib(RAM_MARGIN_BYTES),
+        files
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+    );
+    if available < stage {
         findings.push(finding(
             FindingKey::Ram,
             Severity::Blocker,
             format!(
-                "{} MiB of memory available, the RAM stage alone needs {} MiB",
-                mib(available),
-                mib(RAM_MARGIN_BYTES)
+                "{} MiB of memory available, the RAM stage alone needs {} MiB ({parts})",
+                available >> 20,
+                mib(stage)
             ),
-            "stop services to free memory, or use strategy = \"flasher\"",
+            "stop services to free memory, back up less, or use strategy = \"flasher\"",
         ));
-    } else if available < needed {
+    } else if available < with_image {
         findings.push(finding(
             FindingKey::Ram,
             Severity::Warning,
             format!(
-                "{} MiB of memory available, the image and the RAM stage need {} MiB: \
+                "{} MiB of memory available, the image ({} MiB) and the RAM stage need {} MiB ({parts}): \
                  the image will be streamed from a partition instead of held in RAM",
-                mib(available),
-                mib(needed)
+                available >> 20,
+                mib(image.file_size),
+                mib(with_image)
             ),
             "nothing to do; free memory to hold the image in RAM",
         ));
@@ -746,11 +995,40 @@ fn ram(system: &Path, config: &Config, image: &ImageSummary, findings: &mut Vec<
             FindingKey::Ram,
             Severity::Info,
             format!(
-                "{} MiB of memory available, {} MiB needed to hold the image in RAM",
-                mib(available),
-                mib(needed)
+                "{} MiB of memory available, {} MiB needed to hold the image ({} MiB) in RAM ({parts})",
+                available >> 20,
+                mib(with_image),
+                mib(image.file_size)
             ),
             "nothing to do",
+        ));
+    }
+}
+
+/// Stage 2 writes into partitions of the new OS the config must name: its
+/// record, events and backup into the data partition, the network
+/// configuration and identity into the root partition.
+fn carry_target(config: &Config, findings: &mut Vec<Finding>) {
+    let identity = &config.identity;
+    let into_root = config.network.carry
+        || identity.hostname
+        || identity.ssh_host_keys
+        || identity.authorized_keys
+        || identity.machine_id;
+    if config.target.data_partition.is_none() {
+        findings.push(finding(
+            FindingKey::CarryTarget,
+            Severity::Blocker,
+            "[target] data_partition is not set: stage 2 keeps the takeover's record, its events and the backup there",
+            "name the image's data partition in [target] data_partition (`ferry image inspect IMG` lists them)",
+        ));
+    }
+    if into_root && config.target.root_partition.is_none() {
+        findings.push(finding(
+            FindingKey::CarryTarget,
+            Severity::Blocker,
+            "[target] root_partition is not set: the network configuration and identity are written there",
+            "name the image's root partition in [target] root_partition, or turn [network] carry and the [identity] fields off",
         ));
     }
 }
@@ -784,7 +1062,9 @@ fn tools(
                 FindingKey::MissingCommand(tool.to_string()),
                 Severity::Blocker,
                 format!("`{tool}` is not on PATH"),
-                format!("install the package that provides {tool} (libc-bin, util-linux, grub2-common)"),
+                format!(
+                    "install the package that provides {tool} (libc-bin, util-linux, grub2-common)"
+                ),
             ));
         }
     }
@@ -838,4 +1118,218 @@ fn checksum(config: &Config, image: &ImageSummary, findings: &mut Vec<Finding>) 
             "set image.sha256 to the sha256 its publisher gives",
         )),
     }
+}
+
+/// `proc/self/mounts`'s octal escapes (`\040` for a space) undone.
+fn unescape_mount(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Every mount point, and which of them stage 2 unmounts: `/` and the
+/// other filesystems on the target disk (`/boot`, `/boot/efi`, …).
+fn mount_points(
+    system: &Path,
+    target_device: Option<&str>,
+) -> (Vec<PathBuf>, std::collections::BTreeSet<PathBuf>) {
+    let mounts = std::fs::read_to_string(system.join("proc/self/mounts")).unwrap_or_default();
+    let disk = target_device.and_then(|d| d.strip_prefix("/dev/"));
+    let mut all = Vec::new();
+    let mut old = std::collections::BTreeSet::new();
+    for line in mounts.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(source), Some(point)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let point = unescape_mount(point);
+        let on_disk = disk.is_some_and(|disk| {
+            block_name(system, source).is_some_and(|name| {
+                name == disk
+                    || system
+                        .join("sys/class/block")
+                        .join(disk)
+                        .join(&name)
+                        .exists()
+            })
+        });
+        if point == Path::new("/") || on_disk {
+            old.insert(point.clone());
+        }
+        all.push(point);
+    }
+    (all, old)
+}
+
+/// Whether `path` (as a process sees it) lies on a filesystem stage 2 unmounts.
+fn on_old_root(path: &Path, all: &[PathBuf], old: &std::collections::BTreeSet<PathBuf>) -> bool {
+    let owner = all
+        .iter()
+        .filter(|point| path.starts_with(point))
+        .max_by_key(|point| point.components().count());
+    owner.is_some_and(|point| old.contains(point))
+}
+
+/// A link of `proc/PID/` read, its ` (deleted)` dropped; only paths.
+fn proc_link(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let target = std::fs::read_link(path)?;
+    let text = target.to_string_lossy();
+    let text = text.strip_suffix(" (deleted)").unwrap_or(&text);
+    Ok(text.starts_with('/').then(|| PathBuf::from(text)))
+}
+
+/// How a process holds the old root, if it does: its working directory,
+/// its executable or mapped code, or a file it has open for writing.
+fn holds(
+    dir: &Path,
+    all: &[PathBuf],
+    old: &std::collections::BTreeSet<PathBuf>,
+) -> std::io::Result<bool> {
+    let on_old = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| on_old_root(p, all, old));
+    if on_old(&proc_link(&dir.join("exe"))?) || on_old(&proc_link(&dir.join("cwd"))?) {
+        return Ok(true);
+    }
+    let maps = std::fs::read_to_string(dir.join("maps"))?;
+    let mapped = maps.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let executable = fields.get(1).is_some_and(|perms| perms.contains('x'));
+        let path = fields.get(5..).map(|rest| rest.join(" "));
+        executable
+            && path.is_some_and(|p| {
+                let p = p.strip_suffix(" (deleted)").unwrap_or(&p);
+                p.starts_with('/') && on_old_root(Path::new(p), all, old)
+            })
+    });
+    if mapped {
+        return Ok(true);
+    }
+    for fd in std::fs::read_dir(dir.join("fd"))? {
+        let fd = fd?;
+        let Ok(Some(target)) = proc_link(&fd.path()) else {
+            continue;
+        };
+        if !on_old_root(&target, all, old) {
+            continue;
+        }
+        let info =
+            std::fs::read_to_string(dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
+        let flags = info.lines().find_map(|l| {
+            let octal = l.strip_prefix("flags:")?.trim();
+            u32::from_str_radix(octal, 8).ok()
+        });
+        // O_WRONLY or O_RDWR: a file open for reading does not keep a
+        // read-only remount from succeeding, one open for writing does.
+        if flags.is_some_and(|f| f & 0o3 != 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The name a process is shown by: its systemd service, else its command.
+fn process_name(dir: &Path) -> String {
+    let service = std::fs::read_to_string(dir.join("cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.rsplit(':').next())
+        .flat_map(|path| path.split('/'))
+        .rfind(|part| part.ends_with(".service") && !part.starts_with("user@"))
+        .map(str::to_string);
+    service.unwrap_or_else(|| {
+        std::fs::read_to_string(dir.join("comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|_| "?".into())
+    })
+}
+
+/// Processes that hold the old root, read from `system/proc/*/`: an info
+/// finding naming them (stage 2 stops them before unmounting). PID 1 is
+/// left out (stage 2 re-executes it rather than stopping it), and so is
+/// ferry itself, and kernel threads (no executable).
+fn old_root_holders(system: &Path, target_device: Option<&str>, findings: &mut Vec<Finding>) {
+    let Ok(entries) = std::fs::read_dir(system.join("proc")) else {
+        findings.push(finding(
+            FindingKey::OldRootHolders,
+            Severity::Warning,
+            "the processes cannot be read (no proc)",
+            "run ferry on the machine itself, with /proc mounted",
+        ));
+        return;
+    };
+    let (all, old) = mount_points(system, target_device);
+    let own = (system == Path::new("/")).then(std::process::id);
+    let mut count = 0usize;
+    let mut unreadable = 0usize;
+    let mut names = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == 1 || Some(pid) == own {
+            continue;
+        }
+        let dir = entry.path();
+        match holds(&dir, &all, &old) {
+            Ok(true) => {
+                count += 1;
+                names.insert(process_name(&dir));
+            }
+            Ok(false) => {}
+            // A kernel thread has no executable; a process may end meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => unreadable += 1,
+        }
+    }
+    let unread = if unreadable > 0 {
+        format!("; {unreadable} processes could not be read (run as root to see them)")
+    } else {
+        String::new()
+    };
+    if count == 0 {
+        findings.push(finding(
+            FindingKey::OldRootHolders,
+            Severity::Info,
+            format!("no process holds the old root{unread}"),
+            "nothing to do",
+        ));
+        return;
+    }
+    const SHOWN: usize = 15;
+    let mut listed: Vec<String> = names.iter().take(SHOWN).cloned().collect();
+    if names.len() > SHOWN {
+        listed.push(format!("and {} more", names.len() - SHOWN));
+    }
+    findings.push(finding(
+        FindingKey::OldRootHolders,
+        Severity::Info,
+        format!(
+            "{count} processes hold the old root (working directory, executable or mapped code, \
+             files open for writing): {}{unread}",
+            listed.join(", ")
+        ),
+        "nothing to do: stage 2 stops them before unmounting the old root; stop what must shut down \
+         cleanly (databases) yourself first",
+    ));
 }

@@ -9,7 +9,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ferry_journal::{EventLog, EventState, JournalError, MigrationLock, Step};
 use sha2::{Digest, Sha256};
 
+use crate::carry::{self, CollectOptions};
 use crate::config::Config;
 use crate::plan::{PlanError, TakeoverPlan};
 use crate::steps::{
@@ -177,13 +178,20 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
     record.step(TakeoverStep::Preflight, |r| {
         ferry_journal::save_document(&r.dir.join("plan.json"), &plan).map_err(|e| e.to_string())
     })?;
-    say("collecting network, identity and backup");
-    let carried = record.step(TakeoverStep::Collect, |r| {
-        let staging = r.dir.join("carry");
-        crate::carry_stage::collect(Path::new("/"), &plan.config, &staging)
-    })?;
-    say("staging ferry and the image in RAM");
     let stage_root = PathBuf::from(STAGE_ROOT);
+    say("collecting network, identity and backup into RAM");
+    let carried = record.step(TakeoverStep::Collect, |_| {
+        mount_stage_root(&stage_root)?;
+        collect(&stage_root, &plan, &request.image)
+    });
+    let carried = match carried {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = sys::umount(&stage_root, libc::MNT_DETACH);
+            return Err(e);
+        }
+    };
+    say("staging ferry and the image in RAM");
     let staged = record.step(TakeoverStep::Stage, |r| {
         stage(
             &stage_root,
@@ -191,7 +199,7 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
             &plan,
             &request,
             Path::new(&target.device),
-            &carried,
+            carried,
             r,
         )
     });
@@ -309,32 +317,9 @@ fn old_root() -> Option<OldRoot> {
     })
 }
 
-fn stage(
-    stage_root: &Path,
-    id: &str,
-    plan: &TakeoverPlan,
-    request: &RunRequest,
-    disk: &Path,
-    carried: &crate::carry_stage::Collected,
-    record: &mut Record,
-) -> Result<Staged, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find ferry's binary: {e}"))?;
-    let libs = libraries(&exe)?;
-    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let ferry_bytes = size(&exe);
-    let library_bytes: u64 = libs.iter().map(|p| size(p)).sum();
-    let image_bytes = plan.image.file_size;
-    let carry_bytes = carried.bytes;
-    let tmpfs_bytes = ferry_bytes + library_bytes + image_bytes + carry_bytes + SLACK;
-    if let Some(available) = mem_available() {
-        if available < tmpfs_bytes + RAM_MARGIN {
-            return Err(format!(
-                "stage 2 needs {} MiB of RAM (ferry, its libraries, the image, the carry-over) and {} MiB are available",
-                (tmpfs_bytes + RAM_MARGIN) >> 20,
-                available >> 20
-            ));
-        }
-    }
+/// Mounts the tmpfs stage 2 runs in, bounded by the memory available now
+/// (a tmpfs takes memory only for what it holds), with its directories.
+fn mount_stage_root(stage_root: &Path) -> Result<(), String> {
     if stage_root.exists()
         && fs::read_dir(stage_root)
             .map(|mut d| d.next().is_some())
@@ -345,13 +330,20 @@ fn stage(
             stage_root.display()
         ));
     }
+    let available = mem_available().unwrap_or(0);
+    if available < RAM_MARGIN * 2 {
+        return Err(format!(
+            "only {} MiB of memory are available for stage 2",
+            available >> 20
+        ));
+    }
     fs::create_dir_all(stage_root).map_err(|e| format!("{}: {e}", stage_root.display()))?;
     sys::mount(
         "tmpfs",
         stage_root,
         "tmpfs",
         0,
-        &format!("size={tmpfs_bytes},mode=0700"),
+        &format!("size={},mode=0700", available - RAM_MARGIN),
     )
     .map_err(|e| format!("mounting a tmpfs at {}: {e}", stage_root.display()))?;
     for dir in [
@@ -369,6 +361,76 @@ fn stage(
     ] {
         let path = stage_root.join(dir);
         fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Collects network, identity and backup from `/` into the tmpfs and
+/// writes the hand-off `work/carried.json` (0600: it holds private host
+/// keys) with paths as stage 2 sees them. Returns the bytes it holds.
+fn collect(stage_root: &Path, plan: &TakeoverPlan, image: &Path) -> Result<u64, String> {
+    let work = stage_root.join(WORK);
+    let staging = work.join("carry");
+    fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    let mut carried = carry::collect(
+        Path::new("/"),
+        &plan.config,
+        CollectOptions {
+            staging: &staging,
+            image: Some(image),
+            users: &[],
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    carried.backup = carried
+        .backup
+        .relocated(&Path::new("/").join(WORK).join("carry"));
+    let json = serde_json::to_vec(&carried).map_err(|e| e.to_string())?;
+    let path = work.join("carried.json");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(&json)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let staged: u64 = fs::read_dir(&staging)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(staged + json.len() as u64)
+}
+
+fn stage(
+    stage_root: &Path,
+    id: &str,
+    plan: &TakeoverPlan,
+    request: &RunRequest,
+    disk: &Path,
+    carry_bytes: u64,
+    record: &mut Record,
+) -> Result<Staged, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find ferry's binary: {e}"))?;
+    let libs = libraries(&exe)?;
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let ferry_bytes = size(&exe);
+    let library_bytes: u64 = libs.iter().map(|p| size(p)).sum();
+    let image_bytes = plan.image.file_size;
+    let tmpfs_bytes = ferry_bytes + library_bytes + image_bytes + carry_bytes + SLACK;
+    // The carry-over is in the tmpfs already: what is left to copy must fit.
+    let still = ferry_bytes + library_bytes + image_bytes + SLACK;
+    if let Some(available) = mem_available() {
+        if available < still + RAM_MARGIN {
+            return Err(format!(
+                "stage 2 needs {} MiB more RAM (ferry, its libraries, the image) and {} MiB are available",
+                (still + RAM_MARGIN) >> 20,
+                available >> 20
+            ));
+        }
     }
     copy_in(&exe, &stage_root.join("bin/ferry"))?;
     let mut library_dirs = Vec::new();
@@ -389,7 +451,6 @@ fn stage(
     let work = stage_root.join(WORK);
     let image = work.join("image");
     copy_image(&request.image, &image, &plan.image.sha256)?;
-    crate::carry_stage::stage(carried, &work)?;
 
     let handoff = Handoff {
         format: HANDOFF_FORMAT,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ferry_image::{flash, FlashOptions, FlashProgress};
 use ferry_journal::{EventLog, EventState, Step};
 
+use crate::carry::{self, Carried};
 use crate::steps::{
     partition_device, Fault, Handoff, TakeoverJournal, TakeoverStep, DATA_RECORD, HANDOFF_FORMAT,
     OLD_ROOT_RECORD, STAGE_ROOT, WORK,
@@ -59,6 +60,9 @@ pub fn pid1(args: &[String]) -> ! {
     if args.get(1..3) == Some(&["takeover".to_string(), "stage2-init".to_string()][..]) {
         init()
     }
+    // The old init's descriptors (its state, sockets, journal streams under
+    // /run) would keep the old root busy; ferry needs none of them.
+    close_inherited();
     // Until the re-exec, the console is the old root's.
     if let Ok(tty) = OpenOptions::new().write(true).open("/dev/console") {
         let fd = tty.as_raw_fd();
@@ -119,8 +123,15 @@ fn pivot() -> Result<io::Error, String> {
     ))
 }
 
+fn close_inherited() {
+    // SAFETY: close_range(2) on descriptors from 3 up, none of which this
+    // process uses; a kernel without it leaves them open (failure ignored).
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
 /// PID 1 in the tmpfs: the worker does the work; this reaps and reboots.
 fn init() -> ! {
+    close_inherited();
     if let Ok(tty) = OpenOptions::new()
         .read(true)
         .write(true)
@@ -379,12 +390,27 @@ fn stages(w: &mut Worker) -> Result<(), String> {
             Path::new(DATA),
             &w.heartbeat,
         )?;
-        let written = crate::carry_stage::apply(
-            &Path::new("/").join(WORK),
-            Path::new(NEW_ROOT),
-            Path::new(DATA),
-        )?;
-        console(&format!("carried over {} files", written.len()));
+        let path = Path::new("/").join(WORK).join("carried.json");
+        let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let carried: Carried =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let report = carry::apply(Path::new(NEW_ROOT), Path::new(DATA), &carried)
+            .map_err(|e| e.to_string())?;
+        let mut count = 0;
+        for file in report.files() {
+            count += 1;
+            let line = format!(
+                "{} sha256 {} ({} bytes)",
+                file.path.display(),
+                file.sha256,
+                file.size
+            );
+            w.emit(TakeoverStep::Carry, EventState::Cmdlog, &line);
+        }
+        let report_json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+        fs::write(Path::new("/").join(WORK).join("carry.json"), report_json)
+            .map_err(|e| format!("keeping the carry-over report: {e}"))?;
+        console(&format!("carried over {count} files, each read back"));
         sys::umount(Path::new(NEW_ROOT), 0).map_err(|e| format!("unmounting the new root: {e}"))
     })?;
     w.journal
@@ -418,6 +444,10 @@ fn persist(w: &Worker, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     ferry_journal::save_document(&dir.join("plan.json"), &w.handoff.plan)
         .map_err(|e| e.to_string())?;
+    if let Ok(report) = fs::read(Path::new("/").join(WORK).join("carry.json")) {
+        ferry_journal::write_atomic(&dir.join("carry.json"), &report)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     sys::sync();
     Ok(())
 }

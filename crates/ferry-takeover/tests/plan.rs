@@ -40,7 +40,7 @@ fn machine(dir: &Path, disk_bytes: u64) {
         dir.join("sys/class/block/vda1"),
     )
     .unwrap();
-    for tool in ["sfdisk", "mount", "umount", "sync", "pivot_root"] {
+    for tool in ["ldd", "sfdisk", "grub-reboot"] {
         use std::os::unix::fs::PermissionsExt;
         w(&format!("usr/bin/{tool}"), "");
         std::fs::set_permissions(
@@ -81,6 +81,8 @@ fn a_plan_carries_the_image_table_and_reads_back_equal() {
     let image = dir.path().join("os.img");
     partitioned_image(&image, 64 * MIB, GPT).unwrap();
     let mut config = Config::default();
+    config.target.root_partition = Some(2);
+    config.target.data_partition = Some(2);
     config.image.sha256 = Some(toml::Value::String(sha256sum(&image)).try_into().unwrap());
     let plan = TakeoverPlan::make(&system, "/usr/bin", config, &image).unwrap();
     assert!(!plan.blocked(), "{:#?}", plan.findings);

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ferry_takeover::plan::{PartitionSummary, TableSummary};
+use ferry_takeover::preflight::{stage2_files, RAM_MARGIN_BYTES};
 use ferry_takeover::{
     preflight, Config, Finding, FindingKey, Firmware, ImageSummary, Preflight, Severity,
 };
@@ -146,6 +147,15 @@ fn image(size: u64, types: &[&str]) -> ImageSummary {
     }
 }
 
+/// The defaults, with the partitions stage 2 writes into named (every
+/// image here has a partition 1).
+fn config() -> Config {
+    let mut config = Config::default();
+    config.target.root_partition = Some(1);
+    config.target.data_partition = Some(1);
+    config
+}
+
 fn x86_image() -> ImageSummary {
     image(GIB, &[ESP, X86_ROOT])
 }
@@ -165,7 +175,7 @@ fn blocked(p: &Preflight) -> bool {
 #[test]
 fn an_image_for_another_architecture_is_a_blocker() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &image(GIB, &[ESP, ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &[ESP, ARM64_ROOT]));
     let f = find(&p, &FindingKey::Architecture).unwrap();
     assert_eq!(f.severity, Severity::Blocker);
     assert!(
@@ -179,7 +189,7 @@ fn an_image_for_another_architecture_is_a_blocker() {
     );
     // The config's Debian name for it is understood, and disagreeing with
     // the table is a blocker of its own.
-    let mut config = Config::default();
+    let mut config = config();
     config.image.architecture = Some("amd64".into());
     let p = m.check(&config, &image(GIB, &[ESP, ARM64_ROOT]));
     assert_eq!(
@@ -192,13 +202,13 @@ fn an_image_for_another_architecture_is_a_blocker() {
 fn an_image_of_unknown_architecture_is_a_warning_until_the_config_says_it() {
     let m = Machine::new();
     let untyped = image(GIB, &[ESP, "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]);
-    let p = m.check(&Config::default(), &untyped);
+    let p = m.check(&config(), &untyped);
     assert_eq!(
         severity(&p, &FindingKey::ImageArchitecture),
         Some(Severity::Warning)
     );
     assert_eq!(find(&p, &FindingKey::Architecture), None);
-    let mut config = Config::default();
+    let mut config = config();
     config.image.architecture = Some("amd64".into());
     let p = m.check(&config, &untyped);
     assert_eq!(
@@ -212,7 +222,7 @@ fn an_image_of_unknown_architecture_is_a_warning_until_the_config_says_it() {
 #[test]
 fn bios_uefi_and_secure_boot_are_told_apart() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.firmware, Firmware::Bios);
     assert_eq!(p.fingerprint.secure_boot, None);
     // A GPT image without a BIOS boot partition may not boot with BIOS.
@@ -222,7 +232,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
     );
 
     m.uefi(Some(0));
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.firmware, Firmware::Uefi);
     assert_eq!(p.fingerprint.secure_boot, Some(false));
     assert_eq!(find(&p, &FindingKey::SecureBoot), None);
@@ -230,7 +240,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
 
     m.remove("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
     m.uefi(Some(1));
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(p.fingerprint.secure_boot, Some(true));
     assert_eq!(
         severity(&p, &FindingKey::SecureBoot),
@@ -238,7 +248,7 @@ fn bios_uefi_and_secure_boot_are_told_apart() {
     );
 
     // UEFI and no EFI system partition in the image: it cannot boot.
-    let p = m.check(&Config::default(), &image(GIB, &[X86_ROOT]));
+    let p = m.check(&config(), &image(GIB, &[X86_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::ImageBoot),
         Some(Severity::Blocker)
@@ -252,7 +262,7 @@ fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
     m.file("proc/device-tree/model", "Raspberry Pi 4 Model B Rev 1.4\0");
     m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
     m.root("/dev/mmcblk0p2");
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         p.fingerprint.model.as_deref(),
         Some("Raspberry Pi 4 Model B Rev 1.4")
@@ -269,7 +279,7 @@ fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
 #[test]
 fn an_nvme_or_virtio_root_gives_its_disk_as_the_target() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert!(find(&p, &FindingKey::RootDevice)
         .unwrap()
         .finding
@@ -283,7 +293,7 @@ fn an_nvme_or_virtio_root_gives_its_disk_as_the_target() {
 
     m.disk("vda", 20 * GIB, &["vda1"]);
     m.root("/dev/vda1");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert!(find(&p, &FindingKey::RootDevice)
         .unwrap()
         .finding
@@ -300,7 +310,7 @@ fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
         let m = Machine::new();
         m.dm("dm-0", "vg-root", uuid);
         m.root("/dev/mapper/vg-root");
-        let p = m.check(&Config::default(), &x86_image());
+        let p = m.check(&config(), &x86_image());
         assert_eq!(
             severity(&p, &key),
             Some(Severity::Blocker),
@@ -313,7 +323,7 @@ fn a_root_on_lvm_crypt_or_raid_is_a_blocker_with_no_target() {
     m.file("sys/devices/virtual/block/md0/size", "1000\n");
     m.link("md0", "../../devices/virtual/block/md0");
     m.root("/dev/md0");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(severity(&p, &FindingKey::RootRaid), Some(Severity::Blocker));
     assert_eq!(p.target, None);
 }
@@ -324,7 +334,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
     m.file("proc/sys/kernel/arch", "aarch64\n");
     m.disk("mmcblk0", 32 * GIB, &["mmcblk0p1", "mmcblk0p2"]);
     m.root("/dev/root");
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Blocker)
@@ -339,7 +349,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
         m.path().join("sys/dev/block/179:2"),
     )
     .unwrap();
-    let p = m.check(&Config::default(), &image(GIB, &["c", ARM64_ROOT]));
+    let p = m.check(&config(), &image(GIB, &["c", ARM64_ROOT]));
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Info),
@@ -353,7 +363,7 @@ fn a_root_named_dev_root_is_found_by_its_device_number() {
 fn a_root_that_is_no_block_device_is_a_blocker() {
     let m = Machine::new();
     m.root("server:/export/root");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::RootDevice),
         Some(Severity::Blocker)
@@ -363,11 +373,11 @@ fn a_root_that_is_no_block_device_is_a_blocker() {
 #[test]
 fn an_image_bigger_than_the_disk_is_a_blocker() {
     let m = Machine::new();
-    let p = m.check(&Config::default(), &image(65 * GIB, &[ESP, X86_ROOT]));
+    let p = m.check(&config(), &image(65 * GIB, &[ESP, X86_ROOT]));
     let f = find(&p, &FindingKey::DiskSize).unwrap();
     assert_eq!(f.severity, Severity::Blocker);
     assert!(f.finding.contains("/dev/nvme0n1"), "{f:?}");
-    let p = m.check(&Config::default(), &image(64 * GIB, &[ESP, X86_ROOT]));
+    let p = m.check(&config(), &image(64 * GIB, &[ESP, X86_ROOT]));
     assert_eq!(
         find(&p, &FindingKey::DiskSize),
         None,
@@ -379,7 +389,7 @@ fn an_image_bigger_than_the_disk_is_a_blocker() {
 fn a_named_target_disk_must_exist_and_be_a_whole_disk() {
     let m = Machine::new();
     m.disk("sdb", 128 * GIB, &["sdb1"]);
-    let mut config = Config::default();
+    let mut config = config();
     config.target.disk = Some(toml::Value::String("/dev/sdz".into()).try_into().unwrap());
     let p = m.check(&config, &x86_image());
     assert_eq!(
@@ -406,7 +416,7 @@ fn a_named_target_disk_must_exist_and_be_a_whole_disk() {
 #[test]
 fn config_partitions_the_image_lacks_are_blockers() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     config.target.grow = Some(2);
     config.target.data_partition = Some(5);
     let p = m.check(&config, &x86_image());
@@ -420,17 +430,243 @@ fn config_partitions_the_image_lacks_are_blockers() {
 #[test]
 fn short_ram_streams_the_image_and_too_little_for_the_stage_blocks() {
     let m = Machine::new();
-    m.mem_available(300 * MIB);
-    let p = m.check(&Config::default(), &x86_image());
+    let config = Config::default();
+    // What stage 2 copies: the running binary (here the test) and its libraries.
+    let files = stage2_files(m.path(), PATH, &config);
+    let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+    assert!(files.files.contains(&exe), "{files:?}");
+    assert!(files.bytes >= std::fs::metadata(&exe).unwrap().len());
+    if ferry_testkit::unmet(&[ferry_testkit::Need::Tool("ldd")]).is_none() {
+        assert!(
+            files
+                .files
+                .iter()
+                .any(|f| f.to_string_lossy().contains("libc.so")),
+            "{files:?}"
+        );
+    }
+    let stage = files.bytes + RAM_MARGIN_BYTES;
+    m.mem_available(stage + 50 * MIB);
+    let p = m.check(&config, &x86_image());
     let f = find(&p, &FindingKey::Ram).unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.finding.contains("streamed from a partition"), "{f:?}");
-    m.mem_available(100 * MIB);
-    let p = m.check(&Config::default(), &x86_image());
+    m.mem_available(stage - MIB);
+    let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));
-    m.mem_available(4 * GIB);
-    let p = m.check(&Config::default(), &x86_image());
+    m.mem_available(stage + 101 * MIB);
+    let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Info));
+}
+
+#[test]
+fn the_backup_counts_in_the_ram_stage() {
+    let m = Machine::new();
+    m.file("srv/db/dump", vec![0u8; 40 * MIB as usize]);
+    let config = parsed("[target]\ndata_partition = 2\n[backup]\npaths = [\"/srv/db\"]\n");
+    let stage = stage2_files(m.path(), PATH, &config).bytes + RAM_MARGIN_BYTES;
+    // Enough for the stage without the backup, not with it.
+    m.mem_available(stage + 20 * MIB);
+    let p = m.check(&config, &x86_image());
+    let f = find(&p, &FindingKey::Ram).unwrap();
+    assert_eq!(f.severity, Severity::Blocker, "{f:?}");
+    assert!(f.finding.contains("the backup 41 MiB"), "{f:?}");
+}
+
+fn parsed(text: &str) -> Config {
+    Config::parse(text, Path::new("takeover.toml")).unwrap()
+}
+
+/// The x86 image with a data partition 3 of `bytes`.
+fn image_with_data(bytes: u64) -> ImageSummary {
+    let mut image = x86_image();
+    image.table.partitions.push(PartitionSummary {
+        number: 3,
+        start: 16384,
+        size: bytes / 512,
+        kind: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".into(),
+        name: Some("data".into()),
+        attributes: None,
+        filesystem: None,
+    });
+    image
+}
+
+#[test]
+fn a_missing_backup_path_or_no_data_partition_is_a_blocker() {
+    let m = Machine::new();
+    m.file("etc/app/a.conf", "a\n");
+    let p = m.check(
+        &parsed("[target]\ndata_partition = 3\n[backup]\npaths = [\"/etc/app\", \"/srv/gone\"]\n"),
+        &image_with_data(64 * MIB),
+    );
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(f.finding.contains("/srv/gone"), "{f:?}");
+    let p = m.check(
+        &parsed("[backup]\npaths = [\"/etc/app\"]\n"),
+        &image_with_data(64 * MIB),
+    );
+    // No data partition: carry-target says it, once.
+    assert_eq!(find(&p, &FindingKey::BackupSize), None);
+    let f = find(&p, &FindingKey::CarryTarget).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(f.remediation.contains("data_partition"), "{f:?}");
+    // Nothing to back up: nothing to say.
+    let p = m.check(&Config::default(), &image_with_data(64 * MIB));
+    assert_eq!(find(&p, &FindingKey::BackupSize), None);
+}
+
+#[test]
+fn a_backup_larger_than_the_data_partition_is_a_blocker_with_the_figures() {
+    let m = Machine::new();
+    m.file("srv/db/dump", vec![0u8; 40 * MIB as usize]);
+    m.file("srv/db/small", "x");
+    let config = parsed("[target]\ndata_partition = 3\n[backup]\npaths = [\"/srv/db\"]\n");
+    // Archive and extracted copy: 80 MiB and the margin, in 64 MiB.
+    let p = m.check(&config, &image_with_data(64 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Blocker, "{f:?}");
+    assert!(
+        f.finding.contains("3 entries, 41 MiB of files") && f.finding.contains("61 MiB usable"),
+        "{f:?}"
+    );
+    let p = m.check(&config, &image_with_data(200 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Info, "{f:?}");
+    // Grown to the end of the 64 GiB disk, the small partition is enough.
+    let mut grown = config.clone();
+    grown.target.grow = Some(3);
+    let p = m.check(&grown, &image_with_data(64 * MIB));
+    let f = find(&p, &FindingKey::BackupSize).unwrap();
+    assert_eq!(f.severity, Severity::Info, "{f:?}");
+    assert!(f.finding.contains("once grown"), "{f:?}");
+}
+
+impl Machine {
+    /// A process as proc shows it: exe and cwd links, maps, files open.
+    fn process(&self, pid: u32, comm: &str, cgroup: &str, exe: &str, cwd: &str) {
+        let dir = self.path().join(format!("proc/{pid}"));
+        std::fs::create_dir_all(dir.join("fd")).unwrap();
+        std::fs::create_dir_all(dir.join("fdinfo")).unwrap();
+        self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"));
+        self.file(&format!("proc/{pid}/cgroup"), format!("0::{cgroup}\n"));
+        self.file(
+            &format!("proc/{pid}/maps"),
+            format!("55d0c0000000-55d0c0001000 r-xp 00000000 103:02 1234   {exe}\n"),
+        );
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        std::os::unix::fs::symlink(cwd, dir.join("cwd")).unwrap();
+    }
+
+    fn open_file(&self, pid: u32, fd: u32, path: &str, flags: &str) {
+        let dir = self.path().join(format!("proc/{pid}"));
+        std::os::unix::fs::symlink(path, dir.join(format!("fd/{fd}"))).unwrap();
+        self.file(
+            &format!("proc/{pid}/fdinfo/{fd}"),
+            format!("pos:\t0\nflags:\t{flags}\nmnt_id:\t30\n"),
+        );
+    }
+}
+
+#[test]
+fn processes_holding_the_old_root_are_counted_and_named() {
+    let m = Machine::new();
+    m.disk("sdb", 8 * GIB, &["sdb1"]);
+    m.file(
+        "proc/self/mounts",
+        "/dev/nvme0n1p2 / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
+         /dev/nvme0n1p1 /boot\\040efi vfat rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n",
+    );
+    // Init and a kernel thread are never counted.
+    m.process(1, "systemd", "/init.scope", "/usr/lib/systemd/systemd", "/");
+    std::fs::create_dir_all(m.path().join("proc/2")).unwrap();
+    m.file("proc/2/comm", "kthreadd\n");
+    // Executables on the old root: two processes of one service, a shell.
+    m.process(
+        200,
+        "cron",
+        "/system.slice/cron.service",
+        "/usr/sbin/cron",
+        "/",
+    );
+    m.process(
+        201,
+        "sh",
+        "/system.slice/cron.service",
+        "/usr/bin/dash",
+        "/run",
+    );
+    m.process(
+        300,
+        "bash",
+        "/user.slice/user-0.slice/session-1.scope",
+        "/usr/bin/bash",
+        "/run",
+    );
+    // From tmpfs, holding only a file open for writing on the old root.
+    m.process(
+        400,
+        "logger",
+        "/system.slice/logger.service",
+        "/run/logger",
+        "/run",
+    );
+    m.open_file(400, 3, "/var/log/app.log (deleted)", "0102001");
+    // From tmpfs, the old root's files open only for reading: not a holder.
+    m.process(
+        401,
+        "reader",
+        "/system.slice/reader.service",
+        "/run/reader",
+        "/run",
+    );
+    m.open_file(401, 3, "/etc/passwd", "0100000");
+    m.open_file(401, 4, "socket:[1234]", "02");
+    // Working in /boot efi (the target disk) counts; /data (another disk) does not.
+    m.process(
+        500,
+        "editor",
+        "/user.slice/user-0.slice/session-2.scope",
+        "/run/editor",
+        "/boot efi/EFI",
+    );
+    m.process(
+        600,
+        "backupd",
+        "/system.slice/backupd.service",
+        "/run/backupd",
+        "/data",
+    );
+    let p = m.check(&Config::default(), &x86_image());
+    let f = find(&p, &FindingKey::OldRootHolders).unwrap();
+    assert_eq!(f.severity, Severity::Info);
+    assert!(
+        f.finding.starts_with("5 processes hold the old root"),
+        "{f:?}"
+    );
+    assert!(
+        f.finding
+            .ends_with(": bash, cron.service, editor, logger.service"),
+        "{f:?}"
+    );
+    assert!(
+        !f.finding.contains("reader") && !f.finding.contains("backupd"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn no_process_holding_the_old_root_is_said() {
+    let m = Machine::new();
+    m.process(700, "worker", "/system.slice/w.service", "/run/w", "/run");
+    m.file(
+        "proc/self/mounts",
+        "/dev/nvme0n1p2 / ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n",
+    );
+    let p = m.check(&Config::default(), &x86_image());
+    let f = find(&p, &FindingKey::OldRootHolders).unwrap();
+    assert_eq!(f.finding, "no process holds the old root");
 }
 
 #[test]
@@ -438,7 +674,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
     let m = Machine::new();
     m.remove("usr/bin/ldd");
     m.remove("usr/bin/sfdisk");
-    let p = m.check(&Config::default(), &x86_image());
+    let p = m.check(&config(), &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::MissingCommand("ldd".into())),
         Some(Severity::Blocker)
@@ -448,7 +684,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
     assert_eq!(find(&p, &FindingKey::MissingCommand("sfdisk".into())), None);
     let config = Config {
         strategy: ferry_takeover::Strategy::Flasher,
-        ..Config::default()
+        ..config()
     };
     let p = m.check(&config, &x86_image());
     assert_eq!(
@@ -460,7 +696,7 @@ fn a_missing_tool_is_a_blocker_named_after_it() {
 #[test]
 fn a_watchdog_absent_blocks_only_when_the_config_requires_one() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Watchdog), Some(Severity::Warning));
     config.watchdog.require = true;
@@ -474,7 +710,7 @@ fn a_watchdog_absent_blocks_only_when_the_config_requires_one() {
 #[test]
 fn an_image_whose_sha256_differs_from_the_config_is_a_blocker() {
     let m = Machine::new();
-    let mut config = Config::default();
+    let mut config = config();
     let p = m.check(&config, &x86_image());
     assert_eq!(
         severity(&p, &FindingKey::ImageChecksum),
@@ -496,7 +732,7 @@ fn a_clean_machine_has_no_blocker() {
     let m = Machine::new();
     m.file("dev/watchdog", "");
     let p = m.check(
-        &Config::default(),
+        &config(),
         &image(
             GIB,
             &[ESP, "21686148-6449-6E6F-744E-656564454649", X86_ROOT],
@@ -523,6 +759,8 @@ fn finding_keys_read_back_from_their_string_form() {
         FindingKey::DiskSize,
         FindingKey::ImagePartition(4),
         FindingKey::Ram,
+        FindingKey::BackupSize,
+        FindingKey::OldRootHolders,
         FindingKey::MissingCommand("sfdisk".into()),
         FindingKey::Watchdog,
         FindingKey::ImageChecksum,
@@ -542,4 +780,48 @@ fn finding_keys_read_back_from_their_string_form() {
     ] {
         assert!(bad.parse::<FindingKey>().is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_config_that_names_no_partition_to_carry_into_is_blocked() {
+    let m = Machine::new();
+    let p = m.check(&Config::default(), &x86_image());
+    let carry: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.key == FindingKey::CarryTarget)
+        .collect();
+    assert_eq!(carry.len(), 2, "{carry:#?}");
+    assert!(carry.iter().all(|f| f.severity == Severity::Blocker));
+    assert!(
+        carry[0].finding.contains("data_partition"),
+        "{}",
+        carry[0].finding
+    );
+    assert!(
+        carry[1].finding.contains("root_partition"),
+        "{}",
+        carry[1].finding
+    );
+    // Nothing carried into the root: only the data partition is needed.
+    let mut data_only = Config::default();
+    data_only.target.data_partition = Some(1);
+    data_only.network.carry = false;
+    data_only.identity.hostname = false;
+    data_only.identity.ssh_host_keys = false;
+    data_only.identity.authorized_keys = false;
+    let p = m.check(&data_only, &x86_image());
+    assert_eq!(find(&p, &FindingKey::CarryTarget), None);
+    // A partition the image lacks is named.
+    let mut named = config();
+    named.target.root_partition = Some(9);
+    let p = m.check(&named, &x86_image());
+    assert_eq!(
+        severity(&p, &FindingKey::ImagePartition(9)),
+        Some(Severity::Blocker)
+    );
+    assert_eq!(
+        "carry-target".parse::<FindingKey>(),
+        Ok(FindingKey::CarryTarget)
+    );
 }

@@ -162,6 +162,12 @@ fn a_blocked_plan_is_not_saved_and_a_clean_one_is() {
         std::fs::write(&path, "").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    let config = dir.path().join("takeover.toml");
+    std::fs::write(
+        &config,
+        "[target]\nroot_partition = 2\ndata_partition = 2\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "--root",
@@ -170,6 +176,8 @@ fn a_blocked_plan_is_not_saved_and_a_clean_one_is() {
             "plan",
             "--image",
             s(&image),
+            "--config",
+            s(&config),
             "--save",
             s(&saved),
             "--json",
