@@ -11,6 +11,7 @@ mod fs;
 mod inspect;
 mod layout;
 mod partitions;
+mod sfdisk;
 mod stream;
 mod table;
 
@@ -27,6 +28,7 @@ pub use layout::{
     Placement, Region,
 };
 pub use partitions::{flash_partitions, PartitionFlash, PartitionsReport};
+pub use sfdisk::{dump as sfdisk_dump, placed_numbers, write as sfdisk_write, SfdiskError};
 pub use stream::{ForwardReader, StreamError, HEAD_BYTES};
 pub use table::{
     gpt_attributes, read_primary, read_table, validate, Chain, Label, Partition, PartitionType,

@@ -125,6 +125,14 @@ pub struct TargetConfig {
     /// network configuration and identity are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_partition: Option<u32>,
+    /// Strategy `flasher`: the image's partition holding the new OS's boot
+    /// loader configuration (`grub/grub.cfg` or `boot/grub/grub.cfg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_partition: Option<u32>,
+    /// Strategy `flasher`: the disk's partition (usually the swap) whose
+    /// space takes the new OS, beside the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spare_partition: Option<u32>,
 }
 
 fn yes() -> bool {

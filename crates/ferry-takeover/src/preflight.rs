@@ -371,7 +371,18 @@ pub fn preflight(
 
     carry_target(config, &mut findings);
     let backup_bytes = backup_size(system, config, image, target.as_ref(), &mut findings);
-    ram(system, path_var, config, image, backup_bytes, &mut findings);
+    let target_name = target
+        .as_ref()
+        .map(|t| t.device.trim_start_matches("/dev/").to_string());
+    ram(
+        system,
+        path_var,
+        config,
+        image,
+        target_name.as_deref(),
+        backup_bytes,
+        &mut findings,
+    );
     tools(system, path_var, config, raspberry_pi, &mut findings);
     old_root_holders(
         system,
@@ -927,11 +938,33 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
         .collect())
 }
 
+/// The disk (its kernel name, `vdb`) holding the filesystem the file at
+/// `path` is on, from `sys/dev/block/MAJ:MIN` of the system at `system`.
+pub(crate) fn file_disk(system: &Path, path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let link = std::fs::read_link(system.join(format!(
+        "sys/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    )))
+    .ok()?;
+    // …/block/vdb/vdb1 for a partition, …/block/vdb for a whole disk.
+    let parts: Vec<_> = link
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let at = parts.iter().rposition(|c| c == "block")?;
+    parts.get(at + 1).cloned()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn ram(
     system: &Path,
     path_var: &str,
     config: &Config,
     image: &ImageSummary,
+    target_disk: Option<&str>,
     backup_bytes: u64,
     findings: &mut Vec<Finding>,
 ) {
@@ -977,13 +1010,32 @@ fn ram(
             ),
             "stop services to free memory, back up less, or use strategy = \"flasher\"",
         ));
+    } else if available < with_image
+        && !matches!(
+            (file_disk(system, &image.path), target_disk),
+            (Some(file), Some(target)) if file != target
+        )
+    {
+        findings.push(finding(
+            FindingKey::Ram,
+            Severity::Blocker,
+            format!(
+                "{} MiB of memory available, the image ({} MiB) and the RAM stage need {} MiB ({parts}), \
+                 and the image lies on the disk it replaces (or on a disk that cannot be told apart from it): \
+                 it can be neither held in RAM nor streamed",
+                available >> 20,
+                mib(image.file_size),
+                mib(with_image)
+            ),
+            "put the image on another disk (a USB stick, a second disk) to stream it from there, or free memory",
+        ));
     } else if available < with_image {
         findings.push(finding(
             FindingKey::Ram,
             Severity::Warning,
             format!(
                 "{} MiB of memory available, the image ({} MiB) and the RAM stage need {} MiB ({parts}): \
-                 the image will be streamed from a partition instead of held in RAM",
+                 the image will be streamed from its own disk (not the one it replaces) instead of held in RAM",
                 available >> 20,
                 mib(image.file_size),
                 mib(with_image)

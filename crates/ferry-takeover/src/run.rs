@@ -21,8 +21,7 @@ use crate::carry::{self, CollectOptions};
 use crate::config::Config;
 use crate::plan::{PlanError, TakeoverPlan};
 use crate::steps::{
-    Fault, Handoff, OldRoot, TakeoverJournal, TakeoverStep, HANDOFF_FORMAT, OLD_ROOT_RECORD,
-    STAGE_ROOT, WORK,
+    Fault, Handoff, OldRoot, TakeoverStep, HANDOFF_FORMAT, OLD_ROOT_RECORD, STAGE_ROOT, WORK,
 };
 use crate::sys;
 
@@ -51,8 +50,6 @@ pub enum RunError {
     NotRoot,
     #[error("ferry runs in another mount namespace than PID 1 (a container or a private service?): the takeover must see the machine's mounts")]
     OtherNamespace,
-    #[error("strategy `flasher` is not implemented yet; use strategy `ram`")]
-    FlasherStrategy,
     #[error("the pre-flight blocks this takeover")]
     Blocked(Box<TakeoverPlan>),
     #[error(transparent)]
@@ -78,18 +75,53 @@ pub struct Staged {
     pub image_bytes: u64,
     pub carry_bytes: u64,
     pub tmpfs_bytes: u64,
+    /// The image is read from its own disk in stage 2, not held in RAM.
+    pub streamed: bool,
 }
 
-struct Record {
-    dir: PathBuf,
-    journal: TakeoverJournal,
-    events: EventLog,
+/// A run's record on the old root: its journal, saved at every step (and
+/// into the tmpfs once staged), and its events.
+pub(crate) struct Record<S: Step> {
+    pub(crate) dir: PathBuf,
+    pub(crate) journal: ferry_journal::Journal<S>,
+    pub(crate) events: EventLog,
     /// The journal's copy in the tmpfs, once staged.
-    staged_journal: Option<PathBuf>,
+    pub(crate) staged_journal: Option<PathBuf>,
 }
 
-impl Record {
-    fn save(&self) -> Result<(), JournalError> {
+impl<S: Step> Record<S> {
+    /// Opens the record directory (0700) and its lock, and starts a journal.
+    pub(crate) fn start(
+        request: &RunRequest,
+    ) -> Result<(Record<S>, String, MigrationLock), RunError> {
+        let dir = Path::new("/").join(OLD_ROOT_RECORD);
+        let record_error = |reason: String| RunError::Record {
+            record: dir.clone(),
+            reason,
+        };
+        fs::create_dir_all(&dir).map_err(|e| record_error(e.to_string()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| record_error(e.to_string()))?;
+        let id = format!("takeover-{}", ferry_journal::now());
+        let lock = MigrationLock::acquire(&dir.join("lock"), &id)
+            .map_err(|e| record_error(e.to_string()))?;
+        let events =
+            EventLog::open(Path::new("/"), &id).map_err(|e| record_error(e.to_string()))?;
+        let record = Record {
+            dir: dir.clone(),
+            journal: ferry_journal::Journal::new(
+                &id,
+                &request.config_label,
+                &request.config_sha256,
+            ),
+            events,
+            staged_journal: None,
+        };
+        record.save()?;
+        Ok((record, id, lock))
+    }
+
+    pub(crate) fn save(&self) -> Result<(), JournalError> {
         self.journal.save(&self.dir.join("journal.json"))?;
         if let Some(path) = &self.staged_journal {
             self.journal.save(path)?;
@@ -97,17 +129,17 @@ impl Record {
         Ok(())
     }
 
-    fn emit(&mut self, step: TakeoverStep, state: EventState, msg: &str) {
+    pub(crate) fn emit(&mut self, step: S, state: EventState, msg: &str) {
         // The journal is the record; an event that cannot be written is not
         // a reason to stop a takeover that is otherwise fine.
         let _ = self.events.emit(step.as_str(), "takeover-run", state, msg);
     }
 
     /// Runs `work` as `step`, journaled and reported.
-    fn step<T>(
+    pub(crate) fn step<T>(
         &mut self,
-        step: TakeoverStep,
-        work: impl FnOnce(&mut Record) -> Result<T, String>,
+        step: S,
+        work: impl FnOnce(&mut Record<S>) -> Result<T, String>,
     ) -> Result<T, RunError> {
         self.journal.begin(step)?;
         self.save()?;
@@ -129,11 +161,12 @@ impl Record {
     }
 }
 
-/// Runs stage 1; `say` is told each phase.
-pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, RunError> {
-    if request.config.strategy == crate::config::Strategy::Flasher {
-        return Err(RunError::FlasherStrategy);
-    }
+/// Checks common to both strategies: root, PID 1's mount namespace, the
+/// pre-flight. Returns the plan and its target disk.
+pub(crate) fn checked_plan(
+    request: &RunRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<(TakeoverPlan, crate::preflight::TargetDisk), RunError> {
     if sys::geteuid() != 0 {
         return Err(RunError::NotRoot);
     }
@@ -154,26 +187,18 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
     let Some(target) = plan.target.clone() else {
         return Err(RunError::Blocked(Box::new(plan)));
     };
+    Ok((plan, target))
+}
 
-    let dir = Path::new("/").join(OLD_ROOT_RECORD);
-    let record_error = |reason: String| RunError::Record {
-        record: dir.clone(),
-        reason,
-    };
-    fs::create_dir_all(&dir).map_err(|e| record_error(e.to_string()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| record_error(e.to_string()))?;
-    let id = format!("takeover-{}", ferry_journal::now());
-    let _lock =
-        MigrationLock::acquire(&dir.join("lock"), &id).map_err(|e| record_error(e.to_string()))?;
-    let events = EventLog::open(Path::new("/"), &id).map_err(|e| record_error(e.to_string()))?;
-    let mut record = Record {
-        dir: dir.clone(),
-        journal: TakeoverJournal::new(&id, &request.config_label, &request.config_sha256),
-        events,
-        staged_journal: None,
-    };
-    record.save()?;
+/// Runs stage 1; `say` is told each phase. Strategy `ram` returns only
+/// when it failed (stage 2 ends this process); strategy `flasher` returns
+/// the takeover's id once the machine is asked to reboot into the new OS.
+pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, RunError> {
+    if request.config.strategy == crate::config::Strategy::Flasher {
+        return crate::flasher::run(&request, say);
+    }
+    let (plan, target) = checked_plan(&request, say)?;
+    let (mut record, id, _lock) = Record::<TakeoverStep>::start(&request)?;
 
     record.step(TakeoverStep::Preflight, |r| {
         ferry_journal::save_document(&r.dir.join("plan.json"), &plan).map_err(|e| e.to_string())
@@ -211,18 +236,23 @@ pub fn run(request: RunRequest, say: &mut dyn FnMut(&str)) -> Result<Staged, Run
         }
     };
     say(&format!(
-        "staged {} MiB in RAM: ferry {} MiB, libraries {} MiB, image {} MiB, carry-over {} MiB",
+        "staged {} MiB in RAM: ferry {} MiB, libraries {} MiB, image {} MiB{}, carry-over {} MiB",
         staged.tmpfs_bytes >> 20,
         staged.ferry_bytes >> 20,
         staged.library_bytes >> 20,
         staged.image_bytes >> 20,
+        if staged.streamed {
+            " (streamed from its own disk)"
+        } else {
+            ""
+        },
         staged.carry_bytes >> 20
     ));
     say("handing PID 1 over to stage 2; the machine reboots when it is done");
     let handed = record.step(TakeoverStep::Handoff, |_| handoff(&stage_root));
     // Reached only when PID 1 did not become stage 2: undone.
     let _ = sys::umount(&stage_root, libc::MNT_DETACH);
-    handed.map(|()| staged)
+    handed.map(|()| staged.id)
 }
 
 /// The files ferry needs to run from the tmpfs: its libraries and the
@@ -412,7 +442,7 @@ fn stage(
     request: &RunRequest,
     disk: &Path,
     carry_bytes: u64,
-    record: &mut Record,
+    record: &mut Record<TakeoverStep>,
 ) -> Result<Staged, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ferry's binary: {e}"))?;
     let libs = libraries(&exe)?;
@@ -420,18 +450,20 @@ fn stage(
     let ferry_bytes = size(&exe);
     let library_bytes: u64 = libs.iter().map(|p| size(p)).sum();
     let image_bytes = plan.image.file_size;
-    let tmpfs_bytes = ferry_bytes + library_bytes + image_bytes + carry_bytes + SLACK;
     // The carry-over is in the tmpfs already: what is left to copy must fit.
-    let still = ferry_bytes + library_bytes + image_bytes + SLACK;
-    if let Some(available) = mem_available() {
-        if available < still + RAM_MARGIN {
-            return Err(format!(
-                "stage 2 needs {} MiB more RAM (ferry, its libraries, the image) and {} MiB are available",
-                (still + RAM_MARGIN) >> 20,
-                available >> 20
-            ));
-        }
+    // Without room for the image, it is streamed from its own disk.
+    let available = mem_available().unwrap_or(u64::MAX);
+    let binaries = ferry_bytes + library_bytes + SLACK;
+    let streamed = available < binaries + image_bytes + RAM_MARGIN;
+    if available < binaries + RAM_MARGIN {
+        return Err(format!(
+            "stage 2 needs {} MiB more RAM (ferry and its libraries) and {} MiB are available",
+            (binaries + RAM_MARGIN) >> 20,
+            available >> 20
+        ));
     }
+    let image_bytes = if streamed { 0 } else { image_bytes };
+    let tmpfs_bytes = binaries + image_bytes + carry_bytes;
     copy_in(&exe, &stage_root.join("bin/ferry"))?;
     let mut library_dirs = Vec::new();
     for lib in &libs {
@@ -449,14 +481,18 @@ fn stage(
         let _ = copy_in(&Path::new("/").join(file), &stage_root.join(file));
     }
     let work = stage_root.join(WORK);
-    let image = work.join("image");
-    copy_image(&request.image, &image, &plan.image.sha256)?;
+    let image = if streamed {
+        stream_image(stage_root, &request.image, disk)?
+    } else {
+        copy_image(&request.image, &work.join("image"), &plan.image.sha256)?;
+        Path::new("/").join(WORK).join("image")
+    };
 
     let handoff = Handoff {
         format: HANDOFF_FORMAT,
         id: id.to_string(),
         plan: plan.clone(),
-        image: Path::new("/").join(WORK).join("image"),
+        image,
         disk: disk.to_path_buf(),
         old_root: old_root(),
         library_path: library_dirs.join(":"),
@@ -483,7 +519,44 @@ fn stage(
         image_bytes,
         carry_bytes,
         tmpfs_bytes,
+        streamed,
     })
+}
+
+/// Makes the image readable in stage 2 without holding it in RAM: its
+/// directory bind-mounted read-only into the stage root, which works only
+/// when it lies on another disk than the one written. Returns the image's
+/// path as stage 2 sees it.
+fn stream_image(stage_root: &Path, image: &Path, disk: &Path) -> Result<PathBuf, String> {
+    let target = disk.file_name().map(|n| n.to_string_lossy().into_owned());
+    let on = crate::preflight::file_disk(Path::new("/"), image);
+    match (&on, &target) {
+        (Some(on), Some(target)) if on != target => {}
+        _ => {
+            return Err(format!(
+                "the image does not fit in RAM and lies on {} — the disk it replaces, or one that cannot be told apart: put it on another disk or free memory",
+                on.as_deref().unwrap_or("an unknown disk")
+            ))
+        }
+    }
+    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else {
+        return Err(format!("{}: not a file path", image.display()));
+    };
+    let mount_point = stage_root.join("mnt/image");
+    fs::create_dir_all(&mount_point).map_err(|e| format!("{}: {e}", mount_point.display()))?;
+    let source = dir.display().to_string();
+    sys::mount(&source, &mount_point, "", libc::MS_BIND, "")
+        .and_then(|()| {
+            sys::mount(
+                "",
+                &mount_point,
+                "",
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+                "",
+            )
+        })
+        .map_err(|e| format!("bind-mounting {source} for stage 2: {e}"))?;
+    Ok(Path::new("/mnt/image").join(name))
 }
 
 /// Bind-mounts the staged ferry over PID 1's binary and asks init to

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use ferry_journal::{Outcome, StepState};
 use serde::Serialize;
 
-use crate::steps::{TakeoverJournal, TakeoverStep, DATA_RECORD, OLD_ROOT_RECORD};
+use crate::flasher::FlasherJournal;
+use crate::steps::{TakeoverJournal, DATA_RECORD, OLD_ROOT_RECORD};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", path.display())]
@@ -46,11 +47,18 @@ pub enum Verdict {
     FailedAfterFlash,
     /// Stage 1 is still running (or was killed).
     InProgress,
+    /// Strategy flasher: the new OS runs, booted once, and has not
+    /// confirmed yet.
+    Unconfirmed,
+    /// Strategy flasher: the new OS was booted once, did not confirm, and
+    /// the old OS came back.
+    FellBack,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepTime {
-    pub step: TakeoverStep,
+    /// The step's name in its strategy's journal.
+    pub step: String,
     pub state: StepState,
     /// Wall time in whole seconds, when the step ran.
     pub seconds: Option<u64>,
@@ -100,50 +108,105 @@ pub fn status(root: &Path) -> Result<Option<TakeoverStatus>, StatusError> {
         if !path.is_file() {
             continue;
         }
-        let journal = TakeoverJournal::load(&path).map_err(|e| StatusError {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let events = fs::read_to_string(dir.join("events.jsonl"))
+        let journal = View::load(&path)?;
+        // The old OS keeps its events in the shared log, the new OS's
+        // record a copy of this takeover's.
+        let log = match running {
+            RunningOs::New => dir.join("events.jsonl"),
+            RunningOs::Old => root.join("var/log/ferry/events.jsonl"),
+        };
+        let events = fs::read_to_string(log)
             .map(|t| t.lines().filter(|l| l.contains(&journal.id)).count())
             .unwrap_or(0);
-        return Ok(Some(judge(&journal, running, path, events)));
+        return Ok(Some(judge(journal, running, path, events)));
     }
     Ok(None)
 }
 
-fn judge(
-    journal: &TakeoverJournal,
-    running: RunningOs,
-    record: PathBuf,
-    events: usize,
-) -> TakeoverStatus {
-    let state = |step: TakeoverStep| {
-        journal
-            .steps
+/// A journal of either strategy, by its steps' names.
+struct View {
+    id: String,
+    outcome: Outcome,
+    flasher: bool,
+    steps: Vec<StepTime>,
+}
+
+impl View {
+    fn of<S: ferry_journal::Step>(journal: ferry_journal::Journal<S>, flasher: bool) -> View {
+        View {
+            id: journal.id,
+            outcome: journal.outcome,
+            flasher,
+            steps: journal
+                .steps
+                .into_iter()
+                .map(|r| StepTime {
+                    step: r.step.as_str().to_string(),
+                    state: r.state,
+                    seconds: r.started.zip(r.finished).map(|(s, f)| f.saturating_sub(s)),
+                    error: r.error,
+                })
+                .collect(),
+        }
+    }
+
+    fn load(path: &Path) -> Result<View, StatusError> {
+        match TakeoverJournal::load(path) {
+            Ok(journal) => Ok(View::of(journal, false)),
+            Err(ram) => FlasherJournal::load(path)
+                .map(|journal| View::of(journal, true))
+                .map_err(|_| StatusError {
+                    path: path.to_path_buf(),
+                    reason: ram.to_string(),
+                }),
+        }
+    }
+
+    fn state(&self, step: &str) -> StepState {
+        self.steps
             .iter()
             .find(|r| r.step == step)
             .map_or(StepState::Pending, |r| r.state)
-    };
+    }
+}
+
+fn judge(journal: View, running: RunningOs, record: PathBuf, events: usize) -> TakeoverStatus {
     let failed = journal.steps.iter().find(|r| r.state == StepState::Failed);
     let error = failed.and_then(|r| r.error.clone()).unwrap_or_default();
-    let flashed = state(TakeoverStep::Flash) != StepState::Pending;
+    let flashed = journal.state("flash") != StepState::Pending;
+    let waiting = journal.flasher && journal.state("confirm") == StepState::Running;
     let (verdict, summary) = match (running, journal.outcome) {
         (RunningOs::New, Outcome::Succeeded) => (
             Verdict::Completed,
             "the takeover completed and this is the new OS".to_string(),
         ),
+        (RunningOs::New, Outcome::InProgress) if waiting => (
+            Verdict::Unconfirmed,
+            "this is the new OS, booted once: run `ferry takeover confirm` to keep it, or the next boot is the old OS's".to_string(),
+        ),
         (RunningOs::New, _) => (
             Verdict::FailedAfterFlash,
             format!("the new OS was written but the takeover did not complete: {error}"),
         ),
-        (RunningOs::Old, Outcome::InProgress) if state(TakeoverStep::Handoff) == StepState::Running => (
+        (RunningOs::Old, Outcome::InProgress) if waiting => (
+            Verdict::FellBack,
+            "the new OS was booted once and did not confirm, and the old OS came back (the one-shot boot fell back)".to_string(),
+        ),
+        (RunningOs::Old, Outcome::Succeeded) if journal.flasher => (
+            Verdict::Completed,
+            "the takeover completed (the new OS confirmed); this is the old OS, booted by hand".to_string(),
+        ),
+        (RunningOs::Old, Outcome::InProgress) if journal.state("handoff") == StepState::Running => (
             Verdict::Interrupted,
             "stage 2 started and did not report back, and the old OS came back: nothing was written (a reset, a hang caught by the watchdog, or a power cut before the flash)".to_string(),
         ),
         (RunningOs::Old, Outcome::InProgress) => (
             Verdict::InProgress,
             "stage 1 is running or was stopped; the old OS is unchanged".to_string(),
+        ),
+        (RunningOs::Old, _) if flashed && journal.flasher => (
+            Verdict::FailedAfterFlash,
+            format!("writing the new OS beside the old one failed: {error}; the old OS is intact, the spare partition's space is not"),
         ),
         (RunningOs::Old, _) if flashed => (
             Verdict::FailedAfterFlash,
@@ -155,21 +218,12 @@ fn judge(
         ),
     };
     TakeoverStatus {
-        id: journal.id.clone(),
+        id: journal.id,
         verdict,
         running,
         summary,
         record,
-        steps: journal
-            .steps
-            .iter()
-            .map(|r| StepTime {
-                step: r.step,
-                state: r.state,
-                seconds: r.started.zip(r.finished).map(|(s, f)| f.saturating_sub(s)),
-                error: r.error.clone(),
-            })
-            .collect(),
+        steps: journal.steps,
         events,
     }
 }

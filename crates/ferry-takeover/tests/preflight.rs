@@ -447,10 +447,35 @@ fn short_ram_streams_the_image_and_too_little_for_the_stage_blocks() {
     }
     let stage = files.bytes + RAM_MARGIN_BYTES;
     m.mem_available(stage + 50 * MIB);
+    // An image whose disk is not known cannot be streamed: blocked.
     let p = m.check(&config, &x86_image());
     let f = find(&p, &FindingKey::Ram).unwrap();
+    assert_eq!(f.severity, Severity::Blocker);
+    assert!(
+        f.finding.contains("neither held in RAM nor streamed"),
+        "{f:?}"
+    );
+    // On its own disk (sdb), it is streamed from there.
+    let mut on_disk = x86_image();
+    on_disk.path = m.path().join("images/os.img");
+    m.file("images/os.img", "image");
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&on_disk.path).unwrap());
+    let link = m.path().join(format!(
+        "sys/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ));
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../../devices/pci0/block/sdb/sdb1", &link).unwrap();
+    let p = m.check(&config, &on_disk);
+    let f = find(&p, &FindingKey::Ram).unwrap();
     assert_eq!(f.severity, Severity::Warning);
-    assert!(f.finding.contains("streamed from a partition"), "{f:?}");
+    assert!(f.finding.contains("streamed from its own disk"), "{f:?}");
+    // On the disk it replaces, it cannot be.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("../../devices/pci0/block/nvme0n1/nvme0n1p2", &link).unwrap();
+    let p = m.check(&config, &on_disk);
+    assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));
     m.mem_available(stage - MIB);
     let p = m.check(&config, &x86_image());
     assert_eq!(severity(&p, &FindingKey::Ram), Some(Severity::Blocker));

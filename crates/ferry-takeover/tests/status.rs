@@ -28,11 +28,17 @@ fn journal(upto: Option<TakeoverStep>, last: Option<Result<(), String>>) -> Take
 }
 
 fn write_record(root: &Path, dir: &str, journal: &TakeoverJournal) {
+    let events = if dir == OLD_ROOT_RECORD {
+        root.join("var/log/ferry/events.jsonl")
+    } else {
+        root.join(dir).join("events.jsonl")
+    };
     let dir = root.join(dir);
     fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(events.parent().unwrap()).unwrap();
     journal.save(&dir.join("journal.json")).unwrap();
     fs::write(
-        dir.join("events.jsonl"),
+        events,
         "{\"migration\":\"takeover-1\"}\n{\"migration\":\"takeover-1\"}\n{\"migration\":\"other\"}\n",
     )
     .unwrap();
@@ -104,13 +110,13 @@ fn a_failure_stage_2_left_in_the_old_root_says_nothing_was_written_and_why() {
     let unmount = s
         .steps
         .iter()
-        .find(|t| t.step == TakeoverStep::Unmount)
+        .find(|t| t.step == "unmount")
         .unwrap();
     assert_eq!(unmount.state, StepState::Failed);
     assert_eq!(
         s.steps
             .iter()
-            .find(|t| t.step == TakeoverStep::Flash)
+            .find(|t| t.step == "flash")
             .unwrap()
             .state,
         StepState::Pending
@@ -151,4 +157,57 @@ fn a_corrupt_record_is_an_error_naming_the_file() {
     fs::write(dir.join("journal.json"), "{ not json").unwrap();
     let e = status(root.path()).unwrap_err();
     assert!(e.path.ends_with("journal.json"), "{e}");
+}
+
+/// A flasher journal up to the confirmation, waiting for it.
+fn flasher_waiting() -> ferry_takeover::flasher::FlasherJournal {
+    use ferry_takeover::flasher::{FlasherJournal, FlasherStep};
+    let mut j = FlasherJournal::new("takeover-1", "/root/t.toml", "ab");
+    for &step in FlasherStep::ALL {
+        j.begin(step).unwrap();
+        if step == FlasherStep::Confirm {
+            break;
+        }
+        j.finish(step, Ok(())).unwrap();
+    }
+    j
+}
+
+fn save_flasher(root: &Path, dir: &str, journal: &ferry_takeover::flasher::FlasherJournal) {
+    let dir = root.join(dir);
+    fs::create_dir_all(&dir).unwrap();
+    journal.save(&dir.join("journal.json")).unwrap();
+}
+
+#[test]
+fn a_flasher_takeover_waiting_for_confirmation_on_the_old_os_fell_back() {
+    let root = tempfile::tempdir().unwrap();
+    mounts(root.path(), &["/"]);
+    save_flasher(root.path(), OLD_ROOT_RECORD, &flasher_waiting());
+    let s = status(root.path()).unwrap().unwrap();
+    assert_eq!((s.verdict, s.running), (Verdict::FellBack, RunningOs::Old));
+    assert_eq!(s.steps.last().unwrap().step, "confirm");
+}
+
+#[test]
+fn a_flasher_takeover_on_the_new_os_is_unconfirmed_then_completed() {
+    let root = tempfile::tempdir().unwrap();
+    mounts(root.path(), &["/", "/mnt/data"]);
+    let mut j = flasher_waiting();
+    save_flasher(root.path(), &format!("mnt/data/{DATA_RECORD}"), &j);
+    let s = status(root.path()).unwrap().unwrap();
+    assert_eq!(
+        (s.verdict, s.running),
+        (Verdict::Unconfirmed, RunningOs::New)
+    );
+    assert!(
+        s.summary.contains("ferry takeover confirm"),
+        "{}",
+        s.summary
+    );
+    j.finish(ferry_takeover::flasher::FlasherStep::Confirm, Ok(()))
+        .unwrap();
+    save_flasher(root.path(), &format!("mnt/data/{DATA_RECORD}"), &j);
+    let s = status(root.path()).unwrap().unwrap();
+    assert_eq!(s.verdict, Verdict::Completed);
 }

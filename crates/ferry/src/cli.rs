@@ -335,6 +335,9 @@ pub enum TakeoverCommand {
     /// OS when it came back) and how long each step took. Exit 0 when it
     /// completed, 1 when not or when no takeover is on record
     Status,
+    /// On the new OS after a flasher takeover: say it runs, which makes its
+    /// boot entry the default (until then the next boot is the old OS's)
+    Confirm,
     /// Stage 2's worker, started by ferry as PID 1 (not for people)
     #[command(hide = true)]
     Stage2,

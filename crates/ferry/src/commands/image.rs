@@ -337,31 +337,12 @@ fn parent_disk(device: &std::path::Path) -> Option<(std::path::PathBuf, u32)> {
 
 /// What `sfdisk --dump DISK` says, and the disk's size in sectors.
 fn dump_disk(disk: &std::path::Path) -> Result<ferry_image::DiskDump, Failure> {
-    let out = std::process::Command::new("sfdisk")
-        .arg("--dump")
-        .arg(disk)
-        .output()
-        .map_err(|e| Failure::failed(format!("cannot run sfdisk: {e}")).hint("install fdisk"))?;
-    if !out.status.success() {
-        return Err(Failure::bad_input(format!(
-            "sfdisk --dump {}: {}",
-            disk.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-        .at(disk, None, None)
-        .expected("a disk or disk image with a partition table"));
-    }
-    let bytes = std::fs::File::open(disk)
-        .and_then(|mut f| std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)))
-        .map_err(|e| Failure::bad_input(format!("{}: {e}", disk.display())))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let sector_size: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("sector-size:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(512);
-    ferry_image::parse_dump(&text, bytes / sector_size)
-        .map_err(|e| Failure::failed(format!("{}: {e}", disk.display())))
+    ferry_image::sfdisk_dump(disk).map_err(|e| match e {
+        ferry_image::SfdiskError::Run(_) => Failure::failed(e.to_string()).hint("install fdisk"),
+        _ => Failure::bad_input(e.to_string())
+            .at(disk, None, None)
+            .expected("a disk or disk image with a partition table"),
+    })
 }
 
 /// The device node of partition `number` of block device `disk`
@@ -488,78 +469,14 @@ fn apply_layout(
     layout: &ferry_image::Layout,
     before: &ferry_image::DiskDump,
 ) -> Result<(), Failure> {
-    let mut child = std::process::Command::new("sfdisk")
-        .args([
-            "--quiet",
-            "--no-reread",
-            "--no-tell-kernel",
-            "--wipe",
-            "never",
-        ])
-        .arg(disk)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Failure::failed(format!("cannot run sfdisk: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(layout.script.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Failure::failed(format!("sfdisk: {e}")))?;
-    if !out.status.success() {
-        return Err(Failure::failed(format!(
-            "sfdisk refused the new table of {}: {}",
-            disk.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-        .hint("sfdisk writes a table whole or not at all; check `sfdisk --dump` of the disk"));
-    }
-    let after = dump_disk(disk)?;
-    let mut problems = Vec::new();
-    for p in before
-        .partitions
-        .iter()
-        .filter(|p| Some(p.number) != layout.replaces)
-    {
-        let same = after.partitions.iter().any(|a| {
-            a.number == p.number && a.start == p.start && a.size == p.size && a.kind == p.kind
-        });
-        if !(same || p.kind == "5" || p.kind == "f" || p.kind == "85") {
-            problems.push(format!("partition {} changed", p.number));
-        }
-    }
-    for placed in &layout.placements {
-        if !after
-            .partitions
-            .iter()
-            .any(|a| a.start == placed.start && a.size == placed.size)
-        {
-            problems.push(format!(
-                "image partition {} is not at {}+{}",
-                placed.image_partition, placed.start, placed.size
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Failure::failed(format!(
-            "the table read back from {} is not the one laid out: {}",
-            disk.display(),
-            problems.join("; ")
-        )));
-    }
-    if std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false)
-    {
-        // The kernel learns of the new partitions; the ones in use stay.
-        let _ = std::process::Command::new("partx")
-            .arg("--update")
-            .arg(disk)
-            .status();
-    }
-    Ok(())
+    ferry_image::sfdisk_write(disk, layout, before)
+        .map(|_| ())
+        .map_err(|e| match e {
+            ferry_image::SfdiskError::Refused { .. } => Failure::failed(e.to_string()).hint(
+                "sfdisk writes a table whole or not at all; check `sfdisk --dump` of the disk",
+            ),
+            _ => Failure::failed(e.to_string()),
+        })
 }
 
 #[cfg(test)]

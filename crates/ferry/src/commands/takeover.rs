@@ -22,6 +22,7 @@ pub fn run(command: TakeoverCommand, global: &Global) -> Result<Exit, Failure> {
         TakeoverCommand::Plan(args) => plan(args, global),
         TakeoverCommand::Run(args) => run_takeover(args, global),
         TakeoverCommand::Status => status(global),
+        TakeoverCommand::Confirm => confirm(global),
         TakeoverCommand::Stage2 => Ok(match ferry_takeover::stage2::work() {
             0 => Exit::Ok,
             _ => Exit::Failed,
@@ -83,11 +84,11 @@ fn run_takeover(args: TakeoverRunArgs, global: &Global) -> Result<Exit, Failure>
         }
     };
     match ferry_takeover::run::run(request, &mut say) {
-        // Returned only when stage 2 did not take over; undone.
-        Ok(staged) => Err(Failure::failed(format!(
-            "stage 2 did not start (takeover {}); the old OS is unchanged",
-            staged.id
-        ))),
+        // Strategy flasher: the machine reboots into the new OS once.
+        Ok(id) => {
+            render::output(&Rebooting { id }, global);
+            Ok(Exit::Ok)
+        }
         Err(RunError::Blocked(plan)) => {
             render::output(
                 &PlanOutput {
@@ -100,7 +101,7 @@ fn run_takeover(args: TakeoverRunArgs, global: &Global) -> Result<Exit, Failure>
             Ok(Exit::Blocked)
         }
         Err(RunError::Plan(e)) => Err(plan_failure(e, &args.image)),
-        Err(e @ (RunError::NotRoot | RunError::OtherNamespace | RunError::FlasherStrategy)) => {
+        Err(e @ (RunError::NotRoot | RunError::OtherNamespace)) => {
             Err(Failure::bad_input(e.to_string()).hint("nothing was changed"))
         }
         Err(e) => Err(Failure::failed(e.to_string())
@@ -126,6 +127,56 @@ fn status(global: &Global) -> Result<Exit, Failure> {
     }
 }
 
+/// What `takeover run` prints when the machine reboots into the new OS
+/// once (strategy flasher).
+#[derive(Serialize)]
+struct Rebooting {
+    id: String,
+}
+
+impl fmt::Display for Rebooting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Takeover {}: the new OS is written beside the old one; the machine reboots into it once.\n\
+             It must run `ferry takeover confirm`, or the next boot is the old OS's.",
+            self.id
+        )
+    }
+}
+
+fn confirm(global: &Global) -> Result<Exit, Failure> {
+    match ferry_takeover::flasher::confirm(&global.root) {
+        Ok(confirmed) => {
+            render::output(&ConfirmOutput(&confirmed), global);
+            Ok(Exit::Ok)
+        }
+        Err(e @ ferry_takeover::flasher::ConfirmError::Nothing) => {
+            Err(Failure::new(Exit::Failed, e.to_string()))
+        }
+        Err(e) => Err(Failure::failed(e.to_string())
+            .hint("the new OS stays until the next boot, which is the old OS's")),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct ConfirmOutput<'a>(&'a ferry_takeover::flasher::Confirmed);
+
+impl fmt::Display for ConfirmOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.now {
+            writeln!(
+                f,
+                "Takeover {} confirmed: this OS boots by default from now on.",
+                self.0.id
+            )
+        } else {
+            writeln!(f, "Takeover {} was confirmed before.", self.0.id)
+        }
+    }
+}
+
 /// What `takeover status` prints.
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -141,10 +192,7 @@ impl fmt::Display for StatusOutput<'_> {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
             let time = step.seconds.map(|t| format!("{t} s")).unwrap_or_default();
-            let name = serde_json::to_value(step.step)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let name = &step.step;
             write!(f, "  {name:<15} {state:<8} {time:>6}")?;
             if let Some(e) = &step.error {
                 write!(f, "  {e}")?;
