@@ -18,6 +18,8 @@
 #   --release -- -D warnings`, one check each; skipped when cargo lacks the
 #   subcommand and there is no rustup to add its component.
 # - scripts/test-package.sh's `N passed, N failed` and its `SKIP:` lines.
+# - scripts/test-takeover-vm.sh: each case once (`<case> ok|FAILED …`), its
+#   `SKIP:` lines (qemu cannot run) as skipped.
 # Every skip is listed with its reason before that line. A part that
 # cannot run at all (a build error, a failed install) counts as one
 # failure. Exits non-zero when anything failed.
@@ -36,6 +38,7 @@ system_packages=(
   time    # /usr/bin/time, for bench/
   fdisk util-linux mount e2fsprogs dosfstools btrfs-progs squashfs-tools bmap-tools # disk images: sfdisk, blkid, losetup, mkfs.*, bmaptool
   network-manager openssh-client # takeover: nmcli --offline reads the keyfiles ferry writes; ssh-keygen checks host keys
+  grub-pc-bin grub2-common # takeover VM images: grub-install --target=i386-pc (qemu: test-takeover-vm.sh installs it from one suite)
 )
 
 logs="${CARGO_TARGET_DIR:-target}/test-all"
@@ -191,6 +194,29 @@ done < <(grep '^SKIP: ' "$logs/package.log")
 if [ "$package_rc" != 0 ] && [ -z "$summary" ]; then
   failed=$((failed + 1))
   failures+=("scripts/test-package.sh exited $package_rc without its summary (see $logs/package.log)")
+fi
+
+# ---------------------------------------------------------------- takeover VM
+echo "== takeover VM cases (log: $logs/takeover-vm.log)"
+scripts/test-takeover-vm.sh 2>&1 | tee "$logs/takeover-vm.log"
+vm_rc=${PIPESTATUS[0]}
+vm_summary=$(grep -E '^takeover-vm: [0-9]+ of [0-9]+ cases ok$' "$logs/takeover-vm.log" | tail -n 1)
+while read -r vm_case vm_result _; do
+  case $vm_result in
+    ok) passed=$((passed + 1)) ;;
+    FAILED)
+      failed=$((failed + 1))
+      failures+=("scripts/test-takeover-vm.sh: $vm_case (see $logs/takeover-vm.log)")
+      ;;
+  esac
+done < <(grep -E '^[a-z0-9-]+ (ok|FAILED) [0-9]+s' "$logs/takeover-vm.log")
+while IFS= read -r line; do
+  skip_list+=("scripts/test-takeover-vm.sh: ${line#SKIP: }")
+  skipped=$((skipped + 1))
+done < <(grep '^SKIP: ' "$logs/takeover-vm.log")
+if [ "$vm_rc" != 0 ] && [ -z "$vm_summary" ]; then
+  failed=$((failed + 1))
+  failures+=("scripts/test-takeover-vm.sh exited $vm_rc without its summary (see $logs/takeover-vm.log)")
 fi
 
 # ---------------------------------------------------------------- summary
