@@ -23,7 +23,7 @@ use ferry_journal::{Journal, Step};
 use serde::{Deserialize, Serialize};
 
 use crate::carry::{self, CollectOptions};
-use crate::run::{checked_plan, Record, RunError, RunRequest};
+use crate::run::{checked_plan, old_root, Record, RunError, RunRequest};
 use crate::steps::{partition_device, OldRoot, DATA_RECORD, OLD_ROOT_RECORD};
 use crate::sys;
 
@@ -101,17 +101,6 @@ const FLASHER_RECORD: &str = "flasher.json";
 
 fn mounted_devices() -> String {
     fs::read_to_string("/proc/self/mounts").unwrap_or_default()
-}
-
-fn old_root() -> Option<OldRoot> {
-    mounted_devices().lines().rev().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (device, point, fstype) = (f.next()?, f.next()?, f.next()?);
-        (point == "/" && device.starts_with("/dev/") && device != "/dev/root").then(|| OldRoot {
-            device: PathBuf::from(device),
-            fstype: fstype.to_string(),
-        })
-    })
 }
 
 /// Mounts `device` at a fresh directory under `under`, trying the usual

@@ -1197,7 +1197,7 @@ fn checksum(config: &Config, image: &ImageSummary, findings: &mut Vec<Finding>) 
 }
 
 /// `proc/self/mounts`'s octal escapes (`\040` for a space) undone.
-fn unescape_mount(field: &str) -> PathBuf {
+pub(crate) fn unescape_mount(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -1408,4 +1408,18 @@ fn old_root_holders(system: &Path, target_device: Option<&str>, findings: &mut V
         "nothing to do: stage 2 stops them before unmounting the old root; stop what must shut down \
          cleanly (databases) yourself first",
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_table_escapes_are_undone_and_odd_ones_kept() {
+        assert_eq!(unescape_mount("/mnt/a\\040b"), Path::new("/mnt/a b"));
+        assert_eq!(unescape_mount("/plain"), Path::new("/plain"));
+        assert_eq!(unescape_mount("/odd\\"), Path::new("/odd\\"));
+        assert_eq!(unescape_mount("/x\\04"), Path::new("/x\\04"));
+        assert_eq!(unescape_mount("/y\\999"), Path::new("/y\\999"));
+    }
 }

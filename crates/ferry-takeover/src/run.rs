@@ -334,7 +334,7 @@ fn copy_image(from: &Path, to: &Path, sha256: &str) -> Result<u64, String> {
 }
 
 /// The device and type of the filesystem mounted at `/`.
-fn old_root() -> Option<OldRoot> {
+pub(crate) fn old_root() -> Option<OldRoot> {
     let text = fs::read_to_string("/proc/self/mounts").ok()?;
     let (device, fstype) = text.lines().rev().find_map(|l| {
         let mut f = l.split_whitespace();

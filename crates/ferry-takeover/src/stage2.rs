@@ -20,6 +20,7 @@ use ferry_image::{flash, FlashOptions, FlashProgress};
 use ferry_journal::{EventLog, EventState, Step};
 
 use crate::carry::{self, Carried};
+use crate::preflight::unescape_mount;
 use crate::steps::{
     partition_device, Fault, Handoff, TakeoverJournal, TakeoverStep, DATA_RECORD, HANDOFF_FORMAT,
     OLD_ROOT_RECORD, STAGE_ROOT, WORK,
@@ -495,7 +496,7 @@ fn swap_off() {
     let text = fs::read_to_string("/proc/swaps").unwrap_or_default();
     for line in text.lines().skip(1) {
         if let Some(path) = line.split_whitespace().next() {
-            let path = unescape_mount(path);
+            let path = unescape_mount(path).display().to_string();
             match sys::swapoff(Path::new(&path)) {
                 Ok(()) => console(&format!("swap {path} off")),
                 Err(e) => console(&format!("swapoff {path}: {e}")),
@@ -558,34 +559,16 @@ fn stop_processes(heartbeat: &Heartbeat) -> Result<(), String> {
     }
 }
 
-/// Undoes the octal escapes of /proc mount tables (`\040` for a space).
-fn unescape_mount(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() {
-            let octal = std::str::from_utf8(&bytes[i + 1..i + 4])
-                .ok()
-                .and_then(|s| u8::from_str_radix(s, 8).ok());
-            if let Some(b) = octal {
-                out.push(b);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Mount points at or under `top`, deepest first.
 fn mounts_under(top: &str) -> Vec<String> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<String> = text
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(unescape_mount))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .map(|p| unescape_mount(p).display().to_string())
+        })
         .filter(|p| p == top || p.starts_with(&format!("{top}/")))
         .collect();
     // Later mounts may sit on earlier ones at the same path: undo in reverse.
@@ -661,17 +644,4 @@ fn mount_partition(device: &Path, point: &Path, heartbeat: &Heartbeat) -> Result
         device.display(),
         errors.join(", ")
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_table_escapes_are_undone() {
-        assert_eq!(unescape_mount("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount("/plain"), "/plain");
-        assert_eq!(unescape_mount("/odd\\"), "/odd\\");
-        assert_eq!(unescape_mount("/x\\04"), "/x\\04");
-    }
 }
