@@ -283,7 +283,13 @@ pub fn missing_in_target(
             blocker(
                 FindingKey::NoVersionInTarget(name.to_string()),
                 format!("{name} is installed, and no repository of the target sources offers it"),
-                format!("add {name} to [packages] remove in the profile, or publish it in the new repository"),
+                // A release upgrade's removals come from its bundle's
+                // demoted.cfg; a profile's from its [packages] remove.
+                if profile.allow_removals {
+                    format!("add {name} to the bundle's demoted.cfg, or publish it in the new release")
+                } else {
+                    format!("add {name} to [packages] remove in the profile, or publish it in the new repository")
+                },
             )
         })
         .collect()
@@ -645,6 +651,41 @@ mod tests {
             "acme-plugin 1.0 could not stay installed with the target sources: \
              nothing satisfies `acme-daemon (= 1.0)`: acme-plugin 1.0 needs acme-daemon (= 1.0)"
         );
+    }
+
+    #[test]
+    fn a_package_the_target_lacks_names_where_its_removal_is_written() {
+        let (dir, system) = root_with_status(&format!("{DPKG}{PLUGIN}"));
+        let lists = dir.path().join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::write(
+            lists.join("old_dists_stable_main_binary-all_Packages"),
+            "Package: acme-plugin\nVersion: 1.0\nArchitecture: all\n",
+        )
+        .unwrap();
+        let (target, mut profile) = target_without_the_daemon();
+        let installed = crate::snapshot::installed_packages(&system).unwrap();
+        let remedy = |profile: &Profile| {
+            let findings = missing_in_target(
+                &system,
+                target.path(),
+                &installed,
+                &Transaction::default(),
+                profile,
+            );
+            assert_eq!(findings.len(), 1, "{findings:#?}");
+            assert_eq!(
+                findings[0].key,
+                FindingKey::NoVersionInTarget("acme-plugin".into())
+            );
+            findings[0].remediation.clone()
+        };
+        assert!(remedy(&profile).contains("[packages] remove in the profile"));
+        // A release upgrade: its removals are the bundle's demoted.cfg.
+        profile.allow_removals = true;
+        let remediation = remedy(&profile);
+        assert!(remediation.contains("demoted.cfg"), "{remediation}");
+        assert!(!remediation.contains("profile"), "{remediation}");
     }
 
     #[test]

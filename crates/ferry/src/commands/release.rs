@@ -73,8 +73,7 @@ fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
             Path::new("/").join(CONFIG_PATH).display()
         ))
     })?;
-    let body = ferry_fetch::fetch_bytes(&url, INDEX_LIMIT)
-        .map_err(|e| Failure::failed(format!("cannot fetch the meta-release index: {e}")))?;
+    let body = ferry_fetch::fetch_bytes(&url, INDEX_LIMIT).map_err(|e| index_failure(&e, &url))?;
     let text = String::from_utf8(body).map_err(|e| {
         Failure::bad_input(format!(
             "the meta-release index is not UTF-8 (byte {})",
@@ -95,6 +94,35 @@ fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
         index,
         os,
     })
+}
+
+/// An index that is not there (no such file, 404, 410), is too large or
+/// has a scheme ferry does not fetch is a wrong `--meta-release` or
+/// configuration: exit 2. A network that fails on the way is exit 1.
+fn index_failure(error: &ferry_fetch::FetchError, url: &str) -> Failure {
+    use ferry_fetch::FetchError;
+    let mut last = error;
+    while let FetchError::GaveUp { last: inner, .. } = last {
+        last = inner;
+    }
+    let what = format!("cannot fetch the meta-release index: {error}");
+    let wrong_address = match last {
+        FetchError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+        ),
+        FetchError::Status { status, .. } => matches!(status, 404 | 410),
+        FetchError::Scheme { .. } | FetchError::TooLarge { .. } => true,
+        _ => false,
+    };
+    let failure = if wrong_address {
+        Failure::bad_input(what).hint(
+            "check --meta-release or `meta_release` in the configuration; nothing was changed",
+        )
+    } else {
+        Failure::failed(what).hint("check the network and try again; nothing was changed")
+    };
+    failure.at(Path::new(url), None, None)
 }
 
 fn config_failure(error: ConfigError) -> Failure {
@@ -541,7 +569,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
                 target: ReleaseView::from(target),
                 signed_by: &obtained.verified,
                 blocked: plan.blocked(),
-                plan: PlanView::from(&plan),
+                plan: PlanView::from(&plan).carried_out_by("ferry release upgrade"),
             },
             global,
         );
@@ -551,7 +579,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
             Exit::Ok
         });
     }
-    migrate::confirm(args.yes, &profile)?;
+    migrate::confirm(args.yes, "ferry release upgrade", &profile)?;
     migrate::warn_if_remote(global);
     migrate::detach_from_terminal_hangup();
     let options = ferry_apt::RunOptions {
@@ -703,9 +731,24 @@ Bundle-SHA256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
             target: ReleaseView::from(&index.releases[1]),
             signed_by: &verified,
             blocked: plan.blocked(),
-            plan: PlanView::from(&plan),
+            plan: PlanView::from(&plan).carried_out_by("ferry release upgrade"),
         };
         insta::assert_snapshot!("upgrade_dry_run_for_people", output.to_string());
         insta::assert_json_snapshot!("upgrade_dry_run_as_json", output);
+    }
+
+    #[test]
+    fn a_ready_dry_run_names_the_command_that_carries_it_out() {
+        let mut plan = migrate::tests::plan();
+        plan.findings
+            .retain(|f| f.severity != ferry_apt::Severity::Blocker);
+        let text = PlanView::from(&plan)
+            .carried_out_by("ferry release upgrade")
+            .to_string();
+        assert!(
+            text.ends_with("\nReady: `ferry release upgrade` would carry this out.\n"),
+            "{text}"
+        );
+        assert!(!text.contains("ferry run"), "{text}");
     }
 }
