@@ -10,7 +10,10 @@ mod render;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return render::usage_error(&error, json_asked()).into(),
+    };
     let global = cli.global.clone();
     match commands::run(cli) {
         Ok(code) => code.into(),
@@ -19,4 +22,14 @@ fn main() -> std::process::ExitCode {
             failure.exit_code().into()
         }
     }
+}
+
+/// Whether `--json` is on the command line (before a `--`), read from the
+/// raw arguments: when clap refuses them there is no parsed `Global`, and a
+/// script that asked for JSON must still get it.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
 }

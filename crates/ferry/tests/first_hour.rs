@@ -100,3 +100,39 @@ fn rollback_asks_like_run_and_refuses_without_a_terminal() {
     assert!(out.contains("no terminal to ask"), "{out}");
     insta::assert_snapshot!("rollback_without_yes", out);
 }
+
+#[test]
+fn usage_errors_under_json_are_the_one_error_object_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--json", "plan"],
+        &["--json", "--no-such-flag", "status"],
+        &["--json", "plann", "p.toml"],
+        &["--json"],
+    ];
+    let mut all = String::new();
+    for args in cases {
+        let out = Command::new(FERRY)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: stderr {:?}", out.stderr);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["error"]["exit_code"], 2, "{json}");
+        assert!(
+            json["error"]["message"].as_str().unwrap().len() > 5,
+            "{json}"
+        );
+        all.push_str(&run(dir.path(), args));
+    }
+    insta::assert_snapshot!("usage_errors_as_json", all);
+    // For people, clap's own words, and the same exit code; help is exit 0.
+    let plain = run(dir.path(), &["plan"]);
+    assert!(
+        plain.starts_with("$ ferry plan\nexit: 2\n--- stdout\n--- stderr\nerror: "),
+        "{plain}"
+    );
+    assert!(run(dir.path(), &["--json", "--help"]).contains("exit: 0"));
+}
