@@ -76,9 +76,11 @@ pub enum Command {
 pub enum VersionCommand {
     /// Exit 0 when `A OP B` holds and 1 when not, like `dpkg --compare-versions`
     Compare {
-        /// The first version
+        /// The first version (an empty one is no version, earlier than any)
         a: String,
-        /// lt, le, eq, ne, ge, gt (or << <= = >= >>)
+        /// lt, le, eq, ne, ge, gt (or << <= = >= >>); lt-nl, le-nl, ge-nl,
+        /// gt-nl (no version is later than any); < and > are dpkg's
+        /// obsolete <= and >= (accepted with a warning)
         op: String,
         /// The second version
         b: String,
