@@ -136,3 +136,39 @@ fn usage_errors_under_json_are_the_one_error_object_with_exit_2() {
     );
     assert!(run(dir.path(), &["--json", "--help"]).contains("exit: 0"));
 }
+
+#[test]
+fn inputs_that_are_not_what_they_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_root(dir.path());
+    // A `.xz` that is plain text: refused, naming the file and what it is.
+    write(
+        dir.path(),
+        "Packages.xz",
+        "Package: a\nVersion: 1\nArchitecture: all\n",
+    );
+    let xz = run(dir.path(), &["check", "--arch", "amd64", "Packages.xz"]);
+    assert!(xz.contains("exit: 2"), "{xz}");
+    // An index with Latin-1 bytes: read, with a warning naming file and line.
+    write(
+        dir.path(),
+        "Packages",
+        b"Package: a\nVersion: 1\nArchitecture: all\nMaintainer: Jos\xe9\n".as_slice(),
+    );
+    let latin1 = run(dir.path(), &["check", "--arch", "amd64", "Packages"]);
+    assert!(latin1.contains("exit: 0"), "{latin1}");
+    assert!(
+        latin1.contains("warning: Packages:4: not UTF-8"),
+        "{latin1}"
+    );
+    // A profile with Latin-1 bytes: an error at its line and column.
+    write(
+        dir.path(),
+        "p.toml",
+        b"schema = 1\nname = \"Jos\xe9\"\n".as_slice(),
+    );
+    let profile = run(dir.path(), &["--root", "root", "plan", "p.toml"]);
+    assert!(profile.contains("exit: 2"), "{profile}");
+    assert!(profile.contains("--> p.toml:2:12"), "{profile}");
+    insta::assert_snapshot!("not_what_they_claim", format!("{xz}\n{latin1}\n{profile}"));
+}

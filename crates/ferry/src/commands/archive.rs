@@ -41,6 +41,16 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
     }
 }
 
+/// A suite, read; its warnings (indices not UTF-8) go to stderr, where
+/// they reach people and stay out of `--json` and `--yaml` documents.
+fn read_suite(dir: &Path, arch: &[String]) -> Result<Suite, Failure> {
+    let suite = Suite::read(dir, arch).map_err(failure)?;
+    for warning in &suite.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(suite)
+}
+
 fn failure(error: ArchiveError) -> Failure {
     match &error {
         ArchiveError::Read { path, .. } => {
@@ -109,8 +119,8 @@ fn excuses(
         Some(path) => Hints::load(path).map_err(failure)?,
         None => Hints::default(),
     };
-    let source = Suite::read(from, arch).map_err(failure)?;
-    let target = Suite::read(to, arch).map_err(failure)?;
+    let source = read_suite(from, arch)?;
+    let target = read_suite(to, arch)?;
     let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
     if let Some(dir) = write_result {
         ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
@@ -208,7 +218,7 @@ fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
 }
 
 fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
-    let suite = Suite::read(dir, arch).map_err(failure)?;
+    let suite = read_suite(dir, arch)?;
     if !suite.has_sources() {
         return Err(Failure::bad_input(format!(
             "{}: no Sources index under COMPONENT/source/; NBS needs the sources",
@@ -283,8 +293,8 @@ fn coverage(
         Some(path) => NameMap::load(path).map_err(failure)?,
         None => NameMap::default(),
     };
-    let old = Suite::read(from, arch).map_err(failure)?;
-    let new = Suite::read(to, arch).map_err(failure)?;
+    let old = read_suite(from, arch)?;
+    let new = read_suite(to, arch)?;
     let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
     render::output(&CoverageOutput::new(&report), global);
     Ok(if report.gaps.is_empty() {

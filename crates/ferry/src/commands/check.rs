@@ -17,11 +17,17 @@ use crate::cli::{CheckArgs, CheckFormat, Global};
 use crate::exit::Exit;
 use crate::render::Failure;
 
+/// An index's text; a file that is not UTF-8 throughout is read as apt
+/// reads it, as bytes, with a warning on stderr naming the file and line.
 fn read_index(path: &Path) -> Result<String, Failure> {
-    ferry_deb::index::read_to_string(path).map_err(|e| {
+    let index = ferry_deb::index::read_text(path).map_err(|e| {
         Failure::bad_input(format!("cannot read {}: {}", path.display(), e.source))
             .at(path, None, None)
-    })
+    })?;
+    if let Some(warning) = index.warning(path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(index.text)
 }
 
 fn parse<'t>(path: &Path, text: &'t str) -> Result<Vec<BinaryPackage<'t>>, Failure> {
