@@ -217,34 +217,55 @@ fn dpkg_audit(system: &SystemRoot) -> Option<String> {
 
 /// Installed packages whose installed version no configured repository
 /// offers (foreign or obsolete): they cannot be reinstalled from anywhere.
+/// One finding for them all, with the count and the list: a real device
+/// has a hundred, and a hundred lines hide the findings that matter. With
+/// no lists at all, one finding saying so instead of one per package.
 fn obsolete_packages(system: &SystemRoot) -> Vec<Finding> {
     let available = available_versions(&system.lists_dir());
     if available.is_empty() {
-        return Vec::new();
+        return vec![Finding::new(
+            FindingKey::AptLists,
+            Severity::Warning,
+            format!(
+                "apt has no package lists in {}: which installed packages a repository \
+                 offers cannot be known",
+                system.lists_dir().display()
+            ),
+            "run `apt-get update` as root, then plan again",
+        )];
     }
     let Ok(installed) = crate::snapshot::installed_packages(system) else {
         return Vec::new();
     };
-    installed
+    let mut packages: Vec<String> = installed
         .iter()
-        .filter_map(|(key, p)| {
+        .filter(|(key, p)| {
             let name = key.split(':').next().unwrap_or(key);
-            let offered = available
+            !available
                 .get(name)
-                .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version));
-            (!offered).then(|| {
-                Finding::new(
-                    FindingKey::NotFromARepository(name.to_string()),
-                    Severity::Warning,
-                    format!(
-                        "{name} {} is installed but no configured repository offers that version",
-                        p.version
-                    ),
-                    "ferry keeps a rebuilt .deb of it in the backup when the migration touches it",
-                )
-            })
+                .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version))
         })
-        .collect()
+        .map(|(key, p)| format!("{key} {}", p.version))
+        .collect();
+    packages.sort();
+    if packages.is_empty() {
+        return Vec::new();
+    }
+    let what = match packages.as_slice() {
+        [one] => format!("{one} is installed but no configured repository offers that version"),
+        many => format!(
+            "{} installed packages are at versions no configured repository offers",
+            many.len()
+        ),
+    };
+    let mut finding = Finding::new(
+        FindingKey::NotFromRepositories,
+        Severity::Warning,
+        what,
+        "ferry keeps a rebuilt .deb of each in the backup when the migration touches it",
+    );
+    finding.packages = packages;
+    vec![finding]
 }
 
 /// Installed packages that a current repository offers, that the

@@ -33,6 +33,12 @@ pub struct Global {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
+    /// Show no progress (errors and the result still print)
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show every item a summary counts (e.g. each package of a plan's finding)
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -176,6 +176,9 @@ pub struct PlanView<'a> {
     /// people: `ferry run` for a profile, `ferry release upgrade` for a bundle.
     #[serde(skip)]
     pub carried_out_by: &'static str,
+    /// Whether people see each package of a finding about many (`--verbose`).
+    #[serde(skip)]
+    pub verbose: bool,
 }
 
 impl<'a> From<&'a Plan> for PlanView<'a> {
@@ -195,11 +198,18 @@ impl<'a> From<&'a Plan> for PlanView<'a> {
             space: &plan.space,
             findings: &plan.findings,
             carried_out_by: "ferry run",
+            verbose: false,
         }
     }
 }
 
 impl PlanView<'_> {
+    /// The same plan, listing each package of a finding about many.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
     /// The same plan, saying that `command` carries it out.
     pub fn carried_out_by(mut self, command: &'static str) -> Self {
         self.carried_out_by = command;
@@ -328,6 +338,15 @@ impl fmt::Display for PlanView<'_> {
                 "  {label:<8} [{}] {}\n           -> {}",
                 finding.key, finding.finding, finding.remediation
             )?;
+            if finding.packages.len() > 1 {
+                if self.verbose {
+                    for package in &finding.packages {
+                        writeln!(f, "           {package}")?;
+                    }
+                } else {
+                    writeln!(f, "           (--verbose lists them)")?;
+                }
+            }
         }
         if self.blocked() {
             f.write_str("\nBlocked: resolve the blockers above; nothing was changed.\n")
@@ -394,7 +413,9 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
     if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
         save_plan(path, fingerprint, &profile, &plan, global)?;
     }
-    render::output(&PlanOutput::from(&plan), global);
+    let mut output = PlanOutput::from(&plan);
+    output.plan.verbose = global.verbose;
+    render::output(&output, global);
     Ok(if plan.blocked() {
         Exit::Blocked
     } else {
@@ -1122,12 +1143,21 @@ pub(crate) mod tests {
                     severity: Severity::Blocker,
                     finding: "/var/cache/apt/archives has 2 MiB free, the migration needs 3 MiB".into(),
                     remediation: "free space on the filesystem of /var/cache/apt/archives (apt-get clean, remove old kernels)".into(),
+                    packages: vec![],
+                },
+                Finding {
+                    key: FindingKey::NotFromRepositories,
+                    severity: Severity::Warning,
+                    finding: "3 installed packages are at versions no configured repository offers".into(),
+                    remediation: "ferry keeps a rebuilt .deb of each in the backup when the migration touches it".into(),
+                    packages: vec!["local-tool 0.1".into(), "old-lib:i386 2.3-1".into(), "vendor-fw 7".into()],
                 },
                 Finding {
                     key: FindingKey::HeldPackage("acme-tools".into()),
                     severity: Severity::Info,
                     finding: "acme-tools is held and stays as it is".into(),
                     remediation: "nothing to do".into(),
+                    packages: vec![],
                 },
             ],
         }
@@ -1136,6 +1166,33 @@ pub(crate) mod tests {
     #[test]
     fn plan_for_people() {
         insta::assert_snapshot!(PlanOutput::from(&plan()).to_string());
+    }
+
+    #[test]
+    fn a_finding_about_many_packages_is_one_line_and_lists_them_with_verbose() {
+        let p = plan();
+        let terse = PlanOutput::from(&p).to_string();
+        assert!(
+            terse.contains("[not-from-a-repository] 3 installed packages"),
+            "{terse}"
+        );
+        assert!(terse.contains("(--verbose lists them)"), "{terse}");
+        assert!(!terse.contains("old-lib:i386"), "{terse}");
+        let verbose = PlanView::from(&p).verbose(true).to_string();
+        assert!(
+            verbose.contains("           old-lib:i386 2.3-1\n"),
+            "{verbose}"
+        );
+        assert!(!verbose.contains("--verbose lists them"), "{verbose}");
+        // Scripts get the list whatever the flag.
+        let json = serde_json::to_value(PlanOutput::from(&p)).unwrap();
+        assert_eq!(
+            json["plan"]["findings"][1]["packages"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]

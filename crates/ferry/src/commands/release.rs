@@ -569,7 +569,9 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
                 target: ReleaseView::from(target),
                 signed_by: &obtained.verified,
                 blocked: plan.blocked(),
-                plan: PlanView::from(&plan).carried_out_by("ferry release upgrade"),
+                plan: PlanView::from(&plan)
+                    .carried_out_by("ferry release upgrade")
+                    .verbose(global.verbose),
             },
             global,
         );
