@@ -172,3 +172,82 @@ fn inputs_that_are_not_what_they_claim() {
     assert!(profile.contains("--> p.toml:2:12"), "{profile}");
     insta::assert_snapshot!("not_what_they_claim", format!("{xz}\n{latin1}\n{profile}"));
 }
+
+#[test]
+fn progress_is_a_line_per_phase_in_a_pipe_none_with_quiet_and_events_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Packages",
+        "Package: a\nVersion: 1\nArchitecture: all\nDepends: b\n\nPackage: b\nVersion: 1\nArchitecture: all\n",
+    );
+    let ferry = |args: &[&str]| {
+        Command::new(FERRY)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let plain = ferry(&["check", "--arch", "amd64", "Packages"]);
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stderr),
+        "reading 1 index file…\nchecking the installability of 2 packages…\n"
+    );
+    let quiet = ferry(&["--quiet", "check", "--arch", "amd64", "Packages"]);
+    assert!(quiet.stderr.is_empty(), "{:?}", quiet.stderr);
+    assert_eq!(quiet.stdout, plain.stdout, "progress never reaches stdout");
+    let json = ferry(&["--json", "check", "--arch", "amd64", "Packages"]);
+    serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let states: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["progress"].as_str().unwrap(),
+                e["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("reading 1 index file", "start"),
+            ("reading 1 index file", "done"),
+            ("checking the installability of 2 packages", "start"),
+            ("checking the installability of 2 packages", "done"),
+        ]
+    );
+    assert!(events[1]["elapsed_seconds"].is_number());
+}
+
+#[test]
+fn progress_on_a_terminal_is_a_live_line_that_is_cleared() {
+    skip_unless!(Need::Tool("script"));
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Packages",
+        "Package: a\nVersion: 1\nArchitecture: all\n",
+    );
+    // `script` gives ferry a terminal; what it drew is in the typescript.
+    let out = Command::new("script")
+        .current_dir(dir.path())
+        .args([
+            "-qec",
+            &format!("{FERRY} check --arch amd64 Packages"),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("0 of 1 packages are not installable"),
+        "{text}"
+    );
+    // No plain phase line on a terminal: the live line is drawn and erased.
+    assert!(!text.contains("index file…\r\n"), "{text:?}");
+}

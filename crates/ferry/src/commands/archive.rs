@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::cli::{ArchiveCommand, Global};
 use crate::exit::Exit;
+use crate::progress::Progress;
 use crate::render::{self, Failure};
 
 pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
@@ -119,12 +120,18 @@ fn excuses(
         Some(path) => Hints::load(path).map_err(failure)?,
         None => Hints::default(),
     };
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", from.display()));
     let source = read_suite(from, arch)?;
+    progress.phase(format!("reading {}", to.display()));
     let target = read_suite(to, arch)?;
+    progress.phase("finding what may migrate without breaking the target");
     let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
     if let Some(dir) = write_result {
+        progress.phase(format!("writing the result to {}", dir.display()));
         ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
     }
+    progress.end();
     let output = ExcusesOutput(&result);
     if yaml && !global.json {
         use std::io::Write;
@@ -218,7 +225,10 @@ fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
 }
 
 fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", dir.display()));
     let suite = read_suite(dir, arch)?;
+    progress.phase("finding binaries not built from source");
     if !suite.has_sources() {
         return Err(Failure::bad_input(format!(
             "{}: no Sources index under COMPONENT/source/; NBS needs the sources",
@@ -226,6 +236,7 @@ fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
         )));
     }
     let found = ferry_archive::not_built_from_source(&suite).map_err(failure)?;
+    progress.end();
     render::output(
         &NbsOutput {
             suite: dir,
@@ -293,9 +304,14 @@ fn coverage(
         Some(path) => NameMap::load(path).map_err(failure)?,
         None => NameMap::default(),
     };
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", from.display()));
     let old = read_suite(from, arch)?;
+    progress.phase(format!("reading {}", to.display()));
     let new = read_suite(to, arch)?;
+    progress.phase("checking each old binary against the new suite");
     let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
+    progress.end();
     render::output(&CoverageOutput::new(&report), global);
     Ok(if report.gaps.is_empty() {
         Exit::Ok

@@ -408,8 +408,7 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         Some(_) => Some(SystemFingerprint::capture(root).map_err(|e| saved_plan_failure(e, None))?),
         None => None,
     };
-    let plan =
-        ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
+    let plan = planning(root, &profile, global)?;
     if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
         save_plan(path, fingerprint, &profile, &plan, global)?;
     }
@@ -421,6 +420,21 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
     } else {
         Exit::Ok
     })
+}
+
+/// Computes the plan, with progress: apt updates and simulates in a
+/// sandbox, seconds to a minute on a real system.
+pub(crate) fn planning(
+    root: &SystemRoot,
+    profile: &Profile,
+    global: &Global,
+) -> Result<Plan, Failure> {
+    let mut progress = crate::progress::Progress::new(global);
+    progress.phase(format!(
+        "planning `{}`: apt update and simulation in a sandbox, checks",
+        profile.name
+    ));
+    ferry_apt::compute_plan(root, profile).map_err(|e| Failure::failed(e.to_string()))
 }
 
 /// `plan --save FILE`: writes the plan for `run --plan FILE`, unless it is

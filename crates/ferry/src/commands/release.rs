@@ -10,7 +10,6 @@
 //! bundle or a refused signature is 2 and nothing is changed.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use ferry_apt::PackageName;
@@ -28,6 +27,7 @@ use super::migrate::{self, PlanView};
 use super::{require_privileges, system_root};
 use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
 use crate::exit::Exit;
+use crate::progress::Progress;
 use crate::render::{self, Failure};
 
 /// An index is a few kilobytes; this bounds what a hostile server can send.
@@ -395,22 +395,16 @@ fn obtain(
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
-    let quiet = global.json;
-    let mut last = 0u64;
-    let mut progress = |done: u64, total: Option<u64>| {
-        if quiet || (done != total.unwrap_or(u64::MAX) && done < last + (256 << 10)) {
-            return;
-        }
-        last = done;
-        let total = total.map_or_else(|| "?".to_string(), |t| t.to_string());
-        eprint!("\rdownloading bundle: {done}/{total} bytes");
-        let _ = std::io::stderr().flush();
-    };
+    let mut progress = Progress::new(global);
+    progress.download(
+        format!("downloading the bundle of {}", target.dist),
+        Some(reference.size),
+    );
     let obtained =
-        ferry_release::obtain_bundle(reference, &ctx.url, &keyring, &work, &mut progress);
-    if !quiet {
-        eprintln!();
-    }
+        ferry_release::obtain_bundle(reference, &ctx.url, &keyring, &work, &mut |done, total| {
+            progress.advance_to(done, total)
+        });
+    progress.end();
     let obtained = obtained.map_err(|e| bundle_failure(e, &work.join("bundle")))?;
     Ok((obtained, temporary))
 }
@@ -562,8 +556,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     let migration = ferry_release::to_migration(&obtained.bundle, target);
     let profile = migration.profile;
     if args.dry_run {
-        let plan =
-            ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
+        let plan = migrate::planning(root, &profile, global)?;
         render::output(
             &UpgradePlanOutput {
                 target: ReleaseView::from(target),
