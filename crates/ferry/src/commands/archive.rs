@@ -135,7 +135,11 @@ fn excuses(
     let output = ExcusesOutput(&result);
     if yaml && !global.json {
         use std::io::Write;
-        let _ = std::io::stdout().write_all(excuses_yaml(&result).as_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let yaml = excuses_yaml(&result, &render::iso8601(now));
+        let _ = std::io::stdout().write_all(yaml.as_bytes());
     } else {
         render::output(&output, global);
     }
@@ -194,8 +198,9 @@ fn quoted(text: &str) -> String {
 
 /// britney's `excuses.yaml` layout: one item per candidate with its
 /// versions, the verdict and the excuses as lines of text.
-fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
-    let mut out = String::from("sources:\n");
+fn excuses_yaml(result: &ferry_archive::Excuses, generated: &str) -> String {
+    // britney's excuses.yaml starts with when it was made.
+    let mut out = format!("generated-date: {}\nsources:\n", quoted(generated));
     for e in &result.excuses {
         out.push_str(&format!("- item-name: {}\n", quoted(&e.source)));
         out.push_str(&format!("  source: {}\n", quoted(&e.source)));
