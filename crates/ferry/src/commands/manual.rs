@@ -21,9 +21,11 @@ const SYSTEM_FILES: &[(&str, &str)] = &[
         "/etc/apt/",
         "the APT sources, keyrings and configuration read (under --root)",
     ),
+    // Relative to --root: the absolute path of dpkg's database in the
+    // binary is what lintian's uses-dpkg-database-directly flags.
     (
-        "/var/lib/dpkg/status",
-        "the installed packages (under --root)",
+        "var/lib/dpkg/status",
+        "the installed packages, under --root (/ by default)",
     ),
 ];
 
