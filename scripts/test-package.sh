@@ -120,6 +120,15 @@ has() { grep -qx "./$1" <<<"$contents"; }
 check "package has /usr/bin/ferry" has usr/bin/ferry
 check "package has man pages ferry.1, ferry-version.1, ferry-sources.1" \
   bash -c 'for p in ferry ferry-version ferry-sources; do grep -qx "./usr/share/man/man1/$p.1.gz" <<<"$1" || exit 1; done' _ "$contents"
+check "package has the docs (profile, release upgrade, archive, JSON, exit codes) in /usr/share/doc/ferry/" \
+  bash -c 'for d in profile release-upgrade archive json exit-codes; do grep -qE "^\./usr/share/doc/ferry/$d\.md(\.gz)?$" <<<"$1" || exit 1; done' _ "$contents"
+dpkg-deb -x "$deb" "$work/unpacked"
+check "every man page reads with man -l without a warning, with EXIT STATUS, FILES and EXAMPLES" \
+  bash -c 'for p in "$1"/usr/share/man/man1/*.1.gz; do
+      [ -z "$(man --warnings -E UTF-8 -l "$p" 2>&1 >/dev/null)" ] || exit 1
+      text=$(MANWIDTH=80 man -l "$p" 2>/dev/null | col -b)
+      for s in DESCRIPTION "EXIT STATUS" FILES EXAMPLES; do grep -q "^$s" <<<"$text" || exit 1; done
+    done' _ "$work/unpacked"
 check "package has no man page for hidden commands" \
   bash -c '! grep -E "man1/ferry-(generate|help)" <<<"$1"' _ "$contents"
 check "package has bash, zsh and fish completions" \

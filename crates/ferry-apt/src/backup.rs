@@ -110,6 +110,9 @@ impl Backup {
     ) -> Result<Backup, BackupError> {
         std::fs::create_dir_all(dir.join("debs")).map_err(io(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        let debs = dir.join("debs");
+        std::fs::set_permissions(&debs, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(&debs))?;
         copy_tree(&system.host_path("etc/apt"), &dir.join("etc-apt"))?;
         let extended = system.host_path("var/lib/apt/extended_states");
         if extended.is_file() {
@@ -198,9 +201,12 @@ impl Backup {
     }
 }
 
+/// Writes ferry's own record of the backup (manifest, snapshot), 0600:
+/// it lists the system's packages and sources, for root alone.
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BackupError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(path)(std::io::Error::other(e)))?;
-    ferry_journal::write_atomic(path, &bytes).map_err(io(path))
+    ferry_journal::write_atomic(path, &bytes).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BackupError> {
@@ -555,6 +561,34 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ferry_keeps_its_directories_0700_and_its_records_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let layout = crate::run::Layout::new(root.path());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        // An existing, too open /var/lib/ferry is closed too.
+        std::fs::create_dir_all(layout.state_dir()).unwrap();
+        std::fs::set_permissions(layout.state_dir(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        for dir in [layout.migration_dir("m-1"), layout.backup_dir("m-1")] {
+            layout.private_dir(&dir).unwrap();
+        }
+        for dir in [
+            layout.state_dir(),
+            layout.migration_dir("m-1"),
+            layout.backups_dir(),
+            layout.backup_dir("m-1"),
+        ] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        // Above ferry's own directories nothing changes.
+        assert_ne!(mode(&root.path().join("var/backups")), 0o700);
+        let manifest = layout.backup_dir("m-1").join(MANIFEST);
+        write_json(&manifest, &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(mode(&manifest), 0o600);
+    }
 
     #[test]
     fn apt_spells_epochs_in_file_names() {

@@ -217,34 +217,55 @@ fn dpkg_audit(system: &SystemRoot) -> Option<String> {
 
 /// Installed packages whose installed version no configured repository
 /// offers (foreign or obsolete): they cannot be reinstalled from anywhere.
+/// One finding for them all, with the count and the list: a real device
+/// has a hundred, and a hundred lines hide the findings that matter. With
+/// no lists at all, one finding saying so instead of one per package.
 fn obsolete_packages(system: &SystemRoot) -> Vec<Finding> {
     let available = available_versions(&system.lists_dir());
     if available.is_empty() {
-        return Vec::new();
+        return vec![Finding::new(
+            FindingKey::AptLists,
+            Severity::Warning,
+            format!(
+                "apt has no package lists in {}: which installed packages a repository \
+                 offers cannot be known",
+                system.lists_dir().display()
+            ),
+            "run `apt-get update` as root, then plan again",
+        )];
     }
     let Ok(installed) = crate::snapshot::installed_packages(system) else {
         return Vec::new();
     };
-    installed
+    let mut packages: Vec<String> = installed
         .iter()
-        .filter_map(|(key, p)| {
+        .filter(|(key, p)| {
             let name = key.split(':').next().unwrap_or(key);
-            let offered = available
+            !available
                 .get(name)
-                .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version));
-            (!offered).then(|| {
-                Finding::new(
-                    FindingKey::NotFromARepository(name.to_string()),
-                    Severity::Warning,
-                    format!(
-                        "{name} {} is installed but no configured repository offers that version",
-                        p.version
-                    ),
-                    "ferry keeps a rebuilt .deb of it in the backup when the migration touches it",
-                )
-            })
+                .is_some_and(|versions| versions.iter().any(|v| v.0 == p.version))
         })
-        .collect()
+        .map(|(key, p)| format!("{key} {}", p.version))
+        .collect();
+    packages.sort();
+    if packages.is_empty() {
+        return Vec::new();
+    }
+    let what = match packages.as_slice() {
+        [one] => format!("{one} is installed but no configured repository offers that version"),
+        many => format!(
+            "{} installed packages are at versions no configured repository offers",
+            many.len()
+        ),
+    };
+    let mut finding = Finding::new(
+        FindingKey::NotFromRepositories,
+        Severity::Warning,
+        what,
+        "ferry keeps a rebuilt .deb of each in the backup when the migration touches it",
+    );
+    finding.packages = packages;
+    vec![finding]
 }
 
 /// Installed packages that a current repository offers, that the
@@ -283,7 +304,13 @@ pub fn missing_in_target(
             blocker(
                 FindingKey::NoVersionInTarget(name.to_string()),
                 format!("{name} is installed, and no repository of the target sources offers it"),
-                format!("add {name} to [packages] remove in the profile, or publish it in the new repository"),
+                // A release upgrade's removals come from its bundle's
+                // demoted.cfg; a profile's from its [packages] remove.
+                if profile.allow_removals {
+                    format!("add {name} to the bundle's demoted.cfg, or publish it in the new release")
+                } else {
+                    format!("add {name} to [packages] remove in the profile, or publish it in the new repository")
+                },
             )
         })
         .collect()
@@ -645,6 +672,41 @@ mod tests {
             "acme-plugin 1.0 could not stay installed with the target sources: \
              nothing satisfies `acme-daemon (= 1.0)`: acme-plugin 1.0 needs acme-daemon (= 1.0)"
         );
+    }
+
+    #[test]
+    fn a_package_the_target_lacks_names_where_its_removal_is_written() {
+        let (dir, system) = root_with_status(&format!("{DPKG}{PLUGIN}"));
+        let lists = dir.path().join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::write(
+            lists.join("old_dists_stable_main_binary-all_Packages"),
+            "Package: acme-plugin\nVersion: 1.0\nArchitecture: all\n",
+        )
+        .unwrap();
+        let (target, mut profile) = target_without_the_daemon();
+        let installed = crate::snapshot::installed_packages(&system).unwrap();
+        let remedy = |profile: &Profile| {
+            let findings = missing_in_target(
+                &system,
+                target.path(),
+                &installed,
+                &Transaction::default(),
+                profile,
+            );
+            assert_eq!(findings.len(), 1, "{findings:#?}");
+            assert_eq!(
+                findings[0].key,
+                FindingKey::NoVersionInTarget("acme-plugin".into())
+            );
+            findings[0].remediation.clone()
+        };
+        assert!(remedy(&profile).contains("[packages] remove in the profile"));
+        // A release upgrade: its removals are the bundle's demoted.cfg.
+        profile.allow_removals = true;
+        let remediation = remedy(&profile);
+        assert!(remediation.contains("demoted.cfg"), "{remediation}");
+        assert!(!remediation.contains("profile"), "{remediation}");
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Finding {
     pub severity: Severity,
     pub finding: String,
     pub remediation: String,
+    /// The packages a finding about many stands for (`not-from-a-repository`):
+    /// one finding with a count for people, the list here for scripts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 impl Finding {
@@ -41,6 +45,7 @@ impl Finding {
             severity,
             finding: finding.into(),
             remediation: remediation.into(),
+            packages: Vec::new(),
         }
     }
 }
@@ -110,8 +115,14 @@ pub enum FindingKey {
     /// The system's native architecture cannot be known (dpkg's own
     /// package is not in its status); nothing is assumed in its place.
     NativeArchitecture,
-    /// No configured repository offers this package's installed version.
+    /// No configured repository offers this package's installed version
+    /// (the key of plans before these were counted in one finding).
     NotFromARepository(String),
+    /// No configured repository offers the installed version of some
+    /// packages (`Finding::packages` lists them).
+    NotFromRepositories,
+    /// apt has no package lists: what repositories offer is unknown.
+    AptLists,
     /// Source rule N (from 1) of the profile matches no entry.
     SourceRuleUnmatched(usize),
     /// A removal names this Essential package.
@@ -156,6 +167,8 @@ impl FindingKey {
             DpkgAudit => ("dpkg-audit", None),
             NativeArchitecture => ("native-architecture", None),
             NotFromARepository(s) => ("not-from-a-repository", text(s)),
+            NotFromRepositories => ("not-from-a-repository", None),
+            AptLists => ("apt-lists", None),
             SourceRuleUnmatched(n) => ("source-rule-unmatched", Some(Subject::Number(*n))),
             RemoveEssential(s) => ("remove-essential", text(s)),
             BackupImpossible(s) => ("backup-impossible", text(s)),
@@ -203,6 +216,8 @@ impl FromStr for FindingKey {
                 "dpkg-audit" => DpkgAudit,
                 "native-architecture" => NativeArchitecture,
                 "backup-sources" => BackupSources,
+                "not-from-a-repository" => NotFromRepositories,
+                "apt-lists" => AptLists,
                 _ => return Err(unknown()),
             });
         };
@@ -290,6 +305,8 @@ mod tests {
             BackupFromOldRepository("acme-daemon".into()),
             BackupSources,
             NativeArchitecture,
+            NotFromRepositories,
+            AptLists,
         ];
         let mut variants = std::collections::BTreeSet::new();
         for key in &all {
@@ -321,9 +338,11 @@ mod tests {
                 BackupFromOldRepository(_) => 24,
                 BackupSources => 25,
                 NativeArchitecture => 26,
+                NotFromRepositories => 27,
+                AptLists => 28,
             });
         }
-        assert_eq!(variants.len(), 27, "an example of every variant");
+        assert_eq!(variants.len(), 29, "an example of every variant");
         all
     }
 
@@ -391,6 +410,8 @@ mod tests {
                 "backup-from-old-repository:acme-daemon",
                 "backup-sources",
                 "native-architecture",
+                "not-from-a-repository",
+                "apt-lists",
             ]
         );
     }

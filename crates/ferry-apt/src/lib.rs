@@ -46,7 +46,7 @@ pub use run::{
 };
 pub use saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
 pub use snapshot::{installed_packages, Snapshot};
-pub use space::SpaceCheck;
+pub use space::{human_bytes, SpaceCheck};
 pub use steps::{AptStep, StepError};
 pub use system::{effective_uid, is_privileged, RootError, SystemRoot, ROOT_EXPECTED};
 pub use target::{unanswered_targets, TargetSource};

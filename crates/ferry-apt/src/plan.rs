@@ -417,12 +417,21 @@ pub fn space_finding(check: &SpaceCheck) -> Option<Finding> {
         Finding::new(
             FindingKey::FreeSpace(check.path.clone()),
             Severity::Blocker,
-            format!(
-                "{} has {} MiB free, the migration needs {} MiB",
-                check.path,
-                check.free_bytes >> 20,
-                check.needed_bytes.div_ceil(1 << 20)
-            ),
+            {
+                let (mut free, mut needed) = (
+                    crate::space::human_bytes(check.free_bytes),
+                    crate::space::human_bytes(check.needed_bytes),
+                );
+                // Rounded to one decimal the two can read alike: then bytes.
+                if free == needed {
+                    free = format!("{} bytes", check.free_bytes);
+                    needed = format!("{} bytes", check.needed_bytes);
+                }
+                format!(
+                    "{} has {free} free, the migration needs {needed}",
+                    check.path
+                )
+            },
             format!(
                 "free space on the filesystem of {} (apt-get clean, remove old kernels)",
                 check.path

@@ -419,13 +419,15 @@ fn default_hook_timeout() -> u64 {
 impl Profile {
     /// Reads and checks a profile file; key files are read relative to it.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+        let bytes = std::fs::read(path).map_err(|e| ProfileError {
             path: path.to_path_buf(),
             line: 0,
             column: 0,
             message: format!("cannot read the profile: {e}"),
             source_line: String::new(),
         })?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
         Profile::parse(&text, path)
     }
 
@@ -437,6 +439,35 @@ impl Profile {
             checker.error(offset, e.message().trim().to_string())
         })?;
         checker.profile(raw)
+    }
+}
+
+/// A profile that is not UTF-8 (TOML is UTF-8): where the first bad byte
+/// is, its line and its column in characters, both 1-based.
+fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> ProfileError {
+    let at = error.valid_up_to();
+    let line_start = bytes[..at]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line_end = bytes[at..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    // The bytes before `at` are valid UTF-8, so they count as characters.
+    let column = String::from_utf8_lossy(&bytes[line_start..at])
+        .chars()
+        .count()
+        + 1;
+    ProfileError {
+        path: path.to_path_buf(),
+        line: bytes[..at].iter().filter(|b| **b == b'\n').count() + 1,
+        column,
+        message: format!(
+            "the profile is not UTF-8 (byte 0x{:02x}); TOML files are UTF-8",
+            bytes[at]
+        ),
+        source_line: String::from_utf8_lossy(&bytes[line_start..line_end]).into_owned(),
     }
 }
 
@@ -711,6 +742,17 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_that_is_not_utf8_is_refused_at_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, b"schema = 1\nname = \"Jos\xe9\"\n").unwrap();
+        let e = Profile::load(&path).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 12), "{e}");
+        assert!(e.message.contains("not UTF-8 (byte 0xe9)"), "{e}");
+        assert_eq!(e.source_line, "name = \"Jos\u{fffd}\"");
+    }
 
     const FULL: &str = r#"
 schema = 1

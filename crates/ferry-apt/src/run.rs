@@ -63,7 +63,32 @@ impl Layout {
         self.log_dir().join(format!("{id}.log"))
     }
     pub fn backup_dir(&self, id: &str) -> PathBuf {
-        self.root.join("var/backups/ferry").join(id)
+        self.backups_dir().join(id)
+    }
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("var/backups/ferry")
+    }
+
+    /// Creates `dir` (with its parents), making each of ferry's own
+    /// directories on its way, from `/var/lib/ferry` or
+    /// `/var/backups/ferry` down, mode 0700 (existing ones too): they hold
+    /// copies of `/etc/apt` (keys, `auth.conf.d` credentials) and the
+    /// migrations' state, for root alone.
+    pub fn private_dir(&self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        for top in [self.state_dir(), self.backups_dir()] {
+            let Ok(below) = dir.strip_prefix(&top) else {
+                continue;
+            };
+            let mut at = top.clone();
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o700))?;
+            for part in below.components() {
+                at.push(part);
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every migration with a journal, oldest first.
@@ -189,7 +214,9 @@ pub trait Progress {
 /// Takes the lock for a new migration of `profile_name` and checks that
 /// nothing else is under way: dpkg idle, no interrupted migration.
 fn begin_new(layout: &Layout, profile_name: &str) -> Result<(String, MigrationLock), RunError> {
-    std::fs::create_dir_all(layout.state_dir()).map_err(io(&layout.state_dir()))?;
+    layout
+        .private_dir(&layout.state_dir())
+        .map_err(io(&layout.state_dir()))?;
     let id = format!("{profile_name}-{}", compact_time());
     let lock = MigrationLock::acquire(&layout.lock(), &id)?;
     check_dpkg_idle(&layout.root)?;
@@ -250,7 +277,7 @@ fn start(
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let dir = layout.migration_dir(id);
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    layout.private_dir(&dir).map_err(io(&dir))?;
     let profile_toml = dir.join("profile.toml");
     write_atomic(&profile_toml, saved.profile_text.as_bytes()).map_err(io(&profile_toml))?;
     saved.save(&dir.join(PLAN_JSON))?;
@@ -741,6 +768,12 @@ impl<'a> Runner<'a> {
             return Ok(Backup::open(&dir).map(drop)?);
         }
         let _ = std::fs::remove_dir_all(&dir);
+        self.layout
+            .private_dir(&dir)
+            .map_err(|e| crate::backup::BackupError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
         // Before the manifest is written, so the lists are in it too.
         crate::apt_lists::save(&self.system, &dir)?;
         Backup::create(&self.system, &dir, &self.id, &self.saved.backup)?;

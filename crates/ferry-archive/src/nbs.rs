@@ -103,9 +103,13 @@ pub fn not_built_from_source(suite: &Suite) -> Result<Vec<Nbs>, ArchiveError> {
                     architecture: architecture.clone(),
                 })
                 .collect();
+            // The source that built the NBS binary no longer builds it:
+            // rebuilding it cannot help (its own old binaries needing the
+            // NBS one go away with it); the other needers' sources can.
             let rebuild: BTreeSet<String> = by
                 .iter()
                 .filter_map(|k| source_of.get(k).cloned())
+                .filter(|source| *source != nbs.source)
                 .collect();
             nbs.rebuild = rebuild.into_iter().collect();
         }

@@ -66,6 +66,9 @@ pub struct Suite {
     /// Architecture → its Packages texts (one per component), with paths.
     packages: BTreeMap<String, Vec<(PathBuf, String)>>,
     sources: Vec<(PathBuf, String)>,
+    /// Indices that were not UTF-8 throughout, as warnings naming the file
+    /// and line: read as bytes, as apt reads them, but never silently.
+    pub warnings: Vec<String>,
 }
 
 fn first_present(dir: &Path, names: &[&str]) -> Option<PathBuf> {
@@ -86,11 +89,13 @@ fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
     Ok(dirs)
 }
 
-fn read(path: &Path) -> Result<String, ArchiveError> {
-    ferry_deb::index::read_to_string(path).map_err(|e| ArchiveError::Read {
+fn read(path: &Path, warnings: &mut Vec<String>) -> Result<String, ArchiveError> {
+    let index = ferry_deb::index::read_text(path).map_err(|e| ArchiveError::Read {
         path: e.path,
         source: e.source,
-    })
+    })?;
+    warnings.extend(index.warning(path));
+    Ok(index.text)
 }
 
 impl Suite {
@@ -99,6 +104,7 @@ impl Suite {
     pub fn read(dir: &Path, architectures: &[String]) -> Result<Suite, ArchiveError> {
         let mut packages: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
         let mut sources = Vec::new();
+        let mut warnings = Vec::new();
         for component in sorted_dirs(dir)? {
             for sub in sorted_dirs(&component)? {
                 let name = sub
@@ -112,7 +118,7 @@ impl Suite {
                         continue;
                     }
                     if let Some(path) = first_present(&sub, &PACKAGES) {
-                        let text = read(&path)?;
+                        let text = read(&path, &mut warnings)?;
                         packages
                             .entry(arch.to_string())
                             .or_default()
@@ -120,7 +126,7 @@ impl Suite {
                     }
                 } else if name == "source" {
                     if let Some(path) = first_present(&sub, &SOURCES) {
-                        let text = read(&path)?;
+                        let text = read(&path, &mut warnings)?;
                         sources.push((path, text));
                     }
                 }
@@ -135,6 +141,7 @@ impl Suite {
             dir: dir.to_path_buf(),
             packages,
             sources,
+            warnings,
         })
     }
 

@@ -82,6 +82,36 @@ fn the_seed_story_libjpeg1_stays_until_imageviewer_is_rebuilt() {
 }
 
 #[test]
+fn nbs_never_suggests_rebuilding_the_source_that_built_the_binary() {
+    // jpegtools 2.0's own tool still needs libjpeg1 (from jpegtools 1.0):
+    // rebuilding jpegtools is no answer (it no longer builds libjpeg1);
+    // the tool's dependency is the source's own change to make. Rebuilding
+    // imageviewer is an answer.
+    let dir = tempfile::tempdir().unwrap();
+    let sources = source("jpegtools", "2.0", "jpegtools, libjpeg2")
+        + &source("imageviewer", "8.4", "imageviewer");
+    let s = suite(
+        dir.path(),
+        &[
+            stanza("jpegtools", "2.0", "Depends: libjpeg1\n"),
+            stanza("libjpeg2", "2.0", "Source: jpegtools\n"),
+            stanza("libjpeg1", "1.0", "Source: jpegtools (1.0)\n"),
+            stanza("imageviewer", "8.4", "Depends: libjpeg1 (>= 1.0)\n"),
+        ],
+        &sources,
+    );
+    let nbs = not_built_from_source(&s).unwrap();
+    assert_eq!(nbs.len(), 1, "{nbs:?}");
+    let needers: Vec<&str> = nbs[0]
+        .needed_by
+        .iter()
+        .map(|p| p.package.as_str())
+        .collect();
+    assert_eq!(needers, ["imageviewer", "jpegtools"]);
+    assert_eq!(nbs[0].rebuild, ["imageviewer"]);
+}
+
+#[test]
 fn a_binary_whose_source_is_gone_is_nbs_and_a_built_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let s = suite(

@@ -41,7 +41,59 @@ pub struct ReadError {
     pub source: io::Error,
 }
 
-/// Opens a file as a decompressing reader.
+impl Compression {
+    /// The compression a file's name claims (`Packages.xz`: xz), if any.
+    pub fn claimed_by(path: &Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?;
+        Some(match extension {
+            "gz" => Compression::Gzip,
+            "xz" => Compression::Xz,
+            "bz2" => Compression::Bzip2,
+            "zst" => Compression::Zstd,
+            "lz4" => Compression::Lz4,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Bzip2 => "bzip2",
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// What the first bytes of a file are, in words, for an error saying a
+/// file is not what its name claims.
+fn describe(head: &[u8]) -> String {
+    let compression = Compression::sniff(head);
+    if compression != Compression::None {
+        return format!("{} data", compression.name());
+    }
+    if head.is_empty() {
+        return "an empty file".to_string();
+    }
+    let start = &head[..head.len().min(24)];
+    let printable = start
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if printable {
+        let text = String::from_utf8_lossy(start);
+        let first_line = text.lines().next().unwrap_or_default();
+        format!("text starting `{first_line}`")
+    } else {
+        let hex: Vec<String> = start.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("data starting with bytes {}", hex.join(" "))
+    }
+}
+
+/// Opens a file as a decompressing reader. A file whose name claims a
+/// compression (`.xz`, `.gz`, `.bz2`, `.zst`, `.lz4`) must hold it: an
+/// error names what was found instead, rather than read it as text.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
     let wrap = |source| ReadError {
         path: path.to_path_buf(),
@@ -52,7 +104,20 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
         use std::io::BufRead;
         file.fill_buf().map_err(wrap)?.to_vec()
     };
-    decompressor(Compression::sniff(&head), file).map_err(wrap)
+    let found = Compression::sniff(&head);
+    if let Some(claimed) = Compression::claimed_by(path) {
+        if claimed != found {
+            return Err(wrap(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "named as {} data, but it is {}",
+                    claimed.name(),
+                    describe(&head)
+                ),
+            )));
+        }
+    }
+    decompressor(found, file).map_err(wrap)
 }
 
 /// Wraps a reader in the decompressor of `compression`.
@@ -70,12 +135,39 @@ pub fn decompressor<R: Read + Send + 'static>(
     })
 }
 
-/// Reads a whole index file, decompressed, as text.
+/// An index file's text, and where it was not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexText {
+    pub text: String,
+    /// The 1-based lines that held bytes that are not UTF-8 (replaced by
+    /// U+FFFD in `text`); empty for a clean file.
+    pub not_utf8_lines: Vec<usize>,
+}
+
+impl IndexText {
+    /// A warning for people naming the file and the first such line, or
+    /// `None` for a clean file.
+    pub fn warning(&self, path: &Path) -> Option<String> {
+        let first = *self.not_utf8_lines.first()?;
+        let more = match self.not_utf8_lines.len() {
+            1 => String::new(),
+            n => format!(" (and {} more lines)", n - 1),
+        };
+        Some(format!(
+            "{}:{first}: not UTF-8{more}; read as bytes, as apt reads it",
+            path.display()
+        ))
+    }
+}
+
+/// Reads a whole index file, decompressed, as text, noting the lines that
+/// are not UTF-8.
 ///
-/// Invalid UTF-8 (old status files carry Latin-1 descriptions) is replaced
-/// rather than refused: names, versions and relations are ASCII, and one
-/// maintainer's name must not make a whole system unreadable.
-pub fn read_to_string(path: &Path) -> Result<String, ReadError> {
+/// Such bytes (old status files carry Latin-1 descriptions) are replaced
+/// rather than refused, as apt reads an index as bytes: names, versions
+/// and relations are ASCII, and one maintainer's name must not make a
+/// whole system unreadable. The caller says so (`IndexText::warning`).
+pub fn read_text(path: &Path) -> Result<IndexText, ReadError> {
     let mut bytes = Vec::new();
     open(path)?
         .read_to_end(&mut bytes)
@@ -84,9 +176,31 @@ pub fn read_to_string(path: &Path) -> Result<String, ReadError> {
             source,
         })?;
     Ok(match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        Ok(text) => IndexText {
+            text,
+            not_utf8_lines: Vec::new(),
+        },
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let not_utf8_lines = bytes
+                .split(|b| *b == b'\n')
+                .enumerate()
+                .filter(|(_, line)| std::str::from_utf8(line).is_err())
+                .map(|(i, _)| i + 1)
+                .collect();
+            IndexText {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                not_utf8_lines,
+            }
+        }
     })
+}
+
+/// [`read_text`] for callers that only need the text: where the bytes were
+/// not UTF-8 they read U+FFFD. Commands that show an index's content to
+/// people use `read_text` and warn.
+pub fn read_to_string(path: &Path) -> Result<String, ReadError> {
+    read_text(path).map(|index| index.text)
 }
 
 #[cfg(test)]
@@ -127,6 +241,57 @@ mod tests {
         let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
         lz.write_all(TEXT.as_bytes()).unwrap();
         roundtrip("Packages.lz4", lz.finish().unwrap());
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_compression_its_name_claims_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages.xz");
+        std::fs::write(&path, TEXT).unwrap();
+        let err = read_to_string(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(
+            err.ends_with("named as xz data, but it is text starting `Package: a`"),
+            "{err}"
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TEXT.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let err = read_to_string(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("named as xz data, but it is gzip data"),
+            "{err}"
+        );
+        std::fs::write(&path, [0u8, 1, 2, 0xff]).unwrap();
+        let err = read_to_string(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("data starting with bytes 00 01 02 ff"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_read_and_their_lines_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status");
+        std::fs::write(
+            &path,
+            b"Package: a\nMaintainer: Jos\xe9\nVersion: 1\nDescription: \xff\n",
+        )
+        .unwrap();
+        let index = read_text(&path).unwrap();
+        assert_eq!(index.not_utf8_lines, [2, 4]);
+        assert!(index.text.contains("Version: 1"));
+        let warning = index.warning(&path).unwrap();
+        assert!(
+            warning.starts_with(&format!(
+                "{}:2: not UTF-8 (and 1 more lines)",
+                path.display()
+            )),
+            "{warning}"
+        );
+        std::fs::write(&path, TEXT).unwrap();
+        assert_eq!(read_text(&path).unwrap().warning(&path), None);
     }
 
     #[test]

@@ -26,4 +26,4 @@ pub mod version;
 pub use deb822::{Field, Paragraph, Syntax, SyntaxError};
 pub use package::{BinaryPackage, RecordError, SourcePackage};
 pub use relation::{Atom, Constraint, MultiArch, RelOp, Relations};
-pub use version::{CompareOp, Version, VersionRef};
+pub use version::{CompareOp, DpkgArgument, DpkgRelation, Version, VersionRef};

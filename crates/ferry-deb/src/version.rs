@@ -300,6 +300,159 @@ impl<'de> serde::Deserialize<'de> for Version {
     }
 }
 
+/// One version argument of `dpkg --compare-versions`, read as dpkg reads
+/// it: dpkg compares some versions it calls bad (with a warning) and
+/// refuses others (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpkgArgument<'a> {
+    /// Empty, or `<unknown>`: no version. It sorts before every version
+    /// (after every one for the `-nl` relations).
+    Missing,
+    /// A valid version.
+    Valid(VersionRef<'a>),
+    /// A version dpkg compares anyway, warning `version 'X' has bad
+    /// syntax: …`: its upstream part does not start with a digit, or holds
+    /// a character Debian versions do not allow.
+    Warned(VersionRef<'a>, VersionError),
+}
+
+impl<'a> DpkgArgument<'a> {
+    /// Reads `text` as dpkg's `parseversion` does: blanks (space, tab)
+    /// around it are dropped, the epoch is what C's `strtol` reads before
+    /// the first `:` (so `+1:` is epoch 1), the revision follows the last
+    /// `-`. An error is what dpkg refuses with exit 2.
+    pub fn parse(text: &'a str) -> Result<Self, VersionError> {
+        if text.is_empty() || text == "<unknown>" {
+            return Ok(DpkgArgument::Missing);
+        }
+        let blank = |c: char| c == ' ' || c == '\t';
+        let trimmed = text.trim_start_matches(blank);
+        let end = trimmed.find(blank).unwrap_or(trimmed.len());
+        if !trimmed[end..].trim_start_matches(blank).is_empty() {
+            return Err(VersionError::Whitespace);
+        }
+        let string = &trimmed[..end];
+        let (epoch, rest) = match string.find(':') {
+            Some(colon) => {
+                let epoch = c_strtol_epoch(&string[..colon])?;
+                let rest = &string[colon + 1..];
+                if rest.is_empty() {
+                    return Err(VersionError::EmptyUpstream);
+                }
+                (epoch, rest)
+            }
+            None => (0, string),
+        };
+        let (upstream, revision) = match rest.rfind('-') {
+            Some(dash) if dash + 1 == rest.len() => return Err(VersionError::EmptyRevision),
+            Some(dash) => (&rest[..dash], &rest[dash + 1..]),
+            None => (rest, ""),
+        };
+        if upstream.is_empty() {
+            return Err(VersionError::Empty);
+        }
+        let version = VersionRef {
+            text: string,
+            epoch,
+            upstream,
+            revision,
+        };
+        Ok(match version.validate() {
+            Ok(()) => DpkgArgument::Valid(version),
+            Err(warning) => DpkgArgument::Warned(version, warning),
+        })
+    }
+
+    /// The version, when there is one (valid or warned).
+    pub fn version(&self) -> Option<VersionRef<'a>> {
+        match self {
+            DpkgArgument::Missing => None,
+            DpkgArgument::Valid(v) | DpkgArgument::Warned(v, _) => Some(*v),
+        }
+    }
+}
+
+/// The epoch before a version's first `:` as dpkg reads it with C's
+/// `strtol`: leading white space, an optional sign, digits, and nothing
+/// else up to the colon; 0 to `INT_MAX`.
+fn c_strtol_epoch(text: &str) -> Result<u32, VersionError> {
+    let bad = || VersionError::BadEpoch(text.to_string());
+    let body = text.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+    let (negative, digits) = match body.as_bytes().first() {
+        Some(b'-') => (true, &body[1..]),
+        Some(b'+') => (false, &body[1..]),
+        _ => (false, body),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let value = digits.trim_start_matches('0');
+    if value.is_empty() {
+        return Ok(0);
+    }
+    if negative {
+        return Err(bad());
+    }
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|e| *e <= i32::MAX as u32)
+        .ok_or_else(|| VersionError::EpochTooLarge(text.to_string()))
+}
+
+/// A relation of `dpkg --compare-versions`: its comparison, where a
+/// missing version sorts, and whether dpkg calls it obsolete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpkgRelation {
+    pub op: CompareOp,
+    /// `lt-nl`, `le-nl`, `ge-nl`, `gt-nl`: a missing version is later
+    /// than any version, not earlier.
+    pub missing_is_latest: bool,
+    /// `<` and `>`, dpkg 1.0's spelling of `<=` and `>=`: accepted with
+    /// `warning: --compare-versions used with obsolete relation operator`.
+    pub obsolete: bool,
+}
+
+impl DpkgRelation {
+    /// The relations dpkg 1.21 accepts, and no other.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (op, missing_is_latest, obsolete) = match text {
+            "lt" | "<<" => (CompareOp::Lt, false, false),
+            "le" | "<=" => (CompareOp::Le, false, false),
+            "eq" | "=" => (CompareOp::Eq, false, false),
+            "ne" => (CompareOp::Ne, false, false),
+            "ge" | ">=" => (CompareOp::Ge, false, false),
+            "gt" | ">>" => (CompareOp::Gt, false, false),
+            "lt-nl" => (CompareOp::Lt, true, false),
+            "le-nl" => (CompareOp::Le, true, false),
+            "ge-nl" => (CompareOp::Ge, true, false),
+            "gt-nl" => (CompareOp::Gt, true, false),
+            "<" => (CompareOp::Le, false, true),
+            ">" => (CompareOp::Ge, false, true),
+            _ => return None,
+        };
+        Some(DpkgRelation {
+            op,
+            missing_is_latest,
+            obsolete,
+        })
+    }
+
+    /// Whether `a RELATION b` holds, a missing version sorting first (or
+    /// last for the `-nl` relations) and two missing ones equal.
+    pub fn holds(self, a: Option<VersionRef<'_>>, b: Option<VersionRef<'_>>) -> bool {
+        let ordering = match (a, b) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) if self.missing_is_latest => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) if self.missing_is_latest => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+        };
+        self.op.holds(ordering)
+    }
+}
+
 /// dpkg's relation operators for `--compare-versions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
@@ -340,6 +493,47 @@ impl CompareOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dpkg_arguments_refuse_warn_or_pass_as_dpkg_does() {
+        use DpkgArgument as A;
+        assert_eq!(A::parse("").unwrap(), A::Missing);
+        assert_eq!(A::parse("<unknown>").unwrap(), A::Missing);
+        for refused in [
+            "1.0-",
+            "1 2",
+            ":1",
+            "x:1",
+            "-1:1",
+            "1:",
+            "  ",
+            "1:-1",
+            "2147483648:1",
+        ] {
+            assert!(A::parse(refused).is_err(), "{refused:?}");
+        }
+        assert!(matches!(A::parse("a1").unwrap(), A::Warned(..)));
+        assert!(matches!(A::parse("1_2").unwrap(), A::Warned(..)));
+        // strtol's epoch: a sign, leading zeros; blanks around are dropped.
+        let epoch = |t| A::parse(t).unwrap().version().unwrap().epoch;
+        assert_eq!(epoch("+1:2"), 1);
+        assert_eq!(epoch("-0:2"), 0);
+        assert_eq!(epoch("007:2"), 7);
+        assert_eq!(A::parse(" \t1.0\t").unwrap(), A::parse("1.0").unwrap());
+    }
+
+    #[test]
+    fn dpkg_relations_place_a_missing_version() {
+        let v = VersionRef::parse("1").ok();
+        let lt = DpkgRelation::parse("lt").unwrap();
+        let lt_nl = DpkgRelation::parse("lt-nl").unwrap();
+        assert!(lt.holds(None, v));
+        assert!(!lt_nl.holds(None, v));
+        assert!(lt_nl.holds(v, None));
+        assert!(DpkgRelation::parse("<").unwrap().holds(v, v));
+        assert!(DpkgRelation::parse("<").unwrap().obsolete);
+        assert!(DpkgRelation::parse("eq-nl").is_none());
+    }
 
     fn cmp(a: &str, b: &str) -> Ordering {
         VersionRef::parse(a)

@@ -505,38 +505,49 @@ impl<'u, 'a> Solver<'u, 'a> {
         if !self.prepared.broken[root as usize] {
             return self.explain_search(root);
         }
-        let universe = self.universe;
-        let mut causes: Vec<Cause> = Vec::new();
-        let mut ends = std::collections::HashSet::new();
-        for ci in 0..universe.clause_count(root) {
-            let candidates = universe.candidates(root, ci);
-            if !candidates.iter().all(|&q| self.prepared.broken[q as usize]) {
-                continue;
-            }
-            let chains: Vec<Vec<(PkgId, u32)>> = if candidates.is_empty() {
-                vec![vec![(root, ci)]]
-            } else {
-                candidates
-                    .iter()
-                    .map(|&q| {
-                        let mut chain = vec![(root, ci)];
-                        chain.extend(self.missing_chain(q));
-                        chain
-                    })
-                    .collect()
-            };
-            for chain in chains {
-                if causes.len() < MAX_CAUSES && ends.insert(chain.last().copied()) {
-                    causes.push(Cause::Missing { chain });
-                }
-            }
-        }
+        let mut causes = Vec::new();
+        self.dead_ends(root, &mut Vec::new(), &mut causes);
         if causes.is_empty() {
             causes.push(Cause::Missing {
                 chain: self.missing_chain(root),
             });
         }
         causes
+    }
+
+    /// The missing dependencies that break `p`, as dose-distcheck lists
+    /// them: `p`'s first clause (Pre-Depends, then Depends, in their
+    /// order) with no installable candidate, and through each of its
+    /// candidates in turn that one's first such clause, down to clauses
+    /// nothing satisfies; one cause per path, at most `MAX_CAUSES`.
+    fn dead_ends(&self, p: PkgId, path: &mut Vec<(PkgId, u32)>, out: &mut Vec<Cause>) {
+        let universe = self.universe;
+        let broken = &self.prepared.broken;
+        let Some(ci) = (0..universe.clause_count(p)).find(|&ci| {
+            universe
+                .candidates(p, ci)
+                .iter()
+                .all(|&q| broken[q as usize])
+        }) else {
+            return;
+        };
+        path.push((p, ci));
+        let candidates = universe.candidates(p, ci);
+        if candidates.is_empty() {
+            if out.len() < MAX_CAUSES {
+                out.push(Cause::Missing {
+                    chain: path.clone(),
+                });
+            }
+        } else {
+            for &q in candidates {
+                // A cycle of broken packages breaks nothing by itself.
+                if out.len() < MAX_CAUSES && !path.iter().any(|&(s, _)| s == q) {
+                    self.dead_ends(q, path, out);
+                }
+            }
+        }
+        path.pop();
     }
 
     fn explain_search(&mut self, root: PkgId) -> Vec<Cause> {

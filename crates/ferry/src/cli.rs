@@ -33,6 +33,12 @@ pub struct Global {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
+    /// Show no progress (errors and the result still print)
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show every item a summary counts (e.g. each package of a plan's finding)
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +64,7 @@ pub enum Command {
     /// Release upgrades: is a newer release offered, fetch its signed bundle, build one
     #[command(subcommand)]
     Release(ReleaseCommand),
-    /// For archive maintainers: binaries not built from source, organisation coverage
+    /// For archive maintainers: migration excuses, binaries not built from source, organisation coverage
     #[command(subcommand)]
     Archive(ArchiveCommand),
     /// Disk images: read an image's partition table and filesystems
@@ -76,9 +82,11 @@ pub enum Command {
 pub enum VersionCommand {
     /// Exit 0 when `A OP B` holds and 1 when not, like `dpkg --compare-versions`
     Compare {
-        /// The first version
+        /// The first version (an empty one is no version, earlier than any)
         a: String,
-        /// lt, le, eq, ne, ge, gt (or << <= = >= >>)
+        /// lt, le, eq, ne, ge, gt (or << <= = >= >>); lt-nl, le-nl, ge-nl,
+        /// gt-nl (no version is later than any); < and > are dpkg's
+        /// obsolete <= and >= (accepted with a warning)
         op: String,
         /// The second version
         b: String,
@@ -145,6 +153,9 @@ pub struct RunArgs {
 pub struct RollbackArgs {
     /// The migration to undo (default: the latest one with a backup)
     pub id: Option<String>,
+    /// Do not ask for confirmation (needed without a terminal), as `ferry run`
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -199,13 +210,14 @@ pub enum ReleaseCommand {
     /// upgrade ferry first, remove the demoted packages, full upgrade, verify
     Upgrade(UpgradeArgs),
     /// Pack and sign a bundle from DIR (for publishers); prints the index fields
+    #[command(group = clap::ArgGroup::new("signer").required(true).multiple(true).args(["key", "gnupghome"]))]
     Bundle {
         /// The directory: sources.list and/or *.sources, demoted.cfg, optionally profile.toml
         dir: PathBuf,
-        /// The signing key (a gpg key id or fingerprint)
-        #[arg(long, value_name = "KEYID", required_unless_present = "gnupghome")]
+        /// The signing key (a gpg key id or fingerprint); --key, --gnupghome or both
+        #[arg(long, value_name = "KEYID")]
         key: Option<String>,
-        /// The GnuPG home holding the signing key
+        /// The GnuPG home holding the signing key (its default key signs without --key)
         #[arg(long, value_name = "DIR")]
         gnupghome: Option<PathBuf>,
         /// The bundle to write: .tar, .tar.gz, .tar.xz or .tar.zst (the signature goes to OUT.sig)

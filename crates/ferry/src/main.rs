@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod progress;
 mod render;
 
 use clap::Parser;
@@ -15,7 +16,10 @@ fn main() -> std::process::ExitCode {
         let args: Vec<String> = std::env::args().collect();
         ferry_takeover::stage2::pid1(&args);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return render::usage_error(&error, json_asked()).into(),
+    };
     let global = cli.global.clone();
     match commands::run(cli) {
         Ok(code) => code.into(),
@@ -24,4 +28,14 @@ fn main() -> std::process::ExitCode {
             failure.exit_code().into()
         }
     }
+}
+
+/// Whether `--json` is on the command line (before a `--`), read from the
+/// raw arguments: when clap refuses them there is no parsed `Global`, and a
+/// script that asked for JSON must still get it.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
 }

@@ -61,7 +61,21 @@ impl Failure {
         Self::new(Exit::Failed, what)
     }
 
+    /// Where the problem is. A location the message spells out itself
+    /// (`line 3, column 1: …`, `FILE:3:1: …`, as the libraries' errors
+    /// read on their own) is taken out of the message and into the
+    /// location, so that every error shows it one way, `path:line:column`
+    /// for people and as fields in JSON, and a column the message knew is
+    /// never `null`.
     pub fn at(mut self, path: &Path, line: Option<usize>, column: Option<usize>) -> Self {
+        let (mut line, mut column) = (line, column);
+        if let Some(spelled) = spelled_location(&self.0.what, path) {
+            if line.is_none() || line == Some(spelled.line) {
+                line = Some(spelled.line);
+                column = column.or(spelled.column);
+                self.0.what.replace_range(spelled.span, "");
+            }
+        }
         self.0.location = Some(Location {
             path: path.to_path_buf(),
             line,
@@ -88,6 +102,130 @@ impl Failure {
     pub fn exit_code(&self) -> Exit {
         self.exit
     }
+}
+
+/// A location written into an error message, and where in it.
+#[derive(Debug, PartialEq, Eq)]
+struct SpelledLocation {
+    span: std::ops::Range<usize>,
+    line: usize,
+    column: Option<usize>,
+}
+
+/// The first `line N, column M: `, `line N: `, `FILE:N:M: ` or `FILE:N: `
+/// of `message` (at its start or after a `: `), where FILE is `path` or
+/// its end (a bundle names its files relative to the bundle).
+fn spelled_location(message: &str, path: &Path) -> Option<SpelledLocation> {
+    let path = path.to_string_lossy();
+    let starts = std::iter::once(0).chain(message.match_indices(": ").map(|(i, _)| i + 2));
+    for start in starts {
+        let rest = &message[start..];
+        let numbers = if let Some(after) = rest.strip_prefix("line ") {
+            // `line N, column M: ` or `line N: `
+            let (line, after) = leading_number(after)?;
+            match after.strip_prefix(", column ") {
+                Some(after) => {
+                    let (column, after) = leading_number(after)?;
+                    Some((line, Some(column), after))
+                }
+                None => Some((line, None, after)),
+            }
+        } else {
+            rest.find(':')
+                .map(|colon| (&rest[..colon], &rest[colon + 1..]))
+                .filter(|(file, _)| !file.is_empty() && !file.contains(' ') && path.ends_with(file))
+                .and_then(|(_, after)| {
+                    let (line, after) = leading_number(after)?;
+                    match after.strip_prefix(':').and_then(leading_number) {
+                        Some((column, after)) => Some((line, Some(column), after)),
+                        None => Some((line, None, after)),
+                    }
+                })
+        };
+        if let Some((line, column, after)) = numbers {
+            if let Some(after) = after.strip_prefix(": ") {
+                let end = message.len() - after.len();
+                return Some(SpelledLocation {
+                    span: start..end,
+                    line,
+                    column,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// A decimal number at the start of `text`, and what follows it.
+fn leading_number(text: &str) -> Option<(usize, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let number = text[..digits].parse().ok()?;
+    Some((number, &text[digits..]))
+}
+
+/// A command line clap refused (or `--help`, `--version`): help and the
+/// version on stdout with exit 0 as clap prints them; a usage error for
+/// people as clap prints it, and with `--json` as the same `{"error": …}`
+/// object as every other error; either way exit 2.
+pub fn usage_error(error: &clap::Error, as_json: bool) -> Exit {
+    use clap::error::ErrorKind;
+    let exit = match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+        _ => Exit::BadInput,
+    };
+    if exit == Exit::Ok || !as_json {
+        let _ = error.print();
+        return exit;
+    }
+    let rendered = error.render().to_string();
+    let (message, usage, mut tips) = split_usage_error(&rendered);
+    // Without a subcommand clap prints the whole help: say what is missing.
+    let message = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        tips.push("`--help` lists the commands".to_string());
+        "a command is required".to_string()
+    } else {
+        message
+    };
+    let mut failure = Failure::bad_input(message);
+    if let Some(usage) = usage {
+        failure = failure.expected(usage);
+    }
+    if !tips.is_empty() {
+        failure = failure.hint(tips.join("; "));
+    }
+    json(&ErrorOutput::from(&failure));
+    exit
+}
+
+/// clap's rendered error as (what is wrong, the usage line, the tips):
+/// `error: …` up to the usage, `Usage: …`, and `tip: …` and `For more
+/// information, try '…'` lines.
+fn split_usage_error(rendered: &str) -> (String, Option<String>, Vec<String>) {
+    let mut what = Vec::new();
+    let mut usage = None;
+    let mut tips = Vec::new();
+    let mut in_usage = false;
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("Usage: ") {
+            usage = Some(rest.to_string());
+            in_usage = true;
+        } else if let Some(tip) = trimmed.strip_prefix("tip: ") {
+            tips.push(tip.to_string());
+        } else if trimmed.starts_with("For more information, ") {
+            tips.push(trimmed.to_string());
+        } else if trimmed.is_empty() {
+            in_usage = false;
+        } else if !in_usage {
+            what.push(
+                trimmed
+                    .strip_prefix("error: ")
+                    .unwrap_or(trimmed)
+                    .to_string(),
+            );
+        }
+    }
+    (what.join(" "), usage, tips)
 }
 
 /// A failure as `--json` prints it, `{"error": {...}}`, and as people read
@@ -225,4 +363,67 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! One location format: what the libraries spell into their messages
+    //! moves into the location, and only when it agrees with it.
+
+    use super::*;
+
+    fn located(message: &str, path: &str, line: Option<usize>) -> (String, Location) {
+        let failure = Failure::bad_input(message).at(Path::new(path), line, None);
+        let location = failure.location.clone().unwrap();
+        (failure.what.clone(), location)
+    }
+
+    #[test]
+    fn a_location_in_the_message_moves_into_the_location() {
+        let (what, at) = located(
+            "line 3, column 1: `broken line` is not a field",
+            "Packages",
+            Some(3),
+        );
+        assert_eq!(what, "`broken line` is not a field");
+        assert_eq!((at.line, at.column), (Some(3), Some(1)));
+
+        let (what, at) = located(
+            "the release bundle is refused: debian.sources:4:7: bad URI",
+            "/tmp/b/debian.sources",
+            Some(4),
+        );
+        assert_eq!(what, "the release bundle is refused: bad URI");
+        assert_eq!((at.line, at.column), (Some(4), Some(7)));
+
+        let (what, at) = located("bad index: line 9: no `Dist` field", "index", None);
+        assert_eq!(what, "bad index: no `Dist` field");
+        assert_eq!((at.line, at.column), (Some(9), None));
+    }
+
+    #[test]
+    fn a_location_that_disagrees_or_is_not_one_stays_in_the_message() {
+        let (what, at) = located("line 2: first at line 1", "index", Some(7));
+        assert_eq!(what, "line 2: first at line 1");
+        assert_eq!(at.line, Some(7));
+        for message in [
+            "cannot read Packages: No such file or directory",
+            "release `12:1` is odd",
+            "other.sources:4:7: bad URI",
+        ] {
+            let (what, at) = located(message, "debian.sources", None);
+            assert_eq!(what, message);
+            assert_eq!(at.line, None);
+        }
+    }
+
+    #[test]
+    fn people_read_path_line_column() {
+        let failure =
+            Failure::bad_input("line 3, column 1: bad").at(Path::new("Packages"), Some(3), None);
+        assert_eq!(
+            ErrorOutput::from(&failure).to_string(),
+            "error: bad\n  --> Packages:3:1\n"
+        );
+    }
 }

@@ -13,7 +13,7 @@ const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 /// Replaces what differs from run to run: the fixture directory and ISO
 /// 8601 times.
 fn sanitise(text: &str, dir: &Path) -> String {
-    let text = text.replace(&dir.display().to_string(), "[DIR]");
+    let text = redact_elapsed(&text.replace(&dir.display().to_string(), "[DIR]"));
     let bytes = text.as_bytes();
     let mut out = String::new();
     let mut i = 0;
@@ -30,6 +30,21 @@ fn sanitise(text: &str, dir: &Path) -> String {
             }
         }
     }
+    out
+}
+
+/// Progress events' `"elapsed_seconds":N` (under `--json`, on stderr)
+/// with N replaced by `[S]`: it is the time the phase took.
+fn redact_elapsed(text: &str) -> String {
+    const KEY: &str = "\"elapsed_seconds\":";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        out.push_str(&rest[..at + KEY.len()]);
+        out.push_str("[S]");
+        rest = rest[at + KEY.len()..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    }
+    out.push_str(rest);
     out
 }
 
@@ -94,6 +109,10 @@ fn the_sanitiser_redacts_the_directory_and_times() {
             dir
         ),
         "[DIR]/x at [TIME] and [TIME], not 2026-12-02"
+    );
+    assert_eq!(
+        sanitise("{\"state\":\"done\",\"elapsed_seconds\":12.345}", dir),
+        "{\"state\":\"done\",\"elapsed_seconds\":[S]}"
     );
 }
 

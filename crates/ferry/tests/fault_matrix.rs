@@ -390,7 +390,7 @@ fn run_case(case: &Case) -> TestResult<String> {
         }
         Fault::KilledInDpkgThenRollback => {
             kill_while_dpkg_unpacks(&world)?;
-            world.ferry(&["rollback"])
+            world.ferry(&["rollback", "--yes"])
         }
         Fault::RunRollbackRunAgain => {
             let first = world.ferry(&["run", "move.toml", "--yes"]);
@@ -399,7 +399,7 @@ fn run_case(case: &Case) -> TestResult<String> {
             }
             world.assert_moved()?;
             let moved = state(&world.sys)?;
-            let rollback = world.ferry(&["rollback"]);
+            let rollback = world.ferry(&["rollback", "--yes"]);
             if exit_of(&rollback) != 0 {
                 return Err(format!("rollback exited {}:\n{rollback}", exit_of(&rollback)).into());
             }
@@ -454,7 +454,7 @@ fn run_case(case: &Case) -> TestResult<String> {
                 world.assert_moved()?;
                 world.old = None;
                 world.new = None;
-                let rollback = world.ferry(&["rollback"]);
+                let rollback = world.ferry(&["rollback", "--yes"]);
                 if exit_of(&rollback) != 0 {
                     return Err(format!(
                         "offline rollback exited {}:\n{rollback}",

@@ -82,7 +82,7 @@ fn organisation_move_and_offline_rollback() -> TestResult {
     // Offline: both repositories are gone.
     world.old = None;
     world.new = None;
-    world.ferry(&["rollback"]).success();
+    world.ferry(&["rollback", "--yes"]).success();
     let after = snapshot(&world)?;
     assert!(before.diff(&after).is_empty(), "{:#?}", before.diff(&after));
     assert_eq!(world.read("/etc/acme/daemon.conf")?, "port = 8080\n");

@@ -345,7 +345,7 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
         .arg(FERRY)
         .arg("--root")
         .arg(sys.path())
-        .args(["--json", "rollback"])
+        .args(["--json", "rollback", "--yes"])
         .output()?;
     assert!(
         back.status.success(),

@@ -60,7 +60,7 @@ impl Inputs {
             &["run", "--resume", "--yes"],
             &["status"],
             &["history"],
-            &["rollback"],
+            &["rollback", "--yes"],
             &["release", "check", "--meta-release", NO_INDEX],
             &["release", "fetch", "--meta-release", NO_INDEX],
             &["release", "upgrade", "--meta-release", NO_INDEX, "--yes"],
@@ -340,7 +340,7 @@ fn changing_commands_refuse_a_non_root_user_before_any_work() {
     let cases: [(&[&str], &str); 4] = [
         (&["run", &profile, "--yes"], "ferry run"),
         (&["run", "--resume", "--yes"], "ferry run"),
-        (&["rollback"], "ferry rollback"),
+        (&["rollback", "--yes"], "ferry rollback"),
         (
             &["release", "upgrade", "--meta-release", NO_INDEX, "--yes"],
             "ferry release upgrade",

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::cli::{ArchiveCommand, Global};
 use crate::exit::Exit;
+use crate::progress::Progress;
 use crate::render::{self, Failure};
 
 pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
@@ -39,6 +40,16 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             arch,
         } => coverage(&from, &to, map.as_deref(), &arch, global),
     }
+}
+
+/// A suite, read; its warnings (indices not UTF-8) go to stderr, where
+/// they reach people and stay out of `--json` and `--yaml` documents.
+fn read_suite(dir: &Path, arch: &[String]) -> Result<Suite, Failure> {
+    let suite = Suite::read(dir, arch).map_err(failure)?;
+    for warning in &suite.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(suite)
 }
 
 fn failure(error: ArchiveError) -> Failure {
@@ -109,16 +120,26 @@ fn excuses(
         Some(path) => Hints::load(path).map_err(failure)?,
         None => Hints::default(),
     };
-    let source = Suite::read(from, arch).map_err(failure)?;
-    let target = Suite::read(to, arch).map_err(failure)?;
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", from.display()));
+    let source = read_suite(from, arch)?;
+    progress.phase(format!("reading {}", to.display()));
+    let target = read_suite(to, arch)?;
+    progress.phase("finding what may migrate without breaking the target");
     let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
     if let Some(dir) = write_result {
+        progress.phase(format!("writing the result to {}", dir.display()));
         ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
     }
+    progress.end();
     let output = ExcusesOutput(&result);
     if yaml && !global.json {
         use std::io::Write;
-        let _ = std::io::stdout().write_all(excuses_yaml(&result).as_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let yaml = excuses_yaml(&result, &render::iso8601(now));
+        let _ = std::io::stdout().write_all(yaml.as_bytes());
     } else {
         render::output(&output, global);
     }
@@ -177,8 +198,9 @@ fn quoted(text: &str) -> String {
 
 /// britney's `excuses.yaml` layout: one item per candidate with its
 /// versions, the verdict and the excuses as lines of text.
-fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
-    let mut out = String::from("sources:\n");
+fn excuses_yaml(result: &ferry_archive::Excuses, generated: &str) -> String {
+    // britney's excuses.yaml starts with when it was made.
+    let mut out = format!("generated-date: {}\nsources:\n", quoted(generated));
     for e in &result.excuses {
         out.push_str(&format!("- item-name: {}\n", quoted(&e.source)));
         out.push_str(&format!("  source: {}\n", quoted(&e.source)));
@@ -208,7 +230,10 @@ fn excuses_yaml(result: &ferry_archive::Excuses) -> String {
 }
 
 fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
-    let suite = Suite::read(dir, arch).map_err(failure)?;
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", dir.display()));
+    let suite = read_suite(dir, arch)?;
+    progress.phase("finding binaries not built from source");
     if !suite.has_sources() {
         return Err(Failure::bad_input(format!(
             "{}: no Sources index under COMPONENT/source/; NBS needs the sources",
@@ -216,6 +241,7 @@ fn nbs(dir: &Path, arch: &[String], global: &Global) -> Result<Exit, Failure> {
         )));
     }
     let found = ferry_archive::not_built_from_source(&suite).map_err(failure)?;
+    progress.end();
     render::output(
         &NbsOutput {
             suite: dir,
@@ -283,9 +309,14 @@ fn coverage(
         Some(path) => NameMap::load(path).map_err(failure)?,
         None => NameMap::default(),
     };
-    let old = Suite::read(from, arch).map_err(failure)?;
-    let new = Suite::read(to, arch).map_err(failure)?;
+    let mut progress = Progress::new(global);
+    progress.phase(format!("reading {}", from.display()));
+    let old = read_suite(from, arch)?;
+    progress.phase(format!("reading {}", to.display()));
+    let new = read_suite(to, arch)?;
+    progress.phase("checking each old binary against the new suite");
     let report = ferry_archive::coverage(&old, &new, &map).map_err(failure)?;
+    progress.end();
     render::output(&CoverageOutput::new(&report), global);
     Ok(if report.gaps.is_empty() {
         Exit::Ok

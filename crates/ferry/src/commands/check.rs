@@ -15,13 +15,20 @@ use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckFormat, Global};
 use crate::exit::Exit;
+use crate::progress::Progress;
 use crate::render::Failure;
 
+/// An index's text; a file that is not UTF-8 throughout is read as apt
+/// reads it, as bytes, with a warning on stderr naming the file and line.
 fn read_index(path: &Path) -> Result<String, Failure> {
-    ferry_deb::index::read_to_string(path).map_err(|e| {
+    let index = ferry_deb::index::read_text(path).map_err(|e| {
         Failure::bad_input(format!("cannot read {}: {}", path.display(), e.source))
             .at(path, None, None)
-    })
+    })?;
+    if let Some(warning) = index.warning(path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(index.text)
 }
 
 fn parse<'t>(path: &Path, text: &'t str) -> Result<Vec<BinaryPackage<'t>>, Failure> {
@@ -80,6 +87,12 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
         )
         .hint("give the Packages files of the repositories the system would use"));
     }
+    let mut progress = Progress::new(global);
+    let inputs = args.files.len() + usize::from(status_path.is_some());
+    progress.phase(format!(
+        "reading {inputs} index file{}",
+        if inputs == 1 { "" } else { "s" }
+    ));
     let texts: Vec<(PathBuf, String)> = args
         .files
         .iter()
@@ -116,6 +129,15 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
         }
     }
     let universe = Universe::new(&packages, &arch, &foreign);
+    let checked = if args.installed {
+        installed.len()
+    } else {
+        packages.len()
+    };
+    progress.phase(format!(
+        "checking the installability of {checked} package{}",
+        if checked == 1 { "" } else { "s" }
+    ));
 
     // People always get a short reason per broken package; the machine
     // forms carry reasons only when asked.
@@ -126,6 +148,7 @@ pub fn run(args: CheckArgs, global: &Global) -> Result<Exit, Failure> {
     } else {
         ferry_solve::check(&universe, None, explain)
     };
+    progress.end();
     let output = CheckOutput::new(&reports, args.failures, args.installed, args.explain);
     let (total, broken) = (output.total, output.broken);
     let text = if global.json {

@@ -94,8 +94,7 @@ fn write_man_pages(
         .source(source.to_string())
         .manual("ferry manual");
     let path = dir.join(man.get_filename());
-    let mut page = Vec::new();
-    man.render(&mut page)
+    let page = render_page(&man, command)
         .map_err(|e| Failure::failed(format!("cannot render {}: {e}", path.display())))?;
     fs::write(&path, page).map_err(|e| write_failure(&path, &e))?;
     written.push(path);
@@ -103,6 +102,30 @@ fn write_man_pages(
         write_man_pages(sub, source, dir, written)?;
     }
     Ok(())
+}
+
+/// A page: clap's NAME, SYNOPSIS, DESCRIPTION, OPTIONS and SUBCOMMANDS
+/// from the definitions, then the written EXIT STATUS, FILES, EXAMPLES and
+/// SEE ALSO (`manual.rs`), then clap's VERSION.
+fn render_page(man: &clap_mangen::Man, command: &clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    if command.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut page)?;
+    }
+    if command.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut page)?;
+    }
+    page.extend_from_slice(
+        super::manual::sections(man.get_filename().trim_end_matches(".1")).as_bytes(),
+    );
+    if command.get_version().is_some() {
+        man.render_version_section(&mut page)?;
+    }
+    Ok(page)
 }
 
 /// Writes the bash, zsh and fish scripts under clap_complete's file names
@@ -182,6 +205,66 @@ mod tests {
             top.contains("ferry\\-sources(1)"),
             "no link to ferry-sources(1)"
         );
+        // Every page has the sections a user follows, in man-pages(7) order.
+        for file in &files {
+            let page = fs::read_to_string(dir.path().join(file)).unwrap();
+            let mut at = 0;
+            for section in [
+                ".SH NAME",
+                ".SH SYNOPSIS",
+                ".SH DESCRIPTION",
+                ".SH \"EXIT STATUS\"",
+                ".SH FILES",
+                ".SH EXAMPLES",
+                ".SH \"SEE ALSO\"",
+            ] {
+                let found = page[at..].find(section);
+                assert!(found.is_some(), "{file}: no {section} after byte {at}");
+                at += found.unwrap_or(0);
+            }
+            let words = file.trim_end_matches(".1").replace('-', " ");
+            let examples = &page[page.find(".SH EXAMPLES").unwrap()..];
+            assert!(
+                examples.contains(&words),
+                "{file}: no example runs `{words}`: {examples}"
+            );
+        }
+    }
+
+    #[test]
+    fn man_reads_every_page_without_a_warning() {
+        if std::process::Command::new("man")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            ferry_testkit::skip!("man is not installed");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for path in man_pages(dir.path()).unwrap() {
+            let out = std::process::Command::new("man")
+                .args(["--warnings", "-E", "UTF-8", "-l"])
+                .arg(&path)
+                .env("MANWIDTH", "80")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{}: {stderr}", path.display());
+            assert!(stderr.trim().is_empty(), "{}: {stderr}", path.display());
+            // man overstrikes bold text (`X\bX`) when not on a terminal.
+            let mut text = String::new();
+            for c in String::from_utf8_lossy(&out.stdout).chars() {
+                if c == '\u{8}' {
+                    text.pop();
+                } else {
+                    text.push(c);
+                }
+            }
+            assert!(
+                text.contains("EXIT STATUS") && text.contains("EXAMPLES"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -102,8 +102,8 @@ fn saved_plan_failure(e: SavedPlanError, path: Option<&Path>) -> Failure {
     }
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+fn human(bytes: u64) -> String {
+    ferry_apt::human_bytes(bytes)
 }
 
 /// A package apt would act on, named as every output names packages.
@@ -172,6 +172,13 @@ pub struct PlanView<'a> {
     pub installed_size_delta_bytes: i64,
     pub space: &'a [SpaceCheck],
     pub findings: &'a [Finding],
+    /// The command that carries this plan out, named in the last line for
+    /// people: `ferry run` for a profile, `ferry release upgrade` for a bundle.
+    #[serde(skip)]
+    pub carried_out_by: &'static str,
+    /// Whether people see each package of a finding about many (`--verbose`).
+    #[serde(skip)]
+    pub verbose: bool,
 }
 
 impl<'a> From<&'a Plan> for PlanView<'a> {
@@ -190,11 +197,25 @@ impl<'a> From<&'a Plan> for PlanView<'a> {
             installed_size_delta_bytes: plan.installed_size_delta_bytes,
             space: &plan.space,
             findings: &plan.findings,
+            carried_out_by: "ferry run",
+            verbose: false,
         }
     }
 }
 
 impl PlanView<'_> {
+    /// The same plan, listing each package of a finding about many.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// The same plan, saying that `command` carries it out.
+    pub fn carried_out_by(mut self, command: &'static str) -> Self {
+        self.carried_out_by = command;
+        self
+    }
+
     pub fn blocked(&self) -> bool {
         self.findings
             .iter()
@@ -282,13 +303,13 @@ impl fmt::Display for PlanView<'_> {
         writeln!(
             f,
             "\n  download {}, installed size {}{}",
-            mib(self.download_bytes),
+            human(self.download_bytes),
             if self.installed_size_delta_bytes < 0 {
                 "-"
             } else {
                 "+"
             },
-            mib(self.installed_size_delta_bytes.unsigned_abs())
+            human(self.installed_size_delta_bytes.unsigned_abs())
         )?;
         if !self.space.is_empty() {
             writeln!(f, "\nFree space")?;
@@ -297,8 +318,8 @@ impl fmt::Display for PlanView<'_> {
                     f,
                     "  {:<26} {:>12} free, {:>12} needed",
                     s.path,
-                    mib(s.free_bytes),
-                    mib(s.needed_bytes)
+                    human(s.free_bytes),
+                    human(s.needed_bytes)
                 )?;
             }
         }
@@ -317,12 +338,25 @@ impl fmt::Display for PlanView<'_> {
                 "  {label:<8} [{}] {}\n           -> {}",
                 finding.key, finding.finding, finding.remediation
             )?;
+            if finding.packages.len() > 1 {
+                if self.verbose {
+                    for package in &finding.packages {
+                        writeln!(f, "           {package}")?;
+                    }
+                } else {
+                    writeln!(f, "           (--verbose lists them)")?;
+                }
+            }
         }
-        f.write_str(if self.blocked() {
-            "\nBlocked: resolve the blockers above; nothing was changed.\n"
+        if self.blocked() {
+            f.write_str("\nBlocked: resolve the blockers above; nothing was changed.\n")
         } else {
-            "\nReady: `ferry run` would carry this out.\n"
-        })
+            writeln!(
+                f,
+                "\nReady: `{}` would carry this out.",
+                self.carried_out_by
+            )
+        }
     }
 }
 
@@ -374,17 +408,33 @@ pub fn plan(args: PlanArgs, global: &Global, root: &SystemRoot) -> Result<Exit, 
         Some(_) => Some(SystemFingerprint::capture(root).map_err(|e| saved_plan_failure(e, None))?),
         None => None,
     };
-    let plan =
-        ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
+    let plan = planning(root, &profile, global)?;
     if let (Some(path), Some(fingerprint)) = (&args.save, fingerprint) {
         save_plan(path, fingerprint, &profile, &plan, global)?;
     }
-    render::output(&PlanOutput::from(&plan), global);
+    let mut output = PlanOutput::from(&plan);
+    output.plan.verbose = global.verbose;
+    render::output(&output, global);
     Ok(if plan.blocked() {
         Exit::Blocked
     } else {
         Exit::Ok
     })
+}
+
+/// Computes the plan, with progress: apt updates and simulates in a
+/// sandbox, seconds to a minute on a real system.
+pub(crate) fn planning(
+    root: &SystemRoot,
+    profile: &Profile,
+    global: &Global,
+) -> Result<Plan, Failure> {
+    let mut progress = crate::progress::Progress::new(global);
+    progress.phase(format!(
+        "planning `{}`: apt update and simulation in a sandbox, checks",
+        profile.name
+    ));
+    ferry_apt::compute_plan(root, profile).map_err(|e| Failure::failed(e.to_string()))
 }
 
 /// `plan --save FILE`: writes the plan for `run --plan FILE`, unless it is
@@ -528,7 +578,7 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
         ferry_apt::resume(root, &options, &mut progress).map_err(run_failure)?
     } else if let Some(path) = args.plan.as_deref() {
         let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
-        confirm(args.yes, &saved.profile)?;
+        confirm(args.yes, "ferry run", &saved.profile)?;
         ferry_apt::run_saved(root, saved, &options, &mut progress).map_err(|e| match e {
             RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
             e => run_failure(e),
@@ -539,23 +589,35 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
             .as_deref()
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
-        confirm(args.yes, &profile)?;
+        confirm(args.yes, "ferry run", &profile)?;
         ferry_apt::run(root, &profile, &options, &mut progress).map_err(run_failure)?
     };
     finish(outcome, global, args.no_rollback)
 }
 
-pub(crate) fn confirm(yes: bool, profile: &Profile) -> Result<(), Failure> {
+pub(crate) fn confirm(yes: bool, command: &str, profile: &Profile) -> Result<(), Failure> {
+    ask(
+        yes,
+        command,
+        &format!("Carry out migration `{}` now?", profile.name),
+        "review `ferry plan` first, then pass --yes",
+    )
+}
+
+/// Asks `question` on the terminal before `command` changes the system,
+/// unless `--yes` answered it: every command that changes a system asks
+/// the same way, and without a terminal refuses (exit 2) rather than guess.
+fn ask(yes: bool, command: &str, question: &str, review: &str) -> Result<(), Failure> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::bad_input(
-            "ferry run changes the system and there is no terminal to ask",
-        )
-        .hint("review `ferry plan` first, then pass --yes"));
+        return Err(Failure::bad_input(format!(
+            "`{command}` changes the system and there is no terminal to ask; nothing was changed"
+        ))
+        .hint(review.to_string()));
     }
-    eprint!("Carry out migration `{}` now? [y/N] ", profile.name);
+    eprint!("{question} [y/N] ");
     let mut answer = String::new();
     let _ = std::io::stdin().read_line(&mut answer);
     if matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -962,6 +1024,15 @@ impl fmt::Display for HistoryOutput<'_> {
 }
 
 pub fn rollback(args: RollbackArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Failure> {
+    ask(
+        args.yes,
+        "ferry rollback",
+        &format!(
+            "Roll back {} and restore its backup now?",
+            args.id.as_deref().unwrap_or("the latest migration")
+        ),
+        "see what it restores with `ferry history` and `ferry status`, then pass --yes",
+    )?;
     let (id, report) =
         ferry_apt::rollback_migration(root, args.id.as_deref()).map_err(run_failure)?;
     let output = RollbackOutput::new(&id, &report);
@@ -1086,12 +1157,21 @@ pub(crate) mod tests {
                     severity: Severity::Blocker,
                     finding: "/var/cache/apt/archives has 2 MiB free, the migration needs 3 MiB".into(),
                     remediation: "free space on the filesystem of /var/cache/apt/archives (apt-get clean, remove old kernels)".into(),
+                    packages: vec![],
+                },
+                Finding {
+                    key: FindingKey::NotFromRepositories,
+                    severity: Severity::Warning,
+                    finding: "3 installed packages are at versions no configured repository offers".into(),
+                    remediation: "ferry keeps a rebuilt .deb of each in the backup when the migration touches it".into(),
+                    packages: vec!["local-tool 0.1".into(), "old-lib:i386 2.3-1".into(), "vendor-fw 7".into()],
                 },
                 Finding {
                     key: FindingKey::HeldPackage("acme-tools".into()),
                     severity: Severity::Info,
                     finding: "acme-tools is held and stays as it is".into(),
                     remediation: "nothing to do".into(),
+                    packages: vec![],
                 },
             ],
         }
@@ -1100,6 +1180,33 @@ pub(crate) mod tests {
     #[test]
     fn plan_for_people() {
         insta::assert_snapshot!(PlanOutput::from(&plan()).to_string());
+    }
+
+    #[test]
+    fn a_finding_about_many_packages_is_one_line_and_lists_them_with_verbose() {
+        let p = plan();
+        let terse = PlanOutput::from(&p).to_string();
+        assert!(
+            terse.contains("[not-from-a-repository] 3 installed packages"),
+            "{terse}"
+        );
+        assert!(terse.contains("(--verbose lists them)"), "{terse}");
+        assert!(!terse.contains("old-lib:i386"), "{terse}");
+        let verbose = PlanView::from(&p).verbose(true).to_string();
+        assert!(
+            verbose.contains("           old-lib:i386 2.3-1\n"),
+            "{verbose}"
+        );
+        assert!(!verbose.contains("--verbose lists them"), "{verbose}");
+        // Scripts get the list whatever the flag.
+        let json = serde_json::to_value(PlanOutput::from(&p)).unwrap();
+        assert_eq!(
+            json["plan"]["findings"][1]["packages"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]

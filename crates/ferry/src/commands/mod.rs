@@ -7,6 +7,7 @@ mod archive;
 mod check;
 mod generate;
 mod image;
+mod manual;
 mod migrate;
 mod release;
 mod sources;

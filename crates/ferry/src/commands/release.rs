@@ -10,7 +10,6 @@
 //! bundle or a refused signature is 2 and nothing is changed.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use ferry_apt::PackageName;
@@ -28,6 +27,7 @@ use super::migrate::{self, PlanView};
 use super::{require_privileges, system_root};
 use crate::cli::{Global, ReleaseArgs, ReleaseCommand, UpgradeArgs};
 use crate::exit::Exit;
+use crate::progress::Progress;
 use crate::render::{self, Failure};
 
 /// An index is a few kilobytes; this bounds what a hostile server can send.
@@ -73,8 +73,7 @@ fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
             Path::new("/").join(CONFIG_PATH).display()
         ))
     })?;
-    let body = ferry_fetch::fetch_bytes(&url, INDEX_LIMIT)
-        .map_err(|e| Failure::failed(format!("cannot fetch the meta-release index: {e}")))?;
+    let body = ferry_fetch::fetch_bytes(&url, INDEX_LIMIT).map_err(|e| index_failure(&e, &url))?;
     let text = String::from_utf8(body).map_err(|e| {
         Failure::bad_input(format!(
             "the meta-release index is not UTF-8 (byte {})",
@@ -95,6 +94,35 @@ fn context(args: &ReleaseArgs, root: &SystemRoot) -> Result<Context, Failure> {
         index,
         os,
     })
+}
+
+/// An index that is not there (no such file, 404, 410), is too large or
+/// has a scheme ferry does not fetch is a wrong `--meta-release` or
+/// configuration: exit 2. A network that fails on the way is exit 1.
+fn index_failure(error: &ferry_fetch::FetchError, url: &str) -> Failure {
+    use ferry_fetch::FetchError;
+    let mut last = error;
+    while let FetchError::GaveUp { last: inner, .. } = last {
+        last = inner;
+    }
+    let what = format!("cannot fetch the meta-release index: {error}");
+    let wrong_address = match last {
+        FetchError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+        ),
+        FetchError::Status { status, .. } => matches!(status, 404 | 410),
+        FetchError::Scheme { .. } | FetchError::TooLarge { .. } => true,
+        _ => false,
+    };
+    let failure = if wrong_address {
+        Failure::bad_input(what).hint(
+            "check --meta-release or `meta_release` in the configuration; nothing was changed",
+        )
+    } else {
+        Failure::failed(what).hint("check the network and try again; nothing was changed")
+    };
+    failure.at(Path::new(url), None, None)
 }
 
 fn config_failure(error: ConfigError) -> Failure {
@@ -367,22 +395,16 @@ fn obtain(
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
-    let quiet = global.json;
-    let mut last = 0u64;
-    let mut progress = |done: u64, total: Option<u64>| {
-        if quiet || (done != total.unwrap_or(u64::MAX) && done < last + (256 << 10)) {
-            return;
-        }
-        last = done;
-        let total = total.map_or_else(|| "?".to_string(), |t| t.to_string());
-        eprint!("\rdownloading bundle: {done}/{total} bytes");
-        let _ = std::io::stderr().flush();
-    };
+    let mut progress = Progress::new(global);
+    progress.download(
+        format!("downloading the bundle of {}", target.dist),
+        Some(reference.size),
+    );
     let obtained =
-        ferry_release::obtain_bundle(reference, &ctx.url, &keyring, &work, &mut progress);
-    if !quiet {
-        eprintln!();
-    }
+        ferry_release::obtain_bundle(reference, &ctx.url, &keyring, &work, &mut |done, total| {
+            progress.advance_to(done, total)
+        });
+    progress.end();
     let obtained = obtained.map_err(|e| bundle_failure(e, &work.join("bundle")))?;
     Ok((obtained, temporary))
 }
@@ -534,14 +556,15 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
     let migration = ferry_release::to_migration(&obtained.bundle, target);
     let profile = migration.profile;
     if args.dry_run {
-        let plan =
-            ferry_apt::compute_plan(root, &profile).map_err(|e| Failure::failed(e.to_string()))?;
+        let plan = migrate::planning(root, &profile, global)?;
         render::output(
             &UpgradePlanOutput {
                 target: ReleaseView::from(target),
                 signed_by: &obtained.verified,
                 blocked: plan.blocked(),
-                plan: PlanView::from(&plan),
+                plan: PlanView::from(&plan)
+                    .carried_out_by("ferry release upgrade")
+                    .verbose(global.verbose),
             },
             global,
         );
@@ -551,7 +574,7 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
             Exit::Ok
         });
     }
-    migrate::confirm(args.yes, &profile)?;
+    migrate::confirm(args.yes, "ferry release upgrade", &profile)?;
     migrate::warn_if_remote(global);
     migrate::detach_from_terminal_hangup();
     let options = ferry_apt::RunOptions {
@@ -703,9 +726,24 @@ Bundle-SHA256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
             target: ReleaseView::from(&index.releases[1]),
             signed_by: &verified,
             blocked: plan.blocked(),
-            plan: PlanView::from(&plan),
+            plan: PlanView::from(&plan).carried_out_by("ferry release upgrade"),
         };
         insta::assert_snapshot!("upgrade_dry_run_for_people", output.to_string());
         insta::assert_json_snapshot!("upgrade_dry_run_as_json", output);
+    }
+
+    #[test]
+    fn a_ready_dry_run_names_the_command_that_carries_it_out() {
+        let mut plan = migrate::tests::plan();
+        plan.findings
+            .retain(|f| f.severity != ferry_apt::Severity::Blocker);
+        let text = PlanView::from(&plan)
+            .carried_out_by("ferry release upgrade")
+            .to_string();
+        assert!(
+            text.ends_with("\nReady: `ferry release upgrade` would carry this out.\n"),
+            "{text}"
+        );
+        assert!(!text.contains("ferry run"), "{text}");
     }
 }
