@@ -54,6 +54,18 @@ fn reboot_now(why: &str) -> ! {
     }
 }
 
+/// Whether ferry, started as PID 1 with `args`, is stage 2 of a takeover:
+/// re-executed from the tmpfs (`takeover stage2-init`), or by the old init
+/// with a takeover staged. Otherwise PID 1 is just a container's first
+/// process (or `cargo run` in a PID namespace) and ferry is the CLI.
+pub fn is_stage2(args: &[String]) -> bool {
+    args.get(1..3) == Some(&["takeover".to_string(), "stage2-init".to_string()][..])
+        || Path::new(STAGE_ROOT)
+            .join(WORK)
+            .join("stage2.json")
+            .is_file()
+}
+
 /// Entry of ferry as PID 1. First (re-executed by the old init, with its
 /// arguments): pivot into the tmpfs and re-execute from there. Then (as
 /// `ferry takeover stage2-init`): run the worker, reap orphans, reboot.

@@ -11,10 +11,13 @@ mod render;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // As PID 1, ferry is stage 2 of a takeover (init re-executed into it).
+    // As PID 1 with a takeover staged, ferry is its stage 2 (init
+    // re-executed into it); as any other PID 1 (a container), the CLI.
     if std::process::id() == 1 {
         let args: Vec<String> = std::env::args().collect();
-        ferry_takeover::stage2::pid1(&args);
+        if ferry_takeover::stage2::is_stage2(&args) {
+            ferry_takeover::stage2::pid1(&args);
+        }
     }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

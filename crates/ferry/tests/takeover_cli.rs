@@ -198,3 +198,23 @@ fn a_blocked_plan_is_not_saved_and_a_clean_one_is() {
     assert_eq!(file["target"]["device"], "/dev/vda");
     assert_eq!(file["image"]["architecture"], "x86_64");
 }
+
+/// ferry as PID 1 of a PID namespace (a container's first process, or
+/// `cargo run`, which execs) with no takeover staged is the CLI, not stage
+/// 2: stage 2 would reboot, which in a namespace kills it with SIGHUP.
+#[test]
+fn as_pid_1_without_a_staged_takeover_ferry_is_the_cli() {
+    skip_unless!(Need::Root, Need::Tool("unshare"));
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .args(["version", "compare", "1.0", "lt", "2.0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
