@@ -7,11 +7,12 @@
 # Software emulation only (-accel tcg): this host's /dev/kvm hangs Debian
 # guest kernels.
 # Each case has a timeout (cases/<case>.sh) whose sum stays within 25
-# minutes; a run with the images cached takes about 10 minutes on 2 cores.
+# minutes; the nine cases take about 14 minutes on 2 cores, 16 with the
+# images built (about 2 minutes).
 #
 # Prints one line per case: `<case> ok|FAILED <seconds>s` (a failure adds
 # what was missing and the last serial lines, systemd's start/stop chatter
-# left out), then exactly
+# left out), the cases' and the whole script's time, then exactly
 # `takeover-vm: N of M cases ok`. When qemu cannot run, one `SKIP: <case>:
 # <why>` line per case and `takeover-vm: 0 of 0 cases ok`. Exits non-zero
 # when a case failed.
