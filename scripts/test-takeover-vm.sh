@@ -7,20 +7,24 @@
 # Software emulation only (-accel tcg): this host's /dev/kvm hangs Debian
 # guest kernels.
 # Each case has a timeout (cases/<case>.sh) whose sum stays within 25
-# minutes; a run with the images cached takes about 10 minutes on 2 cores.
+# minutes; the nine cases take about 14 minutes on 2 cores, 16 with the
+# images built (about 2 minutes).
 #
 # Prints one line per case: `<case> ok|FAILED <seconds>s` (a failure adds
 # what was missing and the last serial lines, systemd's start/stop chatter
-# left out), then exactly
+# left out), the cases' and the whole script's time, then exactly
 # `takeover-vm: N of M cases ok`. When qemu cannot run, one `SKIP: <case>:
 # <why>` line per case and `takeover-vm: 0 of 0 cases ok`. Exits non-zero
 # when a case failed.
 #
 # usage: scripts/test-takeover-vm.sh            (as root)
 #   FERRY_VM_CASES="boot success …"  the cases to run (boot = boot-old
-#                                     boot-new); default: all of them
+#                                     boot-new; ram = success checksum
+#                                     watchdog reset; flasher-all = flasher
+#                                     fallback fallback-panic); default: all
 # Serial logs: ${CARGO_TARGET_DIR:-target}/takeover-vm/<case>.log
 set -uo pipefail
+script_start=$(date +%s)
 cd "$(dirname "$0")/.."
 here=scripts/takeover-vm
 # shellcheck source=takeover-vm/lib.sh
@@ -28,11 +32,13 @@ here=scripts/takeover-vm
 # shellcheck source=takeover-vm/expect.sh
 . "$here/expect.sh"
 
-all_cases=(boot-old boot-new success checksum watchdog reset)
+all_cases=(boot-old boot-new success checksum watchdog reset flasher fallback fallback-panic)
 cases=()
 for c in ${FERRY_VM_CASES:-${all_cases[*]}}; do
   case $c in
     boot) cases+=(boot-old boot-new) ;;
+    ram) cases+=(success checksum watchdog reset) ;;
+    flasher-all) cases+=(flasher fallback fallback-panic) ;;
     *) cases+=("$c") ;;
   esac
 done
@@ -148,9 +154,11 @@ echo "takeover-vm: images ready in ${prep_seconds}s (build/cache ${build_seconds
   "VM RAM ${VM_MEMORY} MiB"
 
 # ---------------------------------------------------------------- case kit
-# What a case's files use: write_config, write_case_sh, wait_for_line,
-# monitor, and the checks want, want_fixed, want_none, want_count,
-# after_reboot, disk_head_is (each records what is missing in $problems).
+# What a case's files use: write_config, write_flasher_config,
+# write_case_sh, wait_for_line, monitor, and the checks want, want_fixed,
+# want_none, want_count, after_reboot, disk_head_is (each records what is
+# missing in $problems). A case may set CASE_IMAGE (the image the payload
+# carries; default the new OS with this build's ferry).
 
 write_config() { # <file> <sha256>
   cat >"$1" <<TOML
@@ -171,6 +179,31 @@ script = "/usr/local/sbin/app-dump"
 
 [watchdog]
 require = true
+TOML
+}
+
+# Strategy flasher: the new OS's four partitions laid into the old disk's
+# swap (p5, a logical partition, as Debian's installer makes it; an MBR has
+# no four free primary slots beside the old root); the numbers of boot,
+# root and data are the image's.
+write_flasher_config() { # <file> <sha256>
+  cat >"$1" <<TOML
+strategy = "flasher"
+
+[image]
+source = "/mnt/payload/new-os.img.gz"
+sha256 = "$2"
+
+[target]
+disk = "/dev/vda"
+spare_partition = 5
+boot_partition = 1
+root_partition = 2
+data_partition = 4
+
+[backup]
+paths = ["/srv/app", "/etc/app.conf"]
+script = "/usr/local/sbin/app-dump"
 TOML
 }
 
@@ -202,13 +235,18 @@ serial_tail() {
 
 # The first MiB of the case's disk (MBR, grub's boot code) against an
 # image's: the old OS's while nothing was written to the disk, the new OS's
-# after the flash.
-disk_head_is() { # old|new
+# after the flash. `old-boot`: the old OS's boot code, disk signature and
+# grub core, the MBR's partition entries aside (strategy flasher rewrites
+# the table with sfdisk, whose CHS fields follow the VM disk's geometry).
+disk_head_is() { # old|old-boot|new
   local ref=$images/old-os.raw
   [ "$1" = new ] && ref=$new_raw
   rm -f "$work/head"
   if ! qemu-img dd -f qcow2 -O raw bs=65536 count=16 if="$overlay" of="$work/head" 2>/dev/null; then
     problems+=("cannot read the case's disk (qemu-img dd)")
+  elif [ "$1" = old-boot ]; then
+    cmp -s -n 446 "$work/head" "$ref" && cmp -s -i 510 -n $((1048576 - 510)) "$work/head" "$ref" ||
+      problems+=("the old OS's boot code (MBR, grub core) changed")
   elif ! cmp -s -n 1048576 "$work/head" "$ref"; then
     problems+=("the disk's first MiB is not the $1 OS's")
   fi
@@ -239,6 +277,14 @@ want_count() {
 after_reboot() {
   local all=$check_text
   check_text=$(awk '/FERRY-VM old-os up/ { n++ } n >= 2' <<<"$all")
+  "$@"
+  check_text=$all
+}
+# Runs a check on what the console said from the new OS's second boot on
+# (a boot: the kernel's banner; the new OS's: its first FERRY-VM line).
+after_new_reboot() {
+  local all=$check_text
+  check_text=$(awk '/Linux version / { boot++ } /FERRY-VM new-os / && !(boot in seen) { seen[boot] = 1; n++ } n >= 2' <<<"$all")
   "$@"
   check_text=$all
 }
@@ -289,7 +335,7 @@ make_payload() { # <case> <image>: ferry, the new OS image, and the case's files
   rm -rf "$dir"
   mkdir -p "$dir"
   cp "$ferry_bin" "$dir/ferry"
-  ln "$new_gz" "$dir/new-os.img.gz" 2>/dev/null || cp "$new_gz" "$dir/new-os.img.gz"
+  ln "${CASE_IMAGE:-$new_gz}" "$dir/new-os.img.gz" 2>/dev/null || cp "${CASE_IMAGE:-$new_gz}" "$dir/new-os.img.gz"
   case_payload "$dir" || return 1
   local kib
   kib=$(du -sk "$dir" | cut -f1)
@@ -300,9 +346,10 @@ make_payload() { # <case> <image>: ferry, the new OS image, and the case's files
 }
 
 ok=0 boot_failed=
+cases_start=$(date +%s)
 for case in "${cases[@]}"; do
   unset -f case_payload case_during case_check
-  CASE_DISK= CASE_TIMEOUT=600
+  CASE_DISK= CASE_TIMEOUT=600 CASE_IMAGE=
   # shellcheck source=/dev/null
   . "$here/cases/$case.sh"
   log=$results/$case.log
@@ -345,5 +392,6 @@ for case in "${cases[@]}"; do
     [ ! -s "$results/$case.qemu" ] || sed 's/^/  qemu: /' "$results/$case.qemu"
   fi
 done
+echo "takeover-vm: the cases took $(($(date +%s) - cases_start))s, the whole script $(($(date +%s) - script_start))s"
 echo "takeover-vm: $ok of ${#cases[@]} cases ok"
 [ "$ok" = "${#cases[@]}" ]

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds the takeover VM test's disk images into OUT (the caller caches OUT
 # by the hash of this directory's files):
-#   old-os.raw      the machine before the takeover: MBR, p1 ext4 root (/boot
-#                   inside), p2 swap; bookworm minbase, grub, ifupdown static
-#                   network, hostname, SSH host keys, files to back up.
+#   old-os.raw      the machine before the takeover, laid out as Debian's
+#                   installer does on MBR: p1 ext4 root (/boot inside), p2
+#                   extended, p5 swap (1.2 GiB: strategy flasher lays the new
+#                   OS's four partitions into it, as logical ones); bookworm
+#                   minbase, grub (grub.cfg sourcing custom.cfg as Debian's
+#                   41_custom does), sfdisk, ifupdown static network,
+#                   hostname, SSH host keys, files to back up.
 #   new-os.raw      the OS the takeover installs, balena-like: p1 boot,
 #                   p2 root, p3 state, p4 data (ext4, by label); ferry is put
 #                   into it later (test-takeover-vm.sh), as it changes often.
-#   new-os-noboot.img.gz  the same without a kernel on p1: it cannot boot.
+#   new-os-noboot.img.gz  the same without a kernel on p1: grub cannot load
+#                   it (grub's fallback path).
+#   new-os-panic.img.gz   the same with an /sbin/init that exits at once: the
+#                   kernel panics (panic=10 reboots).
 #   identity.sums   sha256 of the old OS's host keys and authorized_keys.
 # usage: build-images.sh OUT MIRROR-URI SIGNED-BY|- DEB-CACHE
 set -euo pipefail
@@ -61,7 +68,7 @@ unmount() { umount "$1"; mounts=("${mounts[@]/$1/}"); }
 
 kernel_of() { (cd "$1/boot" && ls vmlinuz-* | sort -V | tail -n 1 | sed 's/^vmlinuz-//'); }
 
-grub_cfg() { # <kernel path> <initrd path> <root=…> <title>
+grub_cfg() { # <kernel path> <initrd path> <root=…> <title> [fs uuid of the kernel's filesystem]
   cat <<CFG
 serial --unit=0 --speed=115200
 terminal_input serial console
@@ -75,7 +82,11 @@ if [ "\${next_entry}" ]; then
 else
   set default=0
 fi
-menuentry '$4' {
+menuentry '$4' {${5:+
+  insmod part_msdos
+  insmod ext2
+  set root='hd0,msdos1'
+  search --no-floppy --fs-uuid --set=root $5}
   linux $1 $3 ro console=ttyS0,115200 panic=10
   initrd $2
 }
@@ -92,7 +103,7 @@ no_serial_getty() { # <tree>
 build_old() {
   local tree=$work/old
   log "old OS tree (mmdebstrap)"
-  make_tree "$tree" linux-image-amd64,initramfs-tools,systemd-sysv,udev,kmod,ifupdown,iproute2,openssh-client,grub-pc,zstd
+  make_tree "$tree" linux-image-amd64,initramfs-tools,systemd-sysv,udev,kmod,ifupdown,iproute2,openssh-client,grub-pc,fdisk,zstd
   cp -a "$here/old-os/." "$tree/"
   echo field-unit-7 >"$tree/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\tfield-unit-7\n' >"$tree/etc/hosts"
@@ -121,25 +132,45 @@ build_old() {
   log "old OS disk"
   local img=$out/old-os.raw.new dev k
   rm -f "$img"
-  truncate -s 1536M "$img"
+  truncate -s 2560M "$img"
   sfdisk -q "$img" <<'PART'
 label: dos
 start=2048, size=1279MiB, type=83, bootable
-size=256MiB, type=82
+type=5
+type=82
 PART
   attach "$img"
+  # The logical partition's node can come after p1's.
+  for _ in $(seq 30); do [ -b "${dev}p5" ] && break; sleep 0.1; done
+  [ -b "${dev}p5" ] || partx -a "$dev" 2>/dev/null || true
   mkfs.ext4 -q -L oldroot "${dev}p1"
-  mkswap -L oldswap "${dev}p2" >/dev/null
+  mkswap -L oldswap "${dev}p5" >/dev/null
   local uuid
   uuid=$(blkid -s UUID -o value "${dev}p1")
-  printf 'UUID=%s / ext4 errors=remount-ro 0 1\nLABEL=oldswap none swap sw 0 0\n' "$uuid" >"$tree/etc/fstab"
+  # The swap is nofail with a short wait: after a flasher takeover fell
+  # back, its space holds the new OS and the label is gone; systemd would
+  # wait 90 s for it at every boot (see the README).
+  printf 'UUID=%s / ext4 errors=remount-ro 0 1\nLABEL=oldswap none swap sw,nofail,x-systemd.device-timeout=3s 0 0\n' "$uuid" >"$tree/etc/fstab"
   mkdir -p "$work/mnt"
   mount_at "${dev}p1" "$work/mnt"
   tar -C "$tree" -cf - . | tar -C "$work/mnt" -xpf -
   k=$(kernel_of "$work/mnt")
   grub-install --target=i386-pc --boot-directory="$work/mnt/boot" "$dev" 2>&1 | grep -v '^Installation finished' >&2 || true
   [ -f "$work/mnt/boot/grub/i386-pc/core.img" ] || { log "grub-install failed"; return 1; }
-  grub_cfg "/boot/vmlinuz-$k" "/boot/initrd.img-$k" "root=UUID=$uuid" "old OS (field-unit-7)" >"$work/mnt/boot/grub/grub.cfg"
+  {
+    # Its entry finds its own root, as each of Debian's does: an entry run
+    # before it (ferry's, when grub falls back) may have moved \$root.
+    grub_cfg "/boot/vmlinuz-$k" "/boot/initrd.img-$k" "root=UUID=$uuid" "old OS (field-unit-7)" "$uuid"
+    # Debian's /etc/grub.d/41_custom, word for word: strategy flasher's
+    # entry, fallback and committed default come in through custom.cfg.
+    cat <<'CFG'
+if [ -f ${config_directory}/custom.cfg ]; then
+  source ${config_directory}/custom.cfg
+elif [ -z "${config_directory}" -a -f $prefix/custom.cfg ]; then
+  source $prefix/custom.cfg
+fi
+CFG
+  } >"$work/mnt/boot/grub/grub.cfg"
   grub-editenv "$work/mnt/boot/grub/grubenv" create
   unmount "$work/mnt"
   detach "$dev"
@@ -163,7 +194,7 @@ LABEL=boot /boot ext4 defaults 0 2
 LABEL=state /mnt/state ext4 defaults,nofail 0 2
 LABEL=data /mnt/data ext4 defaults,nofail 0 2
 FSTAB
-  chroot "$tree" systemctl enable ferry-vm-report.service NetworkManager-wait-online.service >/dev/null 2>&1
+  chroot "$tree" systemctl enable ferry-vm-confirm.service ferry-vm-report.service NetworkManager-wait-online.service >/dev/null 2>&1
   no_serial_getty "$tree"
   chroot "$tree" systemctl set-default multi-user.target >/dev/null 2>&1
 
@@ -208,6 +239,18 @@ PART
   detach "$dev"
   gzip -1 -c "$work/noboot.raw" >"$out/new-os-noboot.img.gz"
   rm -f "$work/noboot.raw"
+
+  log "new OS variant whose init exits at once (the kernel panics)"
+  cp --sparse=always "$img" "$work/panic.raw"
+  attach "$work/panic.raw"
+  mount_at "${dev}p2" "$work/mnt"
+  rm -f "$work/mnt/usr/sbin/init"
+  printf '#!/bin/sh\necho "FERRY-VM new-os init exits at once"\nexit 1\n' >"$work/mnt/usr/sbin/init"
+  chmod 0755 "$work/mnt/usr/sbin/init"
+  unmount "$work/mnt"
+  detach "$dev"
+  gzip -1 -c "$work/panic.raw" >"$out/new-os-panic.img.gz"
+  rm -f "$work/panic.raw"
   mv "$img" "$out/new-os.raw"
   rm -rf "$tree"
 }

@@ -28,3 +28,11 @@ DEFAULT_ROUTE='^default via 10\.0\.2\.2 dev ens3 proto static'
 BACKED_UP=(srv/app/data/blob.bin "srv/app/data/we ird -name's [1].txt" srv/app/VERSION etc/app.conf)
 # What app-dump writes into the backup directory.
 DUMP_NAME=app.dump
+
+# Strategy flasher. `ferry takeover confirm` on the new OS, the first time
+# and after that.
+CONFIRMED='confirmed: this OS boots by default'
+CONFIRMED_BEFORE='was confirmed before'
+# `ferry takeover status --json` in the old OS after the one-shot boot of
+# the new OS fell back.
+STATUS_FELL_BACK='"verdict": ?"fell-back"'

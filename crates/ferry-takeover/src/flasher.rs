@@ -219,6 +219,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
         if placed.len() != layout.placements.len() {
             return Err("the new partitions cannot all be found in the table read back".into());
         }
+        tell_kernel(&disk, &placed)?;
         Ok(placed)
     })?;
     let device_of = |image_partition: u32| -> Result<PathBuf, String> {
@@ -236,8 +237,16 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
             .collect::<Vec<_>>();
         for (_, device) in &routes {
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !device.exists() && Instant::now() < deadline {
+            while !is_block_device(device) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(200));
+            }
+            // Never a file in /dev in place of a partition the kernel does
+            // not know: the flash would "succeed" into RAM.
+            if !is_block_device(device) {
+                return Err(format!(
+                    "{} is not a block device: the kernel does not know the new partition",
+                    device.display()
+                ));
             }
         }
         let options = FlashOptions {
@@ -309,6 +318,37 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
     say("rebooting into the new OS once; it must run `ferry takeover confirm`, or the next boot is the old OS's");
     let _ = Command::new("systemctl").arg("reboot").status();
     Ok(id)
+}
+
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// Tells the kernel of the placed partitions. `partx --update` without a
+/// range stops at the table's count of partitions, so logical partitions
+/// numbered past it (5–8 in a table of six) would never appear: the range
+/// is given up to the highest placed number. Partitions unchanged (the
+/// mounted old root) are left as they are.
+fn tell_kernel(disk: &Path, placed: &[(u32, u32)]) -> Result<(), String> {
+    if !is_block_device(disk) {
+        return Ok(());
+    }
+    let last = placed.iter().map(|(_, n)| *n).max().unwrap_or(1);
+    let out = Command::new("partx")
+        .args(["--update", "--nr", &format!("1:{last}")])
+        .arg(disk)
+        .output()
+        .map_err(|e| format!("cannot run partx: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "partx --update {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// The new OS's record, for `confirm` and `status` there.
@@ -608,6 +648,66 @@ mod tests {
         assert!(set_grubenv("not an env", "a", "b").is_err());
         let full = format!("# GRUB Environment Block\n{}\n", "x=".repeat(600));
         assert!(set_grubenv(&full, "a", "b").is_err());
+    }
+
+    fn run(program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_kernel_learns_logical_partitions_numbered_past_the_tables_count() {
+        use ferry_testkit::Need;
+        ferry_testkit::skip_unless!(
+            Need::Root,
+            Need::Tool("losetup"),
+            Need::Tool("sfdisk"),
+            Need::Tool("partx")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.raw");
+        fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let path = image.to_str().unwrap();
+        // Debian's MBR: root, extended, swap; then the swap's space holds
+        // four logical partitions (5–8 in a table of six), as the flasher
+        // lays them.
+        run(
+            "sfdisk",
+            &["-q", path],
+            Some("label: dos\nstart=2048, size=16MiB, type=83\ntype=5\ntype=82\n"),
+        );
+        let dev = run("losetup", &["-f", "--show", path], None)
+            .trim()
+            .to_string();
+        let _ = Command::new("partx").args(["--add", &dev]).status();
+        run(
+            "sfdisk",
+            &["-q", "--no-reread", "--no-tell-kernel", &dev],
+            Some(
+                "label: dos\nstart=2048, size=16MiB, type=83\nstart=34816, type=5\n\
+                 start=36864, size=8MiB, type=83\nstart=55296, size=8MiB, type=83\n\
+                 start=73728, size=8MiB, type=83\nstart=92160, size=8MiB, type=83\n",
+            ),
+        );
+        let told = tell_kernel(Path::new(&dev), &[(1, 5), (2, 6), (3, 7), (4, 8)]);
+        let last = PathBuf::from(format!("{dev}p8"));
+        let known = is_block_device(&last);
+        let _ = Command::new("losetup").args(["-d", &dev]).status();
+        told.unwrap();
+        assert!(known, "{} did not appear", last.display());
     }
 
     #[test]
