@@ -28,7 +28,9 @@ pub use layout::{
     Placement, Region,
 };
 pub use partitions::{flash_partitions, PartitionFlash, PartitionsReport};
-pub use sfdisk::{dump as sfdisk_dump, placed_numbers, write as sfdisk_write, SfdiskError};
+pub use sfdisk::{
+    dump as sfdisk_dump, placed_numbers, tell_kernel, write as sfdisk_write, SfdiskError,
+};
 pub use stream::{ForwardReader, StreamError, HEAD_BYTES};
 pub use table::{
     gpt_attributes, read_primary, read_table, validate, Chain, Label, Partition, PartitionType,

@@ -19,6 +19,11 @@ pub enum SfdiskError {
     /// sfdisk refused the new table; it writes all or nothing.
     #[error("sfdisk refused the new table of {disk}: {message}")]
     Refused { disk: String, message: String },
+    /// The table was written; the kernel could not be told of it.
+    #[error(
+        "the new table of {disk} is written, but the kernel was not told of it (partx): {message}"
+    )]
+    Tell { disk: String, message: String },
     /// The table was written but does not read back as laid out.
     #[error("the table read back from {disk} is not the one laid out: {problems}")]
     ReadBack { disk: String, problems: String },
@@ -64,7 +69,8 @@ pub fn dump(disk: &Path) -> Result<DiskDump, SfdiskError> {
 /// Writes `layout`'s table to `disk` with sfdisk, then reads it back: every
 /// kept partition as it was, every placed one where it was laid. Returns
 /// the table read back. The kernel is told of the new partitions
-/// (`partx --update`); the ones in use stay as they are.
+/// (`partx --update` over every partition number); the ones in use stay
+/// as they are.
 pub fn write(disk: &Path, layout: &Layout, before: &DiskDump) -> Result<DiskDump, SfdiskError> {
     let name = disk.display().to_string();
     let mut child = Command::new("sfdisk")
@@ -126,9 +132,30 @@ pub fn write(disk: &Path, layout: &Layout, before: &DiskDump) -> Result<DiskDump
         });
     }
     if is_block_device(disk) {
-        let _ = Command::new("partx").arg("--update").arg(disk).status();
+        let last = after.partitions.iter().map(|p| p.number).max().unwrap_or(1);
+        tell_kernel(disk, last)?;
     }
     Ok(after)
+}
+
+/// Tells the kernel of partitions 1 to `last` of block device `disk`.
+/// Without a range `partx --update` stops at the table's count of
+/// partitions, and logical ones numbered past it (5–8 in a table of six)
+/// would never appear; partitions in use (a mounted root) stay as they are.
+pub fn tell_kernel(disk: &Path, last: u32) -> Result<(), SfdiskError> {
+    let out = Command::new("partx")
+        .args(["--update", "--nr", &format!("1:{last}")])
+        .arg(disk)
+        .output()
+        .map_err(|e| SfdiskError::Run(format!("partx: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SfdiskError::Tell {
+            disk: disk.display().to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }
 
 /// The disk partition each placed image partition became, matched by

@@ -139,6 +139,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
     let disk = PathBuf::from(&target.device);
     let missing = |what: &str| RunError::Step {
         step: "preflight",
+        changed: false,
         message: format!("strategy flasher needs [target] {what}"),
     };
     let spare = config
@@ -155,6 +156,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
         .ok_or_else(|| missing("data_partition"))?;
     let old = old_root().ok_or(RunError::Step {
         step: "preflight",
+        changed: false,
         message: "the old root's device cannot be told from /proc/self/mounts".into(),
     })?;
     if !Path::new("/")
@@ -164,6 +166,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
     {
         return Err(RunError::Step {
             step: "preflight",
+            changed: false,
             message: "no /boot/grub/grub.cfg: strategy flasher boots the new OS once through grub"
                 .into(),
         });
@@ -176,6 +179,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
     {
         return Err(RunError::Step {
             step: "preflight",
+            changed: false,
             message: format!(
                 "{spare_name} is mounted; the spare partition must be unused (a swap is fine)"
             ),
@@ -296,24 +300,17 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
     // Confirm runs on the new OS; until then the journal says it waits.
     record.journal.begin(FlasherStep::Confirm)?;
     record.save()?;
-    let data = mount_at(
-        &device_of(data_n).map_err(|message| RunError::Step {
-            step: "boot-once",
-            message,
-        })?,
-        &mounts,
-        "data",
-        0,
-    )
-    .map_err(|message| RunError::Step {
-        step: "boot-once",
-        message,
-    })?;
-    let persisted = persist(&record, &plan, &old, &data.join(DATA_RECORD));
-    let _ = sys::umount(&data, 0);
+    let persisted = device_of(data_n)
+        .and_then(|device| mount_at(&device, &mounts, "data", 0))
+        .and_then(|data| {
+            let persisted = persist(&record, &plan, &old, &data.join(DATA_RECORD));
+            let _ = sys::umount(&data, 0);
+            persisted
+        });
     persisted.map_err(|message| RunError::Step {
         step: "boot-once",
         message,
+        changed: true,
     })?;
     say("rebooting into the new OS once; it must run `ferry takeover confirm`, or the next boot is the old OS's");
     let _ = Command::new("systemctl").arg("reboot").status();
@@ -325,30 +322,14 @@ fn is_block_device(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
-/// Tells the kernel of the placed partitions. `partx --update` without a
-/// range stops at the table's count of partitions, so logical partitions
-/// numbered past it (5–8 in a table of six) would never appear: the range
-/// is given up to the highest placed number. Partitions unchanged (the
-/// mounted old root) are left as they are.
+/// Tells the kernel of the placed partitions, up to the highest placed
+/// number (see `ferry_image::tell_kernel`).
 fn tell_kernel(disk: &Path, placed: &[(u32, u32)]) -> Result<(), String> {
     if !is_block_device(disk) {
         return Ok(());
     }
     let last = placed.iter().map(|(_, n)| *n).max().unwrap_or(1);
-    let out = Command::new("partx")
-        .args(["--update", "--nr", &format!("1:{last}")])
-        .arg(disk)
-        .output()
-        .map_err(|e| format!("cannot run partx: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "partx --update {}: {}",
-            disk.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    ferry_image::tell_kernel(disk, last).map_err(|e| e.to_string())
 }
 
 /// The new OS's record, for `confirm` and `status` there.

@@ -56,10 +56,24 @@ pub enum RunError {
     Plan(#[from] PlanError),
     #[error("{}: {reason}", record.display())]
     Record { record: PathBuf, reason: String },
-    #[error("{step}: {message}; nothing on the disk was changed")]
-    Step { step: &'static str, message: String },
+    #[error("{step}: {message}; {}", disk_note(.changed))]
+    Step {
+        step: &'static str,
+        message: String,
+        /// Whether the disk may differ from before (a flasher step from
+        /// `layout` on): the record says what is left.
+        changed: bool,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+fn disk_note(changed: &bool) -> &'static str {
+    if *changed {
+        "the disk was changed: `ferry takeover status` says what is left"
+    } else {
+        "nothing on the disk was changed"
+    }
 }
 
 /// What stage 1 did before handing over (it returns only when the hand-off
@@ -157,6 +171,7 @@ impl<S: Step> Record<S> {
         result.map_err(|message| RunError::Step {
             step: step.as_str(),
             message,
+            changed: step.changes_system(),
         })
     }
 }
