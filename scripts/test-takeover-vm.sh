@@ -273,6 +273,31 @@ want_count() {
   n=$(grep -Ec -- "$1" <<<"$check_text")
   [ "$n" = "$2" ] || problems+=("$1: $n times, not $2")
 }
+
+# The new OS's report after a completed takeover (either strategy): its
+# marker, the old OS's network, hostname, SSH host keys, authorized_keys and
+# backed-up files (by sha256), the backup script's dump, status completed.
+want_new_os_carried_over() {
+  want 'FERRY-VM new-os report begin'
+  want 'FERRY-VM new-os marker: new OS'
+  want "FERRY-VM new-os hostname: $HOSTNAME\$"
+  want "FERRY-VM new-os addr: .*$ADDRESS"
+  want_none "FERRY-VM new-os addr: .*$ADDRESS_DYNAMIC"
+  want "FERRY-VM new-os route: ${DEFAULT_ROUTE#^}"
+  local path sum
+  while read -r sum path; do
+    case $path in
+      etc/ssh/*.pub | root/.ssh/authorized_keys) want_fixed "FERRY-VM new-os identity: $sum  /$path" ;;
+    esac
+  done <"$sums"
+  for path in "${BACKED_UP[@]}"; do
+    sum=$(awk -v p="$path" 'substr($0, 67) == p { print $1 }' "$sums")
+    want_fixed "FERRY-VM new-os data: $sum  ferry-takeover/"
+  done
+  want "FERRY-VM new-os data: [0-9a-f]{64}  ferry-takeover/.*$DUMP_NAME"
+  want 'FERRY-VM new-os status exit: 0$'
+  want "FERRY-VM new-os status: .*($STATUS_COMPLETED)"
+}
 # Runs a check on what the console said after the old OS's second boot.
 after_reboot() {
   local all=$check_text

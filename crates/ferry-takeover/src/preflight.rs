@@ -866,11 +866,7 @@ pub fn stage2_files(system: &Path, path_var: &str, config: &Config) -> Stage2Fil
     }
     // The first `own` binaries are ferry itself.
     let own = binaries.len();
-    let dirs: Vec<PathBuf> = path_var
-        .split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(|d| system.join(d.trim_start_matches('/')))
-        .collect();
+    let dirs = path_dirs(system, path_var);
     let strategy_tools: &[&str] = match config.strategy {
         Strategy::Ram => RAM_TOOLS,
         Strategy::Flasher => FLASHER_TOOLS,
@@ -1109,6 +1105,15 @@ fn carry_target(config: &Config, findings: &mut Vec<Finding>) {
     }
 }
 
+/// The absolute directories of `path_var`, under `system`.
+fn path_dirs(system: &Path, path_var: &str) -> Vec<PathBuf> {
+    path_var
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| system.join(d.trim_start_matches('/')))
+        .collect()
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -1121,11 +1126,7 @@ fn tools(
     raspberry_pi: bool,
     findings: &mut Vec<Finding>,
 ) {
-    let dirs: Vec<PathBuf> = path_var
-        .split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(|d| system.join(d.trim_start_matches('/')))
-        .collect();
+    let dirs = path_dirs(system, path_var);
     let strategy_tools: &[&str] = match config.strategy {
         Strategy::Ram => RAM_TOOLS,
         // A Raspberry Pi boots once with tryboot, no grub.

@@ -21,25 +21,7 @@ case_check() {
   want_count 'FERRY-VM old-os up' 1
   want "FERRY-VM new-os confirm: .*($CONFIRMED)"
   want 'FERRY-VM new-os confirm exit: 0$'
-  want 'FERRY-VM new-os report begin'
-  want 'FERRY-VM new-os marker: new OS'
-  want "FERRY-VM new-os hostname: $HOSTNAME\$"
-  want "FERRY-VM new-os addr: .*$ADDRESS"
-  want_none "FERRY-VM new-os addr: .*$ADDRESS_DYNAMIC"
-  want "FERRY-VM new-os route: ${DEFAULT_ROUTE#^}"
-  local path sum
-  while read -r sum path; do
-    case $path in
-      etc/ssh/*.pub | root/.ssh/authorized_keys) want_fixed "FERRY-VM new-os identity: $sum  /$path" ;;
-    esac
-  done <"$sums"
-  for path in "${BACKED_UP[@]}"; do
-    sum=$(awk -v p="$path" 'substr($0, 67) == p { print $1 }' "$sums")
-    want_fixed "FERRY-VM new-os data: $sum  ferry-takeover/"
-  done
-  want "FERRY-VM new-os data: [0-9a-f]{64}  ferry-takeover/.*$DUMP_NAME"
-  want 'FERRY-VM new-os status exit: 0$'
-  want "FERRY-VM new-os status: .*($STATUS_COMPLETED)"
+  want_new_os_carried_over
   want 'FERRY-VM new-os rebooting once after the confirm'
   # The second boot: grub's default (committed), not the one-shot.
   want_count 'FERRY-VM new-os report begin' 2
