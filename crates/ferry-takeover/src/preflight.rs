@@ -66,6 +66,9 @@ pub enum FindingKey {
     ImageChecksum,
     /// The partitions of the new OS the carry-over and the record go to.
     CarryTarget,
+    /// Strategy flasher: the old OS's fstab names the spare partition it
+    /// gives up.
+    SpareInFstab,
 }
 
 impl FindingKey {
@@ -92,6 +95,7 @@ impl FindingKey {
             Watchdog => ("watchdog", None),
             ImageChecksum => ("image-checksum", None),
             CarryTarget => ("carry-target", None),
+            SpareInFstab => ("spare-in-fstab", None),
         }
     }
 }
@@ -141,6 +145,7 @@ impl FromStr for FindingKey {
             ("watchdog", None) => Watchdog,
             ("image-checksum", None) => ImageChecksum,
             ("carry-target", None) => CarryTarget,
+            ("spare-in-fstab", None) => SpareInFstab,
             _ => return Err(unknown()),
         };
         Ok(key)
@@ -371,6 +376,7 @@ pub fn preflight(
     }
 
     carry_target(config, &mut findings);
+    spare_in_fstab(system, config, target.as_ref(), &mut findings);
     let backup_bytes = backup_size(system, config, image, target.as_ref(), &mut findings);
     let target_name = target
         .as_ref()
@@ -1051,6 +1057,63 @@ fn ram(
             ),
             "nothing to do",
         ));
+    }
+}
+
+/// Strategy flasher gives up the spare partition (the swap): an fstab line
+/// naming it without `nofail` makes every boot of the old OS after a
+/// fallback wait for a device that is gone (systemd: 90 s).
+fn spare_in_fstab(
+    system: &Path,
+    config: &Config,
+    target: Option<&TargetDisk>,
+    findings: &mut Vec<Finding>,
+) {
+    let (Strategy::Flasher, Some(spare), Some(target)) =
+        (config.strategy, config.target.spare_partition, target)
+    else {
+        return;
+    };
+    let spare_device = crate::steps::partition_device(Path::new(&target.device), spare);
+    let Some(spare_name) = spare_device.file_name() else {
+        return;
+    };
+    let Ok(fstab) = std::fs::read_to_string(system.join("etc/fstab")) else {
+        return;
+    };
+    for (n, line) in fstab.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 2 || fields[0].starts_with('#') {
+            continue;
+        }
+        let by_link = |dir: &str, key: &str| {
+            std::fs::read_link(system.join("dev/disk").join(dir).join(key))
+                .ok()
+                .and_then(|l| l.file_name().map(|f| f.to_os_string()))
+        };
+        let names = if let Some(uuid) = fields[0].strip_prefix("UUID=") {
+            by_link("by-uuid", uuid)
+        } else if let Some(partuuid) = fields[0].strip_prefix("PARTUUID=") {
+            by_link("by-partuuid", partuuid)
+        } else {
+            Path::new(fields[0]).file_name().map(|f| f.to_os_string())
+        };
+        let nofail = fields
+            .get(3)
+            .is_some_and(|o| o.split(',').any(|o| o == "nofail"));
+        if names.as_deref() == Some(spare_name) && !nofail {
+            findings.push(finding(
+                FindingKey::SpareInFstab,
+                Severity::Warning,
+                format!(
+                    "etc/fstab:{} names {} ({}), the spare partition the new OS takes: after a fallback the old OS waits for it at every boot",
+                    n + 1,
+                    spare_device.display(),
+                    fields[0]
+                ),
+                "add `nofail,x-systemd.device-timeout=3s` to its options, or remove the line before the takeover",
+            ));
+        }
     }
 }
 

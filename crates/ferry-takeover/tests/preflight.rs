@@ -864,3 +864,44 @@ fn a_config_that_names_no_partition_to_carry_into_is_blocked() {
         Ok(FindingKey::CarryTarget)
     );
 }
+
+#[test]
+fn a_flasher_whose_spare_swap_is_in_fstab_without_nofail_is_warned() {
+    let m = Machine::new();
+    let mut flasher = Config {
+        strategy: ferry_takeover::Strategy::Flasher,
+        ..config()
+    };
+    flasher.target.spare_partition = Some(1);
+    flasher.target.boot_partition = Some(1);
+    let uuid = "0b1e2c3d-aaaa-bbbb-cccc-000000000001";
+    let link = m.path().join("dev/disk/by-uuid").join(uuid);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../../nvme0n1p1", &link).unwrap();
+    m.file(
+        "etc/fstab",
+        format!("# swap\nUUID=xyz / ext4 defaults 0 1\nUUID={uuid} none swap sw 0 0\n"),
+    );
+    let p = m.check(&flasher, &x86_image());
+    let f = find(&p, &FindingKey::SpareInFstab).unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.finding.starts_with("etc/fstab:3 names /dev/nvme0n1p1"),
+        "{f:?}"
+    );
+    // nofail: nothing to say; and the RAM strategy gives up no swap.
+    m.file(
+        "etc/fstab",
+        format!("UUID={uuid} none swap sw,nofail 0 0\n"),
+    );
+    assert_eq!(
+        find(&m.check(&flasher, &x86_image()), &FindingKey::SpareInFstab),
+        None
+    );
+    m.file("etc/fstab", "/dev/nvme0n1p1 none swap sw 0 0\n");
+    assert!(find(&m.check(&flasher, &x86_image()), &FindingKey::SpareInFstab).is_some());
+    assert_eq!(
+        find(&m.check(&config(), &x86_image()), &FindingKey::SpareInFstab),
+        None
+    );
+}
