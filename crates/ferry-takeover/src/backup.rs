@@ -222,26 +222,8 @@ pub fn make(
 ) -> Result<Backup, BackupError> {
     let mut sources = Vec::new();
     for path in &config.paths {
-        let path = path.as_path();
-        let relative = plain_relative(path).ok_or_else(|| BackupError::BadPath {
-            path: path.to_path_buf(),
-        })?;
-        let source = root.join(&relative);
-        match fs::symlink_metadata(&source) {
-            Ok(_) => sources.push((source, Path::new(FILES_PREFIX).join(relative))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(BackupError::MissingPath {
-                    path: path.to_path_buf(),
-                    under: source,
-                })
-            }
-            Err(e) => {
-                return Err(BackupError::Io {
-                    path: source,
-                    source: e,
-                })
-            }
-        }
+        let (relative, source) = existing_source(path.as_path(), root)?;
+        sources.push((source, Path::new(FILES_PREFIX).join(relative)));
     }
     fs::create_dir_all(staging).map_err(io_err(staging))?;
     let script_dir = staging.join("script-output");
@@ -1333,6 +1315,27 @@ fn real_dirs(base: &Path, relative: &Path) -> Result<(), Walk> {
     Ok(())
 }
 
+/// A backup path (absolute, as the config gives it) checked and found under
+/// `root`: its plain relative form and where it is. A missing one is an
+/// error naming it.
+fn existing_source(path: &Path, root: &Path) -> Result<(PathBuf, PathBuf), BackupError> {
+    let relative = plain_relative(path).ok_or_else(|| BackupError::BadPath {
+        path: path.to_path_buf(),
+    })?;
+    let source = root.join(&relative);
+    match fs::symlink_metadata(&source) {
+        Ok(_) => Ok((relative, source)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BackupError::MissingPath {
+            path: path.to_path_buf(),
+            under: source,
+        }),
+        Err(e) => Err(BackupError::Io {
+            path: source,
+            source: e,
+        }),
+    }
+}
+
 /// The size the config's backup paths take under `root`, for the
 /// pre-flight: (entries, bytes of regular files). A missing path is an
 /// error naming it; what cannot be read inside is counted as nothing.
@@ -1340,25 +1343,8 @@ pub fn measure(paths: &[PathBuf], root: &Path) -> Result<(u64, u64), BackupError
     let mut entries = 0;
     let mut bytes = 0;
     for path in paths {
-        let relative = plain_relative(path).ok_or_else(|| BackupError::BadPath {
-            path: path.to_path_buf(),
-        })?;
-        let source = root.join(relative);
-        match fs::symlink_metadata(&source) {
-            Ok(_) => walk(&source, &mut entries, &mut bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(BackupError::MissingPath {
-                    path: path.clone(),
-                    under: source,
-                })
-            }
-            Err(e) => {
-                return Err(BackupError::Io {
-                    path: source,
-                    source: e,
-                })
-            }
-        }
+        let (_, source) = existing_source(path, root)?;
+        walk(&source, &mut entries, &mut bytes);
     }
     Ok((entries, bytes))
 }

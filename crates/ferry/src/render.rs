@@ -365,6 +365,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// One check of a plan for people: the severity's label, the finding's
+/// stable key, what was found, and the remediation on the next line.
+pub fn check_line(
+    f: &mut std::fmt::Formatter<'_>,
+    label: &str,
+    key: &dyn std::fmt::Display,
+    finding: &str,
+    remediation: &str,
+) -> std::fmt::Result {
+    writeln!(
+        f,
+        "  {label:<8} [{key}] {finding}\n           -> {remediation}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! One location format: what the libraries spell into their messages

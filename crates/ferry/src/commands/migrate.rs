@@ -333,10 +333,12 @@ impl fmt::Display for PlanView<'_> {
                 Severity::Warning => "warning",
                 Severity::Info => "info",
             };
-            writeln!(
+            render::check_line(
                 f,
-                "  {label:<8} [{}] {}\n           -> {}",
-                finding.key, finding.finding, finding.remediation
+                label,
+                &finding.key,
+                &finding.finding,
+                &finding.remediation,
             )?;
             if finding.packages.len() > 1 {
                 if self.verbose {

@@ -375,10 +375,12 @@ impl fmt::Display for PlanOutput<'_> {
                 Severity::Warning => "warning",
                 Severity::Info => "info",
             };
-            writeln!(
+            render::check_line(
                 f,
-                "  {label:<8} [{}] {}\n           -> {}",
-                finding.key, finding.finding, finding.remediation
+                label,
+                &finding.key,
+                &finding.finding,
+                &finding.remediation,
             )?;
         }
         if self.blocked {
