@@ -313,7 +313,25 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
         changed: true,
     })?;
     say("rebooting into the new OS once; it must run `ferry takeover confirm`, or the next boot is the old OS's");
-    let _ = Command::new("systemctl").arg("reboot").status();
+    // Asked, and checked: the grub entry is armed either way, but a reboot
+    // that was not started must not be reported as one.
+    let rebooting = Command::new("systemctl").arg("reboot").status();
+    match rebooting {
+        Ok(status) if status.success() => {}
+        other => {
+            let why = match other {
+                Ok(status) => format!("systemctl reboot: {status}"),
+                Err(e) => format!("cannot run systemctl reboot: {e}"),
+            };
+            return Err(RunError::Step {
+                step: "boot-once",
+                message: format!(
+                    "{why}; the new OS is chosen for the next boot only: reboot the machine to start it"
+                ),
+                changed: true,
+            });
+        }
+    }
     Ok(id)
 }
 
