@@ -21,7 +21,8 @@
 #   FERRY_VM_CASES="boot success …"  the cases to run (boot = boot-old
 #                                     boot-new; ram = success checksum
 #                                     watchdog reset; flasher-all = flasher
-#                                     fallback fallback-panic); default: all
+#                                     fallback fallback-panic deadline);
+#                                     default: all
 # Serial logs: ${CARGO_TARGET_DIR:-target}/takeover-vm/<case>.log
 set -uo pipefail
 script_start=$(date +%s)
@@ -32,13 +33,13 @@ here=scripts/takeover-vm
 # shellcheck source=takeover-vm/expect.sh
 . "$here/expect.sh"
 
-all_cases=(boot-old boot-new success checksum watchdog reset flasher fallback fallback-panic)
+all_cases=(boot-old boot-new success checksum watchdog reset flasher fallback fallback-panic deadline)
 cases=()
 for c in ${FERRY_VM_CASES:-${all_cases[*]}}; do
   case $c in
     boot) cases+=(boot-old boot-new) ;;
     ram) cases+=(success checksum watchdog reset) ;;
-    flasher-all) cases+=(flasher fallback fallback-panic) ;;
+    flasher-all) cases+=(flasher fallback fallback-panic deadline) ;;
     *) cases+=("$c") ;;
   esac
 done

@@ -36,3 +36,10 @@ CONFIRMED_BEFORE='was confirmed before'
 # `ferry takeover status --json` in the old OS after the one-shot boot of
 # the new OS fell back.
 STATUS_FELL_BACK='"verdict": ?"fell-back"'
+# `ferry takeover status --json` in the new OS of a flasher takeover not
+# confirmed yet.
+STATUS_UNCONFIRMED='"verdict": ?"unconfirmed"'
+# The report-in deadline unit in the new OS (strategy flasher): armed on the
+# one-shot boot, and when it gives up.
+DEADLINE_ARMED='ferry-takeover deadline: this OS reboots into the old one unless'
+DEADLINE_PASSED='ferry-takeover deadline: not confirmed within [0-9]+ s: rebooting into the old OS'

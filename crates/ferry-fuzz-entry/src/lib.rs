@@ -349,7 +349,7 @@ pub fn grub_cfg(data: &[u8]) {
     if let Some((linux, initrd)) = parse_entry(text) {
         assert!(linux.starts_with("linux"), "{linux}");
         assert!(initrd.starts_with("initrd"), "{initrd}");
-        let cfg = custom_cfg("t", "uuid", &linux, &initrd);
+        let cfg = custom_cfg("t", "uuid", &linux, &initrd, 600);
         assert!(cfg.contains("panic="), "{cfg}");
     }
     if let Ok(env) = set_grubenv(text, "ferry_takeover", "committed") {

@@ -242,6 +242,45 @@ impl Default for WatchdogConfig {
     }
 }
 
+fn default_deadline() -> u32 {
+    600
+}
+
+/// The shortest report-in deadline: a new OS needs that long to boot.
+pub const MIN_DEADLINE_SECONDS: u32 = 60;
+
+fn deadline_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let seconds = u32::deserialize(d)?;
+    if seconds == 0 || seconds >= MIN_DEADLINE_SECONDS {
+        Ok(seconds)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{seconds} s is too short for a new OS to boot and confirm: \
+             at least {MIN_DEADLINE_SECONDS}, or 0 for no deadline"
+        )))
+    }
+}
+
+/// `[confirm]`: how the new OS reports in (strategy `flasher`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmConfig {
+    /// Seconds from the new OS's boot within which `ferry takeover
+    /// confirm` must run; past it the new OS reboots and, the one-shot
+    /// boot being spent, the old OS comes back. 0: no deadline (a new OS
+    /// that hangs then needs a reset to fall back).
+    #[serde(default = "default_deadline", deserialize_with = "deadline_seconds")]
+    pub deadline_seconds: u32,
+}
+
+impl Default for ConfirmConfig {
+    fn default() -> Self {
+        ConfirmConfig {
+            deadline_seconds: default_deadline(),
+        }
+    }
+}
+
 /// The whole file; every table may be left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +299,8 @@ pub struct Config {
     pub backup: BackupConfig,
     #[serde(default)]
     pub watchdog: WatchdogConfig,
+    #[serde(default)]
+    pub confirm: ConfirmConfig,
 }
 
 impl Config {
@@ -330,6 +371,18 @@ mod tests {
         assert!(!config.watchdog.require);
         assert_eq!(config.backup.script_timeout_seconds, 300);
         assert_eq!(config.target.disk, None);
+        assert_eq!(config.confirm.deadline_seconds, 600);
+    }
+
+    #[test]
+    fn a_deadline_too_short_to_boot_is_refused_and_zero_means_none() {
+        let e = parse("[confirm]\ndeadline_seconds = 20\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("too short"), "{e}");
+        let none = parse("[confirm]\ndeadline_seconds = 0\n").unwrap();
+        assert_eq!(none.confirm.deadline_seconds, 0);
+        let short = parse("[confirm]\ndeadline_seconds = 60\n").unwrap();
+        assert_eq!(short.confirm.deadline_seconds, 60);
     }
 
     #[test]

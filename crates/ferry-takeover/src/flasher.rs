@@ -23,6 +23,7 @@ use ferry_journal::{Journal, Step};
 use serde::{Deserialize, Serialize};
 
 use crate::carry::{self, CollectOptions};
+use crate::deadline;
 use crate::run::{checked_plan, old_root, Record, RunError, RunRequest};
 use crate::steps::{partition_device, OldRoot, DATA_RECORD, OLD_ROOT_RECORD};
 use crate::sys;
@@ -31,6 +32,9 @@ use crate::sys;
 pub const ENTRY_ID: &str = "ferry-takeover";
 /// The grubenv variable `confirm` sets, which makes the entry the default.
 pub const COMMITTED_VAR: &str = "ferry_takeover";
+/// The grub variable holding the deadline's kernel argument (empty once
+/// committed).
+const DEADLINE_VAR: &str = "ferry_takeover_deadline";
 /// Where Debian's generated grub.cfg sources extra entries from (41_custom).
 const CUSTOM_CFG: &str = "boot/grub/custom.cfg";
 const GRUBENV: &str = "boot/grub/grubenv";
@@ -136,6 +140,7 @@ fn mount_at(
 pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, RunError> {
     let (plan, target) = checked_plan(request, say)?;
     let config = plan.config.target.clone();
+    let deadline = plan.config.confirm.deadline_seconds;
     let disk = PathBuf::from(&target.device);
     let missing = |what: &str| RunError::Step {
         step: "preflight",
@@ -280,6 +285,19 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
                 r.emit(FlasherStep::Carry, ferry_journal::EventState::Cmdlog, &line);
             }
         }
+        // The report-in deadline, with the carry-over: the new OS is not
+        // booted without it (unless the config says deadline 0).
+        let result = result.and_then(|_| {
+            if deadline == 0 {
+                return Ok(());
+            }
+            let written = deadline::arm(&root, &id, &old).map_err(|e| e.to_string())?;
+            for path in written {
+                let line = format!("{} (the report-in deadline, {deadline} s)", path.display());
+                r.emit(FlasherStep::Carry, ferry_journal::EventState::Cmdlog, &line);
+            }
+            Ok(())
+        });
         let _ = sys::umount(&root, 0);
         let _ = sys::umount(&data, 0);
         result.map(|_| ())
@@ -292,7 +310,7 @@ pub fn run(request: &RunRequest, say: &mut dyn FnMut(&str)) -> Result<String, Ru
         let _ = sys::umount(&boot_dir, 0);
         let (linux, initrd) = entry?;
         let uuid = filesystem_uuid(&boot_device)?;
-        let text = custom_cfg(&id, &uuid, &linux, &initrd);
+        let text = custom_cfg(&id, &uuid, &linux, &initrd, deadline);
         ferry_journal::write_atomic(&Path::new("/").join(CUSTOM_CFG), text.as_bytes())
             .map_err(|e| format!("/{CUSTOM_CFG}: {e}"))?;
         grub_reboot()
@@ -437,26 +455,56 @@ fn filesystem_uuid(device: &Path) -> Result<String, String> {
 
 /// The grub snippet Debian's grub.cfg sources (41_custom): the new OS's
 /// entry, a fallback to the first entry when it cannot be loaded, and the
-/// entry as the default once the new OS confirmed.
-pub fn custom_cfg(id: &str, uuid: &str, linux: &str, initrd: &str) -> String {
+/// entry as the default once the new OS confirmed. Until then the entry
+/// passes the report-in deadline (`deadline_seconds`, 0: none) on the
+/// kernel command line (see `deadline`).
+pub fn custom_cfg(
+    id: &str,
+    uuid: &str,
+    linux: &str,
+    initrd: &str,
+    deadline_seconds: u32,
+) -> String {
     // A new OS that panics reboots, and the one-shot is spent: old OS.
     let linux = if linux.split_whitespace().any(|a| a.starts_with("panic=")) {
         linux.to_string()
     } else {
         format!("{linux} panic=10")
     };
+    if deadline_seconds == 0 {
+        return format!(
+            "# Written by ferry takeover run (strategy flasher), takeover {id}.\n\
+             # The new OS once through grub-reboot; the default once it confirmed.\n\
+             set fallback=0\n\
+             menuentry 'ferry takeover: new OS' --id {ENTRY_ID} {{\n\
+             \tsearch --no-floppy --fs-uuid --set=root {uuid}\n\
+             \t{linux}\n\
+             \t{initrd}\n\
+             }}\n\
+             if [ \"${{{COMMITTED_VAR}}}\" = committed ]; then\n\
+             \tset default={ENTRY_ID}\n\
+             fi\n"
+        );
+    }
+    // A menu entry runs in its own context: the variable is exported.
+    let arg = deadline::KERNEL_ARG;
     format!(
         "# Written by ferry takeover run (strategy flasher), takeover {id}.\n\
-         # The new OS once through grub-reboot; the default once it confirmed.\n\
+         # The new OS once through grub-reboot, with its report-in deadline;\n\
+         # the default, without one, once it confirmed.\n\
          set fallback=0\n\
-         menuentry 'ferry takeover: new OS' --id {ENTRY_ID} {{\n\
-         \tsearch --no-floppy --fs-uuid --set=root {uuid}\n\
-         \t{linux}\n\
-         \t{initrd}\n\
-         }}\n\
          if [ \"${{{COMMITTED_VAR}}}\" = committed ]; then\n\
          \tset default={ENTRY_ID}\n\
-         fi\n"
+         \tset {DEADLINE_VAR}=\n\
+         else\n\
+         \tset {DEADLINE_VAR}=\"{arg}={deadline_seconds}\"\n\
+         fi\n\
+         export {DEADLINE_VAR}\n\
+         menuentry 'ferry takeover: new OS' --id {ENTRY_ID} {{\n\
+         \tsearch --no-floppy --fs-uuid --set=root {uuid}\n\
+         \t{linux} ${DEADLINE_VAR}\n\
+         \t{initrd}\n\
+         }}\n"
     )
 }
 
@@ -623,7 +671,7 @@ mod tests {
 
     #[test]
     fn the_entry_panics_into_a_reboot_and_is_the_default_only_once_committed() {
-        let cfg = custom_cfg("t-1", "abcd", "linux /k root=LABEL=root", "initrd /i");
+        let cfg = custom_cfg("t-1", "abcd", "linux /k root=LABEL=root", "initrd /i", 0);
         assert!(cfg.contains("linux /k root=LABEL=root panic=10"), "{cfg}");
         assert!(cfg.contains("--id ferry-takeover"), "{cfg}");
         assert!(cfg.contains("--fs-uuid --set=root abcd"), "{cfg}");
@@ -631,8 +679,67 @@ mod tests {
             cfg.contains("if [ \"${ferry_takeover}\" = committed ]"),
             "{cfg}"
         );
-        let kept = custom_cfg("t-1", "abcd", "linux /k panic=5", "initrd /i");
+        let kept = custom_cfg("t-1", "abcd", "linux /k panic=5", "initrd /i", 0);
         assert!(kept.contains("linux /k panic=5\n"), "{kept}");
+    }
+
+    #[test]
+    fn the_deadline_rides_on_the_command_line_only_until_committed() {
+        let cfg = custom_cfg("t-1", "abcd", "linux /k root=LABEL=root", "initrd /i", 90);
+        assert!(
+            cfg.contains("linux /k root=LABEL=root panic=10 $ferry_takeover_deadline\n"),
+            "{cfg}"
+        );
+        let committed = cfg.find("= committed ]").unwrap();
+        let empty = cfg.find("set ferry_takeover_deadline=\n").unwrap();
+        let armed = cfg
+            .find("set ferry_takeover_deadline=\"ferry.takeover_deadline=90\"")
+            .unwrap();
+        let export = cfg.find("export ferry_takeover_deadline\n").unwrap();
+        let entry = cfg.find("menuentry").unwrap();
+        assert!(
+            committed < empty && empty < armed && armed < export && export < entry,
+            "{cfg}"
+        );
+        assert_eq!(
+            deadline::armed("root=LABEL=root panic=10 ferry.takeover_deadline=90"),
+            Some(90)
+        );
+    }
+
+    #[test]
+    fn grub_reads_the_entry_with_and_without_a_deadline() {
+        ferry_testkit::skip_unless!(ferry_testkit::Need::Tool("grub-script-check"));
+        let dir = tempfile::tempdir().unwrap();
+        for deadline in [0, 600] {
+            let path = dir.path().join(format!("custom-{deadline}.cfg"));
+            let cfg = custom_cfg(
+                "t-1",
+                "abcd",
+                "linux /k root=LABEL=root",
+                "initrd /i",
+                deadline,
+            );
+            fs::write(&path, &cfg).unwrap();
+            let out = Command::new("grub-script-check")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "grub-script-check: {}{}\n{cfg}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // And it is a checker that refuses: an unclosed entry.
+        let broken = dir.path().join("broken.cfg");
+        fs::write(&broken, "menuentry 'x' {\n linux /k\n").unwrap();
+        let out = Command::new("grub-script-check")
+            .arg(&broken)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
     }
 
     #[test]

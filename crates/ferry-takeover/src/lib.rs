@@ -22,6 +22,7 @@ pub mod identity;
 pub mod network;
 
 // The run: stage 1 on the old OS, stage 2 in RAM, and what it left behind.
+pub mod deadline;
 pub mod flasher;
 pub mod run;
 pub mod stage2;

@@ -334,8 +334,8 @@ pub fn preflight(
     firmware_findings(
         firmware,
         secure_boot,
-        model.as_deref(),
-        raspberry_pi,
+        (model.as_deref(), raspberry_pi),
+        config.strategy,
         image,
         &mut findings,
     );
@@ -457,8 +457,8 @@ fn image_architecture(
 fn firmware_findings(
     firmware: Firmware,
     secure_boot: Option<bool>,
-    model: Option<&str>,
-    raspberry_pi: bool,
+    (model, raspberry_pi): (Option<&str>, bool),
+    strategy: Strategy,
     image: &ImageSummary,
     findings: &mut Vec<Finding>,
 ) {
@@ -470,15 +470,27 @@ fn firmware_findings(
             .any(|p| p.kind.eq_ignore_ascii_case(dos) || p.kind.eq_ignore_ascii_case(gpt))
     };
     if raspberry_pi {
-        findings.push(finding(
-            FindingKey::RaspberryPi,
-            Severity::Info,
-            format!(
-                "a {} (boots from its firmware's boot partition)",
-                model.unwrap_or("Raspberry Pi")
+        let found = format!(
+            "a {} (boots from its firmware's boot partition)",
+            model.unwrap_or("Raspberry Pi")
+        );
+        // Strategy flasher boots the new OS once through grub; the Pi's
+        // own one-shot boot (tryboot) is not implemented, and a plan must
+        // not promise what `run` cannot do.
+        findings.push(match strategy {
+            Strategy::Flasher => finding(
+                FindingKey::RaspberryPi,
+                Severity::Blocker,
+                format!("{found}: strategy flasher boots the new OS once through grub, which this firmware does not run (its tryboot is not supported)"),
+                "use strategy ram, with an image made for this model",
             ),
-            "use an image made for this model; the flasher strategy boots once with tryboot",
-        ));
+            Strategy::Ram => finding(
+                FindingKey::RaspberryPi,
+                Severity::Info,
+                found,
+                "use an image made for this model",
+            ),
+        });
         return;
     }
     match firmware {
@@ -1192,7 +1204,7 @@ fn tools(
     let dirs = path_dirs(system, path_var);
     let strategy_tools: &[&str] = match config.strategy {
         Strategy::Ram => RAM_TOOLS,
-        // A Raspberry Pi boots once with tryboot, no grub.
+        // A Raspberry Pi has no grub: the raspberry-pi blocker says why.
         Strategy::Flasher if raspberry_pi => &[],
         Strategy::Flasher => FLASHER_TOOLS,
     };

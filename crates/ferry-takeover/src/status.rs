@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ferry_journal::{Outcome, StepState};
 use serde::Serialize;
 
+use crate::deadline::{self, DeadlinePassed};
 use crate::flasher::FlasherJournal;
 use crate::steps::{TakeoverJournal, DATA_RECORD, OLD_ROOT_RECORD};
 
@@ -78,6 +79,11 @@ pub struct TakeoverStatus {
     pub steps: Vec<StepTime>,
     /// The events the record holds.
     pub events: usize,
+    /// Strategy flasher, fell back: the new OS's report-in deadline
+    /// rebooted it (its note on the old root), rather than a boot that
+    /// never reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_passed: Option<DeadlinePassed>,
 }
 
 impl TakeoverStatus {
@@ -118,7 +124,17 @@ pub fn status(root: &Path) -> Result<Option<TakeoverStatus>, StatusError> {
         let events = fs::read_to_string(log)
             .map(|t| t.lines().filter(|l| l.contains(&journal.id)).count())
             .unwrap_or(0);
-        return Ok(Some(judge(journal, running, path, events)));
+        let seen = Seen {
+            events,
+            deadline_passed: match running {
+                RunningOs::Old => deadline::passed(root, &journal.id),
+                RunningOs::New => None,
+            },
+            deadline_armed: fs::read_to_string(root.join("proc/cmdline"))
+                .ok()
+                .and_then(|c| deadline::armed(&c)),
+        };
+        return Ok(Some(judge(journal, running, path, seen)));
     }
     Ok(None)
 }
@@ -170,7 +186,15 @@ impl View {
     }
 }
 
-fn judge(journal: View, running: RunningOs, record: PathBuf, events: usize) -> TakeoverStatus {
+/// What besides the journal the status is judged from.
+struct Seen {
+    events: usize,
+    deadline_passed: Option<DeadlinePassed>,
+    /// The report-in deadline on this boot's kernel command line.
+    deadline_armed: Option<u32>,
+}
+
+fn judge(journal: View, running: RunningOs, record: PathBuf, seen: Seen) -> TakeoverStatus {
     let failed = journal.steps.iter().find(|r| r.state == StepState::Failed);
     let error = failed.and_then(|r| r.error.clone()).unwrap_or_default();
     let flashed = journal.state("flash") != StepState::Pending;
@@ -182,7 +206,10 @@ fn judge(journal: View, running: RunningOs, record: PathBuf, events: usize) -> T
         ),
         (RunningOs::New, Outcome::InProgress) if waiting => (
             Verdict::Unconfirmed,
-            "this is the new OS, booted once: run `ferry takeover confirm` to keep it, or the next boot is the old OS's".to_string(),
+            match seen.deadline_armed {
+                Some(seconds) => format!("this is the new OS, booted once: run `ferry takeover confirm` to keep it; unless it runs within {seconds} s of this boot, the machine reboots into the old OS"),
+                None => "this is the new OS, booted once: run `ferry takeover confirm` to keep it, or the next boot is the old OS's".to_string(),
+            },
         ),
         (RunningOs::New, _) => (
             Verdict::FailedAfterFlash,
@@ -190,7 +217,10 @@ fn judge(journal: View, running: RunningOs, record: PathBuf, events: usize) -> T
         ),
         (RunningOs::Old, Outcome::InProgress) if waiting => (
             Verdict::FellBack,
-            "the new OS was booted once and did not confirm, and the old OS came back (the one-shot boot fell back)".to_string(),
+            match &seen.deadline_passed {
+                Some(d) => format!("the new OS was booted once and did not confirm within its deadline ({} s); it rebooted at {} (its clock) and the old OS came back", d.seconds, d.new_os_time),
+                None => "the new OS was booted once and did not confirm, and the old OS came back (the one-shot boot fell back)".to_string(),
+            },
         ),
         (RunningOs::Old, Outcome::Succeeded) if journal.flasher => (
             Verdict::Completed,
@@ -224,6 +254,7 @@ fn judge(journal: View, running: RunningOs, record: PathBuf, events: usize) -> T
         summary,
         record,
         steps: journal.steps,
-        events,
+        events: seen.events,
+        deadline_passed: seen.deadline_passed,
     }
 }

@@ -274,6 +274,21 @@ fn a_raspberry_pi_is_recognised_by_its_device_tree_model() {
         .contains("SD card"));
     assert_eq!(p.target.as_ref().unwrap().device, "/dev/mmcblk0");
     assert!(!blocked(&p), "{:#?}", p.findings);
+    // Strategy flasher boots once through grub, which a Pi does not run:
+    // refused in the plan, not left for `run` to find out.
+    let flasher = Config {
+        strategy: ferry_takeover::Strategy::Flasher,
+        ..config()
+    };
+    let p = m.check(&flasher, &image(GIB, &["c", ARM64_ROOT]));
+    assert_eq!(
+        severity(&p, &FindingKey::RaspberryPi),
+        Some(Severity::Blocker)
+    );
+    assert!(find(&p, &FindingKey::RaspberryPi)
+        .unwrap()
+        .remediation
+        .contains("strategy ram"));
 }
 
 #[test]

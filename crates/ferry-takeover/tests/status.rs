@@ -179,6 +179,35 @@ fn a_flasher_takeover_waiting_for_confirmation_on_the_old_os_fell_back() {
     let s = status(root.path()).unwrap().unwrap();
     assert_eq!((s.verdict, s.running), (Verdict::FellBack, RunningOs::Old));
     assert_eq!(s.steps.last().unwrap().step, "confirm");
+    assert_eq!(s.deadline_passed, None);
+    // The note the new OS's deadline unit leaves says why it fell back;
+    // one of another takeover does not.
+    let note = root.path().join(OLD_ROOT_RECORD).join("deadline-passed");
+    fs::write(
+        &note,
+        "id=takeover-0\nseconds=90\nnew_os_time=2026-12-02T12:00:00Z\n",
+    )
+    .unwrap();
+    let s = status(root.path()).unwrap().unwrap();
+    assert_eq!(s.deadline_passed, None);
+    fs::write(
+        &note,
+        "id=takeover-1\nseconds=90\nnew_os_time=2026-12-02T12:00:00Z\n",
+    )
+    .unwrap();
+    let s = status(root.path()).unwrap().unwrap();
+    assert_eq!(s.verdict, Verdict::FellBack);
+    assert_eq!(s.deadline_passed.as_ref().map(|d| d.seconds), Some(90));
+    assert!(
+        s.summary.contains("within its deadline (90 s)"),
+        "{}",
+        s.summary
+    );
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        json["deadline_passed"]["new_os_time"],
+        "2026-12-02T12:00:00Z"
+    );
 }
 
 #[test]
@@ -197,6 +226,16 @@ fn a_flasher_takeover_on_the_new_os_is_unconfirmed_then_completed() {
         "{}",
         s.summary
     );
+    // Booted with the deadline on its command line: the summary says when
+    // the machine goes back.
+    fs::create_dir_all(root.path().join("proc")).unwrap();
+    fs::write(
+        root.path().join("proc/cmdline"),
+        "root=LABEL=root panic=10 ferry.takeover_deadline=600\n",
+    )
+    .unwrap();
+    let s = status(root.path()).unwrap().unwrap();
+    assert!(s.summary.contains("within 600 s"), "{}", s.summary);
     j.finish(ferry_takeover::flasher::FlasherStep::Confirm, Ok(()))
         .unwrap();
     save_flasher(root.path(), &format!("mnt/data/{DATA_RECORD}"), &j);

@@ -23,6 +23,9 @@ case_check() {
   want 'FERRY-VM new-os confirm exit: 0$'
   want_new_os_carried_over
   want 'FERRY-VM new-os rebooting once after the confirm'
+  # The one-shot boot carries the report-in deadline; confirmed in time.
+  want "$DEADLINE_ARMED"
+  want_none "$DEADLINE_PASSED"
   # The second boot: grub's default (committed), not the one-shot.
   want_count 'FERRY-VM new-os report begin' 2
   after_new_reboot want 'FERRY-VM new-os marker: new OS'
@@ -31,6 +34,8 @@ case_check() {
   after_new_reboot want "FERRY-VM new-os status: .*($STATUS_COMPLETED)"
   after_new_reboot want 'FERRY-VM new-os report end'
   after_new_reboot want_none 'FERRY-VM new-os rebooting'
+  # Committed: grub's default passes no deadline, the unit never runs.
+  after_new_reboot want_none 'ferry-takeover deadline:'
   want_none 'FERRY-VM old-os done'
   # A panic (panic=10) reboots too: not what this case proves.
   want_none 'Kernel panic'
