@@ -51,8 +51,14 @@ pub enum Why {
     },
     /// Migrated together with these candidates.
     MigratedWith { sources: Vec<String> },
-    /// A `force` hint let it in whatever it breaks.
+    /// No binary built from this version on any architecture checked:
+    /// it waits for its builds (britney's `no-binaries`).
+    NoBinaries,
+    /// A `force` hint overrode its policy reasons (it still had to break
+    /// nothing).
     Forced,
+    /// A `force-hint` hint let it in whatever it breaks.
+    ForcedWhateverItBreaks,
     /// Old binaries it no longer builds were kept: packages still need them.
     KeptOldBinaries { packages: Vec<String> },
 }
@@ -449,11 +455,14 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Each source's newest version. `Extra-Source-Only: yes` stanzas are
+/// sources kept only for the binaries built using them: not candidates,
+/// as britney ignores them.
 fn newest<'a>(
     sources: &[ferry_deb::package::SourcePackage<'a>],
 ) -> HashMap<&'a str, VersionRef<'a>> {
     let mut newest: HashMap<&str, VersionRef> = HashMap::new();
-    for s in sources {
+    for s in sources.iter().filter(|s| !s.extra_source_only) {
         if newest.get(s.name).is_none_or(|v| s.version > *v) {
             newest.insert(s.name, s.version);
         }
@@ -577,6 +586,10 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         Hint::Force(i) => Some(i),
         _ => None,
     });
+    let force_hints = hinted(hints, |h| match h {
+        Hint::ForceHint(i) => Some(i),
+        _ => None,
+    });
     let removes = hinted(hints, |h| match h {
         Hint::Remove(i) => Some(i),
         _ => None,
@@ -587,6 +600,7 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
     for (index, c) in candidates.iter().enumerate() {
         let mut reasons = Vec::new();
         let forced = names(&forces, &c.source, &c.new_version);
+        let forced_through = names(&force_hints, &c.source, &c.new_version);
         if names(&blocks, &c.source, &c.new_version) && !names(&unblocks, &c.source, &c.new_version)
         {
             reasons.push(Why::Blocked);
@@ -595,6 +609,9 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             .iter()
             .map(|records| records.iter().filter(|p| p.source == c.source).collect())
             .collect();
+        if per_arch.iter().all(Vec::is_empty) {
+            reasons.push(Why::NoBinaries);
+        }
         let builds_arch_specific = per_arch.iter().flatten().any(|p| p.architecture != "all");
         for (arch, list) in arch_names.iter().zip(&per_arch) {
             if builds_arch_specific && !list.iter().any(|p| p.architecture != "all") {
@@ -608,10 +625,12 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
                 packages: packages.clone(),
             });
         }
-        if forced {
+        if forced_through {
+            reasons = vec![Why::ForcedWhateverItBreaks];
+        } else if forced {
             reasons = vec![Why::Forced];
         }
-        if reasons.is_empty() || forced {
+        if reasons.is_empty() || forced || forced_through {
             eligible.push(index);
         }
         excuses.push(Excuse {
@@ -645,25 +664,35 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             let c = &candidates[index];
             let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
             let incoming = incoming_of(&target, c);
-            if excuses[index].reasons == [Why::Forced] {
+            if excuses[index].reasons == [Why::ForcedWhateverItBreaks] {
                 let changes = target.change(&sources, &incoming, true);
                 target.accept(&changes);
                 excuses[index].migrates = true;
                 progress = true;
                 continue;
             }
+            // A `force` overrode the policies, not the installability
+            // check; the excuse keeps saying so.
+            let forced = excuses[index].reasons.first() == Some(&Why::Forced);
             match target.try_with(&sources, &incoming) {
                 Trial::Accepted { states, kept } => {
                     target.adopt(states);
                     let excuse = &mut excuses[index];
                     excuse.migrates = true;
                     excuse.reasons.clear();
+                    if forced {
+                        excuse.reasons.push(Why::Forced);
+                    }
                     if !kept.is_empty() {
                         excuse.reasons.push(Why::KeptOldBinaries { packages: kept });
                     }
                     progress = true;
                 }
-                Trial::Rejected(why) => excuses[index].reasons = why,
+                Trial::Rejected(why) => {
+                    let excuse = &mut excuses[index];
+                    excuse.reasons = forced.then_some(Why::Forced).into_iter().collect();
+                    excuse.reasons.extend(why);
+                }
             }
         }
     }

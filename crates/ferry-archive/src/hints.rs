@@ -1,6 +1,10 @@
 //! Hints as britney reads them, one a line, `#` comments:
 //! `block SRC…`, `unblock SRC/VERSION…`, `force SRC/VERSION…`,
-//! `remove SRC/VERSION…`, `easy SRC/VERSION SRC/VERSION…`.
+//! `force-hint SRC/VERSION…`, `remove SRC/VERSION…`, `easy SRC/VERSION SRC/VERSION…`; a line
+//! `finished` ends the file, as it does for britney. Item forms ferry does
+//! not migrate yet (an architecture's `SRC/VERSION/ARCH`, a removal
+//! `-SRC/VERSION`) are errors at their column, never read as something
+//! else.
 
 use std::path::Path;
 
@@ -20,8 +24,12 @@ pub enum Hint {
     Block(Vec<HintItem>),
     /// Lift a block for this version.
     Unblock(Vec<HintItem>),
-    /// Migrate this version whatever it breaks.
+    /// britney's `force`: this version's policy reasons (blocks, missing
+    /// builds, its own uninstallability) are overridden; it still migrates
+    /// only if it breaks nothing in the target.
     Force(Vec<HintItem>),
+    /// britney's `force-hint`: migrate this version whatever it breaks.
+    ForceHint(Vec<HintItem>),
     /// Take the source and its binaries out of the target.
     Remove(Vec<HintItem>),
     /// Try these candidates together, as one.
@@ -47,12 +55,27 @@ impl Hints {
                 Some((verb, items)) => (verb.text, items),
                 None => continue,
             };
+            if verb == "finished" {
+                break;
+            }
             let mut parsed = Vec::new();
             for &Word { column, text: word } in items {
                 let (source, version) = match word.split_once('/') {
                     Some((s, v)) => (s, Some(v)),
                     None => (word, None),
                 };
+                if source.starts_with('-') {
+                    return Err(error(
+                        column,
+                        format!("`{word}`: removal items (-SOURCE/VERSION) are not supported; use `remove SOURCE/VERSION`"),
+                    ));
+                }
+                if version.is_some_and(|v| v.contains('/')) {
+                    return Err(error(
+                        column,
+                        format!("`{word}`: architecture items (SOURCE/VERSION/ARCH) are not supported; name the whole source"),
+                    ));
+                }
                 if source.is_empty() || version.is_some_and(str::is_empty) {
                     return Err(error(
                         column,
@@ -89,6 +112,10 @@ impl Hints {
                     needs_version(&parsed)?;
                     Hint::Force(parsed)
                 }
+                "force-hint" => {
+                    needs_version(&parsed)?;
+                    Hint::ForceHint(parsed)
+                }
                 "remove" => {
                     needs_version(&parsed)?;
                     Hint::Remove(parsed)
@@ -101,7 +128,7 @@ impl Hints {
                     return Err(error(
                         line.words[0].column,
                         format!(
-                        "unknown hint `{other}`; expected block, unblock, force, remove or easy"
+                        "unknown hint `{other}`; expected block, unblock, force, force-hint, remove or easy"
                     ),
                     ))
                 }
@@ -144,5 +171,34 @@ mod tests {
         }
         assert!(Hints::parse("urgent foo/1\n", Path::new("h")).is_err());
         assert!(Hints::parse("force foo/\n", Path::new("h")).is_err());
+    }
+
+    #[test]
+    fn item_forms_not_migrated_are_refused_where_they_stand() {
+        for (text, column, says) in [
+            ("unblock foo/1.0/amd64\n", 9, "architecture items"),
+            ("block bar -foo/1.0\n", 11, "removal items"),
+        ] {
+            match Hints::parse(text, Path::new("h")) {
+                Err(e @ ArchiveError::Hints { line: 1, .. }) => {
+                    let ArchiveError::Hints { column: c, .. } = &e else {
+                        unreachable!()
+                    };
+                    assert_eq!(*c, column, "{e}");
+                    assert!(e.to_string().contains(says), "{e}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn finished_ends_the_file() {
+        let hints = Hints::parse(
+            "block a\nfinished\nthis is not a hint at all\n",
+            Path::new("h"),
+        )
+        .unwrap();
+        assert_eq!(hints.hints.len(), 1);
     }
 }

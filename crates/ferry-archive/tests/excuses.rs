@@ -183,11 +183,25 @@ fn a_conflict_that_breaks_an_unrelated_package_blocks_with_the_reason() {
         }
         other => panic!("{other:#?}"),
     }
-    // force lets it in whatever it breaks.
-    let forced = run(&from, &from_src, &to, &to_src, "force foo/2\n");
+    // force-hint lets it in whatever it breaks.
+    let forced = run(&from, &from_src, &to, &to_src, "force-hint foo/2\n");
     assert!(verdict(&forced, "foo").migrates);
-    assert_eq!(verdict(&forced, "foo").reasons, [Why::Forced]);
+    assert_eq!(
+        verdict(&forced, "foo").reasons,
+        [Why::ForcedWhateverItBreaks]
+    );
     assert_eq!(forced.broken_after["amd64"], 1);
+    // force overrides policies, not installability: still blocked, and
+    // the excuse says both.
+    let forced = run(&from, &from_src, &to, &to_src, "force foo/2\n");
+    let foo = verdict(&forced, "foo");
+    assert!(!foo.migrates);
+    assert!(
+        matches!(&foo.reasons[..], [Why::Forced, Why::Breaks { .. }]),
+        "{:#?}",
+        foo.reasons
+    );
+    assert_eq!(forced.broken_after["amd64"], 0);
 }
 
 #[test]
@@ -266,4 +280,50 @@ fn a_candidate_broken_in_the_source_suite_and_each_hint() {
         !verdict(&easy, "a").migrates,
         "easy does not lift plain reasons"
     );
+}
+
+#[test]
+fn a_source_with_no_binary_of_its_new_version_waits_for_its_builds() {
+    // foo 2 is in the source suite's Sources, but its binaries there are
+    // still foo 1's: nothing of version 2 was built yet.
+    let from = vec![bin("foo", "1", "amd64", "")];
+    let from_src = vec![src("foo", "2", "foo")];
+    let to = vec![bin("foo", "1", "amd64", "")];
+    let to_src = vec![src("foo", "1", "foo")];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    let foo = verdict(&e, "foo");
+    assert!(!foo.migrates);
+    assert_eq!(foo.reasons, [Why::NoBinaries]);
+    assert!(e.result_sources.contains(&("foo".into(), "1".into())));
+}
+
+#[test]
+fn extra_source_only_stanzas_are_no_candidates() {
+    let from = vec![bin("foo", "1", "amd64", "")];
+    let from_src = vec![
+        src("foo", "1", "foo"),
+        "Package: bar\nVersion: 3\nBinary: bar\nExtra-Source-Only: yes\n\n".to_string(),
+    ];
+    let to = vec![bin("foo", "1", "amd64", "")];
+    let to_src = vec![src("foo", "1", "foo")];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    assert!(
+        e.excuses.iter().all(|x| x.source != "bar"),
+        "{:#?}",
+        e.excuses
+    );
+}
+
+#[test]
+fn force_overrides_a_block_and_a_missing_build_but_not_breakage() {
+    let from = vec![bin("foo", "2", "amd64", "")];
+    let from_src = vec![src("foo", "2", "foo")];
+    let to = vec![bin("foo", "1", "amd64", "")];
+    let to_src = vec![src("foo", "1", "foo")];
+    let blocked = run(&from, &from_src, &to, &to_src, "block foo\n");
+    assert_eq!(verdict(&blocked, "foo").reasons, [Why::Blocked]);
+    let forced = run(&from, &from_src, &to, &to_src, "block foo\nforce foo/2\n");
+    let foo = verdict(&forced, "foo");
+    assert!(foo.migrates, "{foo:#?}");
+    assert_eq!(foo.reasons, [Why::Forced]);
 }

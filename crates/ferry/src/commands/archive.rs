@@ -72,7 +72,7 @@ fn failure(error: ArchiveError) -> Failure {
             path, line, column, ..
         } => Failure::bad_input(error.to_string())
             .at(path, Some(*line), Some(*column))
-            .expected("block SRC, unblock SRC/VERSION, force SRC/VERSION, remove SRC/VERSION or easy SRC/VERSION…"),
+            .expected("block SRC, unblock SRC/VERSION, force SRC/VERSION, force-hint SRC/VERSION, remove SRC/VERSION or easy SRC/VERSION…"),
     }
 }
 
@@ -100,7 +100,9 @@ fn why_text(why: &Why) -> String {
             )
         }
         Why::MigratedWith { sources } => format!("together with {}", sources.join(", ")),
-        Why::Forced => "forced by a hint".into(),
+        Why::NoBinaries => "no binary built from this version on any architecture checked".into(),
+        Why::Forced => "forced by a hint (force: its policies overridden)".into(),
+        Why::ForcedWhateverItBreaks => "forced by a hint (force-hint: whatever it breaks)".into(),
         Why::KeptOldBinaries { packages } => {
             format!("old binaries kept, still needed: {}", packages.join(", "))
         }
