@@ -269,7 +269,7 @@ pub enum ArchiveCommand {
         /// Only these architectures (repeat, or separate by commas)
         #[arg(long, value_delimiter = ',')]
         arch: Vec<String>,
-        /// A britney hints file: block, unblock, force, remove, easy
+        /// A britney hints file: block, unblock, force, force-hint, remove, easy
         #[arg(long, value_name = "FILE")]
         hints: Option<PathBuf>,
         /// Print britney's excuses.yaml layout instead of text or --json
