@@ -10,8 +10,10 @@
 //!   are tried together with the candidates that own what they break
 //!   (britney's automatic "easy" grouping), and as the hints say.
 //! - Plain reasons block before any trial: a `block` hint, a missing build
-//!   on an architecture, the candidate's own binaries uninstallable in the
-//!   source suite.
+//!   on an architecture, no binary of the new version at all. Binaries
+//!   uninstallable in the source suite are no reason by themselves (as for
+//!   britney): only making the target worse is; a rejected candidate's
+//!   excuse names them too.
 //!
 //! A trial does not re-check the whole target. Only packages that can
 //! reach a changed binary through dependencies can change installability
@@ -40,7 +42,8 @@ pub enum Why {
     /// No build for this architecture, where the source builds
     /// architecture-specific binaries.
     MissingBuild { architecture: String },
-    /// Its own binaries cannot be installed in the source suite.
+    /// Its own binaries cannot be installed in the source suite. Said
+    /// beside a rejection, never a reason by itself.
     UninstallableInSource { packages: Vec<Report> },
     /// Migrating would make these target packages uninstallable.
     Breaks {
@@ -90,6 +93,19 @@ pub struct Excuses {
     pub result_binaries: BTreeMap<String, Vec<Key>>,
     #[serde(skip)]
     pub result_sources: Vec<(String, String)>,
+}
+
+/// A broken package named without the solver's explanation.
+fn unexplained(p: &BinaryPackage<'_>) -> Report {
+    Report {
+        package: ferry_solve::PackageRef {
+            package: p.name.to_string(),
+            version: p.version.to_string(),
+            architecture: p.architecture.to_string(),
+        },
+        status: ferry_solve::Status::Broken,
+        reasons: Vec::new(),
+    }
 }
 
 /// The version of the source a binary was built from.
@@ -383,7 +399,10 @@ impl<'a> Target<'a> {
             .collect()
     }
 
-    fn try_with(&self, sources: &HashSet<&str>, incoming: &[Vec<u32>]) -> Trial {
+    /// Tries the change; a rejection lists what it breaks, with the
+    /// solver's explanations only when `explain` (they are asked for once,
+    /// at the end: a candidate is retried every round).
+    fn try_with(&self, sources: &HashSet<&str>, incoming: &[Vec<u32>], explain: bool) -> Trial {
         let mut rejection = Vec::new();
         for keep_old in [false, true] {
             let changes = self.change(sources, incoming, keep_old);
@@ -393,12 +412,21 @@ impl<'a> Target<'a> {
                 let (present, after, _) = arch.broken_after(change);
                 if after.len() > arch.broken.len() {
                     let newly: Vec<u32> = after.difference(&arch.broken).copied().collect();
-                    let (_, explained) = arch.check(&present, &newly, true);
+                    let broken = if explain {
+                        arch.check(&present, &newly, true).1
+                    } else {
+                        let mut named: Vec<Report> = newly
+                            .iter()
+                            .map(|&i| unexplained(&arch.pool[i as usize]))
+                            .collect();
+                        named.sort_by(|a, b| a.package.package.cmp(&b.package.package));
+                        named
+                    };
                     rejection.push(Why::Breaks {
                         architecture: arch.name.clone(),
                         before: arch.broken.len(),
                         after: after.len(),
-                        broken: explained,
+                        broken,
                     });
                 }
                 states.push((present, after));
@@ -620,11 +648,6 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
                 });
             }
         }
-        if let Some(packages) = broken_in_source.get(&c.source) {
-            reasons.push(Why::UninstallableInSource {
-                packages: packages.clone(),
-            });
-        }
         if forced_through {
             reasons = vec![Why::ForcedWhateverItBreaks];
         } else if forced {
@@ -647,7 +670,7 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
     let nothing: Vec<Vec<u32>> = vec![Vec::new(); target.arches.len()];
     for item in &removes {
         let sources: HashSet<&str> = [item.source.as_str()].into_iter().collect();
-        if let Trial::Accepted { states, .. } = target.try_with(&sources, &nothing) {
+        if let Trial::Accepted { states, .. } = target.try_with(&sources, &nothing, false) {
             target.adopt(states);
             removed.push(item.source.clone());
         }
@@ -674,7 +697,7 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             // A `force` overrode the policies, not the installability
             // check; the excuse keeps saying so.
             let forced = excuses[index].reasons.first() == Some(&Why::Forced);
-            match target.try_with(&sources, &incoming) {
+            match target.try_with(&sources, &incoming, false) {
                 Trial::Accepted { states, kept } => {
                     target.adopt(states);
                     let excuse = &mut excuses[index];
@@ -692,6 +715,11 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
                     let excuse = &mut excuses[index];
                     excuse.reasons = forced.then_some(Why::Forced).into_iter().collect();
                     excuse.reasons.extend(why);
+                    if let Some(packages) = broken_in_source.get(&c.source) {
+                        excuse.reasons.push(Why::UninstallableInSource {
+                            packages: packages.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -778,7 +806,7 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
                 all.extend(list);
             }
         }
-        if let Trial::Accepted { states, kept } = target.try_with(&sources, &incoming) {
+        if let Trial::Accepted { states, kept } = target.try_with(&sources, &incoming, false) {
             target.adopt(states);
             for &i in &pending {
                 let others: Vec<String> = pending
@@ -795,6 +823,25 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
                     });
                 }
             }
+        }
+    }
+
+    // The solver's explanations of what each rejected candidate would
+    // break, asked once, of the target as it ends.
+    for &index in &eligible {
+        let breaks = |w: &Why| matches!(w, Why::Breaks { .. });
+        if excuses[index].migrates || !excuses[index].reasons.iter().any(breaks) {
+            continue;
+        }
+        let c = &candidates[index];
+        let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
+        let incoming = incoming_of(&target, c);
+        if let Trial::Rejected(explained) = target.try_with(&sources, &incoming, true) {
+            let excuse = &mut excuses[index];
+            let at = excuse.reasons.iter().position(breaks).unwrap_or(0);
+            excuse.reasons.retain(|w| !breaks(w));
+            let at = at.min(excuse.reasons.len());
+            excuse.reasons.splice(at..at, explained);
         }
     }
 

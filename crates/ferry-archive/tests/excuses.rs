@@ -263,10 +263,23 @@ fn a_candidate_broken_in_the_source_suite_and_each_hint() {
     ];
     let from_src = vec![src("a", "2", "a"), src("b", "2", "b")];
     let e = run(&from, &from_src, &to, &to_src, "");
-    assert!(matches!(
-        &verdict(&e, "a").reasons[..],
-        [Why::UninstallableInSource { .. }]
-    ));
+    // Uninstallable in the source suite is no reason by itself: a 2 would
+    // break itself in the target (0 -> 1), and that is why it waits.
+    assert!(
+        matches!(
+            &verdict(&e, "a").reasons[..],
+            [
+                Why::Breaks {
+                    before: 0,
+                    after: 1,
+                    ..
+                },
+                Why::UninstallableInSource { .. }
+            ]
+        ),
+        "{:#?}",
+        verdict(&e, "a").reasons
+    );
     assert!(verdict(&e, "b").migrates);
 
     let blocked = run(&from, &from_src, &to, &to_src, "block b\n");
@@ -326,4 +339,20 @@ fn force_overrides_a_block_and_a_missing_build_but_not_breakage() {
     let foo = verdict(&forced, "foo");
     assert!(foo.migrates, "{foo:#?}");
     assert_eq!(foo.reasons, [Why::Forced]);
+}
+
+#[test]
+fn uninstallable_in_the_source_suite_migrates_when_the_target_gets_no_worse() {
+    // a 1 is already broken in the target; a 2 is broken in the source
+    // suite as well. Replacing one broken package by another makes the
+    // target no worse: britney lets it in, and so does ferry.
+    let to = vec![bin("a", "1", "amd64", "Depends: gone\n")];
+    let to_src = vec![src("a", "1", "a")];
+    let from = vec![bin("a", "2", "amd64", "Depends: nowhere\n")];
+    let from_src = vec![src("a", "2", "a")];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    let a = verdict(&e, "a");
+    assert!(a.migrates, "{a:#?}");
+    assert_eq!(e.broken_before["amd64"], 1);
+    assert_eq!(e.broken_after["amd64"], 1);
 }
