@@ -16,6 +16,7 @@
 //! rendering reports (the CLI); a `Reason` has one text form of its own
 //! (`Display`), which every caller that names a reason in words uses.
 
+mod dose_reasons;
 mod solver;
 mod universe;
 

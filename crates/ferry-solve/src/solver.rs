@@ -21,6 +21,10 @@
 //!   conflicts, as random archives have), a CDCL solver takes over the
 //!   package (`check_by_cdcl`).
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use crate::dose_reasons::{dose_reasons, NO_CLAUSE};
 use crate::universe::{PkgId, Universe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +58,9 @@ const FALSE: i8 = -1;
 
 const NO_REASON: (PkgId, u32) = (PkgId::MAX, u32::MAX);
 
-/// At most this many causes per broken package: enough to show every
-/// missing alternative of a typical package, bounded for the odd one with
-/// dozens.
+/// At most this many causes per broken package: dose lists them all, and
+/// a real archive's package has at most three (sid), so this only bounds
+/// the odd made-up one with dozens.
 const MAX_CAUSES: usize = 16;
 
 /// What every solver of a universe shares, computed once: statically
@@ -69,6 +73,9 @@ pub struct Prepared {
     /// `watchers[watcher_start[q]..watcher_start[q + 1]]`.
     watcher_start: Vec<u32>,
     watchers: Vec<(PkgId, u32)>,
+    /// Per statically broken package, the clause dose names as the reason
+    /// (`dose_reasons`); computed on the first explanation.
+    dose_reasons: OnceLock<Vec<u32>>,
 }
 
 impl Prepared {
@@ -135,6 +142,7 @@ impl Prepared {
             broken,
             watcher_start,
             watchers,
+            dose_reasons: OnceLock::new(),
         }
     }
 
@@ -495,18 +503,18 @@ impl<'u, 'a> Solver<'u, 'a> {
         }
     }
 
-    /// Every cause of a package broken for lack of candidates (one per
-    /// alternative of each clause that has none left, at most
-    /// `MAX_CAUSES`, as dose lists them); else the conflict (or the clause
-    /// left without candidates) on the branch the search tries first,
-    /// then the alternatives along its chains that are broken for lack of
-    /// a dependency.
+    /// Every cause of a package broken for lack of candidates: each
+    /// dependency nothing satisfies that its reason clauses lead to, the
+    /// ones dose names (`dose_missing`), at most `MAX_CAUSES`; else the
+    /// conflict (or the clause left without candidates) on the branch the
+    /// search tries first, then what breaks the alternatives along its
+    /// chains that are broken for lack of a dependency.
     pub fn explain_all(&mut self, root: PkgId) -> Vec<Cause> {
         if !self.prepared.broken[root as usize] {
             return self.explain_search(root);
         }
         let mut causes = Vec::new();
-        self.dead_ends(root, &mut Vec::new(), &mut causes);
+        self.dose_missing(root, &[], &mut HashSet::new(), MAX_CAUSES, &mut causes);
         if causes.is_empty() {
             causes.push(Cause::Missing {
                 chain: self.missing_chain(root),
@@ -515,39 +523,94 @@ impl<'u, 'a> Solver<'u, 'a> {
         causes
     }
 
-    /// The missing dependencies that break `p`, as dose-distcheck lists
-    /// them: `p`'s first clause (Pre-Depends, then Depends, in their
-    /// order) with no installable candidate, and through each of its
-    /// candidates in turn that one's first such clause, down to clauses
-    /// nothing satisfies; one cause per path, at most `MAX_CAUSES`.
-    fn dead_ends(&self, p: PkgId, path: &mut Vec<(PkgId, u32)>, out: &mut Vec<Cause>) {
+    /// The clause that breaks statically broken `p` in dose's eyes: the
+    /// one its propagation found false first (`dose_reasons`); failing
+    /// that (the essential pseudo-package), the first clause whose
+    /// candidates are all broken.
+    fn dose_reason(&self, p: PkgId) -> Option<u32> {
         let universe = self.universe;
         let broken = &self.prepared.broken;
-        let Some(ci) = (0..universe.clause_count(p)).find(|&ci| {
-            universe
-                .candidates(p, ci)
-                .iter()
-                .all(|&q| broken[q as usize])
-        }) else {
+        let reasons = self
+            .prepared
+            .dose_reasons
+            .get_or_init(|| dose_reasons(universe, broken));
+        match reasons.get(p as usize) {
+            Some(&ci) if ci != NO_CLAUSE => Some(ci),
+            _ => (0..universe.clause_count(p)).find(|&ci| {
+                universe
+                    .candidates(p, ci)
+                    .iter()
+                    .all(|&q| broken[q as usize])
+            }),
+        }
+    }
+
+    /// The missing dependencies that break statically broken `from`, as
+    /// dose-distcheck lists them: from `from` down its reason clauses
+    /// (`dose_reason`), through every candidate of each, to the clauses
+    /// nothing satisfies, each package once (`seen`, shared between
+    /// calls); one cause per such clause, its chain `prefix` and then the
+    /// way there, until `out` holds `limit`. Depth-first without
+    /// recursion: a chain may be as long as the archive.
+    fn dose_missing(
+        &self,
+        from: PkgId,
+        prefix: &[(PkgId, u32)],
+        seen: &mut HashSet<PkgId>,
+        limit: usize,
+        out: &mut Vec<Cause>,
+    ) {
+        let universe = self.universe;
+        if !seen.insert(from) {
+            return;
+        }
+        let Some(ci) = self.dose_reason(from) else {
             return;
         };
-        path.push((p, ci));
-        let candidates = universe.candidates(p, ci);
-        if candidates.is_empty() {
-            if out.len() < MAX_CAUSES {
-                out.push(Cause::Missing {
-                    chain: path.clone(),
-                });
+        // (package, its reason clause, the candidates left to visit)
+        let mut stack: Vec<(PkgId, u32, std::vec::IntoIter<PkgId>)> =
+            vec![(from, ci, self.by_alternative(from, ci))];
+        while out.len() < limit {
+            let Some((p, ci, next)) = stack.last_mut() else {
+                break;
+            };
+            if universe.candidates(*p, *ci).is_empty() {
+                let mut chain = prefix.to_vec();
+                chain.extend(stack.iter().map(|&(p, ci, _)| (p, ci)));
+                out.push(Cause::Missing { chain });
+                stack.pop();
+                continue;
             }
-        } else {
-            for &q in candidates {
-                // A cycle of broken packages breaks nothing by itself.
-                if out.len() < MAX_CAUSES && !path.iter().any(|&(s, _)| s == q) {
-                    self.dead_ends(q, path, out);
+            match next.next() {
+                Some(q) if seen.insert(q) => {
+                    if let Some(cq) = self.dose_reason(q) {
+                        stack.push((q, cq, self.by_alternative(q, cq)));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    stack.pop();
                 }
             }
         }
-        path.pop();
+    }
+
+    /// The candidates of a clause by alternative, as its text lists them,
+    /// so that causes come in the order a reader of the relation expects.
+    fn by_alternative(&self, p: PkgId, ci: u32) -> std::vec::IntoIter<PkgId> {
+        let mut candidates: Vec<(u16, PkgId)> = self
+            .universe
+            .places(p, ci)
+            .iter()
+            .copied()
+            .zip(self.universe.candidates(p, ci).iter().copied())
+            .collect();
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .map(|(_, q)| q)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     fn explain_search(&mut self, root: PkgId) -> Vec<Cause> {
@@ -616,15 +679,14 @@ impl<'u, 'a> Solver<'u, 'a> {
                 chain_a, chain_b, ..
             } => vec![chain_a, chain_b],
         };
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for &(p, ci) in chains.iter().flat_map(|c| c.iter()) {
             for &q in self.universe.candidates(p, ci) {
-                if self.prepared.broken[q as usize] && seen.insert(q) && out.len() < MAX_CAUSES {
-                    let mut chain = self.reason_chain(p);
-                    chain.push((p, ci));
-                    chain.extend(self.missing_chain(q));
-                    out.push(Cause::Missing { chain });
+                if self.prepared.broken[q as usize] && !seen.contains(&q) {
+                    let mut prefix = self.reason_chain(p);
+                    prefix.push((p, ci));
+                    self.dose_missing(q, &prefix, &mut seen, MAX_CAUSES, &mut out);
                 }
             }
         }
@@ -676,47 +738,14 @@ impl<'u, 'a> Solver<'u, 'a> {
         chain
     }
 
-    /// For a statically broken package: follow clauses whose candidates are
-    /// all broken down to one with no candidate at all, the shortest way.
+    /// For a statically broken package: the first way down its reason
+    /// clauses to a clause with no candidate (see `dose_missing`).
     fn missing_chain(&self, from: PkgId) -> Vec<(PkgId, u32)> {
-        // Breadth-first over broken packages, so that the chain shown is
-        // a shortest one to a clause with no candidate.
-        let universe = self.universe;
-        let broken = &self.prepared.broken;
-        let mut parent: std::collections::HashMap<PkgId, (PkgId, u32)> =
-            std::collections::HashMap::new();
-        let mut queue = std::collections::VecDeque::from([from]);
-        parent.insert(from, NO_REASON);
-        while let Some(p) = queue.pop_front() {
-            let dead = (0..universe.clause_count(p)).filter(|&ci| {
-                universe
-                    .candidates(p, ci)
-                    .iter()
-                    .all(|&q| broken[q as usize])
-            });
-            for ci in dead {
-                let candidates = universe.candidates(p, ci);
-                if candidates.is_empty() {
-                    let mut chain = vec![(p, ci)];
-                    let mut current = p;
-                    while let Some(&step) = parent.get(&current) {
-                        if step == NO_REASON {
-                            break;
-                        }
-                        chain.push(step);
-                        current = step.0;
-                    }
-                    chain.reverse();
-                    return chain;
-                }
-                for &q in candidates {
-                    if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(q) {
-                        e.insert((p, ci));
-                        queue.push_back(q);
-                    }
-                }
-            }
+        let mut out = Vec::new();
+        self.dose_missing(from, &[], &mut HashSet::new(), 1, &mut out);
+        match out.pop() {
+            Some(Cause::Missing { chain }) => chain,
+            _ => Vec::new(),
         }
-        Vec::new()
     }
 }

@@ -70,6 +70,8 @@ pub struct Universe<'a> {
     /// Candidates of clause c: `candidate_start[c]..candidate_start[c + 1]`.
     candidate_start: Vec<u32>,
     candidates: Vec<PkgId>,
+    /// Each candidate's place in dose's order of its clause (`place`).
+    places: Vec<u16>,
     conflict_start: Vec<u32>,
     conflicts: Vec<PkgId>,
 }
@@ -90,10 +92,33 @@ const BARE: Tag = 0;
 /// At which version a feature is offered.
 const ANY_VERSION: u32 = u32::MAX;
 const OWN_VERSION: u32 = u32::MAX - 1;
+/// Its own version, offered on another architecture (Multi-Arch:
+/// foreign): dose lists these after the packages of that name proper.
+const FOREIGN_VERSION: u32 = u32::MAX - 2;
 // Any other value: the index of the Provides atom whose `(= v)` it is.
 
 fn key(kind: Kind, name: u32, tag: Tag) -> u64 {
     (u64::from(name) << 24) | ((kind as u64) << 16) | u64::from(tag)
+}
+
+/// Where dose's lookup of one atom puts a package (dose3
+/// `CudfAdd.resolve_vpkgs_int`): first the packages of that name proper,
+/// then those that offer the name as a feature (Multi-Arch: foreign ones
+/// of other architectures; every package, for `:any`), then the virtual
+/// ones (Provides), each run newest package first; atoms in their order.
+/// Only the order of explanations depends on it (`dose_reasons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Named = 0,
+    Feature = 1,
+    Virtual = 2,
+}
+
+/// A candidate's place in its clause as dose orders it: the index of the
+/// first atom it matches, then its `Slot` there.
+fn place(atom: usize, slot: Slot) -> u16 {
+    // Beyond 16,000 alternatives in one group the order is approximate.
+    (atom.min(usize::from(u16::MAX / 4)) as u16) * 4 + slot as u16
 }
 
 struct Feature {
@@ -154,7 +179,7 @@ impl<'r, 'a> Tables<'r, 'a> {
         let p = self.records[f.package as usize];
         match f.version {
             ANY_VERSION => None,
-            OWN_VERSION => Some(p.version),
+            OWN_VERSION | FOREIGN_VERSION => Some(p.version),
             i => p
                 .provides
                 .atoms()
@@ -164,35 +189,55 @@ impl<'r, 'a> Tables<'r, 'a> {
         }
     }
 
-    /// Packages offering `(kind, name, tag)` at a version `atom` accepts.
-    fn offering(&self, kind: Kind, name: u32, tag: Tag, atom: &Atom<'_>, out: &mut Vec<PkgId>) {
+    /// Features `(kind, name, tag)` offered at a version `atom` accepts.
+    fn offering(
+        &self,
+        kind: Kind,
+        name: u32,
+        tag: Tag,
+        atom: &Atom<'_>,
+        mut out: impl FnMut(&Feature),
+    ) {
         for f in self.lookup(key(kind, name, tag)) {
             let fits = match (&atom.constraint, self.offered_version(f)) {
                 (None, _) | (Some(_), None) => true,
                 (Some(c), Some(v)) => c.allows(&v),
             };
             if fits {
-                out.push(f.package);
+                out(f);
             }
         }
     }
 
     /// dose's `loadl` for one atom of a package (or conflict expansion) of
-    /// architecture `arch`: the packages that match it.
-    fn matching(&self, atom: &Atom<'_>, arch: &str, out: &mut Vec<PkgId>) {
+    /// architecture `arch`: the features that match it, each with the
+    /// place dose's lookup gives it (see `Slot`).
+    fn matching_features(&self, atom: &Atom<'_>, arch: &str, mut out: impl FnMut(&Feature, Slot)) {
         let (Some(name), Some(tag)) = (
             self.name(atom.name),
             self.atom_tag(atom.arch_qualifier, arch),
         ) else {
             return;
         };
-        self.offering(Kind::Real, name, tag, atom, out);
+        self.offering(Kind::Real, name, tag, atom, |f| {
+            let slot = if f.version == OWN_VERSION {
+                Slot::Named
+            } else {
+                Slot::Feature
+            };
+            out(f, slot)
+        });
         let virtual_kind = if atom.constraint.is_some() {
             Kind::Versioned
         } else {
             Kind::Virtual
         };
-        self.offering(virtual_kind, name, tag, atom, out);
+        self.offering(virtual_kind, name, tag, atom, |f| out(f, Slot::Virtual));
+    }
+
+    /// The packages that match `atom` (see `matching_features`).
+    fn matching(&self, atom: &Atom<'_>, arch: &str, out: &mut Vec<PkgId>) {
+        self.matching_features(atom, arch, |f, _| out.push(f.package));
     }
 
     fn every(&self, kind: Kind, name: u32, tag: Tag, out: &mut Vec<PkgId>) {
@@ -287,7 +332,7 @@ fn build_tables<'r, 'a>(
                         provides(&mut emit, arch, None);
                     } else {
                         if let Some(tag) = tables.arch_tag(arch) {
-                            emit(Kind::Real, name, tag, OWN_VERSION);
+                            emit(Kind::Real, name, tag, FOREIGN_VERSION);
                         }
                         provides(&mut emit, arch, None);
                     }
@@ -335,7 +380,10 @@ struct Part {
     origins: Vec<ClauseOrigin>,
     candidate_counts: Vec<u32>,
     candidates: Vec<PkgId>,
+    places: Vec<u16>,
     conflicts: Vec<(PkgId, PkgId)>,
+    /// Scratch space for one clause's candidates and their places.
+    matched: Vec<(PkgId, u16)>,
     /// Scratch space for one package's conflicts.
     hits: Vec<PkgId>,
 }
@@ -349,13 +397,19 @@ impl Part {
             (Field::Depends, &p.depends),
         ] {
             for (group, alternatives) in relations.groups.iter().enumerate() {
-                let start = self.candidates.len();
-                for atom in alternatives {
-                    tables.matching(atom, p.architecture, &mut self.candidates);
+                let matched = &mut self.matched;
+                matched.clear();
+                for (i, atom) in alternatives.iter().enumerate() {
+                    tables.matching_features(atom, p.architecture, |f, slot| {
+                        matched.push((f.package, place(i, slot)))
+                    });
                 }
-                self.candidates[start..].sort_unstable();
-                let kept = dedup_tail(&mut self.candidates, start);
-                self.candidate_counts.push(kept as u32);
+                // By package, each at the first place dose finds it.
+                matched.sort_unstable();
+                matched.dedup_by_key(|m| m.0);
+                self.candidates.extend(matched.iter().map(|m| m.0));
+                self.places.extend(matched.iter().map(|m| m.1));
+                self.candidate_counts.push(matched.len() as u32);
                 self.origins.push(ClauseOrigin {
                     field,
                     group: group as u32,
@@ -384,18 +438,6 @@ impl Part {
         }
         self.conflicts.truncate(write);
     }
-}
-
-fn dedup_tail(v: &mut Vec<PkgId>, start: usize) -> usize {
-    let mut write = start;
-    for read in start..v.len() {
-        if write == start || v[read] != v[write - 1] {
-            v[write] = v[read];
-            write += 1;
-        }
-    }
-    v.truncate(write);
-    write - start
 }
 
 /// dose's conflicts of package `id`, its own name's included; may list
@@ -548,6 +590,7 @@ impl<'a> Universe<'a> {
         let mut origins = Vec::new();
         let mut candidate_start = vec![0u32];
         let mut candidates = Vec::new();
+        let mut places = Vec::new();
         let mut pairs = Vec::new();
         clause_start.push(0u32);
         for part in parts {
@@ -563,6 +606,7 @@ impl<'a> Universe<'a> {
                 candidate_start.push(offset);
             }
             candidates.extend(part.candidates);
+            places.extend(part.places);
             pairs.extend(part.conflicts);
         }
 
@@ -571,6 +615,7 @@ impl<'a> Universe<'a> {
         essential.dedup();
         for (i, group) in essential.chunk_by(|a, b| a.0 == b.0).enumerate() {
             candidates.extend(group.iter().map(|(_, id)| *id));
+            places.resize(candidates.len(), 0);
             candidate_start.push(candidates.len() as u32);
             origins.push(ClauseOrigin {
                 field: Field::Essential,
@@ -602,6 +647,7 @@ impl<'a> Universe<'a> {
             origins,
             candidate_start,
             candidates,
+            places,
             conflict_start,
             conflicts,
         }
@@ -631,6 +677,39 @@ impl<'a> Universe<'a> {
     pub fn candidates(&self, p: PkgId, ci: u32) -> &[PkgId] {
         let c = (self.clause_start[p as usize] + ci) as usize;
         &self.candidates[self.candidate_start[c] as usize..self.candidate_start[c + 1] as usize]
+    }
+
+    /// Where dose's lookup puts each of `candidates(p, ci)`: sorting by
+    /// this, then newest package first (`dose_before`), gives dose's
+    /// order of the clause.
+    pub(crate) fn places(&self, p: PkgId, ci: u32) -> &[u16] {
+        let c = (self.clause_start[p as usize] + ci) as usize;
+        &self.places[self.candidate_start[c] as usize..self.candidate_start[c + 1] as usize]
+    }
+
+    /// dose's order of packages (its CUDF uids) sorts by this key: the
+    /// CUDF name, `name:arch` escaped as dose3's `CudfAdd.encode` does
+    /// (`:` is `%3a`; arch:all as native), then the version. `None` for
+    /// the essential pseudo-package, which dose too puts last.
+    pub(crate) fn dose_key(&self, id: PkgId) -> Option<(String, VersionRef<'a>)> {
+        let p = self.records.get(id as usize)?;
+        let arch = if p.architecture == "all" {
+            self.native.as_str()
+        } else {
+            p.architecture
+        };
+        let mut name = String::with_capacity(p.name.len() + arch.len() + 3);
+        for c in p.name.chars().chain([':']).chain(arch.chars()) {
+            if c.is_ascii_alphanumeric() || "@/+().-".contains(c) {
+                name.push(c);
+            } else {
+                let mut utf8 = [0; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    name.push_str(&format!("%{b:02x}"));
+                }
+            }
+        }
+        Some((name, p.version))
     }
 
     pub fn origin(&self, p: PkgId, ci: u32) -> ClauseOrigin {
@@ -733,12 +812,5 @@ Package: sh\nVersion: 1\nArchitecture: amd64\nEssential: yes\n";
         assert_eq!(u.clause_count(root), 2);
         assert_eq!(u.candidates(root, 0).len(), 2);
         assert_eq!(u.clause_text(root, 1), "sh");
-    }
-
-    #[test]
-    fn dedup_tail_keeps_the_head() {
-        let mut v = vec![9, 1, 1, 2, 2, 2, 3];
-        assert_eq!(dedup_tail(&mut v, 1), 3);
-        assert_eq!(v, [9, 1, 2, 3]);
     }
 }

@@ -265,7 +265,8 @@ struct Dose<'a> {
 impl Dose<'_> {
     /// A relation the way dose-distcheck prints it: each name with the
     /// architecture it was resolved on (none for `:any`), and CUDF's
-    /// `<`/`>`.
+    /// `<`/`>`; an alternative written twice once, where it was last
+    /// (dose prints the list through ExtLib's `List.unique`).
     fn relation(&self, text: &str, arch: &str) -> String {
         self.atoms(text, arch, true)
     }
@@ -301,12 +302,19 @@ impl Dose<'_> {
                 };
                 out.push_str(&format!(" ({op} {})", c.version));
             }
+            // dose's real and virtual atoms print alike but are two.
             if twice_if_provided && self.provided.contains(a.name) {
-                atoms.push(out.clone());
+                atoms.push((out.clone(), true));
             }
-            atoms.push(out);
+            atoms.push((out, false));
         }
-        atoms.join(" | ")
+        let unique: Vec<&str> = atoms
+            .iter()
+            .enumerate()
+            .filter(|&(i, atom)| !atoms[i + 1..].contains(atom))
+            .map(|(_, (text, _))| text.as_str())
+            .collect();
+        unique.join(" | ")
     }
 }
 
