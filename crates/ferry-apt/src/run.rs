@@ -209,6 +209,69 @@ pub struct RunOptions {
 pub trait Progress {
     fn step(&mut self, step: AptStep, state: EventState, message: &str);
     fn line(&mut self, step: AptStep, line: &str);
+    /// How far apt-get is within `step`, as apt reports it on its status
+    /// descriptor; these reports are not lines (`line` never sees them).
+    fn apt_status(&mut self, _step: AptStep, _status: &AptStatus) {}
+}
+
+/// What apt-get is busy with, by its status descriptor
+/// (`-o APT::Status-Fd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AptActivity {
+    /// `dlstatus`: fetching indices or packages.
+    Download,
+    /// `pmstatus`: dpkg unpacking, configuring or removing packages.
+    Packages,
+}
+
+/// One progress report of apt-get: how far (percent) it is in an
+/// activity, and what it says it is doing (`Retrieving file 4 of 7`,
+/// `Unpacking libc6 (amd64)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AptStatus {
+    pub activity: AptActivity,
+    pub percent: f64,
+    pub message: String,
+}
+
+impl AptStatus {
+    /// Reads one line of apt's status protocol,
+    /// `dlstatus:ITEM:PERCENT:TEXT` or `pmstatus:PACKAGE:PERCENT:TEXT`;
+    /// `None` for anything else (the protocol's other lines included).
+    pub fn parse(line: &str) -> Option<AptStatus> {
+        let mut fields = line.splitn(4, ':');
+        let activity = match fields.next()? {
+            "dlstatus" => AptActivity::Download,
+            "pmstatus" => AptActivity::Packages,
+            _ => return None,
+        };
+        let _item = fields.next()?;
+        let percent: f64 = fields.next()?.trim().parse().ok()?;
+        if !percent.is_finite() {
+            return None;
+        }
+        Some(AptStatus {
+            activity,
+            percent: percent.clamp(0.0, 100.0),
+            message: fields.next().unwrap_or_default().trim().to_string(),
+        })
+    }
+}
+
+/// Whether `line` is apt's status protocol rather than output for people:
+/// the progress reports, and the errors and prompts apt repeats there
+/// (`pmerror`, `pmconffile`, `media-change`), which dpkg and apt also print
+/// as ordinary lines.
+fn is_status_protocol(line: &str) -> bool {
+    [
+        "dlstatus:",
+        "pmstatus:",
+        "pmerror:",
+        "pmconffile:",
+        "media-change:",
+    ]
+    .iter()
+    .any(|prefix| line.starts_with(prefix))
 }
 
 /// Takes the lock for a new migration of `profile_name` and checks that
@@ -930,15 +993,20 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs a command inside the root, every output line an event.
+    /// apt-get also reports how far it is on its stderr (`APT::Status-Fd`,
+    /// many times a second): those reports go to the progress alone, so
+    /// the log, the events and the lines the steps judge stay apt's own.
     fn apt_like(
         &mut self,
         program: &str,
         args: &[String],
         step: AptStep,
     ) -> Result<(bool, Vec<String>), StepError> {
-        let mut child = self
-            .system
-            .command(program)
+        let mut command = self.system.command(program);
+        if program == "apt-get" {
+            command.args(["-o", "APT::Status-Fd=2"]);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -976,6 +1044,17 @@ impl<'a> Runner<'a> {
         let mut lines = Vec::new();
         for line in receiver {
             use std::io::Write;
+            if is_status_protocol(&line) {
+                match AptStatus::parse(&line) {
+                    Some(status) => self.progress.apt_status(step, &status),
+                    // Repeats what dpkg or apt print as lines too; kept
+                    // in the log for whoever debugs apt itself.
+                    None => {
+                        let _ = writeln!(self.log, "{line}");
+                    }
+                }
+                continue;
+            }
             let _ = writeln!(self.log, "{line}");
             let _ = self
                 .events
@@ -1136,4 +1215,53 @@ fn compact_time() -> String {
         .take(15)
         .collect::<String>()
         + "Z"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_status_lines_give_the_activity_percent_and_message() {
+        assert_eq!(
+            AptStatus::parse("dlstatus:4:42.5:Retrieving file 4 of 7"),
+            Some(AptStatus {
+                activity: AptActivity::Download,
+                percent: 42.5,
+                message: "Retrieving file 4 of 7".into()
+            })
+        );
+        // The message may hold colons of its own.
+        assert_eq!(
+            AptStatus::parse("pmstatus:libc6:12.5000:Unpacking libc6 (amd64): new"),
+            Some(AptStatus {
+                activity: AptActivity::Packages,
+                percent: 12.5,
+                message: "Unpacking libc6 (amd64): new".into()
+            })
+        );
+        assert_eq!(
+            AptStatus::parse("pmstatus:dpkg-exec:150:Running dpkg").map(|s| s.percent),
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn other_lines_are_not_apt_status_and_only_the_protocol_is_kept_from_people() {
+        for line in [
+            "Get:1 http://deb.example/debian bookworm InRelease",
+            "E: Sub-process /usr/bin/dpkg returned an error code (1)",
+            "dlstatus:1:NaN:x",
+            "dlstatus:1:many:x",
+            "pmerror:acme-core:50:installed post-installation script returned 1",
+        ] {
+            assert_eq!(AptStatus::parse(line), None, "{line}");
+        }
+        assert!(is_status_protocol("pmerror:acme-core:50:failed"));
+        assert!(is_status_protocol(
+            "dlstatus:1:0.0000:Retrieving file 1 of 3"
+        ));
+        assert!(!is_status_protocol("W: pmstatus: is not a prefix here"));
+        assert!(!is_status_protocol("Setting up acme-core (2.0) ..."));
+    }
 }
