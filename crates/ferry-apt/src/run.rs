@@ -14,6 +14,8 @@
 //! journal for `resume`.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -258,20 +260,27 @@ impl AptStatus {
     }
 }
 
-/// Whether `line` is apt's status protocol rather than output for people:
-/// the progress reports, and the errors and prompts apt repeats there
-/// (`pmerror`, `pmconffile`, `media-change`), which dpkg and apt also print
-/// as ordinary lines.
-fn is_status_protocol(line: &str) -> bool {
-    [
-        "dlstatus:",
-        "pmstatus:",
-        "pmerror:",
-        "pmconffile:",
-        "media-change:",
-    ]
-    .iter()
-    .any(|prefix| line.starts_with(prefix))
+/// Where a line of a command ferry runs came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// Its stdout or stderr: output for people, the log and the events.
+    Output,
+    /// apt-get's status descriptor: progress reports.
+    Status,
+}
+
+/// A pipe for apt-get's status reports: the end ferry reads, and the end
+/// the child writes to, both close-on-exec (other commands ferry starts
+/// must not hold it open).
+fn status_pipe() -> std::io::Result<(std::fs::File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((std::fs::File::from(reader), writer))
 }
 
 /// Takes the lock for a new migration of `profile_name` and checks that
@@ -993,9 +1002,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs a command inside the root, every output line an event.
-    /// apt-get also reports how far it is on its stderr (`APT::Status-Fd`,
-    /// many times a second): those reports go to the progress alone, so
-    /// the log, the events and the lines the steps judge stay apt's own.
+    /// apt-get also reports how far it is (`APT::Status-Fd`, many times a
+    /// second), on a pipe of its own: those reports go to the progress
+    /// alone, so the log, the events and the lines the steps judge stay
+    /// what apt printed. (Not on its stderr: apt marks the status
+    /// descriptor close-on-exec before it starts dpkg, which would leave
+    /// dpkg and the maintainer scripts without a stderr.)
     fn apt_like(
         &mut self,
         program: &str,
@@ -1003,8 +1015,25 @@ impl<'a> Runner<'a> {
         step: AptStep,
     ) -> Result<(bool, Vec<String>), StepError> {
         let mut command = self.system.command(program);
-        if program == "apt-get" {
-            command.args(["-o", "APT::Status-Fd=2"]);
+        // Without the pipe apt-get runs as before, only without percents.
+        let status_pipe = (program == "apt-get")
+            .then(status_pipe)
+            .and_then(Result::ok);
+        if let Some((_, writer)) = &status_pipe {
+            let fd = writer.as_raw_fd();
+            command.args(["-o", &format!("APT::Status-Fd={fd}")]);
+            // SAFETY: between fork and exec the closure only calls fcntl,
+            // which is async-signal-safe, on a descriptor this process
+            // owns (kept open by `status_pipe` until after the spawn).
+            unsafe {
+                command.pre_exec(move || {
+                    // The child keeps the write end across exec.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = command
             .args(args)
@@ -1016,24 +1045,27 @@ impl<'a> Runner<'a> {
                 program: program.to_string(),
                 source,
             })?;
-        let (sender, receiver) = mpsc::channel::<String>();
+        // Only the child holds the write end now: its exit ends the reports.
+        let status_reader = status_pipe.map(|(reader, _writer)| reader);
+        let (sender, receiver) = mpsc::channel::<(Stream, String)>();
         let readers: Vec<_> = [
             child
                 .stdout
                 .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                .map(|s| (Stream::Output, Box::new(s) as Box<dyn std::io::Read + Send>)),
             child
                 .stderr
                 .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                .map(|s| (Stream::Output, Box::new(s) as Box<dyn std::io::Read + Send>)),
+            status_reader.map(|s| (Stream::Status, Box::new(s) as Box<dyn std::io::Read + Send>)),
         ]
         .into_iter()
         .flatten()
-        .map(|stream| {
+        .map(|(kind, stream)| {
             let sender = sender.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if sender.send(line).is_err() {
+                    if sender.send((kind, line)).is_err() {
                         break;
                     }
                 }
@@ -1042,13 +1074,14 @@ impl<'a> Runner<'a> {
         .collect();
         drop(sender);
         let mut lines = Vec::new();
-        for line in receiver {
+        for (kind, line) in receiver {
             use std::io::Write;
-            if is_status_protocol(&line) {
+            if kind == Stream::Status {
                 match AptStatus::parse(&line) {
                     Some(status) => self.progress.apt_status(step, &status),
-                    // Repeats what dpkg or apt print as lines too; kept
-                    // in the log for whoever debugs apt itself.
+                    // `pmerror`, `pmconffile`: what dpkg and apt also
+                    // print as lines; kept in the log for whoever debugs
+                    // apt itself.
                     None => {
                         let _ = writeln!(self.log, "{line}");
                     }
@@ -1247,7 +1280,7 @@ mod tests {
     }
 
     #[test]
-    fn other_lines_are_not_apt_status_and_only_the_protocol_is_kept_from_people() {
+    fn other_lines_are_not_apt_status() {
         for line in [
             "Get:1 http://deb.example/debian bookworm InRelease",
             "E: Sub-process /usr/bin/dpkg returned an error code (1)",
@@ -1257,11 +1290,5 @@ mod tests {
         ] {
             assert_eq!(AptStatus::parse(line), None, "{line}");
         }
-        assert!(is_status_protocol("pmerror:acme-core:50:failed"));
-        assert!(is_status_protocol(
-            "dlstatus:1:0.0000:Retrieving file 1 of 3"
-        ));
-        assert!(!is_status_protocol("W: pmstatus: is not a prefix here"));
-        assert!(!is_status_protocol("Setting up acme-core (2.0) ..."));
     }
 }

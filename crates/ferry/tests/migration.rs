@@ -245,6 +245,13 @@ fn a_failing_package_rolls_back_by_itself() -> TestResult {
         "{}",
         run.stderr
     );
+    // The maintainer script kept its stderr: apt's status reports have a
+    // pipe of their own (apt closes its status descriptor before dpkg runs).
+    let log = world.read(&format!(
+        "/var/log/ferry/{}.log",
+        report["migration"].as_str().unwrap_or_default()
+    ))?;
+    assert!(log.contains("acme-core cannot start"), "{log}");
     let after = snapshot(&world)?;
     assert!(before.diff(&after).is_empty(), "{:#?}", before.diff(&after));
     assert_eq!(world.sys.run_ok(["dpkg", "--audit"])?, "");
