@@ -42,7 +42,8 @@ pub use profile::{
 pub use repack::{inventory as repack_inventory, rebuild as repack_deb, RepackError};
 pub use rollback::{RollbackError, RollbackReport};
 pub use run::{
-    resume, rollback_migration, run, run_saved, Layout, Progress, RunError, RunOptions, RunOutcome,
+    resume, rollback_migration, run, run_saved, AptActivity, AptStatus, Layout, Progress, RunError,
+    RunOptions, RunOutcome,
 };
 pub use saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint};
 pub use snapshot::{installed_packages, Snapshot};

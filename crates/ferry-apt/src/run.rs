@@ -14,6 +14,8 @@
 //! journal for `resume`.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -209,6 +211,76 @@ pub struct RunOptions {
 pub trait Progress {
     fn step(&mut self, step: AptStep, state: EventState, message: &str);
     fn line(&mut self, step: AptStep, line: &str);
+    /// How far apt-get is within `step`, as apt reports it on its status
+    /// descriptor; these reports are not lines (`line` never sees them).
+    fn apt_status(&mut self, _step: AptStep, _status: &AptStatus) {}
+}
+
+/// What apt-get is busy with, by its status descriptor
+/// (`-o APT::Status-Fd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AptActivity {
+    /// `dlstatus`: fetching indices or packages.
+    Download,
+    /// `pmstatus`: dpkg unpacking, configuring or removing packages.
+    Packages,
+}
+
+/// One progress report of apt-get: how far (percent) it is in an
+/// activity, and what it says it is doing (`Retrieving file 4 of 7`,
+/// `Unpacking libc6 (amd64)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AptStatus {
+    pub activity: AptActivity,
+    pub percent: f64,
+    pub message: String,
+}
+
+impl AptStatus {
+    /// Reads one line of apt's status protocol,
+    /// `dlstatus:ITEM:PERCENT:TEXT` or `pmstatus:PACKAGE:PERCENT:TEXT`;
+    /// `None` for anything else (the protocol's other lines included).
+    pub fn parse(line: &str) -> Option<AptStatus> {
+        let mut fields = line.splitn(4, ':');
+        let activity = match fields.next()? {
+            "dlstatus" => AptActivity::Download,
+            "pmstatus" => AptActivity::Packages,
+            _ => return None,
+        };
+        let _item = fields.next()?;
+        let percent: f64 = fields.next()?.trim().parse().ok()?;
+        if !percent.is_finite() {
+            return None;
+        }
+        Some(AptStatus {
+            activity,
+            percent: percent.clamp(0.0, 100.0),
+            message: fields.next().unwrap_or_default().trim().to_string(),
+        })
+    }
+}
+
+/// Where a line of a command ferry runs came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// Its stdout or stderr: output for people, the log and the events.
+    Output,
+    /// apt-get's status descriptor: progress reports.
+    Status,
+}
+
+/// A pipe for apt-get's status reports: the end ferry reads, and the end
+/// the child writes to, both close-on-exec (other commands ferry starts
+/// must not hold it open).
+fn status_pipe() -> std::io::Result<(std::fs::File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((std::fs::File::from(reader), writer))
 }
 
 /// Takes the lock for a new migration of `profile_name` and checks that
@@ -930,15 +1002,40 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs a command inside the root, every output line an event.
+    /// apt-get also reports how far it is (`APT::Status-Fd`, many times a
+    /// second), on a pipe of its own: those reports go to the progress
+    /// alone, so the log, the events and the lines the steps judge stay
+    /// what apt printed. (Not on its stderr: apt marks the status
+    /// descriptor close-on-exec before it starts dpkg, which would leave
+    /// dpkg and the maintainer scripts without a stderr.)
     fn apt_like(
         &mut self,
         program: &str,
         args: &[String],
         step: AptStep,
     ) -> Result<(bool, Vec<String>), StepError> {
-        let mut child = self
-            .system
-            .command(program)
+        let mut command = self.system.command(program);
+        // Without the pipe apt-get runs as before, only without percents.
+        let status_pipe = (program == "apt-get")
+            .then(status_pipe)
+            .and_then(Result::ok);
+        if let Some((_, writer)) = &status_pipe {
+            let fd = writer.as_raw_fd();
+            command.args(["-o", &format!("APT::Status-Fd={fd}")]);
+            // SAFETY: between fork and exec the closure only calls fcntl,
+            // which is async-signal-safe, on a descriptor this process
+            // owns (kept open by `status_pipe` until after the spawn).
+            unsafe {
+                command.pre_exec(move || {
+                    // The child keeps the write end across exec.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -948,24 +1045,27 @@ impl<'a> Runner<'a> {
                 program: program.to_string(),
                 source,
             })?;
-        let (sender, receiver) = mpsc::channel::<String>();
+        // Only the child holds the write end now: its exit ends the reports.
+        let status_reader = status_pipe.map(|(reader, _writer)| reader);
+        let (sender, receiver) = mpsc::channel::<(Stream, String)>();
         let readers: Vec<_> = [
             child
                 .stdout
                 .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                .map(|s| (Stream::Output, Box::new(s) as Box<dyn std::io::Read + Send>)),
             child
                 .stderr
                 .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                .map(|s| (Stream::Output, Box::new(s) as Box<dyn std::io::Read + Send>)),
+            status_reader.map(|s| (Stream::Status, Box::new(s) as Box<dyn std::io::Read + Send>)),
         ]
         .into_iter()
         .flatten()
-        .map(|stream| {
+        .map(|(kind, stream)| {
             let sender = sender.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if sender.send(line).is_err() {
+                    if sender.send((kind, line)).is_err() {
                         break;
                     }
                 }
@@ -974,8 +1074,20 @@ impl<'a> Runner<'a> {
         .collect();
         drop(sender);
         let mut lines = Vec::new();
-        for line in receiver {
+        for (kind, line) in receiver {
             use std::io::Write;
+            if kind == Stream::Status {
+                match AptStatus::parse(&line) {
+                    Some(status) => self.progress.apt_status(step, &status),
+                    // `pmerror`, `pmconffile`: what dpkg and apt also
+                    // print as lines; kept in the log for whoever debugs
+                    // apt itself.
+                    None => {
+                        let _ = writeln!(self.log, "{line}");
+                    }
+                }
+                continue;
+            }
             let _ = writeln!(self.log, "{line}");
             let _ = self
                 .events
@@ -1136,4 +1248,47 @@ fn compact_time() -> String {
         .take(15)
         .collect::<String>()
         + "Z"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_status_lines_give_the_activity_percent_and_message() {
+        assert_eq!(
+            AptStatus::parse("dlstatus:4:42.5:Retrieving file 4 of 7"),
+            Some(AptStatus {
+                activity: AptActivity::Download,
+                percent: 42.5,
+                message: "Retrieving file 4 of 7".into()
+            })
+        );
+        // The message may hold colons of its own.
+        assert_eq!(
+            AptStatus::parse("pmstatus:libc6:12.5000:Unpacking libc6 (amd64): new"),
+            Some(AptStatus {
+                activity: AptActivity::Packages,
+                percent: 12.5,
+                message: "Unpacking libc6 (amd64): new".into()
+            })
+        );
+        assert_eq!(
+            AptStatus::parse("pmstatus:dpkg-exec:150:Running dpkg").map(|s| s.percent),
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn other_lines_are_not_apt_status() {
+        for line in [
+            "Get:1 http://deb.example/debian bookworm InRelease",
+            "E: Sub-process /usr/bin/dpkg returned an error code (1)",
+            "dlstatus:1:NaN:x",
+            "dlstatus:1:many:x",
+            "pmerror:acme-core:50:installed post-installation script returned 1",
+        ] {
+            assert_eq!(AptStatus::parse(line), None, "{line}");
+        }
+    }
 }

@@ -67,9 +67,11 @@ fn organisation_move_and_offline_rollback() -> TestResult {
     assert_eq!(snapshot(&world)?, before, "plan changes nothing");
 
     let started = std::time::Instant::now();
-    world.ferry(&["run", PROFILE, "--yes"]).success();
+    let run = world.ferry(&["run", PROFILE, "--yes"]);
+    run.success();
     eprintln!("ferry run: {:.1} s", started.elapsed().as_secs_f64());
     assert_moved(&world)?;
+    assert_plain_progress(&run.stderr);
 
     let status = world.ferry(&["--json", "status"]);
     status.success();
@@ -90,6 +92,87 @@ fn organisation_move_and_offline_rollback() -> TestResult {
     Ok(())
 }
 
+/// What a run shows in a pipe: the planning, then one heading per step,
+/// `k of N`, in order, each with its `done` line and apt's own lines
+/// indented under it; apt's status reports (`APT::Status-Fd`) never.
+fn assert_plain_progress(stderr: &str) {
+    assert!(
+        stderr.starts_with("planning `acme-org-move`: "),
+        "the planning comes first: {stderr}"
+    );
+    let headings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("==> ")).collect();
+    assert_eq!(
+        headings,
+        [
+            "==> preflight (1 of 9)",
+            "==> backup (2 of 9)",
+            "==> sources (3 of 9)",
+            "==> update (4 of 9)",
+            "==> download (5 of 9)",
+            "==> self-upgrade (6 of 9)",
+            "==> packages (7 of 9)",
+            "==> upgrade (8 of 9)",
+            "==> verify (9 of 9)",
+        ],
+        "{stderr}"
+    );
+    for step in ["preflight", "update", "packages", "verify"] {
+        let done = format!("    {step} done");
+        assert_eq!(
+            stderr.lines().filter(|l| *l == done).count(),
+            1,
+            "{done}: {stderr}"
+        );
+    }
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("    | Setting up acme-core")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("dlstatus:") && !stderr.contains("pmstatus:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("{\""), "no JSON without --json: {stderr}");
+}
+
+/// The `--json` progress events on stderr, as (progress, state) pairs; every
+/// line is one event.
+fn progress_events(stderr: &str) -> TestResult<Vec<serde_json::Value>> {
+    Ok(stderr
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?)
+}
+
+#[test]
+fn on_a_terminal_a_run_keeps_its_step_headings_and_draws_a_live_line() -> TestResult {
+    skip_unless!(Need::Chroots, Need::Tool("script"));
+    let world = world(new_core())?;
+    // `script` gives ferry a terminal; what it drew is in the typescript.
+    let out = Command::new("script")
+        .current_dir(world.sys.workdir())
+        .args([
+            "-qec",
+            &format!(
+                "{} --root {} run {PROFILE} --yes",
+                env!("CARGO_BIN_EXE_ferry"),
+                world.sys.path().display()
+            ),
+            "/dev/null",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_moved(&world)?;
+    assert!(text.contains("==> packages (7 of 9)\r\n"), "{text:?}");
+    assert!(text.contains("    | Setting up acme-core"), "{text:?}");
+    // The live line, below the lines, names the step by number.
+    assert!(text.contains("step 7 of 9: packages"), "{text:?}");
+    Ok(())
+}
+
 #[test]
 fn a_failing_package_rolls_back_by_itself() -> TestResult {
     skip_unless!(Need::Chroots);
@@ -98,9 +181,77 @@ fn a_failing_package_rolls_back_by_itself() -> TestResult {
         "#!/bin/sh\necho 'acme-core cannot start' >&2\nexit 1\n",
     ))?;
     let before = snapshot(&world)?;
-    let run = world.ferry(&["run", PROFILE, "--yes"]);
+    let run = world.ferry(&["--json", "run", PROFILE, "--yes"]);
     run.failure(4);
-    assert!(run.stdout.contains("Rolled back"), "{run}");
+    let report = run.stdout_json()?;
+    assert_eq!(report["outcome"], "rolled-back", "{run}");
+    assert_eq!(report["step"], "packages", "{run}");
+    // stderr holds JSON progress events and nothing else: each step of
+    // the run up to the failing one, numbered, then the rollback.
+    let events = progress_events(&run.stderr)?;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["state"] != "running")
+        .map(|e| {
+            (
+                e["progress"].as_str().unwrap_or("?").to_string(),
+                e["state"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = vec![(
+        "planning `acme-org-move`: apt update and simulation in a sandbox, checks".into(),
+        "start".into(),
+    )];
+    expected.push((expected[0].0.clone(), "done".into()));
+    for step in [
+        "preflight",
+        "backup",
+        "sources",
+        "update",
+        "download",
+        "self-upgrade",
+    ] {
+        expected.push((step.into(), "start".into()));
+        expected.push((step.into(), "done".into()));
+    }
+    expected.push(("packages".into(), "start".into()));
+    expected.push(("packages".into(), "failed".into()));
+    expected.push(("rolling back from the backup".into(), "start".into()));
+    expected.push(("rolling back from the backup".into(), "done".into()));
+    assert_eq!(seen, expected, "{}", run.stderr);
+    let packages = events
+        .iter()
+        .find(|e| e["progress"] == "packages" && e["state"] == "start")
+        .ok_or("no packages event")?;
+    assert_eq!(
+        (&packages["step"], &packages["steps"]),
+        (&7.into(), &9.into())
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["state"] == "failed")
+        .ok_or("no failed event")?;
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains("apt-get"),
+        "{failed}"
+    );
+    // apt's own report of how far dpkg is, as percent.
+    assert!(
+        events.iter().any(|e| e["state"] == "running"
+            && e["unit"] == "percent"
+            && e["total"] == 100
+            && e["message"].is_string()),
+        "{}",
+        run.stderr
+    );
+    // The maintainer script kept its stderr: apt's status reports have a
+    // pipe of their own (apt closes its status descriptor before dpkg runs).
+    let log = world.read(&format!(
+        "/var/log/ferry/{}.log",
+        report["migration"].as_str().unwrap_or_default()
+    ))?;
+    assert!(log.contains("acme-core cannot start"), "{log}");
     let after = snapshot(&world)?;
     assert!(before.diff(&after).is_empty(), "{:#?}", before.diff(&after));
     assert_eq!(world.sys.run_ok(["dpkg", "--audit"])?, "");
@@ -130,7 +281,10 @@ fn a_run_stopped_after_any_step_resumes_to_the_end() -> TestResult {
         second.failure(3);
         assert!(second.stderr.contains("interrupted"), "{second}");
 
-        world.ferry(&["run", "--resume", "--yes"]).success();
+        // --quiet: the result, and nothing at all on stderr.
+        let resumed = world.ferry(&["--quiet", "run", "--resume", "--yes"]);
+        resumed.success();
+        assert_eq!(resumed.stderr, "", "after {step}");
         assert_moved(&world)?;
     }
     Ok(())

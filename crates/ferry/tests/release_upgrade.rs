@@ -293,6 +293,14 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
         seen.iter().any(|l| l.contains("SSH")),
         "warns about SSH: {seen:?}"
     );
+    // In a pipe: a plain line for the planning, then one per step.
+    let planning = seen.iter().position(|l| l.starts_with("planning `"));
+    let preflight = seen.iter().position(|l| l == "==> preflight (1 of 9)");
+    assert!(
+        planning.is_some() && planning < preflight,
+        "plain progress: {seen:?}"
+    );
+    assert_eq!(seen.last().map(String::as_str), Some("==> backup (2 of 9)"));
     drop(child.stdout.take());
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -468,6 +476,33 @@ fn refusals_and_failures_leave_bookworm() -> TestResult {
     let report = failed.stdout_json()?;
     assert_eq!(report["outcome"], "rolled-back", "{report:#}");
     assert_eq!(report["step"], "verify", "{report:#}");
+    // Under --json stderr is progress events alone, across the restart
+    // under the new ferry: the failed step, then the rollback.
+    let events: Vec<serde_json::Value> = failed
+        .stderr
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let states: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["state"] != "running")
+        .map(|e| {
+            (
+                e["progress"].as_str().unwrap_or("?"),
+                e["state"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert!(
+        states.ends_with(&[
+            ("verify", "start"),
+            ("verify", "failed"),
+            ("rolling back from the backup", "start"),
+            ("rolling back from the backup", "done"),
+        ]),
+        "{states:?}"
+    );
+    assert!(states.contains(&("self-upgrade", "done")), "{states:?}");
     let journal = world.journal()?;
     let drivers = journal["drivers"].as_array().ok_or("no drivers")?;
     assert_eq!(

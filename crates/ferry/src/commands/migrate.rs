@@ -12,16 +12,19 @@ use ferry_apt::StepError;
 use ferry_apt::SystemRoot;
 use ferry_apt::TargetSource;
 use ferry_apt::Upgrade;
+use ferry_apt::{AptStatus, Layout, Progress, RunError, RunOptions, RunOutcome};
 use ferry_apt::{Change, Transaction};
 use ferry_apt::{Finding, KeyInstall, Plan, Severity, SourcesChange, SpaceCheck};
-use ferry_apt::{Layout, Progress, RunError, RunOptions, RunOutcome};
 use ferry_apt::{Profile, ProfileError};
 use ferry_apt::{SavedPlan, SavedPlanError, SystemFingerprint};
-use ferry_journal::{EventState, Journal, Outcome, Step as _, StepObserver, StepState};
+use ferry_journal::{
+    after_failure, AfterFailure, EventState, Journal, Outcome, Step as _, StepObserver, StepState,
+};
 use serde::Serialize;
 
 use crate::cli::{Global, PlanArgs, RollbackArgs, RunArgs};
 use crate::exit::Exit;
+use crate::progress::StepNumber;
 use crate::render::{self, Failure};
 
 fn profile_failure(e: ProfileError) -> Failure {
@@ -432,11 +435,16 @@ pub(crate) fn planning(
     global: &Global,
 ) -> Result<Plan, Failure> {
     let mut progress = crate::progress::Progress::new(global);
-    progress.phase(format!(
+    progress.phase(planning_phase(profile));
+    ferry_apt::compute_plan(root, profile).map_err(|e| Failure::failed(e.to_string()))
+}
+
+/// The phase of computing a plan, as progress names it.
+fn planning_phase(profile: &Profile) -> String {
+    format!(
         "planning `{}`: apt update and simulation in a sandbox, checks",
         profile.name
-    ));
-    ferry_apt::compute_plan(root, profile).map_err(|e| Failure::failed(e.to_string()))
+    )
 }
 
 /// `plan --save FILE`: writes the plan for `run --plan FILE`, unless it is
@@ -470,12 +478,59 @@ fn save_plan(
     Ok(())
 }
 
-/// Progress for people: a line per step, apt's own lines indented; plain
-/// lines, so it reads the same on a terminal, in a log and over SSH.
-/// Writes never fail the run: when the terminal is gone (an SSH connection
-/// dropped), the migration goes on and its log keeps every line.
-pub(crate) struct Lines {
-    pub json: bool,
+/// A run's progress, shown as `crate::progress` shows any work: a heading
+/// per step (`==> update (4 of 9)`) with `done` or `FAILED` and apt's own
+/// lines indented under it, in a log or pipe and on a terminal alike, where
+/// a live line below them names the step, its time so far and how far apt
+/// is; JSON events with `--json`; nothing with `--quiet`. Writes never fail
+/// the run: when the terminal is gone (an SSH connection dropped), the
+/// migration goes on and its log keeps every line.
+pub(crate) struct RunProgress {
+    progress: crate::progress::Progress,
+    /// To know whether a failed step is followed by a rollback.
+    no_rollback: bool,
+    failed: Option<AptStep>,
+}
+
+impl RunProgress {
+    pub(crate) fn new(global: &Global, no_rollback: bool) -> Self {
+        RunProgress {
+            progress: crate::progress::Progress::new(global),
+            no_rollback,
+            failed: None,
+        }
+    }
+
+    /// Before the steps: computing the plan (a profile run), which the
+    /// first step ends.
+    pub(crate) fn planning(&mut self, profile: &Profile) {
+        self.progress.phase(planning_phase(profile));
+    }
+
+    /// Ends what is shown before the outcome is: the live line cleared,
+    /// and with `--json` the last phase (a rollback, say) ended, or failed
+    /// with the error the run stops with.
+    pub(crate) fn settle(
+        &mut self,
+        result: Result<RunOutcome, Failure>,
+    ) -> Result<RunOutcome, Failure> {
+        match &result {
+            Ok(_) => self.progress.end(),
+            Err(failure) => self.progress.fail(&failure.what),
+        }
+        result
+    }
+}
+
+/// `step` as the k of N people and events count it by.
+fn step_number(step: AptStep) -> StepNumber {
+    StepNumber {
+        number: AptStep::ALL
+            .iter()
+            .position(|s| *s == step)
+            .map_or(0, |i| i + 1),
+        count: AptStep::ALL.len(),
+    }
 }
 
 fn say(line: std::fmt::Arguments<'_>) {
@@ -483,26 +538,39 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-impl Progress for Lines {
+impl Progress for RunProgress {
     fn step(&mut self, step: AptStep, state: EventState, message: &str) {
-        if self.json {
-            return;
-        }
+        let name = step.as_str();
         match state {
-            EventState::Ini => say(format_args!("==> {}", step.as_str())),
-            EventState::Ok => say(format_args!("    {} done", step.as_str())),
-            EventState::Error | EventState::Fail => {
-                say(format_args!("    {} FAILED: {message}", step.as_str()))
+            EventState::Ini => self.progress.step(name, step_number(step)),
+            EventState::Ok => {
+                self.progress.println(&format!("    {name} done"));
+                self.progress.end();
             }
-            EventState::Cmdlog => say(format_args!("    {message}")),
+            EventState::Error | EventState::Fail => {
+                self.progress
+                    .println(&format!("    {name} FAILED: {message}"));
+                self.progress.fail(message);
+                self.failed = Some(step);
+            }
+            // The failed step is journaled; what follows it may take long.
+            EventState::End
+                if self.failed.take() == Some(step)
+                    && after_failure(step, self.no_rollback) == AfterFailure::RollBack =>
+            {
+                self.progress.phase("rolling back from the backup");
+            }
+            EventState::Cmdlog => self.progress.println(&format!("    {message}")),
             _ => {}
         }
     }
 
     fn line(&mut self, _step: AptStep, line: &str) {
-        if !self.json {
-            say(format_args!("    | {line}"));
-        }
+        self.progress.println(&format!("    | {line}"));
+    }
+
+    fn apt_status(&mut self, _step: AptStep, status: &AptStatus) {
+        self.progress.percent(status.percent, &status.message);
     }
 }
 
@@ -551,11 +619,14 @@ fn restart(id: &str, executable: &Path, global: &Global, no_rollback: bool) -> F
     if global.json {
         command.arg("--json");
     }
+    if global.quiet {
+        command.arg("--quiet");
+    }
     command.args(["run", "--resume", "--yes"]);
     if no_rollback {
         command.arg("--no-rollback");
     }
-    if !global.json {
+    if !global.json && !global.quiet {
         say(format_args!(
             "==> continuing under {}",
             executable.display()
@@ -574,17 +645,17 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
         no_rollback: args.no_rollback,
         observer: test_observer(),
     };
-    let mut progress = Lines { json: global.json };
+    let mut progress = RunProgress::new(global, args.no_rollback);
     detach_from_terminal_hangup();
-    let outcome = if args.resume {
-        ferry_apt::resume(root, &options, &mut progress).map_err(run_failure)?
+    let result = if args.resume {
+        ferry_apt::resume(root, &options, &mut progress).map_err(run_failure)
     } else if let Some(path) = args.plan.as_deref() {
         let saved = SavedPlan::load(path).map_err(|e| saved_plan_failure(e, Some(path)))?;
         confirm(args.yes, "ferry run", &saved.profile)?;
         ferry_apt::run_saved(root, saved, &options, &mut progress).map_err(|e| match e {
             RunError::SavedPlan(e) => saved_plan_failure(e, Some(path)),
             e => run_failure(e),
-        })?
+        })
     } else {
         let path = args
             .profile
@@ -592,8 +663,10 @@ pub fn run(args: RunArgs, global: &Global, root: &SystemRoot) -> Result<Exit, Fa
             .ok_or_else(|| Failure::bad_input("a profile is needed"))?;
         let profile = load_profile(path)?;
         confirm(args.yes, "ferry run", &profile)?;
-        ferry_apt::run(root, &profile, &options, &mut progress).map_err(run_failure)?
+        progress.planning(&profile);
+        ferry_apt::run(root, &profile, &options, &mut progress).map_err(run_failure)
     };
+    let outcome = progress.settle(result)?;
     finish(outcome, global, args.no_rollback)
 }
 
@@ -1291,6 +1364,15 @@ pub(crate) mod tests {
                 },
             ),
         ]
+    }
+
+    #[test]
+    fn steps_are_counted_from_one_in_the_journals_order() {
+        let first = step_number(AptStep::Preflight);
+        let last = step_number(AptStep::Verify);
+        assert_eq!((first.number, first.count), (1, 9));
+        assert_eq!((last.number, last.count), (9, 9));
+        assert_eq!(step_number(AptStep::Packages).number, 7);
     }
 
     #[test]

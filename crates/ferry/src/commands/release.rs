@@ -581,9 +581,11 @@ fn upgrade(args: &UpgradeArgs, global: &Global, root: &SystemRoot) -> Result<Exi
         no_rollback: args.no_rollback,
         observer: migrate::test_observer(),
     };
-    let mut progress = migrate::Lines { json: global.json };
-    let outcome =
-        ferry_apt::run(root, &profile, &options, &mut progress).map_err(migrate::run_failure)?;
+    let mut progress = migrate::RunProgress::new(global, args.no_rollback);
+    progress.planning(&profile);
+    let result =
+        ferry_apt::run(root, &profile, &options, &mut progress).map_err(migrate::run_failure);
+    let outcome = progress.settle(result)?;
     migrate::finish(outcome, global, args.no_rollback)
 }
 
