@@ -30,10 +30,11 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
 /// its corpus directory.
-pub const TARGETS: [(&str, Entry); 17] = [
+pub const TARGETS: [(&str, Entry); 18] = [
     ("bmap", bmap),
     ("deb822", deb822),
     ("disk_image", disk_image),
+    ("fleet_api", fleet_api),
     ("grub_cfg", grub_cfg),
     ("hints", hints),
     ("ifupdown", ifupdown),
@@ -159,6 +160,30 @@ fn assert_inside(text: &str, line: usize, column: usize) {
         column >= 1 && column <= lines[line - 1].len().max(1),
         "column {column}"
     );
+}
+
+/// The fleet server's request decoders (enrolment and event batch bodies,
+/// poll and event-list query strings; the first byte picks which) never
+/// panic and refuse bad input with a 4xx, never a 5xx: whatever a device or
+/// a stranger sends is answered as its own fault, and an accepted batch
+/// stores only what reads back as an event.
+pub fn fleet_api(data: &[u8]) {
+    use ferry_fleet::RequestKind;
+    let Some((selector, input)) = data.split_first() else {
+        return;
+    };
+    let kind = match selector % 4 {
+        0 => RequestKind::Enrol,
+        1 => RequestKind::Events,
+        2 => RequestKind::PollQuery,
+        _ => RequestKind::EventsQuery,
+    };
+    if let Err((status, message)) = ferry_fleet::decode_request(kind, input) {
+        assert!(
+            (400..500).contains(&status),
+            "{kind:?} answered {status}: {message}"
+        );
+    }
 }
 
 /// os-release parsing never panics, and every accessor works on what

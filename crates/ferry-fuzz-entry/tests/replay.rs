@@ -90,6 +90,7 @@ replay_tests!(
     bmap,
     deb822,
     disk_image,
+    fleet_api,
     grub_cfg,
     hints,
     ifupdown,

@@ -73,9 +73,84 @@ pub enum Command {
     /// OS takeover: replace this machine's OS with a disk image, safely
     #[command(subcommand)]
     Takeover(TakeoverCommand),
+    /// The fleet: run the server, enrol devices, list devices and their events
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Run this device's fleet agent: poll the server and deliver the event log's events exactly once
+    Agent(AgentArgs),
     /// Write man pages or shell completions from these definitions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Serve the fleet's JSON API (/api/v1/…) over HTTP with its SQLite store
+    Serve {
+        /// The address to listen on (port 0 picks a free one; the line
+        /// `listening on http://ADDR` says which)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
+        listen: std::net::SocketAddr,
+        /// The SQLite database; created and migrated to the current schema
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        /// A file holding the operator token (enrols devices, reads everything)
+        #[arg(long, value_name = "FILE")]
+        operator_token_file: PathBuf,
+        /// Seconds between a device's polls, as the server tells the agents
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+    },
+    /// Enrol this device with a server: keeps its id and token in --state (0600)
+    Enrol {
+        /// The server's URL, e.g. http://fleet.example:8470
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+        /// The agent's state directory
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/ferry/agent")]
+        state: PathBuf,
+    },
+    /// Every enrolled device: last seen, OS, events delivered
+    Devices {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+    },
+    /// A device's events as the server stored them, in seq order
+    Events {
+        /// The device id (`ferry fleet devices` lists them)
+        device: String,
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OperatorToken {
+    /// A file holding the operator token
+    #[arg(long, value_name = "FILE")]
+    pub operator_token_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The server's URL (default: the one the device enrolled with)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The agent's state directory (identity, outbox, progress)
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/ferry/agent")]
+    pub state: PathBuf,
+    /// The event log to deliver (default: var/log/ferry/events.jsonl under --root)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// One cycle (take events, poll, upload) and exit: 0 when all was delivered, 1 when the server could not be reached (events stay buffered)
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("ferry-archive", 2),
     ("ferry-apt", 2),
     ("ferry-takeover", 2),
+    ("ferry-fleet", 2),
     ("ferry-release", 3),
     ("ferry", 4),
     ("ferry-fuzz-entry", 4),
@@ -30,6 +31,7 @@ const ENGINE: &[&str] = &[
     "ferry-fetch",
     "ferry-image",
     "ferry-takeover",
+    "ferry-fleet",
 ];
 const NOT_UNDER_ENGINE: &[&str] = &["ferry-apt", "ferry-release", "ferry-solve", "ferry-archive"];
 

@@ -221,6 +221,30 @@ fn written(page: &str) -> Written {
             &[("ferry-takeover/flasher.json", "the record in the new OS's data partition")],
             &[("On the new OS, once it is up and reachable:", "sudo ferry takeover confirm")],
         ),
+        "ferry-fleet" | "ferry-fleet-serve" => w(
+            "1 when the server cannot start or stops; 2 for a bad flag, an unreadable or empty token file, an address in use, or a database of a newer schema.",
+            &[("FILE (--db)", "the SQLite database, migrated to the current schema on start (see docs/fleet.md)")],
+            &[(
+                "Serve the fleet API on port 8470:",
+                "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token",
+            )],
+        ),
+        "ferry-fleet-enrol" => w(
+            "1 when the server refused or could not be reached; 2 when the state dir is already enrolled.",
+            &[("/var/lib/ferry/agent/identity.json", "the device id and token (mode 0600)")],
+            &[(
+                "Enrol this device:",
+                "sudo ferry fleet enrol --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-agent" => w(
+            "With --once: 0 when the cycle went through; 1 when the server could not be reached (the events stay buffered); 2 when the state dir is not enrolled.",
+            &[
+                ("/var/lib/ferry/agent/", "identity.json (0600), state.json and outbox.jsonl, the events not yet acknowledged"),
+                ("/var/log/ferry/events.jsonl", "the event log the agent delivers"),
+            ],
+            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once")],
+        ),
         _ => w("", NO_FILES, &[]),
     }
 }

@@ -5,6 +5,7 @@
 
 mod archive;
 mod check;
+mod fleet;
 mod generate;
 mod image;
 mod manual;
@@ -50,6 +51,8 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Archive(command) => archive::run(command, global),
         Command::Image(command) => image::run(command, global),
         Command::Takeover(command) => takeover::run(command, global),
+        Command::Fleet(command) => fleet::run(command, global),
+        Command::Agent(args) => fleet::agent(args, global),
         Command::Generate(command) => generate::run(command, global),
     }
 }

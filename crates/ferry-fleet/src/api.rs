@@ -1,0 +1,519 @@
+//! The server's versioned JSON API (`/api/v1/...`) on axum: enrolment by an
+//! operator, polls and event batches from devices, device and event lists
+//! for operators. Every refusal is a 4xx with a JSON error body; a request
+//! body is never read past [`MAX_BODY`].
+//!
+//! Not for storage (the store's) nor for the agent's side of the wire,
+//! though both sides share the request and answer types defined here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferry_journal::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{DeviceRecord, Store, StoreError, StoredEvent};
+use crate::token;
+
+/// The largest request body the server reads (1 MiB): a full batch of
+/// events fits many times over.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// The most events one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+/// The most events one page of `GET .../events` returns.
+pub const MAX_PAGE: i64 = 10_000;
+
+/// `POST /api/v1/enrol` (operator).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The answer to an enrolment: the device's token is given this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub device_id: String,
+    pub token: String,
+    pub interval_secs: u64,
+}
+
+/// `GET /api/v1/poll` query (device): what the device runs now.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct PollQuery {
+    pub os: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The answer to a poll; its ETag is a hash of this JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollResponse {
+    pub device_id: String,
+    /// Seconds until the next poll (the agent adds jitter).
+    pub interval_secs: u64,
+    /// Every event up to this seq is stored.
+    pub acked_seq: i64,
+}
+
+/// One event of a batch, numbered by the device from 1 without gaps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequencedEvent {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// `POST /api/v1/events` (device).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    pub events: Vec<SequencedEvent>,
+}
+
+/// The answer to a batch: the agent drops what is at or below `acked_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub acked_seq: i64,
+}
+
+/// `GET /api/v1/devices` (operator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevicesResponse {
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// `GET /api/v1/devices/{id}/events` query.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EventsQuery {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/devices/{id}/events` (operator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventsResponse {
+    pub device_id: String,
+    pub events: Vec<StoredEvent>,
+}
+
+/// Every refusal's body: `{"error": {"status": 403, "message": "…"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub status: u16,
+    pub message: String,
+}
+
+/// A refusal or failure, answered as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                status: self.status.as_u16(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+/// What the server knows besides the store.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    /// SHA-256 (hex) of the operator token; the token itself is not kept.
+    pub operator_hash: String,
+    pub interval_secs: u64,
+}
+
+/// Who a request's bearer token belongs to.
+enum Caller {
+    Operator,
+    Device(String),
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let unauthorised = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown token: send `Authorization: Bearer TOKEN`",
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorised)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthorised)?;
+    let hash = token::hash(token);
+    if token::same(&hash, &state.operator_hash) {
+        return Ok(Caller::Operator);
+    }
+    match state.store.device_for_token(&hash).await? {
+        Some(id) => Ok(Caller::Device(id)),
+        None => Err(unauthorised()),
+    }
+}
+
+async fn operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match caller(state, headers).await? {
+        Caller::Operator => Ok(()),
+        Caller::Device(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a device token cannot be used for an operator's request",
+        )),
+    }
+}
+
+async fn device(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    match caller(state, headers).await? {
+        Caller::Device(id) => Ok(id),
+        Caller::Operator => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the operator token cannot be used for a device's request",
+        )),
+    }
+}
+
+/// The API's routes, with the body limit and a JSON 404 for anything else.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/enrol", post(enrol))
+        .route("/api/v1/poll", get(poll))
+        .route("/api/v1/events", post(events))
+        .route("/api/v1/devices", get(devices))
+        .route("/api/v1/devices/{id}/events", get(device_events))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn enrol(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<EnrolRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    operator(&state, &headers).await?;
+    let Json(request) = body?;
+    let id = token::device_id();
+    let secret = token::new_token();
+    state
+        .store
+        .enrol(
+            &id,
+            &token::hash(&secret),
+            &ferry_journal::rfc3339_now(),
+            request.os.as_deref(),
+            request.version.as_deref(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrolResponse {
+            device_id: id,
+            token: secret,
+            interval_secs: state.interval_secs,
+        }),
+    ))
+}
+
+async fn poll(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<PollQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = device(&state, &headers).await?;
+    let Query(query) = query?;
+    state
+        .store
+        .seen(
+            &id,
+            &ferry_journal::rfc3339_now(),
+            query.os.as_deref(),
+            query.version.as_deref(),
+        )
+        .await?;
+    let answer = PollResponse {
+        acked_seq: state.store.acked_seq(&id).await?,
+        device_id: id,
+        interval_secs: state.interval_secs,
+    };
+    let body = serde_json::to_vec(&answer)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let etag = format!("\"{}\"", &token::hash_bytes(&body)[..32]);
+    let etag_value = HeaderValue::from_str(&etag)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    Ok((
+        [
+            (header::ETAG, etag_value),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<EventBatch>, JsonRejection>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let id = device(&state, &headers).await?;
+    let Json(batch) = body?;
+    let rows = batch_rows(&batch)?;
+    let stored = state
+        .store
+        .insert_events(&id, &rows, &ferry_journal::rfc3339_now())
+        .await?;
+    Ok(Json(BatchResponse {
+        stored: stored.stored,
+        duplicates: stored.duplicates,
+        acked_seq: stored.acked_seq,
+    }))
+}
+
+/// Checks a batch and gives its rows as stored: `(seq, event JSON)`. A
+/// batch over [`MAX_BATCH`] events or a seq outside 1..=i64::MAX is refused.
+fn batch_rows(batch: &EventBatch) -> Result<Vec<(i64, String)>, ApiError> {
+    if batch.events.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a batch carries at most {MAX_BATCH} events, this one {}",
+                batch.events.len()
+            ),
+        ));
+    }
+    let mut rows = Vec::with_capacity(batch.events.len());
+    for item in &batch.events {
+        let seq = i64::try_from(item.seq)
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("seq {} is out of range: seqs start at 1", item.seq),
+                )
+            })?;
+        let text = serde_json::to_string(&item.event)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        rows.push((seq, text));
+    }
+    Ok(rows)
+}
+
+/// The request bodies the API decodes, by the endpoint that takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Enrol,
+    Events,
+    PollQuery,
+    EventsQuery,
+}
+
+/// Decodes `bytes` as the body (or query string) of `kind` the way the
+/// server does, without a server: `Ok` with what would be stored or used,
+/// or the 4xx status and message the server would answer. For fuzzing the
+/// decoders and for checking a request offline.
+pub fn decode_request(kind: RequestKind, bytes: &[u8]) -> Result<String, (u16, String)> {
+    let refused = |e: ApiError| (e.status.as_u16(), e.message);
+    let bad = |e: &dyn std::fmt::Display| (400, e.to_string());
+    match kind {
+        RequestKind::Enrol => {
+            let request: EnrolRequest = serde_json::from_slice(bytes).map_err(|e| bad(&e))?;
+            Ok(format!("{request:?}"))
+        }
+        RequestKind::Events => {
+            let batch: EventBatch = serde_json::from_slice(bytes).map_err(|e| bad(&e))?;
+            let rows = batch_rows(&batch).map_err(refused)?;
+            for (_, text) in &rows {
+                // What is stored reads back as an event.
+                serde_json::from_str::<Event>(text).map_err(|e| (500, e.to_string()))?;
+            }
+            Ok(format!("{} event(s)", rows.len()))
+        }
+        RequestKind::PollQuery => {
+            let text = std::str::from_utf8(bytes).map_err(|e| bad(&e))?;
+            let query = Query::<PollQuery>::try_from_uri(
+                &format!("/?{text}").parse().map_err(|e| bad(&e))?,
+            )
+            .map_err(|e| refused(e.into()))?;
+            Ok(format!("{:?}", query.0))
+        }
+        RequestKind::EventsQuery => {
+            let text = std::str::from_utf8(bytes).map_err(|e| bad(&e))?;
+            let query = Query::<EventsQuery>::try_from_uri(
+                &format!("/?{text}").parse().map_err(|e| bad(&e))?,
+            )
+            .map_err(|e| refused(e.into()))?;
+            Ok(format!("{:?}", query.0))
+        }
+    }
+}
+
+async fn devices(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<DevicesResponse>, ApiError> {
+    operator(&state, &headers).await?;
+    Ok(Json(DevicesResponse {
+        devices: state.store.devices().await?,
+    }))
+}
+
+async fn device_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<EventsResponse>, ApiError> {
+    operator(&state, &headers).await?;
+    let Path(id) = path?;
+    let Query(query) = query?;
+    if state.store.device(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no device {id} is enrolled"),
+        ));
+    }
+    let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    Ok(Json(EventsResponse {
+        events: state
+            .store
+            .events(&id, query.after.unwrap_or(0), limit)
+            .await?,
+        device_id: id,
+    }))
+}
+
+/// How `ferry fleet serve` is set up.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub operator_token: String,
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the operator token is empty: put a long random secret in the file")]
+    EmptyOperatorToken,
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the server until it fails (or the process is killed), calling
+/// `ready` with the bound address once it accepts connections. Every
+/// acknowledged batch is committed before its answer is sent, so killing
+/// the process at any instant loses nothing a device dropped.
+pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    if config.operator_token.trim().is_empty() {
+        return Err(ServeError::EmptyOperatorToken);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async move {
+        let store = Store::open(&config.db).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let bound = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let state = Arc::new(AppState {
+            store,
+            operator_hash: token::hash(config.operator_token.trim()),
+            interval_secs: config.interval_secs,
+        });
+        ready(bound);
+        axum::serve(listener, router(state))
+            .await
+            .map_err(ServeError::Serve)
+    })
+}
