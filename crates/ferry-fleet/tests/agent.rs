@@ -3,35 +3,17 @@
 //! outbox line, and a crash between the server's acknowledgement and the
 //! outbox trim each end with every event stored once.
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-use ferry_fleet::{Agent, AgentConfig, ServeConfig};
+use std::io::Write;
+use std::path::Path;
+
+use ferry_fleet::{Agent, AgentConfig};
 
 const OPERATOR: &str = "operator-secret-for-agent-tests";
 
 fn start(dir: &Path) -> String {
-    let (tx, rx) = mpsc::channel::<SocketAddr>();
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("a literal address"),
-        db: dir.join("fleet.db"),
-        operator_token: OPERATOR.to_string(),
-        interval_secs: 1,
-    };
-    std::thread::spawn(move || {
-        if let Err(e) = ferry_fleet::serve(config, |addr| {
-            let _ = tx.send(addr);
-        }) {
-            eprintln!("server stopped: {e}");
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server starts listening");
-    format!("http://{addr}")
+    common::start(dir, OPERATOR, 1)
 }
 
 fn log_events(log: &Path, from: usize, to: usize) {

@@ -4,39 +4,19 @@
 //! requests answered with a JSON 4xx while the server stays up, and the
 //! store's schema versioning.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use ferry_fleet::{
-    BatchResponse, DevicesResponse, EnrolResponse, ErrorBody, EventsResponse, PollResponse,
-    ServeConfig, Store, StoreError, SCHEMA_VERSION,
+    BatchResponse, DevicesResponse, EnrolResponse, ErrorBody, EventsResponse, PollResponse, Store,
+    StoreError, SCHEMA_VERSION,
 };
 
 const OPERATOR: &str = "operator-secret-for-tests-0123456789";
 
-/// Starts the real server on a free loopback port, in a thread of this
-/// test process, over a database in `dir`.
 fn start(dir: &Path) -> String {
-    let (tx, rx) = mpsc::channel::<SocketAddr>();
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("a literal address"),
-        db: dir.join("fleet.db"),
-        operator_token: OPERATOR.to_string(),
-        interval_secs: 7,
-    };
-    std::thread::spawn(move || {
-        if let Err(e) = ferry_fleet::serve(config, |addr| {
-            let _ = tx.send(addr);
-        }) {
-            eprintln!("server stopped: {e}");
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server starts listening");
-    format!("http://{addr}")
+    common::start(dir, OPERATOR, 7)
 }
 
 fn url(server: &str, path: &str) -> String {

@@ -207,23 +207,7 @@ impl Progress {
     /// Ends the current phase as failed with `error` (`--json` says
     /// `failed`; people read the failure from the command itself).
     pub fn fail(&mut self, error: &str) {
-        let Some(phase) = self.phase.take() else {
-            return;
-        };
-        if let Some(bar) = phase.bar {
-            bar.finish_and_clear();
-        }
-        if self.mode == Mode::Json {
-            event(&Event {
-                progress: &phase.name,
-                state: "failed",
-                step: phase.step.map(|s| s.number),
-                steps: phase.step.map(|s| s.count),
-                error: Some(error),
-                elapsed_seconds: seconds(phase.started),
-                ..Event::default()
-            });
-        }
+        self.finish("failed", Some(error));
     }
 
     /// How far the current phase is.
@@ -290,6 +274,12 @@ impl Progress {
     /// Ends the current phase (the live line is cleared; `--json` says
     /// `done` with the time it took).
     pub fn end(&mut self) {
+        self.finish("done", None);
+    }
+
+    /// Ends the current phase: the live line cleared, and with `--json`
+    /// its last event (`done` with its unit, or `failed` with the error).
+    fn finish(&mut self, state: &str, error: Option<&str>) {
         let Some(phase) = self.phase.take() else {
             return;
         };
@@ -299,10 +289,11 @@ impl Progress {
         if self.mode == Mode::Json {
             event(&Event {
                 progress: &phase.name,
-                state: "done",
+                state,
                 step: phase.step.map(|s| s.number),
                 steps: phase.step.map(|s| s.count),
-                unit: phase.unit,
+                unit: if error.is_none() { phase.unit } else { None },
+                error,
                 elapsed_seconds: seconds(phase.started),
                 ..Event::default()
             });
