@@ -202,6 +202,7 @@ fn written(page: &str) -> Written {
                 ("/var/lib/ferry/takeover/journal.json", "the run's journal on the old OS"),
                 ("/run/ferry-takeover", "the tmpfs stage 2 runs in (strategy ram)"),
                 ("/boot/grub/custom.cfg", "the new OS's one-shot grub entry (strategy flasher)"),
+                ("/etc/ferry/takeover-deadline", "in the new OS (strategy flasher): reboots into the old OS unless confirmed within [confirm] deadline_seconds of its boot, run by ferry-takeover-deadline.service"),
             ],
             &[(
                 "Replace this OS with an image, as the config says:",
@@ -213,6 +214,7 @@ fn written(page: &str) -> Written {
             &[
                 ("/var/lib/ferry/takeover/journal.json", "the record on the old OS"),
                 ("ferry-takeover/journal.json", "the record in the new OS's data partition"),
+                ("/var/lib/ferry/takeover/deadline-passed", "on the old OS: the new OS's deadline rebooted it unconfirmed (verdict fell-back)"),
             ],
             &[("What became of the takeover, with each step's time:", "ferry takeover status --json")],
         ),
