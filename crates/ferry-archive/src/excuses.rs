@@ -30,6 +30,7 @@ use ferry_solve::{PkgId, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
+use crate::policies::Policies;
 use crate::suite::{key, key_of, Key};
 use crate::{ArchiveError, Suite};
 
@@ -54,6 +55,14 @@ pub enum Why {
     },
     /// Migrated together with these candidates.
     MigratedWith { sources: Vec<String> },
+    /// Younger than its urgency asks (britney's age policy).
+    TooYoung {
+        age_days: u32,
+        required_days: u32,
+        urgency: String,
+    },
+    /// It would bring RC bugs into the target (britney's rc-bugs policy).
+    NewRcBugs { bugs: Vec<String> },
     /// No binary built from this version on any architecture checked:
     /// it waits for its builds (britney's `no-binaries`).
     NoBinaries,
@@ -511,8 +520,20 @@ fn names(items: &[&HintItem], source: &str, version: &str) -> bool {
         .any(|i| i.source == source && i.version.as_deref().is_none_or(|v| v == version))
 }
 
-/// Decides every candidate of `from` for `to`.
+/// Decides every candidate of `from` for `to` by installability and the
+/// hints alone.
 pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, ArchiveError> {
+    excuses_with(from, to, hints, &Policies::default())
+}
+
+/// Decides every candidate of `from` for `to`, with the age and RC-bug
+/// policies `policies` holds.
+pub fn excuses_with(
+    from: &Suite,
+    to: &Suite,
+    hints: &Hints,
+    policies: &Policies,
+) -> Result<Excuses, ArchiveError> {
     let to_arches: HashSet<&str> = to.architectures().collect();
     let arch_names: Vec<String> = from
         .architectures()
@@ -618,6 +639,10 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
         Hint::ForceHint(i) => Some(i),
         _ => None,
     });
+    let urgents = hinted(hints, |h| match h {
+        Hint::Urgent(i) => Some(i),
+        _ => None,
+    });
     let removes = hinted(hints, |h| match h {
         Hint::Remove(i) => Some(i),
         _ => None,
@@ -639,6 +664,62 @@ pub fn excuses(from: &Suite, to: &Suite, hints: &Hints) -> Result<Excuses, Archi
             .collect();
         if per_arch.iter().all(Vec::is_empty) {
             reasons.push(Why::NoBinaries);
+        }
+        if let Some(age) = &policies.age {
+            let hinted_days = hints.hints.iter().rev().find_map(|h| match h {
+                Hint::AgeDays(days, items) => {
+                    let items: Vec<&HintItem> = items.iter().collect();
+                    names(&items, &c.source, &c.new_version).then_some(*days)
+                }
+                _ => None,
+            });
+            let verdict = age.judge(
+                &c.source,
+                c.old_version.as_deref(),
+                &c.new_version,
+                hinted_days,
+            );
+            if verdict.too_young() && !names(&urgents, &c.source, &c.new_version) {
+                reasons.push(Why::TooYoung {
+                    age_days: verdict.age_days,
+                    required_days: verdict.required_days,
+                    urgency: verdict.urgency,
+                });
+            }
+        }
+        if let Some(rc) = &policies.rc_bugs {
+            let ignored: BTreeSet<String> = hints
+                .hints
+                .iter()
+                .filter_map(|h| match h {
+                    Hint::IgnoreRcBugs(bugs, items) => {
+                        let items: Vec<&HintItem> = items.iter().collect();
+                        names(&items, &c.source, &c.new_version).then_some(bugs)
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .cloned()
+                .collect();
+            let new_binaries = per_arch.iter().flatten().map(|p| p.name);
+            let old_binaries = target.arches.iter().flat_map(|arch| {
+                arch.by_source
+                    .get(c.source.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|&&i| arch.present[i as usize])
+                    .map(|&i| arch.pool[i as usize].name)
+            });
+            let bugs = rc.new_bugs(
+                &c.source,
+                c.old_version.is_some(),
+                new_binaries,
+                old_binaries,
+                &ignored,
+            );
+            if !bugs.is_empty() {
+                reasons.push(Why::NewRcBugs { bugs });
+            }
         }
         let builds_arch_specific = per_arch.iter().flatten().any(|p| p.architecture != "all");
         for (arch, list) in arch_names.iter().zip(&per_arch) {

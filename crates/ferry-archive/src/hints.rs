@@ -1,6 +1,8 @@
 //! Hints as britney reads them, one a line, `#` comments:
 //! `block SRC…`, `unblock SRC/VERSION…`, `force SRC/VERSION…`,
-//! `force-hint SRC/VERSION…`, `remove SRC/VERSION…`, `easy SRC/VERSION SRC/VERSION…`; a line
+//! `force-hint SRC/VERSION…`, `remove SRC/VERSION…`, `age-days N
+//! SRC/VERSION…`, `urgent SRC/VERSION…`, `ignore-rc-bugs BUG[,BUG…]
+//! SRC/VERSION…`, `easy SRC/VERSION SRC/VERSION…`; a line
 //! `finished` ends the file, as it does for britney. Item forms ferry does
 //! not migrate yet (an architecture's `SRC/VERSION/ARCH`, a removal
 //! `-SRC/VERSION`) are errors at their column, never read as something
@@ -34,6 +36,12 @@ pub enum Hint {
     Remove(Vec<HintItem>),
     /// Try these candidates together, as one.
     Easy(Vec<HintItem>),
+    /// The age these versions must reach, in days.
+    AgeDays(u32, Vec<HintItem>),
+    /// Let these versions in however young.
+    Urgent(Vec<HintItem>),
+    /// These RC bugs do not count against these versions.
+    IgnoreRcBugs(Vec<String>, Vec<HintItem>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +66,19 @@ impl Hints {
             if verb == "finished" {
                 break;
             }
+            // Hints whose first word after the verb is an argument, not an item.
+            let (argument, items) = match verb {
+                "age-days" | "ignore-rc-bugs" => match items.split_first() {
+                    Some((first, rest)) => (Some(*first), rest),
+                    None => {
+                        return Err(error(
+                            line.words[0].column,
+                            format!("`{verb}` needs an argument and SOURCE/VERSION…"),
+                        ))
+                    }
+                },
+                _ => (None, items),
+            };
             let mut parsed = Vec::new();
             for &Word { column, text: word } in items {
                 let (source, version) = match word.split_once('/') {
@@ -124,11 +145,40 @@ impl Hints {
                     needs_version(&parsed)?;
                     Hint::Easy(parsed)
                 }
+                "urgent" => {
+                    needs_version(&parsed)?;
+                    Hint::Urgent(parsed)
+                }
+                "age-days" => {
+                    needs_version(&parsed)?;
+                    let Word { column, text } = argument.ok_or_else(|| {
+                        error(line.words[0].column, format!("`{verb}` needs an argument"))
+                    })?;
+                    let days = text.parse().map_err(|_| {
+                        error(column, format!("`{text}`: `age-days` needs a number of days"))
+                    })?;
+                    Hint::AgeDays(days, parsed)
+                }
+                "ignore-rc-bugs" => {
+                    needs_version(&parsed)?;
+                    let Word { column, text } = argument.ok_or_else(|| {
+                        error(line.words[0].column, format!("`{verb}` needs an argument"))
+                    })?;
+                    let bugs: Vec<String> = text
+                        .split(',')
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    if bugs.is_empty() || bugs.iter().any(|b| !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')) {
+                        return Err(error(column, format!("`{text}`: expected BUG[,BUG…]")));
+                    }
+                    Hint::IgnoreRcBugs(bugs, parsed)
+                }
                 other => {
                     return Err(error(
                         line.words[0].column,
                         format!(
-                        "unknown hint `{other}`; expected block, unblock, force, force-hint, remove or easy"
+                        "unknown hint `{other}`; expected block, unblock, force, force-hint, remove, easy, age-days, urgent or ignore-rc-bugs"
                     ),
                     ))
                 }
@@ -169,7 +219,7 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
-        assert!(Hints::parse("urgent foo/1\n", Path::new("h")).is_err());
+        assert!(Hints::parse("block-all source\n", Path::new("h")).is_err());
         assert!(Hints::parse("force foo/\n", Path::new("h")).is_err());
     }
 
@@ -187,6 +237,33 @@ mod tests {
                     assert_eq!(*c, column, "{e}");
                     assert!(e.to_string().contains(says), "{e}");
                 }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn policy_hints_take_their_argument_first() {
+        let hints = Hints::parse(
+            "age-days 3 foo/1.0 bar/2\nurgent foo/1.0\nignore-rc-bugs 1234,5678 foo/1.0\n",
+            Path::new("h"),
+        )
+        .unwrap();
+        assert!(matches!(&hints.hints[0], Hint::AgeDays(3, items) if items.len() == 2));
+        assert!(matches!(&hints.hints[1], Hint::Urgent(items) if items[0].source == "foo"));
+        assert!(
+            matches!(&hints.hints[2], Hint::IgnoreRcBugs(bugs, items) if bugs == &["1234", "5678"] && items.len() == 1)
+        );
+        for (text, column) in [
+            ("age-days soon foo/1\n", 10),
+            ("age-days 3\n", 1),
+            ("age-days\n", 1),
+            ("ignore-rc-bugs foo/1\n", 1),
+            ("ignore-rc-bugs 1;2 foo/1\n", 16),
+            ("urgent foo\n", 8),
+        ] {
+            match Hints::parse(text, Path::new("h")) {
+                Err(ArchiveError::Hints { column: c, .. }) => assert_eq!(c, column, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }
         }

@@ -8,6 +8,8 @@
 //!   a no-change rebuild before the binary can go;
 //! - `excuses`: which sources of a proposed suite may migrate to the
 //!   target without making anything there uninstallable, and why not;
+//!   With britney's Dates/Urgency and BugsV files, its age and RC-bug
+//!   policies too;
 //! - `coverage`: for an organisation move, whether every binary of the
 //!   old repository has an installable counterpart in the new one.
 //!
@@ -20,15 +22,19 @@ mod hints;
 mod lines;
 mod map;
 mod nbs;
+mod policies;
 mod suite;
 
 // The crate's whole surface; the modules stay private so that what other
 // crates may lean on is decided here, in one place.
 pub use coverage::{coverage, Coverage, Gap, GapKind};
-pub use excuses::{excuses, write_result, Excuse, Excuses, Why};
+pub use excuses::{excuses, excuses_with, write_result, Excuse, Excuses, Why};
 pub use hints::{Hint, HintItem, Hints};
 pub use map::NameMap;
 pub use nbs::{not_built_from_source, Nbs};
+pub use policies::{
+    britney_day, parse_day, Age, AgeVerdict, MinDays, Policies, RcBugPolicy, RcBugs,
+};
 pub use suite::{Key, Suite};
 
 use std::path::PathBuf;

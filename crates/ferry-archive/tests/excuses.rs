@@ -356,3 +356,122 @@ fn uninstallable_in_the_source_suite_migrates_when_the_target_gets_no_worse() {
     assert_eq!(e.broken_before["amd64"], 1);
     assert_eq!(e.broken_after["amd64"], 1);
 }
+
+/// foo and qux in both suites, baz new; bar's binary libbar1.
+fn policy_suites() -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+    (
+        vec![
+            bin("foo", "2", "amd64", ""),
+            bin("libbar1", "2", "amd64", "Source: bar\n"),
+            bin("qux", "2", "amd64", ""),
+            bin("baz", "1", "amd64", ""),
+        ],
+        vec![
+            src("foo", "2", "foo"),
+            src("bar", "2", "libbar1"),
+            src("qux", "2", "qux"),
+            src("baz", "1", "baz"),
+        ],
+        vec![
+            bin("foo", "1", "amd64", ""),
+            bin("libbar1", "1", "amd64", "Source: bar\n"),
+            bin("qux", "1", "amd64", ""),
+        ],
+        vec![
+            src("foo", "1", "foo"),
+            src("bar", "1", "libbar1"),
+            src("qux", "1", "qux"),
+        ],
+    )
+}
+
+fn run_with(policies: &ferry_archive::Policies, hints: &str) -> Excuses {
+    let (from, from_src, to, to_src) = policy_suites();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let from = suite(a.path(), &[("amd64", from)], &from_src);
+    let to = suite(b.path(), &[("amd64", to)], &to_src);
+    let hints = Hints::parse(hints, Path::new("hints")).unwrap();
+    ferry_archive::excuses_with(&from, &to, &hints, policies).unwrap()
+}
+
+#[test]
+fn the_age_policy_counts_days_by_urgency_and_its_hints_change_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let dates = dir.path().join("Dates");
+    let urgency = dir.path().join("Urgency");
+    std::fs::write(&dates, "foo 2 100\nbar 2 100\nqux 2 109\nbaz 1 107\n").unwrap();
+    std::fs::write(&urgency, "foo 2 low\nbaz 1 emergency\n").unwrap();
+    let mut age = ferry_archive::Age {
+        now: 110,
+        ..Default::default()
+    };
+    age.read_dates(&dates).unwrap();
+    age.read_urgencies(&urgency).unwrap();
+    let policies = ferry_archive::Policies {
+        age: Some(age),
+        rc_bugs: None,
+    };
+    let e = run_with(&policies, "");
+    // foo: low, 10 days, 10 old. bar: medium, 5, 10 old.
+    assert!(verdict(&e, "foo").migrates, "{e:#?}");
+    assert!(verdict(&e, "bar").migrates);
+    // qux: medium, 1 day old.
+    assert_eq!(
+        verdict(&e, "qux").reasons,
+        [Why::TooYoung {
+            age_days: 1,
+            required_days: 5,
+            urgency: "medium".into()
+        }]
+    );
+    // baz is new: emergency gives it no less than the default's 5 days.
+    assert_eq!(
+        verdict(&e, "baz").reasons,
+        [Why::TooYoung {
+            age_days: 3,
+            required_days: 5,
+            urgency: "medium".into()
+        }]
+    );
+    assert!(verdict(&run_with(&policies, "urgent qux/2\n"), "qux").migrates);
+    assert!(verdict(&run_with(&policies, "age-days 1 qux/2\n"), "qux").migrates);
+    assert!(!verdict(&run_with(&policies, "age-days 20 foo/2\n"), "foo").migrates);
+    // force overrides the age policy as every other.
+    assert!(verdict(&run_with(&policies, "force baz/1\n"), "baz").migrates);
+}
+
+#[test]
+fn new_rc_bugs_block_and_ignore_rc_bugs_lifts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("BugsV-sid");
+    let to = dir.path().join("BugsV-forky");
+    std::fs::write(&from, "src:foo 100\nlibbar1 200,201\nbaz 300\n").unwrap();
+    std::fs::write(&to, "foo 100\nlibbar1 201\n").unwrap();
+    let policies = ferry_archive::Policies {
+        age: None,
+        rc_bugs: Some(ferry_archive::RcBugPolicy {
+            source: ferry_archive::RcBugs::read(&from).unwrap(),
+            target: ferry_archive::RcBugs::read(&to).unwrap(),
+        }),
+    };
+    let e = run_with(&policies, "");
+    // foo's bug is the target's already; bar brings 200; baz (new) 300.
+    assert!(verdict(&e, "foo").migrates, "{e:#?}");
+    assert_eq!(
+        verdict(&e, "bar").reasons,
+        [Why::NewRcBugs {
+            bugs: vec!["200".into()]
+        }]
+    );
+    assert_eq!(
+        verdict(&e, "baz").reasons,
+        [Why::NewRcBugs {
+            bugs: vec!["300".into()]
+        }]
+    );
+    assert!(verdict(&run_with(&policies, "ignore-rc-bugs 200 bar/2\n"), "bar").migrates);
+    // Ignoring another bug, or another version, changes nothing.
+    assert!(!verdict(&run_with(&policies, "ignore-rc-bugs 201 bar/2\n"), "bar").migrates);
+    assert!(!verdict(&run_with(&policies, "ignore-rc-bugs 200 bar/3\n"), "bar").migrates);
+}

@@ -114,9 +114,10 @@ pub fn disk_image(data: &[u8]) {
     let _ = ferry_image::probe(data);
 }
 
-/// britney hints files given to `ferry archive excuses --hints`: parsing
-/// never panics, and every refusal points at a line and column inside the
-/// text.
+/// britney's hand-written and state files given to `ferry archive
+/// excuses` (`--hints`, `--dates`, `--urgencies`, `--bugs-from/-to`):
+/// parsing never panics, and every refusal points at a line (and for
+/// hints a column) inside the text; judging an age never panics either.
 pub fn hints(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -124,6 +125,26 @@ pub fn hints(data: &[u8]) {
     if let Err(ArchiveError::Hints { line, column, .. }) = Hints::parse(text, Path::new("hints")) {
         assert_inside(text, line, column);
     }
+    let line_inside = |e: ArchiveError| {
+        if let ArchiveError::Parse { line, .. } = e {
+            assert!(line >= 1 && line <= text.lines().count(), "line {line}");
+        }
+    };
+    let mut age = ferry_archive::Age::default();
+    if let Err(e) = age.parse_dates(text, Path::new("Dates")) {
+        line_inside(e);
+    }
+    if let Err(e) = age.parse_urgencies(text, Path::new("Urgency")) {
+        line_inside(e);
+    }
+    for source in age.urgencies.keys().chain(age.dates.keys()) {
+        let _ = age.judge(source, Some("1"), "2", None);
+        let _ = age.judge(source, None, "1:0~x", Some(3));
+    }
+    if let Err(e) = ferry_archive::RcBugs::parse(text, Path::new("BugsV")) {
+        line_inside(e);
+    }
+    let _ = ferry_archive::parse_day(text.trim());
 }
 
 /// Meta-release indices (fetched from a server): parsing and choosing an

@@ -344,9 +344,12 @@ pub enum ArchiveCommand {
         /// Only these architectures (repeat, or separate by commas)
         #[arg(long, value_delimiter = ',')]
         arch: Vec<String>,
-        /// A britney hints file: block, unblock, force, force-hint, remove, easy
+        /// A britney hints file: block, unblock, force, force-hint, remove, easy,
+        /// age-days, urgent, ignore-rc-bugs
         #[arg(long, value_name = "FILE")]
         hints: Option<PathBuf>,
+        #[command(flatten)]
+        policies: PolicyArgs,
         /// Print britney's excuses.yaml layout instead of text or --json
         #[arg(long, conflicts_with = "json")]
         yaml: bool,
@@ -527,4 +530,53 @@ fn parse_partition_route(text: &str) -> Result<(u32, PathBuf), String> {
         return Err(format!("`{text}` names no target"));
     }
     Ok((number, PathBuf::from(target)))
+}
+
+/// britney's age and RC-bug policies for `archive excuses`: each is off
+/// unless its files are given.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// britney's Dates file (`SOURCE VERSION DAY` a line): turns on the age policy
+    #[arg(long, value_name = "FILE")]
+    pub dates: Option<PathBuf>,
+    /// britney's Urgency file (`SOURCE VERSION URGENCY` a line; the most urgent upload since the
+    /// target's version counts)
+    #[arg(long, value_name = "FILE", requires = "dates")]
+    pub urgencies: Option<PathBuf>,
+    /// Today for the age policy: britney's day number (days since 1970-01-01, each beginning at
+    /// 19:00 UTC) or a date YYYY-MM-DD (the day beginning at 19:00 UTC that date) [default: now]
+    #[arg(long, value_name = "DAY|DATE", value_parser = parse_now, requires = "dates")]
+    pub now: Option<i64>,
+    /// The age an urgency requires, in days (repeat) [defaults: low=10 medium=5 high=2 critical=0
+    /// emergency=0]
+    #[arg(long = "min-days", value_name = "URGENCY=DAYS", value_parser = parse_min_days, requires = "dates")]
+    pub min_days: Vec<(String, u32)>,
+    /// The urgency of an upload without one, and the least a source new to the target gets
+    /// [default: medium]
+    #[arg(long, value_name = "URGENCY", requires = "dates")]
+    pub default_urgency: Option<String>,
+    /// The source suite's RC bugs (britney's BugsV or rc-bugs-SUITE: `PACKAGE BUG[,BUG…]` a line;
+    /// PACKAGE a binary, a source or src:SOURCE): turns on the RC-bug policy
+    #[arg(long, value_name = "FILE", requires = "bugs_to")]
+    pub bugs_from: Option<PathBuf>,
+    /// The target suite's RC bugs, in the same format
+    #[arg(long, value_name = "FILE", requires = "bugs_from")]
+    pub bugs_to: Option<PathBuf>,
+}
+
+fn parse_now(text: &str) -> Result<i64, String> {
+    ferry_archive::parse_day(text)
+}
+
+fn parse_min_days(text: &str) -> Result<(String, u32), String> {
+    let (urgency, days) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not URGENCY=DAYS (e.g. low=10)"))?;
+    let days = days
+        .parse()
+        .map_err(|_| format!("`{days}` is not a number of days"))?;
+    if urgency.is_empty() {
+        return Err(format!("`{text}` names no urgency"));
+    }
+    Ok((urgency.to_string(), days))
 }

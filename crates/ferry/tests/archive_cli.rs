@@ -158,3 +158,129 @@ fn excuses_report_and_refuse_a_bad_hint() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("hints:1:9"));
 }
+
+#[test]
+fn excuses_apply_the_age_and_rc_bug_policies_from_britneys_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (dir.path().join("sid"), dir.path().join("forky"));
+    write_suite(
+        &from,
+        "Package: foo\nVersion: 2\nArchitecture: amd64\n\n\
+         Package: bar\nVersion: 2\nArchitecture: amd64\n",
+        "Package: foo\nVersion: 2\nBinary: foo\n\nPackage: bar\nVersion: 2\nBinary: bar\n",
+    );
+    write_suite(
+        &to,
+        "Package: foo\nVersion: 1\nArchitecture: amd64\n\n\
+         Package: bar\nVersion: 1\nArchitecture: amd64\n",
+        "Package: foo\nVersion: 1\nBinary: foo\n\nPackage: bar\nVersion: 1\nBinary: bar\n",
+    );
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    // foo arrived on 2026-11-30 (day 20,787), bar long ago with a new RC bug.
+    std::fs::write(path("Dates"), "foo 2 20787\nbar 2 20000\n").unwrap();
+    std::fs::write(path("Urgency"), "foo 2 high\n").unwrap();
+    std::fs::write(path("bugs-sid"), "bar 4711\n").unwrap();
+    std::fs::write(path("bugs-forky"), "").unwrap();
+    let (f, t) = (path("sid"), path("forky"));
+    let args = |now: &str| {
+        vec![
+            "--json".to_string(),
+            "archive".into(),
+            "excuses".into(),
+            "--from".into(),
+            f.clone(),
+            "--to".into(),
+            t.clone(),
+            "--dates".into(),
+            path("Dates"),
+            "--urgencies".into(),
+            path("Urgency"),
+            "--now".into(),
+            now.into(),
+            "--bugs-from".into(),
+            path("bugs-sid"),
+            "--bugs-to".into(),
+            path("bugs-forky"),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ferry(&args)
+    };
+    let reasons = |out: &Output, source: &str| -> serde_json::Value {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["excuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["source"] == source)
+            .unwrap()["reasons"]
+            .clone()
+    };
+    // On 2026-12-01, foo is 1 day old of the 2 that high asks.
+    let out = run(args("2026-12-01"));
+    assert_eq!(out.status.code(), Some(1));
+    let foo = reasons(&out, "foo");
+    assert_eq!(foo[0]["kind"], "too-young", "{foo}");
+    assert_eq!(
+        (
+            foo[0]["age_days"].as_u64(),
+            foo[0]["required_days"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(reasons(&out, "bar")[0]["bugs"][0], "4711");
+    // A day later foo is old enough; the same as britney's day number.
+    for now in ["2026-12-02", "20789"] {
+        let out = run(args(now));
+        assert_eq!(reasons(&out, "foo"), serde_json::json!([]), "--now {now}");
+    }
+    // The YAML verdicts: bar's RC bug is permanent, foo's age temporary.
+    let mut yaml_args = args("2026-12-01");
+    yaml_args[0] = "--quiet".into();
+    yaml_args.push("--yaml".into());
+    let yaml = String::from_utf8_lossy(&run(yaml_args).stdout).into_owned();
+    let verdict_of = |source: &str| {
+        yaml.split("- item-name: ")
+            .find(|item| item.starts_with(&format!("'{source}'")))
+            .and_then(|item| {
+                item.lines()
+                    .find(|l| l.contains("migration-policy-verdict"))
+            })
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert!(
+        verdict_of("foo").ends_with("REJECTED_TEMPORARILY"),
+        "{yaml}"
+    );
+    assert!(
+        verdict_of("bar").ends_with("REJECTED_PERMANENTLY"),
+        "{yaml}"
+    );
+
+    // Bad input: a day that is none, a Dates line without its day, a
+    // bugs file without the other one.
+    let bad = run(args("tomorrow"));
+    assert_eq!(bad.status.code(), Some(2));
+    std::fs::write(path("Dates"), "foo 2 20787\nbar 2\n").unwrap();
+    let bad = run(args("2026-12-02"));
+    assert_eq!(bad.status.code(), Some(2));
+    let said =
+        String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("Dates") && said.contains("\"line\": 2"),
+        "{said}"
+    );
+    let alone = ferry(&[
+        "archive",
+        "excuses",
+        "--from",
+        &f,
+        "--to",
+        &t,
+        "--bugs-from",
+        &path("bugs-sid"),
+    ]);
+    assert_eq!(alone.status.code(), Some(2));
+}

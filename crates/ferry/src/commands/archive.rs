@@ -6,10 +6,13 @@
 use std::fmt;
 use std::path::Path;
 
-use ferry_archive::{ArchiveError, Coverage, GapKind, Hints, NameMap, Nbs, Suite, Why};
+use ferry_archive::{
+    britney_day, Age, ArchiveError, Coverage, GapKind, Hints, MinDays, NameMap, Nbs, Policies,
+    RcBugPolicy, RcBugs, Suite, Why,
+};
 use serde::Serialize;
 
-use crate::cli::{ArchiveCommand, Global};
+use crate::cli::{ArchiveCommand, Global, PolicyArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::render::{self, Failure};
@@ -21,6 +24,7 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             to,
             arch,
             hints,
+            policies,
             yaml,
             write_result,
         } => excuses(
@@ -28,6 +32,7 @@ pub fn run(command: ArchiveCommand, global: &Global) -> Result<Exit, Failure> {
             &to,
             &arch,
             hints.as_deref(),
+            &policies,
             write_result.as_deref(),
             yaml,
             global,
@@ -72,7 +77,7 @@ fn failure(error: ArchiveError) -> Failure {
             path, line, column, ..
         } => Failure::bad_input(error.to_string())
             .at(path, Some(*line), Some(*column))
-            .expected("block SRC, unblock SRC/VERSION, force SRC/VERSION, force-hint SRC/VERSION, remove SRC/VERSION or easy SRC/VERSION…"),
+            .expected("block SRC, unblock SRC/VERSION, force SRC/VERSION, force-hint SRC/VERSION, remove SRC/VERSION, easy SRC/VERSION…, age-days N SRC/VERSION…, urgent SRC/VERSION… or ignore-rc-bugs BUG[,BUG…] SRC/VERSION…"),
     }
 }
 
@@ -100,6 +105,12 @@ fn why_text(why: &Why) -> String {
             )
         }
         Why::MigratedWith { sources } => format!("together with {}", sources.join(", ")),
+        Why::TooYoung {
+            age_days,
+            required_days,
+            urgency,
+        } => format!("too young: {age_days} of {required_days} days (urgency {urgency})"),
+        Why::NewRcBugs { bugs } => format!("would bring new RC bugs: {}", bugs.join(", ")),
         Why::NoBinaries => "no binary built from this version on any architecture checked".into(),
         Why::Forced => "forced by a hint (force: its policies overridden)".into(),
         Why::ForcedWhateverItBreaks => "forced by a hint (force-hint: whatever it breaks)".into(),
@@ -109,11 +120,54 @@ fn why_text(why: &Why) -> String {
     }
 }
 
+/// The policies the flags ask for, their files read.
+fn policies(args: &PolicyArgs) -> Result<Policies, Failure> {
+    let mut policies = Policies::default();
+    if let Some(dates) = &args.dates {
+        let mut min_days = MinDays::default();
+        min_days.days.extend(args.min_days.iter().cloned());
+        if let Some(urgency) = &args.default_urgency {
+            min_days.default_urgency = urgency.clone();
+        }
+        if !min_days.days.contains_key(&min_days.default_urgency) {
+            return Err(Failure::bad_input(format!(
+                "the default urgency `{}` has no age requirement; give --min-days {}=DAYS",
+                min_days.default_urgency, min_days.default_urgency
+            )));
+        }
+        let now = args.now.unwrap_or_else(|| {
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            britney_day(i64::try_from(seconds).unwrap_or(i64::MAX))
+        });
+        let mut age = Age {
+            now,
+            min_days,
+            ..Age::default()
+        };
+        age.read_dates(dates).map_err(failure)?;
+        if let Some(urgencies) = &args.urgencies {
+            age.read_urgencies(urgencies).map_err(failure)?;
+        }
+        policies.age = Some(age);
+    }
+    if let (Some(from), Some(to)) = (&args.bugs_from, &args.bugs_to) {
+        policies.rc_bugs = Some(RcBugPolicy {
+            source: RcBugs::read(from).map_err(failure)?,
+            target: RcBugs::read(to).map_err(failure)?,
+        });
+    }
+    Ok(policies)
+}
+
+#[allow(clippy::too_many_arguments)] // each flag of `archive excuses`, passed on as read
 fn excuses(
     from: &Path,
     to: &Path,
     arch: &[String],
     hints: Option<&Path>,
+    policy_args: &PolicyArgs,
     write_result: Option<&Path>,
     yaml: bool,
     global: &Global,
@@ -122,13 +176,15 @@ fn excuses(
         Some(path) => Hints::load(path).map_err(failure)?,
         None => Hints::default(),
     };
+    let policies = policies(policy_args)?;
     let mut progress = Progress::new(global);
     progress.phase(format!("reading {}", from.display()));
     let source = read_suite(from, arch)?;
     progress.phase(format!("reading {}", to.display()));
     let target = read_suite(to, arch)?;
     progress.phase("finding what may migrate without breaking the target");
-    let result = ferry_archive::excuses(&source, &target, &hints).map_err(failure)?;
+    let result =
+        ferry_archive::excuses_with(&source, &target, &hints, &policies).map_err(failure)?;
     if let Some(dir) = write_result {
         progress.phase(format!("writing the result to {}", dir.display()));
         ferry_archive::write_result(dir, &source, &target, &result).map_err(failure)?;
@@ -199,7 +255,8 @@ fn quoted(text: &str) -> String {
 }
 
 /// britney's `excuses.yaml` layout: one item per candidate with its
-/// versions, the verdict and the excuses as lines of text.
+/// versions, the verdict (the worst of its reasons', see [`rejection`])
+/// and the excuses as lines of text.
 fn excuses_yaml(result: &ferry_archive::Excuses, generated: &str) -> String {
     // britney's excuses.yaml starts with when it was made.
     let mut out = format!("generated-date: {}\nsources:\n", quoted(generated));
@@ -212,11 +269,15 @@ fn excuses_yaml(result: &ferry_archive::Excuses, generated: &str) -> String {
         ));
         out.push_str(&format!("  new-version: {}\n", quoted(&e.new_version)));
         out.push_str(&format!("  is-candidate: {}\n", e.migrates));
-        let verdict = match (e.migrates, e.reasons.first()) {
-            (true, _) => "PASS",
-            (false, Some(Why::Blocked)) => "REJECTED_NEEDS_APPROVAL",
-            (false, Some(Why::Breaks { .. })) => "REJECTED_TEMPORARILY",
-            (false, _) => "REJECTED_PERMANENTLY",
+        let verdict = if e.migrates {
+            "PASS"
+        } else {
+            // britney's worst verdict wins.
+            e.reasons
+                .iter()
+                .filter_map(rejection)
+                .max_by_key(|(rank, _)| *rank)
+                .map_or("REJECTED_PERMANENTLY", |(_, name)| name)
         };
         out.push_str(&format!("  migration-policy-verdict: {verdict}\n"));
         if e.reasons.is_empty() {
@@ -419,6 +480,23 @@ impl fmt::Display for CoverageOutput<'_> {
             report.architectures.join(", "),
             report.gaps.len()
         )
+    }
+}
+
+/// The britney verdict a reason rejects with, ranked as britney orders
+/// them (the worst wins); None for what only informs.
+fn rejection(why: &Why) -> Option<(u8, &'static str)> {
+    match why {
+        Why::Breaks { .. } | Why::TooYoung { .. } => Some((3, "REJECTED_TEMPORARILY")),
+        Why::Blocked => Some((6, "REJECTED_NEEDS_APPROVAL")),
+        Why::MissingBuild { .. } | Why::NoBinaries | Why::NewRcBugs { .. } => {
+            Some((8, "REJECTED_PERMANENTLY"))
+        }
+        Why::UninstallableInSource { .. }
+        | Why::MigratedWith { .. }
+        | Why::Forced
+        | Why::ForcedWhateverItBreaks
+        | Why::KeptOldBinaries { .. } => None,
     }
 }
 
