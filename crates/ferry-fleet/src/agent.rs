@@ -1008,12 +1008,10 @@ impl Agent {
         } else {
             Outcome::Failed
         };
-        match self.report(&assignment.command_id, outcome, Some("done"), reason) {
-            Ok(_) => self.mark_reported(&assignment.command_id)?,
-            // Kept unreported: sent again next cycle.
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => return Err(e),
-        }
+        // On an error the record stays unreported and is sent again next
+        // cycle (report_pending).
+        self.report(&assignment.command_id, outcome, Some("done"), reason)?;
+        self.mark_reported(&assignment.command_id)?;
         Ok(CommandRecord {
             reported: true,
             ..record

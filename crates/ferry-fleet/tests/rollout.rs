@@ -48,6 +48,11 @@ impl Lab {
 
     /// Enrols device `i` with `labels`; `fails` makes its script fail.
     fn enrol(&mut self, i: usize, labels: &[&str], fails: bool) {
+        self.enrol_with(i, labels, fails, None);
+    }
+
+    /// … with `ferry_exe` as the binary that runs profiles.
+    fn enrol_with(&mut self, i: usize, labels: &[&str], fails: bool, ferry_exe: Option<PathBuf>) {
         let root = self.path(&format!("root{i}"));
         std::fs::create_dir_all(root.join("etc")).expect("a root");
         std::fs::write(
@@ -73,6 +78,7 @@ impl Lab {
             event_log: self.path(&format!("events{i}.jsonl")),
             keyring: Some(self.signer.keyring_path().to_path_buf()),
             root,
+            ferry_exe,
             ..AgentConfig::default()
         })
         .expect("the agent opens");
@@ -486,4 +492,66 @@ fn malformed_rollout_requests_are_refused_with_a_4xx() {
     );
     // The server is still up and takes a good request.
     assert_eq!(post("rollouts", OPERATOR, &good.to_string()).0, 201);
+}
+
+#[test]
+fn a_profile_runs_through_the_ferry_binary_with_the_agents_root() {
+    let mut lab = Lab::new();
+    // A stand-in for the ferry binary that records how it was called.
+    let fake = lab.path("fake-ferry");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\n",
+            lab.path("called").display()
+        ),
+    )
+    .expect("the stand-in");
+    let mut perms = std::fs::metadata(&fake)
+        .expect("its metadata")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).expect("executable");
+    lab.enrol_with(0, &["profiled"], false, Some(fake));
+    let signer = lab.signer.clone();
+    let mut request = lab.request("profiled", &signer, "1", &[]);
+    request.artifact.kind = ArtifactKind::Profile;
+    let created = lab.create(&request);
+    lab.cycles(1);
+    assert_eq!(lab.status(&created.id).state, RolloutState::Completed);
+    let called = std::fs::read_to_string(lab.path("called")).expect("the binary ran");
+    let (command_id, _) = lab.agents[0].commands().iter().next().expect("the command");
+    assert_eq!(
+        called.trim(),
+        format!(
+            "run --yes --quiet --root {} {}",
+            lab.path("root0").display(),
+            lab.path(&format!("state0/artifacts/{command_id}/artifact"))
+                .display()
+        )
+    );
+}
+
+#[test]
+fn outside_its_window_a_rollout_hands_out_nothing() {
+    let mut lab = Lab::new();
+    lab.enrol(0, &["night"], false);
+    let signer = lab.signer.clone();
+    let mut request = lab.request("night", &signer, "1", &[]);
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        / 3600
+        % 24) as u8;
+    // A window that starts two hours from now and lasts one hour.
+    request.window = Some(ferry_fleet::Window {
+        start_hour: (hour + 2) % 24,
+        end_hour: (hour + 3) % 24,
+    });
+    let created = lab.create(&request);
+    lab.cycles(2);
+    let status = lab.status(&created.id);
+    assert_eq!(status.counts.assigned, 1, "{status:#?}");
+    assert!(lab.agents[0].commands().is_empty());
 }
