@@ -392,6 +392,10 @@ async fn events(
         .store
         .insert_events(&id, &rows, &ferry_journal::rfc3339_now())
         .await?;
+    // A running device's current step is its newest event's.
+    if let Some(last) = batch.events.iter().max_by_key(|e| e.seq) {
+        state.store.note_step(&id, &last.event.step).await?;
+    }
     Ok(Json(BatchResponse {
         stored: stored.stored,
         duplicates: stored.duplicates,

@@ -797,10 +797,11 @@ impl Store {
         device: &str,
         base: &str,
     ) -> Result<Option<Assignment>, RolloutError> {
+        // Every active rollout the device is in, pending too: a dwell that
+        // ran out is noticed by the devices waiting for the next wave.
         let rows = sqlx::query(
             "SELECT rd.rollout_id FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id \
-             WHERE rd.device_id = ? AND r.state = 'active' AND rd.state IN ('assigned', 'running') \
-             ORDER BY r.created_at, r.id",
+             WHERE rd.device_id = ? AND r.state = 'active' ORDER BY r.created_at, r.id",
         )
         .bind(device)
         .fetch_all(self.pool())
@@ -863,6 +864,19 @@ impl Store {
             timeout_secs: request.timeout_secs.unwrap_or(DEFAULT_RUN_TIMEOUT_SECS),
             expect: request.expect.clone(),
         }))
+    }
+
+    /// Notes the step a running device's newest event names, so the
+    /// status shows where its run is.
+    pub async fn note_step(&self, device: &str, step: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE rollout_devices SET step = ? WHERE device_id = ? AND state = 'running'",
+        )
+        .bind(step)
+        .bind(device)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// The uploaded artifact or signature of a rollout the device is in.

@@ -555,3 +555,29 @@ fn outside_its_window_a_rollout_hands_out_nothing() {
     assert_eq!(status.counts.assigned, 1, "{status:#?}");
     assert!(lab.agents[0].commands().is_empty());
 }
+
+#[test]
+fn after_its_dwell_the_next_wave_starts_when_its_devices_poll() {
+    let mut lab = Lab::new();
+    lab.enrol(0, &["slow"], false);
+    lab.enrol(1, &["slow"], false);
+    let signer = lab.signer.clone();
+    let mut request = lab.request("slow", &signer, "1", &[]);
+    request.dwell_secs = 2;
+    let created = lab.create(&request);
+    lab.cycles(2);
+    assert!(
+        lab.agents[1].commands().is_empty(),
+        "the second wave waits for the dwell"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // No operator looks: the waiting device's own poll starts its wave.
+    lab.cycles(1);
+    assert_eq!(lab.agents[1].commands().len(), 1);
+    let status = lab.status(&created.id);
+    assert_eq!(status.state, RolloutState::Completed, "{status:#?}");
+    assert!(status
+        .devices
+        .iter()
+        .all(|d| d.step.as_deref() == Some("done")));
+}

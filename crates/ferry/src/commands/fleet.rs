@@ -285,7 +285,11 @@ impl fmt::Display for AgentRun {
             self.cycle.delivered,
             self.cycle.pending,
             self.cycle.acked_seq
-        )
+        )?;
+        if let Some((command, state)) = &self.cycle.command {
+            writeln!(f, "command {command}: {state}")?;
+        }
+        Ok(())
     }
 }
 
