@@ -655,8 +655,11 @@ impl Store {
             let rate = wave.succeeded as f64 * 100.0 / done as f64;
             if rate < request.gate.success_percent {
                 let reason = format!(
-                    "wave {} failed its gate: {:.0}% of {done} finished succeeded, {}% needed",
-                    row.wave, rate, request.gate.success_percent
+                    "wave {}{} failed its gate: {:.0}% of {done} finished succeeded, {}% needed",
+                    row.wave,
+                    if row.wave == 0 { " (the canary)" } else { "" },
+                    rate,
+                    request.gate.success_percent
                 );
                 return self.halt(id, &request, &reason).await;
             }

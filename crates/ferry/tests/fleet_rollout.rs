@@ -116,6 +116,7 @@ impl Lab {
             .iter()
             .map(|i| {
                 Command::new(FERRY)
+                    .current_dir(self.dir.path())
                     .args(["agent", "--once", "--json", "--quiet"])
                     .arg("--state")
                     .arg(self.path(&format!("state{i}")))
@@ -313,7 +314,10 @@ fn operator_controls_a_forged_artifact_and_bad_requests_through_the_cli() {
     for i in 0..3 {
         lab.enrol(&url, i, "small", false);
     }
-    let keyring = lab.signer.keyring_path().to_path_buf();
+    // A keyring named relative to where the agent starts, as a person
+    // types it (gpgv alone would look for it in its home directory).
+    std::fs::copy(lab.signer.keyring_path(), lab.path("release.gpg")).expect("the keyring");
+    let keyring = PathBuf::from("release.gpg");
     let created = lab.create(&url, "small", &["--canary", "1"]);
     let id = created["id"].as_str().expect("an id").to_string();
     assert_eq!(

@@ -307,7 +307,15 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
         os,
         version,
         server: args.server,
-        keyring: args.keyring,
+        // Absolute: gpgv reads a keyring name without a slash from its
+        // home directory, not from where the agent was started.
+        keyring: match args.keyring {
+            Some(keyring) => Some(std::path::absolute(&keyring).map_err(|e| {
+                Failure::bad_input(format!("cannot resolve the keyring: {e}"))
+                    .at(&keyring, None, None)
+            })?),
+            None => None,
+        },
         root: global.root.clone(),
         // Profiles run through this very binary (`ferry run --yes`).
         ferry_exe: None,
@@ -389,7 +397,7 @@ impl fmt::Display for Rollouts<'_> {
                     r.name.clone(),
                     r.group.clone(),
                     format!("{:?}", r.state).to_lowercase(),
-                    format!("{}/{}", r.wave + 1, r.waves),
+                    format!("{}/{}", r.wave, r.waves.saturating_sub(1)),
                     counts(r),
                 ]
             })
@@ -436,9 +444,9 @@ impl fmt::Display for Rollout {
         let targets: Vec<String> = r.wave_targets.iter().map(u64::to_string).collect();
         writeln!(
             f,
-            "wave {} of {} (devices per wave, cumulative: {})",
-            r.wave + 1,
-            r.waves,
+            "wave {} of 0..{} (0 is the canary; devices per wave, cumulative: {})",
+            r.wave,
+            r.waves.saturating_sub(1),
             targets.join(", ")
         )?;
         writeln!(f, "{}", counts(r))?;
@@ -450,7 +458,7 @@ impl fmt::Display for Rollout {
                     vec![
                         d.device_id.clone(),
                         d.state.clone(),
-                        d.wave.map_or("-".into(), |w| (w + 1).to_string()),
+                        d.wave.map_or("-".into(), |w| w.to_string()),
                         d.step.clone().unwrap_or_else(|| "-".into()),
                         d.reason.clone().unwrap_or_default(),
                     ]
