@@ -626,56 +626,16 @@ impl Store {
             return Ok(());
         }
         let all = self.counts(id, None).await?;
-        let finished = all.succeeded + all.failed;
-        let failures = all.failed.saturating_sub(row.failure_base as u64);
-        if let Some(abort) = &request.abort {
-            let by_count = abort.failures.is_some_and(|n| failures >= n);
-            let by_rate = abort.failure_percent.is_some_and(|p| {
-                finished > 0
-                    && finished >= abort.min_finished
-                    && failures as f64 * 100.0 / finished as f64 >= p
-            });
-            if by_count || by_rate {
-                let reason = format!(
-                    "abort criteria met: {failures} device(s) failed of {finished} finished"
-                );
-                return self.halt(id, &request, &reason).await;
-            }
-        }
         let wave = self.counts(id, Some(row.wave)).await?;
-        let size = wave.assigned + wave.running + wave.succeeded + wave.failed;
-        let done = wave.succeeded + wave.failed;
-        let needed = request.gate.min_finished.unwrap_or(size).min(size);
-        let targets = request.wave_targets(all_devices(&all));
-        let last_wave = row.wave as usize + 1 >= targets.len();
-        if done < needed.max(1) && size > 0 {
-            return Ok(());
-        }
-        if row.wave > row.accepted_wave && done > 0 {
-            let rate = wave.succeeded as f64 * 100.0 / done as f64;
-            if rate < request.gate.success_percent {
-                let reason = format!(
-                    "wave {}{} failed its gate: {:.0}% of {done} finished succeeded, {}% needed",
-                    row.wave,
-                    if row.wave == 0 { " (the canary)" } else { "" },
-                    rate,
-                    request.gate.success_percent
-                );
-                return self.halt(id, &request, &reason).await;
-            }
-        }
-        if last_wave {
-            if all.pending + all.assigned + all.running == 0 {
-                let reason = format!("{} succeeded, {} failed", all.succeeded, all.failed);
+        match decide(&request, &row, &all, &wave, unix_now()) {
+            Decision::Wait => Ok(()),
+            Decision::Halt(reason) => self.halt(id, &request, &reason).await,
+            Decision::Complete(reason) => {
                 self.set_state(id, RolloutState::Completed, Some(&reason))
-                    .await?;
+                    .await
             }
-            return Ok(());
+            Decision::NextWave => self.assign_wave(id, &request, row.wave as usize + 1).await,
         }
-        if unix_now() < row.wave_started as u64 + request.dwell_secs {
-            return Ok(());
-        }
-        self.assign_wave(id, &request, row.wave as usize + 1).await
     }
 
     async fn halt(
@@ -968,6 +928,78 @@ impl Store {
     }
 }
 
+/// What an active rollout's results allow now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// Nothing yet: the wave is still running or dwelling.
+    Wait,
+    /// The abort criteria or the wave's gate failed: pause or abort.
+    Halt(String),
+    /// The last wave passed and every device finished.
+    Complete(String),
+    /// The wave passed its gate and dwelt long enough.
+    NextWave,
+}
+
+/// Decides, without I/O, what an active rollout does next from its
+/// request, where its waves stand, the counts of all its devices and of
+/// the current wave's, and the time.
+fn decide(
+    request: &RolloutRequest,
+    row: &RolloutRow,
+    all: &Counts,
+    wave: &Counts,
+    now: u64,
+) -> Decision {
+    let finished = all.succeeded + all.failed;
+    let failures = all.failed.saturating_sub(row.failure_base.max(0) as u64);
+    if let Some(abort) = &request.abort {
+        let by_count = abort.failures.is_some_and(|n| failures >= n);
+        let by_rate = abort.failure_percent.is_some_and(|p| {
+            finished > 0
+                && finished >= abort.min_finished
+                && failures as f64 * 100.0 / finished as f64 >= p
+        });
+        if by_count || by_rate {
+            return Decision::Halt(format!(
+                "abort criteria met: {failures} device(s) failed of {finished} finished"
+            ));
+        }
+    }
+    let size = wave.assigned + wave.running + wave.succeeded + wave.failed;
+    let done = wave.succeeded + wave.failed;
+    let needed = request.gate.min_finished.unwrap_or(size).min(size);
+    if size > 0 && done < needed.max(1) {
+        return Decision::Wait;
+    }
+    if row.wave > row.accepted_wave && done > 0 {
+        let rate = wave.succeeded as f64 * 100.0 / done as f64;
+        if rate < request.gate.success_percent {
+            return Decision::Halt(format!(
+                "wave {}{} failed its gate: {:.0}% of {done} finished succeeded, {}% needed",
+                row.wave,
+                if row.wave == 0 { " (the canary)" } else { "" },
+                rate,
+                request.gate.success_percent
+            ));
+        }
+    }
+    let targets = request.wave_targets(all_devices(all));
+    if row.wave as usize + 1 >= targets.len() {
+        if all.pending + all.assigned + all.running == 0 {
+            return Decision::Complete(format!(
+                "{} succeeded, {} failed",
+                all.succeeded, all.failed
+            ));
+        }
+        return Decision::Wait;
+    }
+    if now < (row.wave_started.max(0) as u64).saturating_add(request.dwell_secs) {
+        return Decision::Wait;
+    }
+    Decision::NextWave
+}
+
 /// Why a reported success did not apply, when the rollout expects an OS
 /// or version the device does not report.
 fn not_applied(expect: Option<&Expect>, report: &ResultReport) -> Option<String> {
@@ -1058,6 +1090,92 @@ mod tests {
         let mut both = request("2", &[]);
         both.artifact.url = Some("http://x/a".into());
         assert!(both.validate().is_err());
+    }
+
+    fn row(wave: i64) -> RolloutRow {
+        RolloutRow {
+            state: RolloutState::Active,
+            wave,
+            wave_started: 1000,
+            accepted_wave: -1,
+            failure_base: 0,
+            created_at: String::new(),
+            reason: None,
+        }
+    }
+
+    fn counts(pending: u64, assigned: u64, succeeded: u64, failed: u64) -> Counts {
+        Counts {
+            pending,
+            assigned,
+            running: 0,
+            succeeded,
+            failed,
+        }
+    }
+
+    #[test]
+    fn a_wave_waits_for_its_devices_then_passes_or_halts_at_its_gate() {
+        let r = request("2", &[50.0]); // 10 devices: waves of 2, 5, 10
+        let all = |a, s, f| counts(10 - a - s - f, a, s, f);
+        assert_eq!(
+            decide(&r, &row(0), &all(1, 1, 0), &counts(0, 1, 1, 0), 1000),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(&r, &row(0), &all(0, 2, 0), &counts(0, 0, 2, 0), 1000),
+            Decision::NextWave
+        );
+        let halted = decide(&r, &row(1), &all(0, 4, 1), &counts(0, 0, 2, 1), 1000);
+        assert!(
+            matches!(&halted, Decision::Halt(why) if why.contains("wave 1 failed its gate")),
+            "{halted:?}"
+        );
+        // Accepted by a resume: the same wave goes on.
+        let mut accepted = row(1);
+        accepted.accepted_wave = 1;
+        assert_eq!(
+            decide(&r, &accepted, &all(0, 4, 1), &counts(0, 0, 2, 1), 1000),
+            Decision::NextWave
+        );
+        assert!(matches!(
+            decide(&r, &row(2), &all(0, 10, 0), &counts(0, 0, 5, 0), 1000),
+            Decision::Complete(_)
+        ));
+    }
+
+    #[test]
+    fn dwell_holds_the_next_wave_and_abort_criteria_halt_at_once() {
+        let mut r = request("2", &[50.0]);
+        r.dwell_secs = 60;
+        let done = counts(8, 0, 2, 0);
+        assert_eq!(
+            decide(&r, &row(0), &done, &counts(0, 0, 2, 0), 1059),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(&r, &row(0), &done, &counts(0, 0, 2, 0), 1060),
+            Decision::NextWave
+        );
+        r.abort = Some(AbortCriteria {
+            failures: Some(2),
+            failure_percent: None,
+            min_finished: 0,
+        });
+        // Two failures halt even while the wave is still running.
+        let running = counts(5, 2, 1, 2);
+        assert!(matches!(
+            decide(&r, &row(1), &running, &counts(0, 2, 1, 2), 1000),
+            Decision::Halt(why) if why.contains("abort criteria")
+        ));
+        // After a resume the failures before it are not held against it.
+        let mut resumed = row(1);
+        resumed.failure_base = 2;
+        resumed.accepted_wave = 1;
+        assert_eq!(
+            decide(&r, &resumed, &running, &counts(0, 2, 1, 2), 1000),
+            Decision::Wait
+        );
     }
 
     #[test]
