@@ -115,12 +115,23 @@ struct AgentState {
     assignment: Option<Assignment>,
 }
 
+/// How far a command got on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandState {
+    /// Taken and verifying or running; an agent killed here runs it again.
+    Started,
+    Succeeded,
+    Failed,
+    /// Refused (forged, replayed, expired, another device's).
+    Refused,
+}
+
 /// What the agent did with one command, kept in `commands.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
     pub rollout_id: String,
-    /// started, succeeded, failed, refused
-    pub state: String,
+    pub state: CommandState,
     pub reason: Option<String>,
     /// Whether the server acknowledged the final result.
     pub reported: bool,
@@ -151,7 +162,7 @@ pub struct Cycle {
     pub acked_seq: u64,
     /// The command handled in this cycle: its id and outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<(String, String)>,
+    pub command: Option<(String, CommandState)>,
 }
 
 /// What runs on the device: which server, where its state and the event log are.
@@ -680,14 +691,14 @@ impl Agent {
         let pending: Vec<(String, CommandRecord)> = self
             .commands
             .iter()
-            .filter(|(_, r)| !r.reported && r.state != "started")
+            .filter(|(_, r)| !r.reported && r.state != CommandState::Started)
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
         for (id, record) in pending {
-            let outcome = match record.state.as_str() {
-                "succeeded" => Outcome::Succeeded,
-                "refused" => Outcome::Refused,
-                _ => Outcome::Failed,
+            let outcome = match record.state {
+                CommandState::Succeeded => Outcome::Succeeded,
+                CommandState::Refused => Outcome::Refused,
+                CommandState::Failed | CommandState::Started => Outcome::Failed,
             };
             self.report(&id, outcome, None, record.reason.clone())?;
             self.mark_reported(&id)?;
@@ -708,7 +719,7 @@ impl Agent {
         outcome: Outcome,
         step: Option<&str>,
         reason: Option<String>,
-    ) -> Result<ResultAnswer, AgentError> {
+    ) -> Result<(), AgentError> {
         let (os, version) = self.running_os();
         let report = ResultReport {
             command_id: command_id.to_string(),
@@ -718,21 +729,19 @@ impl Agent {
             os,
             version,
         };
-        match post_json(
+        match post_json::<_, ResultAnswer>(
             "the result",
             self.server(),
             "results",
             &self.identity.token,
             &report,
         ) {
+            Ok(_) => Ok(()),
             // A command the server does not know (forged, or not for this
             // device) has no row to count against: the refusal is in the
             // events.
-            Err(AgentError::Refused { status: 404, .. }) => Ok(ResultAnswer {
-                state: "unknown".into(),
-                recorded: false,
-            }),
-            other => other,
+            Err(AgentError::Refused { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -805,7 +814,7 @@ impl Agent {
         );
         let refused = CommandRecord {
             rollout_id: assignment.rollout_id.clone(),
-            state: "refused".into(),
+            state: CommandState::Refused,
             reason: Some(why.clone()),
             reported: false,
         };
@@ -832,7 +841,7 @@ impl Agent {
     /// expired or foreign one).
     pub fn handle(&mut self, assignment: &Assignment) -> Result<CommandRecord, AgentError> {
         if let Some(done) = self.commands.get(&assignment.command_id).cloned() {
-            if done.state != "started" {
+            if done.state != CommandState::Started {
                 if !done.reported {
                     // Not a replay: the result did not reach the server.
                     return Ok(done);
@@ -840,7 +849,7 @@ impl Agent {
                 // Not recorded again: the first outcome stands.
                 return self.refuse(
                     assignment,
-                    format!("replayed: command already ran ({})", done.state),
+                    format!("replayed: command already ran ({:?})", done.state).to_lowercase(),
                     false,
                 );
             }
@@ -872,7 +881,7 @@ impl Agent {
             assignment.command_id.clone(),
             CommandRecord {
                 rollout_id: assignment.rollout_id.clone(),
-                state: "started".into(),
+                state: CommandState::Started,
                 reason: None,
                 reported: false,
             },
@@ -886,7 +895,7 @@ impl Agent {
                 assignment.command_id
             ),
         );
-        let _ = self.report(
+        self.report(
             &assignment.command_id,
             Outcome::Running,
             Some("download"),
@@ -922,7 +931,7 @@ impl Agent {
             self.commands.remove(&assignment.command_id);
             return self.refuse(assignment, format!("bad signature: {e}"), true);
         }
-        let _ = self.report(&assignment.command_id, Outcome::Running, Some("run"), None)?;
+        self.report(&assignment.command_id, Outcome::Running, Some("run"), None)?;
         self.log_event(
             &assignment.rollout_id,
             ferry_journal::EventState::Ok,
@@ -977,7 +986,11 @@ impl Agent {
         success: bool,
         reason: Option<String>,
     ) -> Result<CommandRecord, AgentError> {
-        let state = if success { "succeeded" } else { "failed" };
+        let state = if success {
+            CommandState::Succeeded
+        } else {
+            CommandState::Failed
+        };
         self.log_event(
             &assignment.rollout_id,
             if success {
@@ -986,8 +999,9 @@ impl Agent {
                 ferry_journal::EventState::Fail
             },
             &format!(
-                "command {} {state}{}",
+                "command {} {}{}",
                 assignment.command_id,
+                if success { "succeeded" } else { "failed" },
                 reason
                     .as_deref()
                     .map(|r| format!(": {r}"))
@@ -996,7 +1010,7 @@ impl Agent {
         );
         let record = CommandRecord {
             rollout_id: assignment.rollout_id.clone(),
-            state: state.into(),
+            state,
             reason: reason.clone(),
             reported: false,
         };

@@ -21,7 +21,7 @@ mod token;
 
 // The crate's whole surface, decided here in one place.
 pub use agent::{
-    enrol, Agent, AgentConfig, AgentError, CommandRecord, Cycle, Identity, BATCH,
+    enrol, Agent, AgentConfig, AgentError, CommandRecord, CommandState, Cycle, Identity, BATCH,
     DEFAULT_INTERVAL_SECS,
 };
 pub use api::{
@@ -35,9 +35,9 @@ pub use client::{
 };
 pub use executor::{ExecConfig, Executed};
 pub use rollout::{
-    AbortCriteria, ArtifactKind, ArtifactSpec, Assignment, Control, Counts, Expect, Gate,
-    OnFailure, Outcome, ResultAnswer, ResultReport, RolloutDevice, RolloutError, RolloutRequest,
-    RolloutState, RolloutStatus, Window,
+    AbortCriteria, ArtifactKind, ArtifactSpec, Assignment, Control, Counts, DeviceState, Expect,
+    Gate, OnFailure, Outcome, ResultAnswer, ResultReport, RolloutDevice, RolloutError,
+    RolloutRequest, RolloutState, RolloutStatus, Window,
 };
 pub use store::{DeviceRecord, Store, StoreError, Stored, StoredEvent, SCHEMA_VERSION};
 pub use token::hash as token_hash;

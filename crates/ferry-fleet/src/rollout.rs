@@ -289,12 +289,56 @@ impl RolloutState {
     }
 }
 
+/// Where one device of a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceState {
+    /// Not in a wave yet: never given a command.
+    Pending,
+    /// Given a command it has not started.
+    Assigned,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Pending => "pending",
+            DeviceState::Assigned => "assigned",
+            DeviceState::Running => "running",
+            DeviceState::Succeeded => "succeeded",
+            DeviceState::Failed => "failed",
+        }
+    }
+
+    /// The state a database row holds; anything else is a broken row.
+    fn parse(text: &str) -> Result<DeviceState, sqlx::Error> {
+        Ok(match text {
+            "pending" => DeviceState::Pending,
+            "assigned" => DeviceState::Assigned,
+            "running" => DeviceState::Running,
+            "succeeded" => DeviceState::Succeeded,
+            "failed" => DeviceState::Failed,
+            _ => {
+                return Err(sqlx::Error::Decode(
+                    format!("{text:?} is not a device state").into(),
+                ))
+            }
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, DeviceState::Succeeded | DeviceState::Failed)
+    }
+}
+
 /// One device of a rollout, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutDevice {
     pub device_id: String,
-    /// pending, assigned, running, succeeded, failed
-    pub state: String,
+    pub state: DeviceState,
     pub wave: Option<i64>,
     /// The step the device's last report named while running.
     pub step: Option<String>,
@@ -387,7 +431,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultAnswer {
     /// The device's state in the rollout now.
-    pub state: String,
+    pub state: DeviceState,
     /// False when the command was already finished (a result sent again).
     pub recorded: bool,
 }
@@ -589,12 +633,12 @@ impl Store {
             let state: String = row.try_get(0)?;
             let n: i64 = row.try_get(1)?;
             let n = n as u64;
-            match state.as_str() {
-                "pending" => counts.pending = n,
-                "assigned" => counts.assigned = n,
-                "running" => counts.running = n,
-                "succeeded" => counts.succeeded = n,
-                _ => counts.failed = n,
+            match DeviceState::parse(&state)? {
+                DeviceState::Pending => counts.pending = n,
+                DeviceState::Assigned => counts.assigned = n,
+                DeviceState::Running => counts.running = n,
+                DeviceState::Succeeded => counts.succeeded = n,
+                DeviceState::Failed => counts.failed = n,
             }
         }
         Ok(counts)
@@ -724,9 +768,10 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
             for r in rows {
+                let state: String = r.try_get(1)?;
                 list.push(RolloutDevice {
                     device_id: r.try_get(0)?,
-                    state: r.try_get(1)?,
+                    state: DeviceState::parse(&state)?,
                     wave: r.try_get(2)?,
                     step: r.try_get(3)?,
                     reason: r.try_get(4)?,
@@ -882,7 +927,8 @@ impl Store {
         .ok_or_else(|| RolloutError::NoCommand(report.command_id.clone()))?;
         let rollout: String = row.try_get(0)?;
         let state: String = row.try_get(1)?;
-        if matches!(state.as_str(), "succeeded" | "failed") {
+        let state = DeviceState::parse(&state)?;
+        if state.is_finished() {
             return Ok(ResultAnswer {
                 state,
                 recorded: false,
@@ -891,27 +937,27 @@ impl Store {
         let (request, _) = self.spec(&rollout).await?;
         let now = ferry_journal::rfc3339_now();
         let (new_state, reason) = match report.outcome {
-            Outcome::Running => ("running", report.reason.clone()),
-            Outcome::Failed => ("failed", report.reason.clone()),
+            Outcome::Running => (DeviceState::Running, report.reason.clone()),
+            Outcome::Failed => (DeviceState::Failed, report.reason.clone()),
             Outcome::Refused => (
-                "failed",
+                DeviceState::Failed,
                 Some(format!(
                     "refused by the device: {}",
                     report.reason.as_deref().unwrap_or("no reason given")
                 )),
             ),
             Outcome::Succeeded => match not_applied(request.expect.as_ref(), report) {
-                Some(why) => ("failed", Some(why)),
-                None => ("succeeded", report.reason.clone()),
+                Some(why) => (DeviceState::Failed, Some(why)),
+                None => (DeviceState::Succeeded, report.reason.clone()),
             },
         };
-        let finished = new_state != "running";
+        let finished = new_state.is_finished();
         sqlx::query(
             "UPDATE rollout_devices SET state = ?, step = COALESCE(?, step), reason = ?, \
              started_at = COALESCE(started_at, ?), finished_at = ? \
              WHERE device_id = ? AND command_id = ?",
         )
-        .bind(new_state)
+        .bind(new_state.as_str())
         .bind(&report.step)
         .bind(&reason)
         .bind(&now)
@@ -922,7 +968,7 @@ impl Store {
         .await?;
         self.advance(&rollout).await?;
         Ok(ResultAnswer {
-            state: new_state.to_string(),
+            state: new_state,
             recorded: true,
         })
     }

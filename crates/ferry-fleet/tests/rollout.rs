@@ -10,8 +10,8 @@ mod common;
 use std::path::PathBuf;
 
 use ferry_fleet::{
-    Agent, AgentConfig, ArtifactKind, ArtifactSpec, Assignment, Control, Expect, Gate, OnFailure,
-    RolloutRequest, RolloutState, RolloutStatus,
+    Agent, AgentConfig, ArtifactKind, ArtifactSpec, Assignment, CommandState, Control, DeviceState,
+    Expect, Gate, OnFailure, RolloutRequest, RolloutState, RolloutStatus,
 };
 use ferry_testkit::Signer;
 
@@ -211,7 +211,7 @@ fn a_failing_fifth_halts_the_rollout_at_its_gate_and_later_devices_stay_untouche
     let failed = halted
         .devices
         .iter()
-        .find(|d| d.state == "failed")
+        .find(|d| d.state == DeviceState::Failed)
         .expect("a failed device");
     assert!(
         failed
@@ -276,7 +276,7 @@ fn pause_holds_assigned_devices_and_resume_completes_the_rollout() {
     assert!(lab.agents.iter().all(|a| a
         .commands()
         .values()
-        .all(|c| c.state == "succeeded" && c.reported)));
+        .all(|c| c.state == CommandState::Succeeded && c.reported)));
     let list = ferry_fleet::rollouts(&lab.server, OPERATOR).expect("the list");
     assert_eq!(list.len(), 1);
     assert!(ferry_fleet::rollout_status(&lab.server, OPERATOR, "ro-none").is_err());
@@ -292,7 +292,7 @@ fn forged_replayed_expired_and_foreign_commands_are_refused_and_reported() {
     lab.cycles(1);
     let status = lab.status(&forged.id);
     let device = &status.devices[0];
-    assert_eq!(device.state, "failed", "{device:?}");
+    assert_eq!(device.state, DeviceState::Failed, "{device:?}");
     let reason = device.reason.as_deref().unwrap_or("");
     assert!(
         reason.contains("refused by the device: bad signature"),
@@ -302,7 +302,7 @@ fn forged_replayed_expired_and_foreign_commands_are_refused_and_reported() {
         lab.agents[0]
             .commands()
             .values()
-            .all(|c| c.state == "refused"),
+            .all(|c| c.state == CommandState::Refused),
         "the forged artifact did not run"
     );
     // The refusal is an event too, delivered to the server.
@@ -327,7 +327,7 @@ fn forged_replayed_expired_and_foreign_commands_are_refused_and_reported() {
         .next()
         .map(|(id, r)| (id.clone(), r.clone()))
         .expect("the command it ran");
-    assert_eq!(record.state, "succeeded");
+    assert_eq!(record.state, CommandState::Succeeded);
     let device_id = lab.agents[1].device_id().to_string();
     let command = |id: &str, device: &str, expires: u64| Assignment {
         rollout_id: good.id.clone(),
@@ -347,12 +347,12 @@ fn forged_replayed_expired_and_foreign_commands_are_refused_and_reported() {
     let replay = agent
         .handle(&command(&command_id, &device_id, far))
         .expect("handled");
-    assert_eq!(replay.state, "refused");
+    assert_eq!(replay.state, CommandState::Refused);
     assert!(replay.reason.unwrap_or_default().contains("replayed"));
     let expired = agent
         .handle(&command("cmd-expired", &device_id, 1))
         .expect("handled");
-    assert_eq!(expired.state, "refused");
+    assert_eq!(expired.state, CommandState::Refused);
     assert!(expired.reason.unwrap_or_default().contains("expired"));
     let foreign = agent
         .handle(&command("cmd-foreign", "dev-someone-else", far))
@@ -387,7 +387,7 @@ fn a_success_that_did_not_reach_the_expected_version_counts_as_failed() {
     lab.cycles(1);
     let status = lab.status(&created.id);
     let reason = status.devices[0].reason.as_deref().unwrap_or("");
-    assert_eq!(status.devices[0].state, "failed");
+    assert_eq!(status.devices[0].state, DeviceState::Failed);
     assert!(reason.contains("did not apply"), "{reason}");
 }
 

@@ -287,7 +287,11 @@ impl fmt::Display for AgentRun {
             self.cycle.acked_seq
         )?;
         if let Some((command, state)) = &self.cycle.command {
-            writeln!(f, "command {command}: {state}")?;
+            writeln!(
+                f,
+                "command {command}: {}",
+                format!("{state:?}").to_lowercase()
+            )?;
         }
         Ok(())
     }
@@ -457,7 +461,7 @@ impl fmt::Display for Rollout {
                 .map(|d| {
                     vec![
                         d.device_id.clone(),
-                        d.state.clone(),
+                        d.state.as_str().to_string(),
                         d.wave.map_or("-".into(), |w| w.to_string()),
                         d.step.clone().unwrap_or_else(|| "-".into()),
                         d.reason.clone().unwrap_or_default(),
