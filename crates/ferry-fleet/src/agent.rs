@@ -13,7 +13,14 @@
 //! State dir: `identity.json` (device id and token, mode 0600),
 //! `state.json` (next seq, how far the event log was read, the last ETag),
 //! `outbox.jsonl` (events not yet acknowledged, one `{seq, src_end, event}`
-//! a line). Not for running artifacts or rollouts (not built yet).
+//! a line), `commands.json` (every command it took, by id, with its outcome
+//! and whether the server has it: a command id seen again is a replay).
+//!
+//! Commands: a poll answer may carry an assignment. The agent refuses one
+//! for another device, an expired one, a replayed one, an artifact whose
+//! SHA-256 or detached OpenPGP signature (against `--keyring`) does not
+//! check; each refusal is an event in the log and a `refused` result to the
+//! server. What passes runs through the executor (executor.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -28,6 +35,11 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, EventBatch, PollResponse, SequencedEvent,
 };
+use crate::executor::{self, ExecConfig};
+use crate::rollout::{unix_now, Assignment, Outcome, ResultAnswer, ResultReport};
+
+/// The largest artifact or signature the agent downloads (256 MiB).
+const MAX_ARTIFACT: u64 = 256 * 1024 * 1024;
 
 /// Events per upload; well under the server's limit of 1000.
 pub const BATCH: usize = 500;
@@ -98,6 +110,31 @@ struct AgentState {
     acked_seq: u64,
     etag: Option<String>,
     interval_secs: Option<u64>,
+    /// The last poll answer's assignment: a 304 repeats it without a body.
+    #[serde(default)]
+    assignment: Option<Assignment>,
+}
+
+/// How far a command got on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandState {
+    /// Taken and verifying or running; an agent killed here runs it again.
+    Started,
+    Succeeded,
+    Failed,
+    /// Refused (forged, replayed, expired, another device's).
+    Refused,
+}
+
+/// What the agent did with one command, kept in `commands.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub rollout_id: String,
+    pub state: CommandState,
+    pub reason: Option<String>,
+    /// Whether the server acknowledged the final result.
+    pub reported: bool,
 }
 
 /// One line of the outbox.
@@ -123,10 +160,13 @@ pub struct Cycle {
     /// Events still in the outbox.
     pub pending: usize,
     pub acked_seq: u64,
+    /// The command handled in this cycle: its id and outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<(String, CommandState)>,
 }
 
 /// What runs on the device: which server, where its state and the event log are.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// The journal's event log the agent forwards (`/var/log/ferry/events.jsonl`).
@@ -136,6 +176,13 @@ pub struct AgentConfig {
     pub version: Option<String>,
     /// Overrides the server URL saved at enrolment.
     pub server: Option<String>,
+    /// The OpenPGP keyring artifacts must be signed with; without one the
+    /// agent refuses every command.
+    pub keyring: Option<PathBuf>,
+    /// The system commands act on (`ferry --root`).
+    pub root: PathBuf,
+    /// The ferry binary that runs profiles (the running one when absent).
+    pub ferry_exe: Option<PathBuf>,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AgentError + 'a {
@@ -223,6 +270,33 @@ pub(crate) fn get_json<T: for<'de> Deserialize<'de>>(
     decode(what, answer(what, server, request.call())?)
 }
 
+/// POSTs `body` as JSON with `token` and decodes the JSON answer.
+pub(crate) fn post_json<B: Serialize, T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    server: &str,
+    path: &str,
+    token: &str,
+    body: &B,
+) -> Result<T, AgentError> {
+    let text = serde_json::to_string(body).map_err(|e| AgentError::BadAnswer {
+        what,
+        message: e.to_string(),
+    })?;
+    let request = http_agent()
+        .post(&api_url(server, path))
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .set("Content-Type", "application/json");
+    decode(what, answer(what, server, request.send_string(&text))?)
+}
+
+/// `host:port` of an http(s) URL.
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    rest.split('/').next()
+}
+
 /// Writes `bytes` to `path` through a temporary file with `mode`, fsync'd
 /// and renamed, so a crash leaves the old file or the new one.
 fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
@@ -268,6 +342,7 @@ pub fn enrol(
     state_dir: &Path,
     os: Option<String>,
     version: Option<String>,
+    labels: Vec<String>,
 ) -> Result<Identity, AgentError> {
     let identity_path = state_dir.join("identity.json");
     if identity_path.exists() {
@@ -278,11 +353,14 @@ pub fn enrol(
         .mode(0o700)
         .create(state_dir)
         .map_err(io("create", state_dir))?;
-    let body = serde_json::to_string(&EnrolRequest { os, version }).map_err(|e| {
-        AgentError::BadAnswer {
-            what: "enrolment",
-            message: e.to_string(),
-        }
+    let body = serde_json::to_string(&EnrolRequest {
+        os,
+        version,
+        labels,
+    })
+    .map_err(|e| AgentError::BadAnswer {
+        what: "enrolment",
+        message: e.to_string(),
     })?;
     let response = answer(
         "enrolment",
@@ -317,6 +395,7 @@ pub struct Agent {
     identity: Identity,
     state: AgentState,
     outbox: Vec<OutboxRecord>,
+    commands: std::collections::BTreeMap<String, CommandRecord>,
     http: ureq::Agent,
 }
 
@@ -351,11 +430,13 @@ impl Agent {
             state.log_offset = state.log_offset.max(last.src_end);
         }
         outbox.retain(|r| r.seq > state.acked_seq);
+        let commands = read_json(&config.state_dir.join("commands.json"))?.unwrap_or_default();
         let agent = Agent {
             config,
             identity,
             state,
             outbox,
+            commands,
             http: http_agent(),
         };
         if torn {
@@ -510,6 +591,7 @@ impl Agent {
         let polled: PollResponse = decode("the poll", response)?;
         self.state.etag = etag;
         self.state.interval_secs = Some(polled.interval_secs);
+        self.state.assignment = polled.assignment;
         self.save_state()?;
         Ok(true)
     }
@@ -561,10 +643,22 @@ impl Agent {
         Ok(delivered)
     }
 
-    /// One cycle: take new events, poll, upload.
+    /// One cycle: take new events, poll, run the assignment if any, take
+    /// the events that made, upload.
     pub fn cycle(&mut self) -> Result<Cycle, AgentError> {
-        let (taken, unreadable) = self.take_events()?;
+        let (mut taken, unreadable) = self.take_events()?;
         let poll_changed = self.poll()?;
+        self.report_pending()?;
+        let command = match self.state.assignment.clone() {
+            Some(assignment) => Some((
+                assignment.command_id.clone(),
+                self.handle(&assignment)?.state,
+            )),
+            None => None,
+        };
+        if command.is_some() {
+            taken += self.take_events()?.0;
+        }
         let delivered = self.upload()?;
         Ok(Cycle {
             taken,
@@ -573,6 +667,368 @@ impl Agent {
             delivered,
             pending: self.outbox.len(),
             acked_seq: self.state.acked_seq,
+            command,
+        })
+    }
+
+    /// The commands this agent took, by id.
+    pub fn commands(&self) -> &std::collections::BTreeMap<String, CommandRecord> {
+        &self.commands
+    }
+
+    fn save_commands(&self) -> Result<(), AgentError> {
+        let path = self.config.state_dir.join("commands.json");
+        let text = serde_json::to_vec(&self.commands).map_err(|source| AgentError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        write_private(&path, &text, 0o600)
+    }
+
+    /// Sends the final results the server has not acknowledged yet (the
+    /// answer was lost, the server was down).
+    fn report_pending(&mut self) -> Result<(), AgentError> {
+        let pending: Vec<(String, CommandRecord)> = self
+            .commands
+            .iter()
+            .filter(|(_, r)| !r.reported && r.state != CommandState::Started)
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect();
+        for (id, record) in pending {
+            let outcome = match record.state {
+                CommandState::Succeeded => Outcome::Succeeded,
+                CommandState::Refused => Outcome::Refused,
+                CommandState::Failed | CommandState::Started => Outcome::Failed,
+            };
+            self.report(&id, outcome, None, record.reason.clone())?;
+            self.mark_reported(&id)?;
+        }
+        Ok(())
+    }
+
+    fn mark_reported(&mut self, id: &str) -> Result<(), AgentError> {
+        if let Some(record) = self.commands.get_mut(id) {
+            record.reported = true;
+        }
+        self.save_commands()
+    }
+
+    fn report(
+        &self,
+        command_id: &str,
+        outcome: Outcome,
+        step: Option<&str>,
+        reason: Option<String>,
+    ) -> Result<(), AgentError> {
+        let (os, version) = self.running_os();
+        let report = ResultReport {
+            command_id: command_id.to_string(),
+            outcome,
+            step: step.map(String::from),
+            reason,
+            os,
+            version,
+        };
+        match post_json::<_, ResultAnswer>(
+            "the result",
+            self.server(),
+            "results",
+            &self.identity.token,
+            &report,
+        ) {
+            Ok(_) => Ok(()),
+            // A command the server does not know (forged, or not for this
+            // device) has no row to count against: the refusal is in the
+            // events.
+            Err(AgentError::Refused { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The OS and version now: os-release under the root when it can be
+    /// read (a run may have changed it), else what the agent started with.
+    fn running_os(&self) -> (Option<String>, Option<String>) {
+        let read = |name: &str| std::fs::read_to_string(self.config.root.join(name)).ok();
+        let text = read("etc/os-release").or_else(|| read("usr/lib/os-release"));
+        let field = |text: &str, key: &str| {
+            text.lines().find_map(|line| {
+                let value = line.strip_prefix(key)?.strip_prefix('=')?;
+                Some(value.trim().trim_matches('"').to_string())
+            })
+        };
+        match text {
+            Some(text) => (
+                field(&text, "ID").or_else(|| self.config.os.clone()),
+                field(&text, "VERSION_ID").or_else(|| self.config.version.clone()),
+            ),
+            None => (self.config.os.clone(), self.config.version.clone()),
+        }
+    }
+
+    /// Appends one event to the device's event log, as the journal writes
+    /// them, so the agent's own decisions reach the server exactly once too.
+    fn log_event(&self, rollout: &str, state: ferry_journal::EventState, msg: &str) {
+        let event = Event {
+            ts: ferry_journal::rfc3339_now(),
+            device: self.identity.device_id.clone(),
+            migration: rollout.to_string(),
+            step: "rollout".into(),
+            function: "agent".into(),
+            uptime: std::fs::read_to_string("/proc/uptime")
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0),
+            state,
+            msg: msg.to_string(),
+        };
+        let Ok(mut line) = serde_json::to_vec(&event) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Some(dir) = self.config.event_log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        // One write with O_APPEND: a line never interleaves with the
+        // journal's own. Best effort: a log that cannot be written must
+        // not stop the result from reaching the server.
+        if let Ok(mut log) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.config.event_log)
+        {
+            let _ = log.write_all(&line);
+        }
+    }
+
+    /// Refuses a command: an event, a record, a `refused` result.
+    fn refuse(
+        &mut self,
+        assignment: &Assignment,
+        why: String,
+        record: bool,
+    ) -> Result<CommandRecord, AgentError> {
+        self.log_event(
+            &assignment.rollout_id,
+            ferry_journal::EventState::Fail,
+            &format!("refused command {}: {why}", assignment.command_id),
+        );
+        let refused = CommandRecord {
+            rollout_id: assignment.rollout_id.clone(),
+            state: CommandState::Refused,
+            reason: Some(why.clone()),
+            reported: false,
+        };
+        if record {
+            self.commands
+                .insert(assignment.command_id.clone(), refused.clone());
+            self.save_commands()?;
+        }
+        self.report(
+            &assignment.command_id,
+            Outcome::Refused,
+            Some("verify"),
+            Some(why),
+        )?;
+        if record {
+            self.mark_reported(&assignment.command_id)?;
+        }
+        Ok(refused)
+    }
+
+    /// Checks a command and, when it passes, downloads, verifies and runs
+    /// its artifact, then reports the result. Public so that tests can
+    /// hand the agent a command the server would not send (a replay, an
+    /// expired or foreign one).
+    pub fn handle(&mut self, assignment: &Assignment) -> Result<CommandRecord, AgentError> {
+        if let Some(done) = self.commands.get(&assignment.command_id).cloned() {
+            if done.state != CommandState::Started {
+                if !done.reported {
+                    // Not a replay: the result did not reach the server.
+                    return Ok(done);
+                }
+                // Not recorded again: the first outcome stands.
+                return self.refuse(
+                    assignment,
+                    format!("replayed: command already ran ({:?})", done.state).to_lowercase(),
+                    false,
+                );
+            }
+            // Started but not finished (the agent was killed mid-run): run
+            // again, which for a profile resumes its journal.
+        }
+        if assignment.device_id != self.identity.device_id {
+            return self.refuse(
+                assignment,
+                format!(
+                    "the command is for {}, not this device",
+                    assignment.device_id
+                ),
+                true,
+            );
+        }
+        if assignment.expires <= unix_now() {
+            return self.refuse(assignment, "the command has expired".into(), true);
+        }
+        let Some(keyring) = self.config.keyring.clone() else {
+            return self.refuse(
+                assignment,
+                "no keyring is configured (ferry agent --keyring FILE): only signed artifacts run"
+                    .into(),
+                true,
+            );
+        };
+        self.commands.insert(
+            assignment.command_id.clone(),
+            CommandRecord {
+                rollout_id: assignment.rollout_id.clone(),
+                state: CommandState::Started,
+                reason: None,
+                reported: false,
+            },
+        );
+        self.save_commands()?;
+        self.log_event(
+            &assignment.rollout_id,
+            ferry_journal::EventState::Ini,
+            &format!(
+                "command {}: downloading the artifact",
+                assignment.command_id
+            ),
+        );
+        self.report(
+            &assignment.command_id,
+            Outcome::Running,
+            Some("download"),
+            None,
+        )?;
+        let dir = self
+            .config
+            .state_dir
+            .join("artifacts")
+            .join(&assignment.command_id);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let artifact = dir.join("artifact");
+        let signature = dir.join("artifact.sig");
+        let fetched = self
+            .fetch(&assignment.artifact_url, &artifact)
+            .and_then(|()| self.fetch(&assignment.signature_url, &signature));
+        if let Err(why) = fetched {
+            return self.finish(assignment, false, Some(why));
+        }
+        let digest = match ferry_fetch::sha256_file(&artifact) {
+            Ok((digest, _)) => digest,
+            Err(e) => return self.finish(assignment, false, Some(e.to_string())),
+        };
+        if !digest.eq_ignore_ascii_case(&assignment.sha256) {
+            let why = format!(
+                "the artifact's SHA-256 is {digest}, the command says {}",
+                assignment.sha256
+            );
+            self.commands.remove(&assignment.command_id);
+            return self.refuse(assignment, why, true);
+        }
+        if let Err(e) = ferry_fetch::verify_detached(&keyring, &signature, &artifact) {
+            self.commands.remove(&assignment.command_id);
+            return self.refuse(assignment, format!("bad signature: {e}"), true);
+        }
+        self.report(&assignment.command_id, Outcome::Running, Some("run"), None)?;
+        self.log_event(
+            &assignment.rollout_id,
+            ferry_journal::EventState::Ok,
+            &format!(
+                "command {}: signature good, running the {:?}",
+                assignment.command_id, assignment.kind
+            ),
+        );
+        let executed = executor::run(
+            assignment.kind,
+            &artifact,
+            Duration::from_secs(assignment.timeout_secs.max(1)),
+            &ExecConfig {
+                root: self.config.root.clone(),
+                ferry_exe: self.config.ferry_exe.clone(),
+                device_id: self.identity.device_id.clone(),
+            },
+        );
+        self.finish(assignment, executed.success, executed.reason)
+    }
+
+    /// Downloads `url` to `dest`: from the server with the device's token,
+    /// from anywhere else through ferry-fetch.
+    fn fetch(&self, url: &str, dest: &Path) -> Result<(), String> {
+        let own = format!("{}/", self.server().trim_end_matches('/'));
+        let same_host = host_of(url).is_some() && host_of(url) == host_of(&own);
+        let bytes = if same_host {
+            let response = self
+                .http
+                .get(url)
+                .set("Authorization", &format!("Bearer {}", self.identity.token))
+                .call()
+                .map_err(|e| format!("cannot download {url}: {e}"))?;
+            let mut bytes = Vec::new();
+            response
+                .into_reader()
+                .take(MAX_ARTIFACT)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot download {url}: {e}"))?;
+            bytes
+        } else {
+            ferry_fetch::fetch_bytes(url, MAX_ARTIFACT)
+                .map_err(|e| format!("cannot download {url}: {e}"))?
+        };
+        std::fs::write(dest, bytes).map_err(|e| format!("cannot write {}: {e}", dest.display()))
+    }
+
+    /// Records and reports a run's end.
+    fn finish(
+        &mut self,
+        assignment: &Assignment,
+        success: bool,
+        reason: Option<String>,
+    ) -> Result<CommandRecord, AgentError> {
+        let state = if success {
+            CommandState::Succeeded
+        } else {
+            CommandState::Failed
+        };
+        self.log_event(
+            &assignment.rollout_id,
+            if success {
+                ferry_journal::EventState::Success
+            } else {
+                ferry_journal::EventState::Fail
+            },
+            &format!(
+                "command {} {}{}",
+                assignment.command_id,
+                if success { "succeeded" } else { "failed" },
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        );
+        let record = CommandRecord {
+            rollout_id: assignment.rollout_id.clone(),
+            state,
+            reason: reason.clone(),
+            reported: false,
+        };
+        self.commands
+            .insert(assignment.command_id.clone(), record.clone());
+        self.save_commands()?;
+        let outcome = if success {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        };
+        // On an error the record stays unreported and is sent again next
+        // cycle (report_pending).
+        self.report(&assignment.command_id, outcome, Some("done"), reason)?;
+        self.mark_reported(&assignment.command_id)?;
+        Ok(CommandRecord {
+            reported: true,
+            ..record
         })
     }
 }

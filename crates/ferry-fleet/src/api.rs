@@ -19,6 +19,9 @@ use axum::{Json, Router};
 use ferry_journal::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::rollout::{
+    Assignment, Control, ResultAnswer, ResultReport, RolloutError, RolloutRequest, RolloutStatus,
+};
 use crate::store::{DeviceRecord, Store, StoreError, StoredEvent};
 use crate::token;
 
@@ -38,6 +41,9 @@ pub struct EnrolRequest {
     pub os: Option<String>,
     #[serde(default)]
     pub version: Option<String>,
+    /// Groups the device joins at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// The answer to an enrolment: the device's token is given this once.
@@ -63,6 +69,29 @@ pub struct PollResponse {
     pub interval_secs: u64,
     /// Every event up to this seq is stored.
     pub acked_seq: i64,
+    /// What the device is to run now, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
+}
+
+/// `POST /api/v1/devices/{id}/labels` (operator): groups to join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsRequest {
+    pub labels: Vec<String>,
+}
+
+/// The answer: all of the device's labels now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelsResponse {
+    pub device_id: String,
+    pub labels: Vec<String>,
+}
+
+/// `GET /api/v1/rollouts` (operator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutsResponse {
+    pub rollouts: Vec<RolloutStatus>,
 }
 
 /// One event of a batch, numbered by the device from 1 without gaps.
@@ -154,6 +183,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<RolloutError> for ApiError {
+    fn from(error: RolloutError) -> ApiError {
+        let status = match &error {
+            RolloutError::NoRollout(_) | RolloutError::NoCommand(_) => StatusCode::NOT_FOUND,
+            RolloutError::Conflict { .. } => StatusCode::CONFLICT,
+            RolloutError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         ApiError::new(rejection.status(), rejection.body_text())
@@ -241,6 +281,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events", post(events))
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/devices/{id}/events", get(device_events))
+        .route("/api/v1/devices/{id}/labels", post(device_labels))
+        .route("/api/v1/rollouts", post(create_rollout).get(list_rollouts))
+        .route("/api/v1/rollouts/{id}", get(rollout_status))
+        .route("/api/v1/rollouts/{id}/{action}", post(control_rollout))
+        .route("/api/v1/rollouts/{id}/artifact", get(rollout_artifact))
+        .route("/api/v1/rollouts/{id}/signature", get(rollout_signature))
+        .route("/api/v1/results", post(result))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -265,6 +312,8 @@ async fn enrol(
             request.version.as_deref(),
         )
         .await?;
+    check_labels(&request.labels)?;
+    state.store.add_labels(&id, &request.labels).await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrolResponse {
@@ -291,10 +340,20 @@ async fn poll(
             query.version.as_deref(),
         )
         .await?;
+    // The artifact's URLs name the server as the device reached it.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let assignment = state
+        .store
+        .assignment(&id, &format!("http://{host}"))
+        .await?;
     let answer = PollResponse {
         acked_seq: state.store.acked_seq(&id).await?,
         device_id: id,
         interval_secs: state.interval_secs,
+        assignment,
     };
     let body = serde_json::to_vec(&answer)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -333,6 +392,10 @@ async fn events(
         .store
         .insert_events(&id, &rows, &ferry_journal::rfc3339_now())
         .await?;
+    // A running device's current step is its newest event's.
+    if let Some(last) = batch.events.iter().max_by_key(|e| e.seq) {
+        state.store.note_step(&id, &last.event.step).await?;
+    }
     Ok(Json(BatchResponse {
         stored: stored.stored,
         duplicates: stored.duplicates,
@@ -370,6 +433,167 @@ fn batch_rows(batch: &EventBatch) -> Result<Vec<(i64, String)>, ApiError> {
     Ok(rows)
 }
 
+/// Labels are short names: 1 to 64 of letters, digits, `-`, `_`, `.`.
+fn check_labels(labels: &[String]) -> Result<(), ApiError> {
+    for label in labels {
+        let ok = (1..=64).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("label {label:?} is not 1 to 64 of letters, digits, '-', '_', '.'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a rollout request beyond its JSON: a 422 says what is wrong.
+fn check_rollout(request: &RolloutRequest) -> Result<(), ApiError> {
+    request
+        .validate()
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m))?;
+    check_labels(std::slice::from_ref(&request.group))
+}
+
+async fn device_labels(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<LabelsRequest>, JsonRejection>,
+) -> Result<Json<LabelsResponse>, ApiError> {
+    operator(&state, &headers).await?;
+    let Path(id) = path?;
+    let Json(request) = body?;
+    check_labels(&request.labels)?;
+    if state.store.device(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no device {id} is enrolled"),
+        ));
+    }
+    state.store.add_labels(&id, &request.labels).await?;
+    Ok(Json(LabelsResponse {
+        labels: state.store.labels(&id).await?,
+        device_id: id,
+    }))
+}
+
+async fn create_rollout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<RolloutRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    operator(&state, &headers).await?;
+    let Json(request) = body?;
+    check_rollout(&request)?;
+    // An uploaded artifact and its signature are kept as given; the
+    // request's copy of them is not stored twice.
+    let artifact = request.artifact.content.clone().map(String::into_bytes);
+    let signature = request.artifact.signature.clone().map(String::into_bytes);
+    let mut kept = request.clone();
+    kept.artifact.content = None;
+    if artifact.is_some() || kept.artifact.signature_url.is_none() {
+        kept.artifact.signature = None;
+    }
+    let id = state
+        .store
+        .create_rollout(&kept, artifact.as_deref(), signature.as_deref())
+        .await?;
+    let status = state.store.rollout(&id, true).await?;
+    Ok((StatusCode::CREATED, Json(status)))
+}
+
+async fn list_rollouts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<RolloutsResponse>, ApiError> {
+    operator(&state, &headers).await?;
+    Ok(Json(RolloutsResponse {
+        rollouts: state.store.rollouts().await?,
+    }))
+}
+
+async fn rollout_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RolloutStatus>, ApiError> {
+    operator(&state, &headers).await?;
+    let Path(id) = path?;
+    Ok(Json(state.store.rollout(&id, true).await?))
+}
+
+async fn control_rollout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<RolloutStatus>, ApiError> {
+    operator(&state, &headers).await?;
+    let Path((id, action)) = path?;
+    let control = match action.as_str() {
+        "pause" => Control::Pause,
+        "resume" => Control::Resume,
+        "abort" => Control::Abort,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")),
+    };
+    state.store.control(&id, control).await?;
+    Ok(Json(state.store.rollout(&id, true).await?))
+}
+
+async fn rollout_file(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    signature: bool,
+) -> Result<Response, ApiError> {
+    let device = device(state, headers).await?;
+    match state.store.artifact(id, &device, signature).await? {
+        Some(bytes) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            bytes,
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("rollout {id} has no such file for this device"),
+        )),
+    }
+}
+
+async fn rollout_artifact(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    rollout_file(&state, &headers, &id, false).await
+}
+
+async fn rollout_signature(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    rollout_file(&state, &headers, &id, true).await
+}
+
+async fn result(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<ResultReport>, JsonRejection>,
+) -> Result<Json<ResultAnswer>, ApiError> {
+    let id = device(&state, &headers).await?;
+    let Json(report) = body?;
+    Ok(Json(state.store.record_result(&id, &report).await?))
+}
+
 /// The request bodies the API decodes, by the endpoint that takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -377,6 +601,8 @@ pub enum RequestKind {
     Events,
     PollQuery,
     EventsQuery,
+    Rollout,
+    Result,
 }
 
 /// Decodes `bytes` as the body (or query string) of `kind` the way the
@@ -407,6 +633,15 @@ pub fn decode_request(kind: RequestKind, bytes: &[u8]) -> Result<String, (u16, S
             )
             .map_err(|e| refused(e.into()))?;
             Ok(format!("{:?}", query.0))
+        }
+        RequestKind::Rollout => {
+            let request: RolloutRequest = serde_json::from_slice(bytes).map_err(|e| bad(&e))?;
+            check_rollout(&request).map_err(refused)?;
+            Ok(format!("rollout {:?} to {:?}", request.name, request.group))
+        }
+        RequestKind::Result => {
+            let report: ResultReport = serde_json::from_slice(bytes).map_err(|e| bad(&e))?;
+            Ok(format!("{report:?}"))
         }
         RequestKind::EventsQuery => {
             let text = std::str::from_utf8(bytes).map_err(|e| bad(&e))?;

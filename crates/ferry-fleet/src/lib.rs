@@ -4,25 +4,40 @@
 //! outbox trimmed only on acknowledgement, `UNIQUE(device, seq)` on the
 //! server).
 //!
-//! Not built yet: rollouts in waves, the MQTT "poll now" hint, signed
-//! artifacts and running them through the journal (docs/fleet.md). The
-//! agent builds on the engine (ferry-journal, ferry-fetch), never on apt.
+//! Rollouts: signed artifacts pushed to device groups in waves, gated on
+//! success rates and halted on failures (rollout.rs); the agent checks each
+//! command (device, expiry, replay, SHA-256, OpenPGP signature) and runs it
+//! through the executor. Not built yet: the MQTT "poll now" hint, TLS
+//! (docs/fleet.md). The agent builds on the engine (ferry-journal,
+//! ferry-fetch), never on apt: profiles run through the ferry binary.
 
 mod agent;
 mod api;
 mod client;
+mod executor;
+mod rollout;
 mod store;
 mod token;
 
 // The crate's whole surface, decided here in one place.
 pub use agent::{
-    enrol, Agent, AgentConfig, AgentError, Cycle, Identity, BATCH, DEFAULT_INTERVAL_SECS,
+    enrol, Agent, AgentConfig, AgentError, CommandRecord, CommandState, Cycle, Identity, BATCH,
+    DEFAULT_INTERVAL_SECS,
 };
 pub use api::{
     decode_request, router, serve, AppState, BatchResponse, DevicesResponse, EnrolRequest,
-    EnrolResponse, ErrorBody, ErrorDetail, EventBatch, EventsResponse, PollResponse, RequestKind,
-    SequencedEvent, ServeConfig, ServeError, MAX_BATCH, MAX_BODY,
+    EnrolResponse, ErrorBody, ErrorDetail, EventBatch, EventsResponse, LabelsRequest,
+    LabelsResponse, PollResponse, RequestKind, RolloutsResponse, SequencedEvent, ServeConfig,
+    ServeError, MAX_BATCH, MAX_BODY,
 };
-pub use client::{devices, events};
+pub use client::{
+    devices, events, label, rollout_control, rollout_create, rollout_status, rollouts,
+};
+pub use executor::{ExecConfig, Executed};
+pub use rollout::{
+    AbortCriteria, ArtifactKind, ArtifactSpec, Assignment, Control, Counts, DeviceState, Expect,
+    Gate, OnFailure, Outcome, ResultAnswer, ResultReport, RolloutDevice, RolloutError,
+    RolloutRequest, RolloutState, RolloutStatus, Window,
+};
 pub use store::{DeviceRecord, Store, StoreError, Stored, StoredEvent, SCHEMA_VERSION};
 pub use token::hash as token_hash;

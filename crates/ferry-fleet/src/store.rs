@@ -18,7 +18,10 @@ use sqlx::{Row, SqlitePool};
 /// The schema's migrations, oldest first: migration `i` (0-based) brings
 /// the schema from version `i` to `i + 1`. Append only; never edit one that
 /// shipped, a database in the field already ran it.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_devices_events.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_devices_events.sql"),
+    include_str!("../migrations/0002_groups_rollouts.sql"),
+];
 
 /// The schema version this binary writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -341,6 +344,11 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The pool, for the rollouts' queries (crate::rollout).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, waiting for connections to finish.

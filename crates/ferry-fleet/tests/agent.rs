@@ -42,13 +42,15 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = start(dir.path());
     let state = dir.path().join("state");
-    let identity = ferry_fleet::enrol(&server, OPERATOR, &state, None, None).expect("an enrolment");
+    let identity = ferry_fleet::enrol(&server, OPERATOR, &state, None, None, Vec::new())
+        .expect("an enrolment");
     let config = AgentConfig {
         state_dir: state,
         event_log: dir.path().join("events.jsonl"),
         os: None,
         version: None,
         server: None,
+        ..AgentConfig::default()
     };
     Setup {
         _dir: dir,

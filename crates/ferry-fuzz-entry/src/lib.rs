@@ -183,8 +183,9 @@ fn assert_inside(text: &str, line: usize, column: usize) {
     );
 }
 
-/// The fleet server's request decoders (enrolment and event batch bodies,
-/// poll and event-list query strings; the first byte picks which) never
+/// The fleet server's request decoders (enrolment, event batch, rollout and
+/// result bodies, poll and event-list query strings; the first byte picks
+/// which) never
 /// panic and refuse bad input with a 4xx, never a 5xx: whatever a device or
 /// a stranger sends is answered as its own fault, and an accepted batch
 /// stores only what reads back as an event.
@@ -193,11 +194,15 @@ pub fn fleet_api(data: &[u8]) {
     let Some((selector, input)) = data.split_first() else {
         return;
     };
-    let kind = match selector % 4 {
+    // Selectors 0-3 keep the kinds they had before rollouts, so the kept
+    // corpus still means what it meant.
+    let kind = match selector % 6 {
         0 => RequestKind::Enrol,
         1 => RequestKind::Events,
         2 => RequestKind::PollQuery,
-        _ => RequestKind::EventsQuery,
+        3 => RequestKind::EventsQuery,
+        4 => RequestKind::Rollout,
+        _ => RequestKind::Result,
     };
     if let Err((status, message)) = ferry_fleet::decode_request(kind, input) {
         assert!(

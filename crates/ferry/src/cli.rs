@@ -73,7 +73,7 @@ pub enum Command {
     /// OS takeover: replace this machine's OS with a disk image, safely
     #[command(subcommand)]
     Takeover(TakeoverCommand),
-    /// The fleet: run the server, enrol devices, list devices and their events
+    /// The fleet: run the server, enrol devices, list devices and their events, roll out signed artifacts
     #[command(subcommand)]
     Fleet(FleetCommand),
     /// Run this device's fleet agent: poll the server and deliver the event log's events exactly once
@@ -111,6 +111,31 @@ pub enum FleetCommand {
         /// The agent's state directory
         #[arg(long, value_name = "DIR", default_value = "/var/lib/ferry/agent")]
         state: PathBuf,
+        /// A group to join (repeatable); rollouts go to groups
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
+    },
+    /// Add a device to groups (labels)
+    Label {
+        /// The device id (`ferry fleet devices` lists them)
+        device: String,
+        /// A group to join (repeatable)
+        #[arg(long = "label", value_name = "LABEL", required = true)]
+        labels: Vec<String>,
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+    },
+    /// Rollouts: a signed artifact to a group in waves, gated and halted on failures
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// An overview: devices, and every rollout's state and counts
+    Status {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
     },
     /// Every enrolled device: last seen, OS, events delivered
     Devices {
@@ -128,6 +153,101 @@ pub enum FleetCommand {
         #[command(flatten)]
         operator: OperatorToken,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a rollout: the canary is assigned at once, later waves as gates pass
+    Create(Box<RolloutCreateArgs>),
+    /// A rollout's waves, counts and devices (every rollout without ID)
+    Status {
+        /// The rollout id
+        id: Option<String>,
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+    },
+    /// Stop handing out commands (devices already running finish)
+    Pause(RolloutIdArgs),
+    /// Go on after a pause; the wave that halted it counts as accepted
+    Resume(RolloutIdArgs),
+    /// Stop for good; devices not yet assigned stay untouched
+    Abort(RolloutIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutIdArgs {
+    /// The rollout id
+    pub id: String,
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    #[command(flatten)]
+    pub operator: OperatorToken,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutCreateArgs {
+    /// The group (label) the rollout goes to
+    #[arg(long, value_name = "LABEL")]
+    pub group: String,
+    /// The artifact to upload: a migration profile or a script (see --kind)
+    #[arg(long, value_name = "FILE")]
+    pub artifact: PathBuf,
+    /// Its armored detached OpenPGP signature (`gpg --armor --detach-sign`)
+    #[arg(long, value_name = "FILE")]
+    pub signature: PathBuf,
+    /// profile (run with `ferry run --yes`) or script (run with sh)
+    #[arg(long, value_name = "KIND", default_value = "profile", value_parser = ["profile", "script"])]
+    pub kind: String,
+    /// A name for people (default: the artifact's file name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The first wave: a count (2) or a percentage (10%)
+    #[arg(long, value_name = "N|P%", default_value = "1")]
+    pub canary: String,
+    /// A later wave as a cumulative percentage of the group (repeatable, ascending)
+    #[arg(long = "wave", value_name = "PERCENT")]
+    pub waves: Vec<f64>,
+    /// Seconds a wave runs before the next may start
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub dwell: u64,
+    /// A wave's gate: this percentage of its finished devices must succeed
+    #[arg(long, value_name = "PERCENT", default_value_t = 100.0)]
+    pub gate_success: f64,
+    /// Finished devices a gate waits for (default: the whole wave)
+    #[arg(long, value_name = "N")]
+    pub gate_min: Option<u64>,
+    /// Halt once this many devices failed
+    #[arg(long, value_name = "N")]
+    pub abort_failures: Option<u64>,
+    /// Halt once this percentage of the finished failed (after --abort-min finished)
+    #[arg(long, value_name = "PERCENT")]
+    pub abort_percent: Option<f64>,
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub abort_min: u64,
+    /// What a halt does: pause (default) or abort
+    #[arg(long, value_name = "ACTION", default_value = "pause", value_parser = ["pause", "abort"])]
+    pub on_failure: String,
+    /// UTC hours in which devices may start, e.g. 2-5 (wraps past midnight: 22-4)
+    #[arg(long, value_name = "H-H")]
+    pub window: Option<String>,
+    /// The OS a device must run afterwards (os-release ID), or it failed
+    #[arg(long, value_name = "ID")]
+    pub expect_os: Option<String>,
+    /// The version a device must run afterwards (VERSION_ID), or it failed
+    #[arg(long, value_name = "VERSION")]
+    pub expect_version: Option<String>,
+    /// Seconds a device's run may take before it is killed
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Seconds a command stays valid for a device
+    #[arg(long, value_name = "SECS")]
+    pub command_ttl: Option<u64>,
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    #[command(flatten)]
+    pub operator: OperatorToken,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -148,6 +268,10 @@ pub struct AgentArgs {
     /// The event log to deliver (default: var/log/ferry/events.jsonl under --root)
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// The OpenPGP keyring rollout artifacts must be signed with; without
+    /// it every command is refused
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
     /// One cycle (take events, poll, upload) and exit: 0 when all was delivered, 1 when the server could not be reached (events stay buffered)
     #[arg(long)]
     pub once: bool,

@@ -1,15 +1,23 @@
-//! `ferry fleet serve | enrol | devices | events` and `ferry agent`: flags
-//! to ferry-fleet's server, agent and operator client, and their results
-//! rendered for people or as JSON. The work is ferry-fleet's.
+//! `ferry fleet serve | enrol | label | devices | events | status | rollout`
+//! and `ferry agent`: flags to ferry-fleet's server, agent and operator
+//! client, and their results rendered for people or as JSON. The work is
+//! ferry-fleet's.
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ferry_fleet::{AgentConfig, AgentError, Cycle, DeviceRecord, ServeConfig, StoredEvent};
+use ferry_fleet::{
+    AbortCriteria, AgentConfig, AgentError, ArtifactKind, ArtifactSpec, Control, Cycle,
+    DeviceRecord, Expect, Gate, OnFailure, RolloutRequest, RolloutStatus, ServeConfig, StoredEvent,
+    Window,
+};
 use serde::Serialize;
 
-use crate::cli::{AgentArgs, FleetCommand, Global, OperatorToken};
+use crate::cli::{
+    AgentArgs, FleetCommand, Global, OperatorToken, RolloutCommand, RolloutCreateArgs,
+    RolloutIdArgs,
+};
 use crate::exit::Exit;
 use crate::render::{self, Failure};
 
@@ -25,7 +33,39 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
             server,
             operator,
             state,
-        } => enrol(&server, &operator, &state, global),
+            labels,
+        } => enrol(&server, &operator, &state, labels, global),
+        FleetCommand::Label {
+            device,
+            labels,
+            server,
+            operator,
+        } => {
+            let answer = ferry_fleet::label(&server, &read_token(&operator)?, &device, &labels)
+                .map_err(agent_failure)?;
+            render::output(
+                &Labelled {
+                    device_id: answer.device_id,
+                    labels: answer.labels,
+                },
+                global,
+            );
+            Ok(Exit::Ok)
+        }
+        FleetCommand::Rollout(command) => rollout(command, global),
+        FleetCommand::Status { server, operator } => {
+            let token = read_token(&operator)?;
+            let devices = ferry_fleet::devices(&server, &token).map_err(agent_failure)?;
+            let rollouts = ferry_fleet::rollouts(&server, &token).map_err(agent_failure)?;
+            render::output(
+                &Overview {
+                    devices: devices.len(),
+                    rollouts,
+                },
+                global,
+            );
+            Ok(Exit::Ok)
+        }
         FleetCommand::Devices { server, operator } => {
             let devices =
                 ferry_fleet::devices(&server, &read_token(&operator)?).map_err(agent_failure)?;
@@ -117,11 +157,13 @@ fn enrol(
     server: &str,
     operator: &OperatorToken,
     state: &Path,
+    labels: Vec<String>,
     global: &Global,
 ) -> Result<Exit, Failure> {
     let token = read_token(operator)?;
     let (os, version) = running_os(&global.root);
-    let identity = ferry_fleet::enrol(server, &token, state, os, version).map_err(agent_failure)?;
+    let identity =
+        ferry_fleet::enrol(server, &token, state, os, version, labels).map_err(agent_failure)?;
     render::output(
         &Enrolled {
             device_id: identity.device_id,
@@ -152,6 +194,11 @@ fn agent_failure(error: AgentError) -> Failure {
         }
         AgentError::Refused { status: 401, .. } => Failure::failed(error.to_string())
             .hint("check the token: the operator's file, or the device's identity.json"),
+        // The server found the request wrong (a bad rollout, an unknown
+        // id, a pause of a paused rollout): the caller's input.
+        AgentError::Refused { status, .. } if (400..500).contains(status) => {
+            Failure::bad_input(error.to_string())
+        }
         _ => Failure::failed(error.to_string()),
     }
 }
@@ -238,7 +285,15 @@ impl fmt::Display for AgentRun {
             self.cycle.delivered,
             self.cycle.pending,
             self.cycle.acked_seq
-        )
+        )?;
+        if let Some((command, state)) = &self.cycle.command {
+            writeln!(
+                f,
+                "command {command}: {}",
+                format!("{state:?}").to_lowercase()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -256,6 +311,18 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
         os,
         version,
         server: args.server,
+        // Absolute: gpgv reads a keyring name without a slash from its
+        // home directory, not from where the agent was started.
+        keyring: match args.keyring {
+            Some(keyring) => Some(std::path::absolute(&keyring).map_err(|e| {
+                Failure::bad_input(format!("cannot resolve the keyring: {e}"))
+                    .at(&keyring, None, None)
+            })?),
+            None => None,
+        },
+        root: global.root.clone(),
+        // Profiles run through this very binary (`ferry run --yes`).
+        ferry_exe: None,
     })
     .map_err(agent_failure)?;
     loop {
@@ -291,4 +358,262 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
         }
         std::thread::sleep(agent.next_wait());
     }
+}
+
+#[derive(Debug, Serialize)]
+struct Labelled {
+    device_id: String,
+    labels: Vec<String>,
+}
+
+impl fmt::Display for Labelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {}", self.device_id, self.labels.join(", "))
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Overview {
+    devices: usize,
+    rollouts: Vec<RolloutStatus>,
+}
+
+impl fmt::Display for Overview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} device(s) enrolled", self.devices)?;
+        write!(f, "{}", Rollouts(&self.rollouts))
+    }
+}
+
+struct Rollouts<'a>(&'a [RolloutStatus]);
+
+impl fmt::Display for Rollouts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(f, "no rollouts");
+        }
+        let rows: Vec<Vec<String>> = self
+            .0
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.group.clone(),
+                    format!("{:?}", r.state).to_lowercase(),
+                    format!("{}/{}", r.wave, r.waves.saturating_sub(1)),
+                    counts(r),
+                ]
+            })
+            .collect();
+        write!(
+            f,
+            "{}",
+            render::table(
+                &["ROLLOUT", "NAME", "GROUP", "STATE", "WAVE", "DEVICES"],
+                &rows
+            )
+        )
+    }
+}
+
+fn counts(r: &RolloutStatus) -> String {
+    let c = &r.counts;
+    format!(
+        "{} ok, {} failed, {} running, {} assigned, {} pending",
+        c.succeeded, c.failed, c.running, c.assigned, c.pending
+    )
+}
+
+/// One rollout in detail, for `status ID` and after create/pause/resume/abort.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Rollout(RolloutStatus);
+
+impl fmt::Display for Rollout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.0;
+        writeln!(
+            f,
+            "rollout {} ({}) to group {}: {}{}",
+            r.id,
+            r.name,
+            r.group,
+            format!("{:?}", r.state).to_lowercase(),
+            r.reason
+                .as_deref()
+                .map(|why| format!(" — {why}"))
+                .unwrap_or_default()
+        )?;
+        let targets: Vec<String> = r.wave_targets.iter().map(u64::to_string).collect();
+        writeln!(
+            f,
+            "wave {} of 0..{} (0 is the canary; devices per wave, cumulative: {})",
+            r.wave,
+            r.waves.saturating_sub(1),
+            targets.join(", ")
+        )?;
+        writeln!(f, "{}", counts(r))?;
+        if !r.devices.is_empty() {
+            let rows: Vec<Vec<String>> = r
+                .devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.device_id.clone(),
+                        d.state.as_str().to_string(),
+                        d.wave.map_or("-".into(), |w| w.to_string()),
+                        d.step.clone().unwrap_or_else(|| "-".into()),
+                        d.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            write!(
+                f,
+                "{}",
+                render::table(&["DEVICE", "STATE", "WAVE", "STEP", "REASON"], &rows)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn rollout(command: RolloutCommand, global: &Global) -> Result<Exit, Failure> {
+    let control = |args: RolloutIdArgs, control: Control| -> Result<Exit, Failure> {
+        let status = ferry_fleet::rollout_control(
+            &args.server,
+            &read_token(&args.operator)?,
+            &args.id,
+            control,
+        )
+        .map_err(agent_failure)?;
+        render::output(&Rollout(status), global);
+        Ok(Exit::Ok)
+    };
+    match command {
+        RolloutCommand::Create(args) => {
+            let token = read_token(&args.operator)?;
+            let server = args.server.clone();
+            let request = rollout_request(*args)?;
+            let status =
+                ferry_fleet::rollout_create(&server, &token, &request).map_err(agent_failure)?;
+            render::output(&Rollout(status), global);
+            Ok(Exit::Ok)
+        }
+        RolloutCommand::Status {
+            id: Some(id),
+            server,
+            operator,
+        } => {
+            let status = ferry_fleet::rollout_status(&server, &read_token(&operator)?, &id)
+                .map_err(agent_failure)?;
+            render::output(&Rollout(status), global);
+            Ok(Exit::Ok)
+        }
+        RolloutCommand::Status {
+            id: None,
+            server,
+            operator,
+        } => {
+            let rollouts =
+                ferry_fleet::rollouts(&server, &read_token(&operator)?).map_err(agent_failure)?;
+            render::output(&RolloutList { rollouts }, global);
+            Ok(Exit::Ok)
+        }
+        RolloutCommand::Pause(args) => control(args, Control::Pause),
+        RolloutCommand::Resume(args) => control(args, Control::Resume),
+        RolloutCommand::Abort(args) => control(args, Control::Abort),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RolloutList {
+    rollouts: Vec<RolloutStatus>,
+}
+
+impl fmt::Display for RolloutList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Rollouts(&self.rollouts))
+    }
+}
+
+/// The request the flags describe; the artifact and its signature are
+/// read here and uploaded as text (the server checks the rest: a 422
+/// names what is wrong).
+fn rollout_request(args: RolloutCreateArgs) -> Result<RolloutRequest, Failure> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| {
+            Failure::bad_input(format!("cannot read the {what}: {e}")).at(path, None, None)
+        })
+    };
+    let content = read(&args.artifact, "artifact")?;
+    let signature = read(&args.signature, "signature")?;
+    let window = match &args.window {
+        Some(text) => {
+            let parsed = text
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+            match parsed {
+                Some((start_hour, end_hour)) => Some(Window {
+                    start_hour,
+                    end_hour,
+                }),
+                None => {
+                    return Err(Failure::bad_input(format!(
+                        "--window {text:?} is not START-END in UTC hours, e.g. 2-5"
+                    )))
+                }
+            }
+        }
+        None => None,
+    };
+    let abort =
+        (args.abort_failures.is_some() || args.abort_percent.is_some()).then_some(AbortCriteria {
+            failures: args.abort_failures,
+            failure_percent: args.abort_percent,
+            min_finished: args.abort_min,
+        });
+    let expect = (args.expect_os.is_some() || args.expect_version.is_some()).then(|| Expect {
+        os: args.expect_os.clone(),
+        version: args.expect_version.clone(),
+    });
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.artifact
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rollout".into())
+    });
+    Ok(RolloutRequest {
+        name,
+        group: args.group,
+        artifact: ArtifactSpec {
+            kind: if args.kind == "script" {
+                ArtifactKind::Script
+            } else {
+                ArtifactKind::Profile
+            },
+            content: Some(content),
+            signature: Some(signature),
+            url: None,
+            sha256: None,
+            signature_url: None,
+        },
+        canary: args.canary,
+        waves: args.waves,
+        dwell_secs: args.dwell,
+        gate: Gate {
+            success_percent: args.gate_success,
+            min_finished: args.gate_min,
+        },
+        abort,
+        on_failure: if args.on_failure == "abort" {
+            OnFailure::Abort
+        } else {
+            OnFailure::Pause
+        },
+        window,
+        expect,
+        timeout_secs: args.timeout,
+        command_ttl_secs: args.command_ttl,
+    })
 }

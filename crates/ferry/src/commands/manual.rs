@@ -239,13 +239,46 @@ fn written(page: &str) -> Written {
                 "sudo ferry fleet enrol --server http://fleet:8470 --operator-token-file operator.token",
             )],
         ),
+        "ferry-fleet-label" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown device, a bad label).",
+            NO_FILES,
+            &[(
+                "Put a device in the group canary:",
+                "ferry fleet label dev-3f1c --label canary --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-status" | "ferry-fleet-rollout-status" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown rollout).",
+            NO_FILES,
+            &[(
+                "Every rollout's state, wave and counts:",
+                "ferry fleet status --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-rollout" | "ferry-fleet-rollout-create" => w(
+            "1 when the server could not be reached; 2 when it refused the rollout (the message names what is wrong) or a file cannot be read.",
+            &[("FILE (--signature)", "the artifact's armored detached OpenPGP signature; agents verify it against their --keyring")],
+            &[(
+                "A profile to group lab: 2 devices, then 50% and all, each wave gated at 95%:",
+                "ferry fleet rollout create --group lab --artifact trixie.toml --signature trixie.toml.asc --canary 2 --wave 50 --gate-success 95 --abort-failures 5 --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-rollout-pause" | "ferry-fleet-rollout-resume" | "ferry-fleet-rollout-abort" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown rollout, or one whose state does not allow it).",
+            NO_FILES,
+            &[(
+                "Resume a rollout a gate paused, accepting that wave:",
+                "ferry fleet rollout resume ro-1a2b --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
         "ferry-agent" => w(
             "With --once: 0 when the cycle went through; 1 when the server could not be reached (the events stay buffered); 2 when the state dir is not enrolled.",
             &[
-                ("/var/lib/ferry/agent/", "identity.json (0600), state.json and outbox.jsonl, the events not yet acknowledged"),
+                ("/var/lib/ferry/agent/", "identity.json (0600), state.json and outbox.jsonl, the events not yet acknowledged; commands.json, every command taken (a replay is refused)"),
                 ("/var/log/ferry/events.jsonl", "the event log the agent delivers"),
+                ("FILE (--keyring)", "the OpenPGP keyring rollout artifacts must be signed with"),
             ],
-            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once")],
+            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg")],
         ),
         _ => w("", NO_FILES, &[]),
     }
