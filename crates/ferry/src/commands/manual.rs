@@ -247,12 +247,20 @@ fn written(page: &str) -> Written {
                 "ferry fleet label dev-3f1c --label canary --server http://fleet:8470 --operator-token-file operator.token",
             )],
         ),
-        "ferry-fleet-status" | "ferry-fleet-rollout-status" => w(
-            "1 when the server could not be reached; 2 when it refused (an unknown rollout).",
+        "ferry-fleet-status" => w(
+            "1 when the server could not be reached; 2 when it refused.",
             NO_FILES,
             &[(
                 "Every rollout's state, wave and counts:",
                 "ferry fleet status --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-rollout-status" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown rollout).",
+            NO_FILES,
+            &[(
+                "One rollout's waves, gates and devices:",
+                "ferry fleet rollout status ro-1a2b --server http://fleet:8470 --operator-token-file operator.token",
             )],
         ),
         "ferry-fleet-rollout" | "ferry-fleet-rollout-create" => w(
@@ -263,12 +271,28 @@ fn written(page: &str) -> Written {
                 "ferry fleet rollout create --group lab --artifact trixie.toml --signature trixie.toml.asc --canary 2 --wave 50 --gate-success 95 --abort-failures 5 --server http://fleet:8470 --operator-token-file operator.token",
             )],
         ),
-        "ferry-fleet-rollout-pause" | "ferry-fleet-rollout-resume" | "ferry-fleet-rollout-abort" => w(
+        "ferry-fleet-rollout-pause" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown rollout, or one whose state does not allow it).",
+            NO_FILES,
+            &[(
+                "Hold a rollout where it is; devices running keep running:",
+                "ferry fleet rollout pause ro-1a2b --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-rollout-resume" => w(
             "1 when the server could not be reached; 2 when it refused (an unknown rollout, or one whose state does not allow it).",
             NO_FILES,
             &[(
                 "Resume a rollout a gate paused, accepting that wave:",
                 "ferry fleet rollout resume ro-1a2b --server http://fleet:8470 --operator-token-file operator.token",
+            )],
+        ),
+        "ferry-fleet-rollout-abort" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown rollout, or one whose state does not allow it).",
+            NO_FILES,
+            &[(
+                "Stop a rollout for good; devices not yet given the command stay untouched:",
+                "ferry fleet rollout abort ro-1a2b --server http://fleet:8470 --operator-token-file operator.token",
             )],
         ),
         "ferry-agent" => w(
