@@ -226,11 +226,13 @@ fn is_utc_zone(zone: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b == b'0')
 }
 
-fn is_leap_year(year: i64) -> bool {
+/// Whether a proleptic Gregorian year has a 29 February.
+pub fn is_leap_year(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-fn days_in_month(year: i64, month: u32) -> u32 {
+/// The days of a month (1–12) of a proleptic Gregorian year.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         2 if is_leap_year(year) => 29,
         2 => 28,
@@ -241,7 +243,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
