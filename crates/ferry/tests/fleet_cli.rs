@@ -4,26 +4,16 @@
 //! exactly once — with 50 agents at once, with the server SIGKILLed and
 //! restarted mid-way, and with an agent that was offline for a while.
 
-use std::io::{BufRead, BufReader, Write};
+mod fleet_common;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+use fleet_common::{Server, FERRY};
 
-/// A running `ferry fleet serve`, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A test's fleet: its directory (operator token, database, state dirs).
 struct Fleet {
     dir: tempfile::TempDir,
 }
@@ -47,29 +37,8 @@ impl Fleet {
         self.path("operator.token").display().to_string()
     }
 
-    /// Starts the server on `listen` (port 0: any) over this fleet's
-    /// database, and waits for its `listening on` line.
     fn serve(&self, listen: &str) -> Server {
-        let mut child = Command::new(FERRY)
-            .args(["fleet", "serve", "--listen", listen, "--interval", "1"])
-            .arg("--db")
-            .arg(self.path("fleet.db"))
-            .args(["--operator-token-file", &self.token_file()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ferry fleet serve starts");
-        let stdout = child.stdout.take().expect("its stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("a `listening on` line, got {line:?}"))
-            .to_string();
-        Server { child, url }
+        fleet_common::serve(self.dir.path(), listen)
     }
 
     fn enrol(&self, server: &str, name: &str) -> String {

@@ -6,32 +6,22 @@
 //! goes on where it was; the operator's pause, resume and abort; a forged
 //! artifact refused; malformed requests exit 2.
 
-use std::io::{BufRead, BufReader};
+mod fleet_common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 use ferry_testkit::Signer;
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+use fleet_common::{Server, FERRY};
 
 /// Fails on a device whose root holds etc/fail-me.
 const SCRIPT: &str = "#!/bin/sh\n\
     if [ -e \"$FERRY_ROOT/etc/fail-me\" ]; then echo 'told to fail'; exit 1; fi\n\
     echo applied\n";
 
-/// A running `ferry fleet serve`, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A test's fleet: its directory (operator token, database, roots) and
+/// the release key that signs its artifacts.
 struct Lab {
     dir: tempfile::TempDir,
     signer: Signer,
@@ -60,26 +50,7 @@ impl Lab {
     }
 
     fn serve(&self, listen: &str) -> Server {
-        let mut child = Command::new(FERRY)
-            .args(["fleet", "serve", "--listen", listen, "--interval", "1"])
-            .arg("--db")
-            .arg(self.path("fleet.db"))
-            .args(["--operator-token-file", &self.token_file()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ferry fleet serve starts");
-        let stdout = child.stdout.take().expect("its stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("a `listening on` line, got {line:?}"))
-            .to_string();
-        Server { child, url }
+        fleet_common::serve(self.dir.path(), listen)
     }
 
     /// Enrols device `i` with a root of its own (Debian 12) in `group`.
