@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fleet_common::{Server, FERRY};
+use fleet_common::{free_port, text, Server, FERRY};
 
 /// A test's fleet: its directory (operator token, database, state dirs).
 struct Fleet {
@@ -139,24 +139,6 @@ impl Fleet {
             })
             .collect()
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A loopback port free right now, for a server that must come back on
-/// the same address after a kill.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

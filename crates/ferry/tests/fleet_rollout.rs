@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use ferry_testkit::Signer;
 
-use fleet_common::{Server, FERRY};
+use fleet_common::{free_port, text, Server, FERRY};
 
 /// Fails on a device whose root holds etc/fail-me.
 const SCRIPT: &str = "#!/bin/sh\n\
@@ -143,22 +143,6 @@ impl Lab {
         args.extend_from_slice(extra);
         self.fleet_json(server, &args)
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn counts(status: &serde_json::Value) -> (u64, u64, u64) {

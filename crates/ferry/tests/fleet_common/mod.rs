@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
@@ -45,4 +45,23 @@ pub fn serve(dir: &Path, listen: &str) -> Server {
         .unwrap_or_else(|| panic!("a `listening on` line, got {line:?}"))
         .to_string();
     Server { child, url }
+}
+
+/// A command's exit code and output, for an assertion's message.
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A loopback port free right now, for a server that must come back on
+/// the same address after a kill.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
