@@ -92,7 +92,9 @@ fn json(path: &Path) -> impl Fn(serde_json::Error) -> SavedPlanError + '_ {
     move |e| SavedPlanError::Json {
         path: path.to_path_buf(),
         line: e.line(),
-        column: e.column(),
+        // serde_json counts the characters read on the line, so 0 means
+        // it stopped before the line's first: that is column 1.
+        column: e.column().max(1),
         message: e.to_string(),
     }
 }
@@ -462,12 +464,20 @@ mod tests {
         saved(&system, profile(dir.path())).save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let cut = &text[..text.len() / 2];
-        let lines = cut.lines().count();
+        // The line the text stops on, counted as editors do: a cut just
+        // after a newline stops on the (empty) line after it.
+        let last_line = cut.matches('\n').count() + 1;
         std::fs::write(&path, cut).unwrap();
         match SavedPlan::load(&path) {
-            Err(SavedPlanError::Json { path: p, line, .. }) => {
+            Err(SavedPlanError::Json {
+                path: p,
+                line,
+                column,
+                ..
+            }) => {
                 assert_eq!(p, path);
-                assert_eq!(line, lines, "where the text stops");
+                assert_eq!(line, last_line, "where the text stops");
+                assert!(column >= 1, "a column is 1-based");
             }
             other => panic!("{other:?}"),
         }

@@ -35,7 +35,9 @@ fn json(path: &Path) -> impl Fn(serde_json::Error) -> DocumentError + '_ {
     move |e| DocumentError::Json {
         path: path.to_path_buf(),
         line: e.line(),
-        column: e.column(),
+        // serde_json counts the characters read on the line, so 0 means
+        // it stopped before the line's first: that is column 1.
+        column: e.column().max(1),
         message: e.to_string(),
     }
 }
@@ -120,6 +122,19 @@ mod tests {
         assert!(
             matches!(cut, Err(DocumentError::Json { line: 3, .. })),
             "{cut:?}"
+        );
+        // Cut just after a newline: the empty line after it, column 1.
+        let at_line_start = parse_document::<Doc>(&path, b"{\n  \"format\": 1,\n", 1);
+        assert!(
+            matches!(
+                at_line_start,
+                Err(DocumentError::Json {
+                    line: 3,
+                    column: 1,
+                    ..
+                })
+            ),
+            "{at_line_start:?}"
         );
     }
 }
