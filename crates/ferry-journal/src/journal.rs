@@ -71,6 +71,14 @@ pub struct StepRecord<S: Step> {
     pub finished: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the step last began, in milliseconds since the epoch: seconds
+    /// are too coarse to show where a run of a few seconds spends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// Its wall time, from its last beginning to its end (a step resumed
+    /// after a crash counts the attempt that finished it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
 }
 
 /// The journal of one run, as stored in `/var/lib/ferry/<id>/state.json`.
@@ -124,6 +132,13 @@ pub enum JournalError {
     },
 }
 
+/// Milliseconds since the Unix epoch, for step wall times.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The format this ferry writes in `Journal::format`; readers of a journal
 /// compare against it.
 pub const JOURNAL_FORMAT: u32 = 1;
@@ -153,6 +168,8 @@ impl<S: Step> Journal<S> {
                     started: None,
                     finished: None,
                     error: None,
+                    started_ms: None,
+                    wall_ms: None,
                 })
                 .collect(),
         }
@@ -213,6 +230,8 @@ impl<S: Step> Journal<S> {
         }
         record.state = StepState::Running;
         record.started = Some(now());
+        record.started_ms = Some(now_ms());
+        record.wall_ms = None;
         record.error = None;
         Ok(())
     }
@@ -231,6 +250,9 @@ impl<S: Step> Journal<S> {
             return Err(not("it is not running"));
         }
         record.finished = Some(now());
+        record.wall_ms = record
+            .started_ms
+            .map(|started| now_ms().saturating_sub(started));
         match result {
             Ok(()) => record.state = StepState::Done,
             Err(error) => {
@@ -375,6 +397,28 @@ mod tests {
         assert_eq!(j.interrupted_step(), Some(Demo::Change));
         assert!(j.packages_touched());
         j.begin(Demo::Change).unwrap();
+    }
+
+    #[test]
+    fn a_finished_step_has_its_wall_time_and_an_old_journal_reads_without_one() {
+        let mut j: Journal<Demo> = Journal::new("m1", "move", "00");
+        j.begin(Demo::Check).unwrap();
+        assert_eq!(j.steps[0].wall_ms, None, "running: no time yet");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        j.finish(Demo::Check, Ok(())).unwrap();
+        let wall = j.steps[0].wall_ms.expect("a wall time");
+        assert!((30..10_000).contains(&wall), "{wall} ms");
+        // Begun again after a crash: the attempt that finishes counts.
+        j.begin(Demo::Save).unwrap();
+        j.begin(Demo::Save).unwrap();
+        j.finish(Demo::Save, Ok(())).unwrap();
+        assert!(j.steps[1].wall_ms.unwrap() < wall);
+
+        let old = r#"{"format":1,"id":"m0","profile":"p","profile_sha256":"00",
+            "created":1,"outcome":"in-progress","steps":[{"step":"check",
+            "state":"done","started":1,"finished":2}]}"#;
+        let old: Journal<Demo> = serde_json::from_str(old).unwrap();
+        assert_eq!(old.steps[0].wall_ms, None);
     }
 
     #[test]

@@ -75,7 +75,20 @@ fn organisation_move_and_offline_rollback() -> TestResult {
 
     let status = world.ferry(&["--json", "status"]);
     status.success();
-    assert_eq!(status.stdout_json()?["migration"]["outcome"], "succeeded");
+    let status = status.stdout_json()?;
+    assert_eq!(status["migration"]["outcome"], "succeeded");
+    // Each step's wall time, and together no more than the whole run.
+    let run_ms = started.elapsed().as_millis() as u64;
+    for step in status["migration"]["steps"].as_array().ok_or("no steps")? {
+        assert!(step["wall_ms"].is_u64(), "no wall time: {step}");
+    }
+    let in_steps = status["migration"]["steps_wall_ms"]
+        .as_u64()
+        .ok_or("no sum")?;
+    assert!(
+        in_steps > 0 && in_steps <= run_ms,
+        "{in_steps} of {run_ms} ms"
+    );
     let events = world.read("/var/log/ferry/events.jsonl")?;
     for state in ["\"INI\"", "\"OK\"", "\"END\"", "\"CMDLOG\"", "\"SUCCESS\""] {
         assert!(events.contains(state), "events lack {state}");
@@ -368,12 +381,37 @@ fn bench_overhead_against_plain_apt() -> TestResult {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     let (mut ferry_best, mut apt_best) = (f64::MAX, f64::MAX);
+    let (mut ferry_steps, mut apt_steps) = (String::new(), String::new());
     for _ in 0..rounds {
         let world = world(new_core())?;
         let started = std::time::Instant::now();
         world.ferry(&["run", PROFILE, "--yes"]).success();
-        ferry_best = ferry_best.min(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
         assert_moved(&world)?;
+        if took < ferry_best {
+            ferry_best = took;
+            // Where the time went, as `ferry status` tells a user.
+            let status = world.ferry(&["--json", "status"]);
+            status.success();
+            let status = status.stdout_json()?;
+            let mut parts: Vec<String> = status["migration"]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let ms = r["wall_ms"].as_u64().unwrap_or(0);
+                    format!(
+                        "{}={:.2}",
+                        r["step"].as_str().unwrap_or("?"),
+                        ms as f64 / 1000.0
+                    )
+                })
+                .collect();
+            let in_steps =
+                status["migration"]["steps_wall_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+            parts.push(format!("outside steps={:.2}", took - in_steps));
+            ferry_steps = parts.join(" ");
+        }
 
         let world = self::world(new_core())?;
         let started = std::time::Instant::now();
@@ -392,7 +430,9 @@ fn bench_overhead_against_plain_apt() -> TestResult {
             "/usr/share/keyrings/new-org.gpg",
             std::fs::read(world.sys.workdir().join("new-org.gpg"))?,
         )?;
+        let sources_done = started.elapsed().as_secs_f64();
         world.sys.run_ok(["apt-get", "update", "-q"])?;
+        let update_done = started.elapsed().as_secs_f64();
         world.sys.run_ok([
             "apt-get",
             "install",
@@ -402,13 +442,25 @@ fn bench_overhead_against_plain_apt() -> TestResult {
             "acme-daemon-",
             "acme-legacy-",
         ])?;
+        let install_done = started.elapsed().as_secs_f64();
         world.sys.run_ok(["apt-get", "dist-upgrade", "-y", "-q"])?;
-        apt_best = apt_best.min(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
         assert_moved(&world)?;
+        if took < apt_best {
+            apt_best = took;
+            apt_steps = format!(
+                "sources={sources_done:.2} update={:.2} install={:.2} dist-upgrade={:.2}",
+                update_done - sources_done,
+                install_done - update_done,
+                took - install_done
+            );
+        }
     }
     println!("organisation move, best of {rounds}:");
     println!("  ferry run (plan, backup, journal, verify): {ferry_best:6.2} s");
+    println!("    steps: {ferry_steps}");
     println!("  plain apt-get (same package changes):     {apt_best:6.2} s");
+    println!("    steps: {apt_steps}");
     println!("  overhead ratio: {:.2}x", ferry_best / apt_best);
     Ok(())
 }

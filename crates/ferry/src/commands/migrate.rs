@@ -885,8 +885,19 @@ pub struct StepView<'a> {
     pub state: StepState,
     pub started: Option<String>,
     pub finished: Option<String>,
+    /// The step's wall time in milliseconds, once it has finished.
+    pub wall_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+}
+
+/// A wall time as people read it: `0.42 s`, `12.3 s`, `2 min 05 s`.
+fn wall_time(ms: u64) -> String {
+    match ms {
+        0..=9_999 => format!("{:.2} s", ms as f64 / 1000.0),
+        10_000..=119_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
+    }
 }
 
 /// A ferry process that drove the migration.
@@ -909,6 +920,8 @@ pub struct MigrationView<'a> {
     pub created: String,
     pub outcome: Outcome,
     pub steps: Vec<StepView<'a>>,
+    /// The finished steps' wall times added up, in milliseconds.
+    pub steps_wall_ms: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drivers: Vec<DriverView<'a>>,
 }
@@ -929,9 +942,11 @@ impl<'a> From<&'a Journal<AptStep>> for MigrationView<'a> {
                     state: r.state,
                     started: r.started.map(render::iso8601),
                     finished: r.finished.map(render::iso8601),
+                    wall_ms: r.wall_ms,
                     error: r.error.as_deref(),
                 })
                 .collect(),
+            steps_wall_ms: j.steps.iter().filter_map(|r| r.wall_ms).sum(),
             drivers: j
                 .drivers
                 .iter()
@@ -1028,14 +1043,16 @@ impl fmt::Display for StatusOutput<'_> {
                     state.to_string(),
                     r.started.clone().unwrap_or_default(),
                     r.finished.clone().unwrap_or_default(),
+                    r.wall_ms.map(wall_time).unwrap_or_default(),
                     r.error.unwrap_or_default().to_string(),
                 ]
             })
             .collect();
         f.write_str(&render::table(
-            &["STEP", "STATE", "STARTED", "FINISHED", "ERROR"],
+            &["STEP", "STATE", "STARTED", "FINISHED", "TIME", "ERROR"],
             &rows,
         ))?;
+        writeln!(f, "steps took {} in all", wall_time(m.steps_wall_ms))?;
         if let Some(files) = &self.files {
             writeln!(
                 f,
@@ -1088,11 +1105,19 @@ impl fmt::Display for HistoryOutput<'_> {
                     last.map(|r| r.step.as_str().to_string())
                         .unwrap_or_default(),
                     m.created.clone(),
+                    wall_time(m.steps_wall_ms),
                 ]
             })
             .collect();
         f.write_str(&render::table(
-            &["MIGRATION", "PROFILE", "OUTCOME", "LAST STEP", "CREATED"],
+            &[
+                "MIGRATION",
+                "PROFILE",
+                "OUTCOME",
+                "LAST STEP",
+                "CREATED",
+                "TIME",
+            ],
             &rows,
         ))
     }
@@ -1425,9 +1450,11 @@ pub(crate) mod tests {
             Err("apt-get update failed: E: The repository is not signed.".into()),
         )
         .unwrap();
-        for record in &mut j.steps {
+        // Fixed times, one per human format of wall_time.
+        for (record, ms) in j.steps.iter_mut().zip([120, 2_340, 15, 125_300]) {
             record.started = record.started.map(|_| 1_795_348_800);
             record.finished = record.finished.map(|_| 1_795_348_801);
+            record.wall_ms = record.wall_ms.map(|_| ms);
         }
         j
     }
@@ -1456,6 +1483,23 @@ pub(crate) mod tests {
             json["migration"]["steps"][0]["finished"],
             "2026-11-22T12:00:01Z"
         );
+    }
+
+    #[test]
+    fn status_gives_each_steps_wall_time_and_their_sum() {
+        let layout = Layout::new(Path::new("/"));
+        let journal = journal();
+        let json = serde_json::to_value(StatusOutput::new(Some(&journal), &layout)).unwrap();
+        let steps = &json["migration"]["steps"];
+        assert_eq!(steps[1]["wall_ms"], 2_340);
+        assert_eq!(steps[4]["wall_ms"], serde_json::Value::Null, "not run");
+        assert_eq!(
+            json["migration"]["steps_wall_ms"],
+            120 + 2_340 + 15 + 125_300
+        );
+        assert_eq!(wall_time(120), "0.12 s");
+        assert_eq!(wall_time(12_345), "12.3 s");
+        assert_eq!(wall_time(125_300), "2 min 05 s");
     }
 
     #[test]
