@@ -221,6 +221,7 @@ impl AptSandbox {
             &system.host_path("etc/apt/trusted.gpg.d"),
             &dir.join("etc/apt/trusted.gpg.d"),
         )?;
+        write_config(dir, system)?;
         for file in [
             "etc/apt/preferences",
             "etc/apt/trusted.gpg",
@@ -299,11 +300,8 @@ impl AptSandbox {
         if specs.is_empty() {
             return Ok(());
         }
-        let mut command = Command::new("apt-get");
-        for option in self.options() {
-            command.arg("-o").arg(option);
-        }
-        let output = command
+        let output = self
+            .command("apt-get")
             .args(["-q", "download"])
             .args(specs)
             .current_dir(into)
@@ -358,12 +356,20 @@ impl AptSandbox {
         options
     }
 
-    fn apt_get(&self, args: &[&str]) -> Result<String, AptError> {
-        let mut command = Command::new("apt-get");
+    /// `program` (an apt tool) confined to the sandbox: its configuration is
+    /// the root's, read through [`CONFIG`], never the host's.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.env("APT_CONFIG", self.dir.join(CONFIG));
         for option in self.options() {
             command.arg("-o").arg(option);
         }
-        let output = command
+        command
+    }
+
+    fn apt_get(&self, args: &[&str]) -> Result<String, AptError> {
+        let output = self
+            .command("apt-get")
             .args(args)
             .env("LC_ALL", "C")
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -389,11 +395,8 @@ impl AptSandbox {
     /// failures only, so the caller reads the lines and the lists for each
     /// source it needs; only a failure to start apt is an error here.
     pub fn update(&self) -> Result<UpdateOutput, AptError> {
-        let mut command = Command::new("apt-get");
-        for option in self.options() {
-            command.arg("-o").arg(option);
-        }
-        let output = command
+        let output = self
+            .command("apt-get")
             .args(["update", "-q"])
             .env("LC_ALL", "C")
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -468,6 +471,53 @@ impl AptSandbox {
     }
 }
 
+/// The file `APT_CONFIG` names, inside the sandbox. apt reads it before
+/// anything else, so it decides which configuration parts are read: `-o
+/// Dir::Etc::parts` on the command line comes too late, after the host's
+/// `/etc/apt/apt.conf.d` has been read (and with it the host's proxies,
+/// index targets and hooks).
+const CONFIG: &str = "etc/apt/ferry-sandbox.conf";
+
+/// Hooks apt runs around an update or dpkg: a plan is read-only, and these
+/// would act on the system they were written for (e.g. refresh its
+/// AppStream cache), so the sandbox clears them after reading the rest.
+const HOOKS: [&str; 7] = [
+    "APT::Update::Pre-Invoke",
+    "APT::Update::Post-Invoke",
+    "APT::Update::Post-Invoke-Success",
+    "DPkg::Pre-Invoke",
+    "DPkg::Post-Invoke",
+    "DPkg::Pre-Install-Pkgs",
+    "DPkg::Post-Invoke-Success",
+];
+
+/// Writes the sandbox's configuration: the root's `apt.conf.d` parts and
+/// `apt.conf` (what its apt would use), then the hooks cleared.
+fn write_config(dir: &Path, system: &SystemRoot) -> Result<(), AptError> {
+    let parts = dir.join("etc/apt/apt.conf.d");
+    copy_dir_files(&system.host_path("etc/apt/apt.conf.d"), &parts)?;
+    let main = dir.join("etc/apt/apt.conf");
+    // apt reads the main file after the parts: the hooks are cleared last.
+    let mut text =
+        std::fs::read_to_string(system.host_path("etc/apt/apt.conf")).unwrap_or_default();
+    text.push_str("\n// ferry's plan sandbox runs no hooks.\n");
+    for hook in HOOKS {
+        text.push_str(&format!("#clear {hook};\n"));
+    }
+    std::fs::write(&main, text).map_err(io(&main))?;
+    let config = dir.join(CONFIG);
+    let quoted = |p: &Path| format!("\"{}\"", p.display());
+    std::fs::write(
+        &config,
+        format!(
+            "Dir::Etc::parts {};\nDir::Etc::main {};\n",
+            quoted(&parts),
+            quoted(&main)
+        ),
+    )
+    .map_err(io(&config))
+}
+
 fn copy_dir_files(from: &Path, to: &Path) -> Result<(), AptError> {
     copy_dir_files_where(from, to, |_| true)
 }
@@ -525,6 +575,83 @@ Conf acme-core (2.0 new-org:1.0/stable [all])
         AptSandbox::create(dir.path(), &system, &[], &[])
             .unwrap()
             .options()
+    }
+
+    /// Real apt's view of the sandbox's configuration (`apt-config dump`).
+    #[test]
+    fn the_sandbox_reads_the_roots_configuration_not_the_hosts_and_runs_no_hooks() {
+        if Command::new("apt-config").arg("-v").output().is_err() {
+            eprintln!("skipped: apt-config is not installed");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let conf_d = root.path().join("etc/apt/apt.conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
+        std::fs::write(
+            conf_d.join("10proxy"),
+            "Acquire::http::Proxy \"http://proxy.invalid:3128\";\n",
+        )
+        .unwrap();
+        std::fs::write(
+            conf_d.join("50hooks"),
+            "APT::Update::Post-Invoke-Success { \"touch /tmp/ferry-hook-ran\"; };\n\
+             DPkg::Post-Invoke { \"true\"; };\n",
+        )
+        .unwrap();
+        let system = SystemRoot::open(root.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = AptSandbox::create(dir.path(), &system, &[], &[]).unwrap();
+        let output = sandbox.command("apt-config").arg("dump").output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let dump = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            dump.contains("Acquire::http::Proxy \"http://proxy.invalid:3128\";"),
+            "the root's own settings hold:\n{dump}"
+        );
+        for hook in HOOKS {
+            // A cleared list keeps its key, with no entries.
+            assert!(
+                !dump.contains(&format!("{hook}:: ")),
+                "{hook} cleared:\n{dump}"
+            );
+        }
+        // Whatever the host's /etc/apt/apt.conf.d says, none of it is read:
+        // only the sandbox's parts directory is named.
+        assert!(
+            dump.contains(&format!(
+                "Dir::Etc::parts \"{}\";",
+                dir.path().join("etc/apt/apt.conf.d").display()
+            )),
+            "{dump}"
+        );
+        for entry in std::fs::read_dir("/etc/apt/apt.conf.d")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("Acquire::") && l.ends_with(';') && !l.contains('{'))
+            {
+                let key = line.split_whitespace().next().unwrap_or_default();
+                if sandbox
+                    .options()
+                    .iter()
+                    .any(|o| o.starts_with(&format!("{key}=")))
+                {
+                    continue; // ferry sets it on the command line
+                }
+                assert!(
+                    !dump.contains(&format!("{key} ")),
+                    "the host's {key} ({}) leaked in:\n{dump}",
+                    entry.path().display()
+                );
+            }
+        }
     }
 
     #[test]
