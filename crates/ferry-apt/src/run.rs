@@ -13,6 +13,7 @@
 //! is no longer the one it was made for), and either keeps it beside the
 //! journal for `resume`.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -27,7 +28,7 @@ use ferry_journal::{
     LockError, MigrationLock, Outcome, Step as _, StepEvent, StepObserver, Steps,
 };
 
-use crate::plan::{compute_in_temp, Plan, PlanError};
+use crate::plan::{Plan, PlanError};
 use crate::profile::{HookWhen, Profile, Upgrade};
 use crate::rollback::{rollback, RollbackError, RollbackReport};
 use crate::saved_plan::{SavedPlan, SavedPlanError, SystemFingerprint, PLAN_JSON};
@@ -311,7 +312,13 @@ pub fn run(
     let (id, _lock) = begin_new(&layout, &profile.name)?;
     // Before the plan: the plan is of the system as it was then.
     let fingerprint = SystemFingerprint::capture(system)?;
-    let plan = compute_in_temp(system, profile)?;
+    // Kept until the run ends: the update step takes the lists the plan's
+    // apt-get update fetched instead of fetching them again.
+    let sandbox = tempfile::Builder::new()
+        .prefix("ferry-plan-")
+        .tempdir()
+        .map_err(io(&std::env::temp_dir()))?;
+    let plan = crate::plan::compute(system, profile, sandbox.path())?;
     if plan.blocked() {
         return Ok(RunOutcome::Blocked {
             plan: Box::new(plan),
@@ -319,7 +326,8 @@ pub fn run(
     }
 
     let saved = SavedPlan::new(fingerprint, profile, &plan)?;
-    start(&layout, &id, saved, options, progress)
+    let lists = sandbox.path().join("var/lib/apt/lists");
+    start(&layout, &id, saved, Some(&lists), options, progress)
 }
 
 /// Starts a migration of `root` that carries out `saved` as it is, without
@@ -337,14 +345,17 @@ pub fn run_saved(
     // Under the lock: nothing ferry runs can change the system between this
     // check and the run.
     saved.check_matches(system)?;
-    start(&layout, &id, saved, options, progress)
+    start(&layout, &id, saved, None, options, progress)
 }
 
 /// Keeps `saved` beside a new journal and drives it.
+/// `plan_lists`: the lists the plan's own `apt-get update` just fetched
+/// for exactly the sources the run writes, when there are such.
 fn start(
     layout: &Layout,
     id: &str,
     saved: SavedPlan,
+    plan_lists: Option<&Path>,
     options: &RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
@@ -360,6 +371,7 @@ fn start(
     );
     journal.save(&layout.journal(id))?;
     let mut runner = Runner::new(layout, id, saved, progress, options)?;
+    runner.plan_lists = plan_lists.map(Path::to_path_buf);
     runner
         .events
         .emit(
@@ -461,6 +473,9 @@ struct Runner<'a> {
     log: std::fs::File,
     /// Set by the self-upgrade step: the new binary to continue under.
     restart_with: Option<PathBuf>,
+    /// The lists the plan's `apt-get update` fetched moments ago for the
+    /// sources this run writes; none for a saved or resumed plan.
+    plan_lists: Option<PathBuf>,
 }
 
 impl<'a> Runner<'a> {
@@ -488,6 +503,7 @@ impl<'a> Runner<'a> {
             events,
             log,
             restart_with: None,
+            plan_lists: None,
         })
     }
 
@@ -895,6 +911,41 @@ impl<'a> Runner<'a> {
     /// Release must be in the root's lists afterwards.
     fn update(&mut self) -> Result<(), StepError> {
         let step = AptStep::Update;
+        let lists = self.layout.root.join("var/lib/apt/lists");
+        if let Some(fetched) = self.plan_lists.take() {
+            // The plan's apt ran `update` on the same sources with the
+            // root's configuration and checked every target's answer (a
+            // plan that lacks one is blocked); fetching it all again is
+            // the cost of a second update and nothing more.
+            match install_lists(&fetched, &lists) {
+                Ok(count)
+                    if self
+                        .saved
+                        .targets
+                        .iter()
+                        .all(|t| t.release_in(&lists).is_some()) =>
+                {
+                    self.note(
+                        step,
+                        EventState::Cmdlog,
+                        &format!(
+                            "took the {count} list files the plan's apt-get update fetched; not fetched again"
+                        ),
+                    );
+                    return Ok(());
+                }
+                Ok(_) => self.note(
+                    step,
+                    EventState::Cmdlog,
+                    "the plan's lists lack a target's Release file; running apt-get update",
+                ),
+                Err(e) => self.note(
+                    step,
+                    EventState::Cmdlog,
+                    &format!("cannot take the plan's lists ({e}); running apt-get update"),
+                ),
+            }
+        }
         let mut args = vec!["-q".to_string()];
         args.extend(self.release_change_allowances());
         args.push("update".into());
@@ -907,7 +958,6 @@ impl<'a> Runner<'a> {
                 said: trouble_lines(&lines),
             });
         }
-        let lists = self.layout.root.join("var/lib/apt/lists");
         for target in &self.saved.targets {
             let said = crate::target::apt_lines_about(target, &lines);
             let failed = said.iter().any(|l| {
@@ -1209,6 +1259,36 @@ impl Steps<AptStep> for Runner<'_> {
 const SELF_PACKAGE: &str = "ferry";
 
 /// This process, as the journal records it.
+/// Makes `to` (a root's apt lists) hold exactly the list files of `from`,
+/// as an `apt-get update` with the same sources would leave it: each file
+/// replaced atomically, then those of sources no longer configured removed.
+/// Interrupted, the update step runs again on resume, with apt itself.
+fn install_lists(from: &Path, to: &Path) -> std::io::Result<usize> {
+    // apt's `lock` and `partial/` belong to the directory, not to a source.
+    let list_files = |dir: &Path| -> std::io::Result<BTreeSet<std::ffi::OsString>> {
+        let mut names = BTreeSet::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() && entry.file_name() != "lock" {
+                names.insert(entry.file_name());
+            }
+        }
+        Ok(names)
+    };
+    let fetched = list_files(from)?;
+    for name in &fetched {
+        let mut temporary = std::ffi::OsString::from(".ferry-");
+        temporary.push(name);
+        let temporary = to.join(temporary);
+        std::fs::copy(from.join(name), &temporary)?;
+        std::fs::rename(&temporary, to.join(name))?;
+    }
+    for name in list_files(to)?.difference(&fetched) {
+        std::fs::remove_file(to.join(name))?;
+    }
+    Ok(fetched.len())
+}
+
 fn current_driver(root: &Path) -> ferry_journal::Driver {
     let package_version = crate::snapshot::installed_packages(&SystemRoot::new(root))
         .ok()
@@ -1253,6 +1333,30 @@ fn compact_time() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taken_lists_replace_the_roots_and_drop_those_of_sources_gone() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(from.path().join("new_InRelease"), "new").unwrap();
+        std::fs::write(from.path().join("kept_Packages"), "fresh").unwrap();
+        std::fs::write(from.path().join("lock"), "").unwrap();
+        std::fs::create_dir(from.path().join("partial")).unwrap();
+        std::fs::write(to.path().join("kept_Packages"), "stale").unwrap();
+        std::fs::write(to.path().join("old_InRelease"), "old").unwrap();
+        std::fs::write(to.path().join(".ferry-new_InRelease"), "torn").unwrap();
+        std::fs::write(to.path().join("lock"), "root's").unwrap();
+        assert_eq!(install_lists(from.path(), to.path()).unwrap(), 2);
+        let mut names: Vec<String> = std::fs::read_dir(to.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["kept_Packages", "lock", "new_InRelease"]);
+        let read = |name: &str| std::fs::read_to_string(to.path().join(name)).unwrap();
+        assert_eq!(read("kept_Packages"), "fresh");
+        assert_eq!(read("lock"), "root's", "apt's lock is left alone");
+        assert!(install_lists(&from.path().join("gone"), to.path()).is_err());
+    }
 
     #[test]
     fn apt_status_lines_give_the_activity_percent_and_message() {

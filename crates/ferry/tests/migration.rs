@@ -11,6 +11,7 @@
 
 mod org_move;
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use ferry_apt::Snapshot;
@@ -92,6 +93,37 @@ fn organisation_move_and_offline_rollback() -> TestResult {
     let events = world.read("/var/log/ferry/events.jsonl")?;
     for state in ["\"INI\"", "\"OK\"", "\"END\"", "\"CMDLOG\"", "\"SUCCESS\""] {
         assert!(events.contains(state), "events lack {state}");
+    }
+    // The update step took the plan's lists: apt's own update on the moved
+    // system leaves the very same files.
+    assert!(events.contains("not fetched again"), "{events}");
+    let lists = |world: &World| -> Result<BTreeMap<String, Vec<u8>>, Box<dyn std::error::Error>> {
+        let dir = world.sys.host_path("/var/lib/apt/lists");
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_file() && name != "lock" {
+                files.insert(name, std::fs::read(entry.path())?);
+            }
+        }
+        Ok(files)
+    };
+    let taken = lists(&world)?;
+    assert!(
+        taken.keys().any(|n| n.ends_with("InRelease")),
+        "{:?}",
+        taken.keys()
+    );
+    world.sys.run_ok(["apt-get", "update", "-q"])?;
+    let after = lists(&world)?;
+    assert_eq!(
+        taken.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "apt-get update left other list files"
+    );
+    for (name, bytes) in &taken {
+        assert!(after[name] == *bytes, "apt-get update rewrote {name}");
     }
 
     // Offline: both repositories are gone.
