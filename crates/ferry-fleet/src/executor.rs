@@ -1,7 +1,9 @@
 //! Runs a verified artifact on the device: a migration profile through the
 //! ferry binary itself (`ferry run --yes --root ROOT PROFILE`, so the run is
 //! journaled and resumable exactly as when a person starts it, and this
-//! crate never links the apt layer), or a shell script with a timeout.
+//! crate never links the apt layer), or a shell script with a timeout. A
+//! profile whose run a kill or a reboot interrupted is resumed from its
+//! journal (`ferry run --resume`), not started again.
 //!
 //! Not for deciding whether an artifact may run (the agent checks the
 //! command, the SHA-256 and the signature first).
@@ -33,6 +35,40 @@ pub struct ExecConfig {
     pub device_id: String,
 }
 
+/// Where `ferry run` keeps its journals under the root, one
+/// `<id>/state.json` per migration.
+const JOURNALS: &str = "var/lib/ferry";
+
+/// What [`interrupted_run_of`] reads of a journal; the rest of it is the
+/// apt layer's.
+#[derive(serde::Deserialize)]
+struct JournalHead {
+    profile_sha256: String,
+    outcome: ferry_journal::Outcome,
+}
+
+/// Whether a journal under `root` holds an unfinished run of this very
+/// profile (the same SHA-256): the agent, or the device, was killed while
+/// it ran. Another profile's unfinished run is not this command's to
+/// resume; `ferry run` refuses to start beside it.
+fn interrupted_run_of(root: &Path, profile: &Path) -> bool {
+    let Ok((digest, _)) = ferry_fetch::sha256_file(profile) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(root.join(JOURNALS)) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("state.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<JournalHead>(&bytes).ok())
+            .is_some_and(|head| {
+                head.outcome == ferry_journal::Outcome::InProgress
+                    && head.profile_sha256.eq_ignore_ascii_case(&digest)
+            })
+    })
+}
+
 /// Runs `artifact` as `kind`, killing its process group after `timeout`.
 pub fn run(
     kind: ArtifactKind,
@@ -61,8 +97,14 @@ pub fn run(
             };
             let mut c = Command::new(exe);
             c.args(["run", "--yes", "--quiet", "--root"])
-                .arg(&config.root)
-                .arg(artifact);
+                .arg(&config.root);
+            // Started afresh, a run is refused while the one a kill left
+            // is unfinished; resumed, it goes on from its journal.
+            if interrupted_run_of(&config.root, artifact) {
+                c.arg("--resume");
+            } else {
+                c.arg(artifact);
+            }
             c
         }
     };
@@ -127,5 +169,51 @@ pub fn run(
             success: false,
             reason: Some(reason),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A root whose journal holds one run of `profile` with `outcome`.
+    fn root_with_run(profile: &[u8], outcome: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(JOURNALS).join("20260101-000000-move");
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = serde_json::json!({
+            "format": 1,
+            "id": "20260101-000000-move",
+            "profile": "move",
+            "profile_sha256": ferry_fetch::sha256_hex(profile),
+            "created": 0,
+            "outcome": outcome,
+            "steps": [],
+        });
+        std::fs::write(dir.join("state.json"), journal.to_string()).unwrap();
+        root
+    }
+
+    #[test]
+    fn only_an_unfinished_run_of_the_same_profile_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("artifact");
+        std::fs::write(&profile, "schema = 1\nname = \"move\"\n").unwrap();
+        let same = std::fs::read(&profile).unwrap();
+
+        let root = root_with_run(&same, "in-progress");
+        assert!(interrupted_run_of(root.path(), &profile));
+        // Finished: a new command with the same profile starts afresh.
+        let root = root_with_run(&same, "succeeded");
+        assert!(!interrupted_run_of(root.path(), &profile));
+        // Another profile's unfinished run is not this command's.
+        let root = root_with_run(b"schema = 1\nname = \"other\"\n", "in-progress");
+        assert!(!interrupted_run_of(root.path(), &profile));
+        // No journal at all, or no profile: nothing to resume.
+        assert!(!interrupted_run_of(dir.path(), &profile));
+        assert!(!interrupted_run_of(
+            root.path(),
+            &dir.path().join("missing")
+        ));
     }
 }
