@@ -24,8 +24,14 @@ target=${CARGO_TARGET_DIR:-target}
 
 command -v sqlite3 >/dev/null || { echo "fleet-scale: needs sqlite3 (apt-get install sqlite3)" >&2; exit 2; }
 cargo build --quiet --release -p ferry --bin ferry -p ferry-fleet-sim --bin ferry-fleet-sim
-# Every agent holds one connection and the server one socket per agent.
-ulimit -n 65536
+# Every agent holds one connection and the server one socket per agent:
+# each process needs a descriptor per agent. Raise the soft limit as far
+# as the hard one allows (a container may cap that).
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((agents + 256)) ]; then
+  echo "fleet-scale: $agents agents need $((agents + 256)) open files per process, the limit is $(ulimit -n)" >&2
+  exit 2
+fi
 
 work=$(mktemp -d)
 server_pid=

@@ -408,7 +408,9 @@ async fn run_agent(
             next_seq += 1;
         }
         send_batch(&mut conn, &agent.token, &mut pending, &shared).await;
-        tokio::time::sleep(jittered(interval, &mut rng)).await;
+        // The run ends at its deadline, not one interval after it.
+        let wake = (Instant::now() + jittered(interval, &mut rng)).min(deadline);
+        tokio::time::sleep_until(wake.into()).await;
     }
     // What is still unacknowledged is sent again, as an agent's outbox is
     // after a reconnect, until the server takes it.

@@ -21,6 +21,7 @@ use sqlx::{Row, SqlitePool};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_devices_events.sql"),
     include_str!("../migrations/0002_groups_rollouts.sql"),
+    include_str!("../migrations/0003_rollout_indexes.sql"),
 ];
 
 /// The schema version this binary writes and reads.
