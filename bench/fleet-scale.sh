@@ -10,15 +10,15 @@
 # device's sent seqs (1..=N) against the rows in the SQLite file.
 #
 # usage: bench/fleet-scale.sh [AGENTS] [SECONDS]
-#   env: FLEET_INTERVAL (server poll interval, default 30 s),
+#   env: FLEET_INTERVAL (server poll interval, default 60 s as the server's),
 #        FLEET_EVENTS (events per poll per agent, default 5),
 #        CARGO_TARGET_DIR (where to build)
 # Needs sqlite3. Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 agents=${1:-10000}
-seconds=${2:-90}
-interval=${FLEET_INTERVAL:-30}
+seconds=${2:-100}
+interval=${FLEET_INTERVAL:-60}
 events=${FLEET_EVENTS:-5}
 target=${CARGO_TARGET_DIR:-target}
 
