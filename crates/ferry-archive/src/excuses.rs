@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_deb::{BinaryPackage, VersionRef};
-use ferry_solve::{PkgId, Report, Universe};
+use ferry_solve::{PkgId, Pool, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
@@ -134,7 +134,9 @@ struct Candidate {
 /// alternatives are the solver's business), and which are broken.
 struct Arch<'a> {
     name: String,
-    pool: Vec<BinaryPackage<'a>>,
+    pool: &'a [BinaryPackage<'a>],
+    /// The pool resolved once; each trial's universe is cut from it.
+    resolved: Pool<'a>,
     present: Vec<bool>,
     depends_on: Vec<Vec<u32>>,
     needed_by: Vec<Vec<u32>>,
@@ -151,17 +153,26 @@ struct Change {
     add: Vec<u32>,
 }
 
+/// An architecture's pool: the target's binaries, then the incoming ones
+/// the target does not have; and how many of them the target has.
+fn pool_of<'a>(
+    target: Vec<BinaryPackage<'a>>,
+    incoming: &[BinaryPackage<'a>],
+) -> (Vec<BinaryPackage<'a>>, usize) {
+    let present_count = target.len();
+    let known: HashSet<Key> = target.iter().map(key).collect();
+    let mut pool = target;
+    pool.extend(
+        incoming
+            .iter()
+            .filter(|p| !known.contains(&key(p)))
+            .cloned(),
+    );
+    (pool, present_count)
+}
+
 impl<'a> Arch<'a> {
-    fn new(name: &str, target: Vec<BinaryPackage<'a>>, incoming: &[BinaryPackage<'a>]) -> Arch<'a> {
-        let present_count = target.len();
-        let known: HashSet<Key> = target.iter().map(key).collect();
-        let mut pool = target;
-        pool.extend(
-            incoming
-                .iter()
-                .filter(|p| !known.contains(&key(p)))
-                .cloned(),
-        );
+    fn new(name: &str, pool: &'a [BinaryPackage<'a>], present_count: usize) -> Arch<'a> {
         let mut present = vec![false; pool.len()];
         present[..present_count].fill(true);
         let mut providers: HashMap<&str, Vec<u32>> = HashMap::new();
@@ -208,6 +219,7 @@ impl<'a> Arch<'a> {
             essential,
             name: name.to_string(),
             pool,
+            resolved: Pool::new(pool, name, &[]),
             present,
             depends_on,
             needed_by,
@@ -248,11 +260,7 @@ impl<'a> Arch<'a> {
             stack.extend(self.depends_on[i as usize].iter().copied());
         }
         closure.sort_unstable();
-        let universe = Universe::from_refs(
-            closure.iter().map(|&i| &self.pool[i as usize]),
-            &self.name,
-            &[],
-        );
+        let universe = self.resolved.universe(&closure);
         // Every record of the closure is of this architecture or `all` and
         // the pool holds no duplicates, so ids are positions in `closure`;
         // should a duplicate ever collapse, ids are looked up by name.
@@ -568,7 +576,7 @@ pub fn excuses_with(
     // broken there already (checked once, explained only when broken).
     let mut from_records: Vec<Vec<BinaryPackage<'_>>> = Vec::new();
     let mut broken_in_source: HashMap<String, Vec<Report>> = HashMap::new();
-    let mut arches: Vec<Arch<'_>> = Vec::new();
+    let mut pools = Vec::new();
     for arch in &arch_names {
         let records = from.binaries(arch)?;
         let universe = Universe::new(&records, arch, &[]);
@@ -601,9 +609,14 @@ pub fn excuses_with(
         }
         let incoming: Vec<BinaryPackage<'_>> =
             records.iter().filter(|p| brings(p)).cloned().collect();
-        arches.push(Arch::new(arch, to.binaries(arch)?, &incoming));
+        pools.push(pool_of(to.binaries(arch)?, &incoming));
         from_records.push(incoming);
     }
+    let arches = arch_names
+        .iter()
+        .zip(&pools)
+        .map(|(name, (pool, present))| Arch::new(name, pool, *present))
+        .collect();
     let mut target = Target { arches };
     let broken_before = target.broken_counts();
 
