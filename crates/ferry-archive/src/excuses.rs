@@ -292,25 +292,15 @@ impl<'a> Arch<'a> {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let report_id = |r: &Report| -> Option<PkgId> {
-            if positional {
-                let k = key_of(&r.package);
-                back.keys()
-                    .copied()
-                    .find(|&id| key(&self.pool[closure[id as usize] as usize]) == k)
-            } else {
-                ids.get(&key_of(&r.package)).copied()
-            }
-        };
         let mut broken = HashSet::new();
         let mut reports = Vec::new();
-        for report in ferry_solve::check(&universe, Some(&wanted), explain) {
+        // `check` reports on the targets in the order given.
+        let checked = ferry_solve::check(&universe, Some(&wanted), explain);
+        for (id, report) in wanted.iter().zip(checked) {
             if report.status == ferry_solve::Status::Ok {
                 continue;
             }
-            if let Some(id) = report_id(&report) {
-                broken.extend(back.get(&id).into_iter().flatten().copied());
-            }
+            broken.extend(back.get(id).into_iter().flatten().copied());
             if explain {
                 reports.push(report);
             }
@@ -620,20 +610,24 @@ pub fn excuses_with(
     let mut target = Target { arches };
     let broken_before = target.broken_counts();
 
-    // The pool entries each candidate brings, per architecture.
-    let incoming_of = |target: &Target<'_>, c: &Candidate| -> Vec<Vec<u32>> {
-        target
-            .arches
-            .iter()
-            .zip(&from_records)
-            .map(|(arch, records)| {
-                records
-                    .iter()
-                    .filter(|p| p.source == c.source)
-                    .filter_map(|p| arch.index_of(p))
-                    .collect()
-            })
-            .collect()
+    // What each candidate brings, per architecture: its records and their
+    // pool entries, looked up once (a candidate is tried every round).
+    let n_arches = arch_names.len();
+    let mut records_of: HashMap<&str, Vec<Vec<&BinaryPackage<'_>>>> = HashMap::new();
+    let mut entries_of: HashMap<&str, Vec<Vec<u32>>> = HashMap::new();
+    for (a, (arch, records)) in target.arches.iter().zip(&from_records).enumerate() {
+        for p in records {
+            records_of.entry(p.source).or_insert_with(|| vec![Vec::new(); n_arches])[a].push(p);
+            if let Some(i) = arch.index_of(p) {
+                entries_of.entry(p.source).or_insert_with(|| vec![Vec::new(); n_arches])[a].push(i);
+            }
+        }
+    }
+    let incoming_of = |c: &Candidate| -> Vec<Vec<u32>> {
+        entries_of
+            .get(c.source.as_str())
+            .cloned()
+            .unwrap_or_else(|| vec![Vec::new(); n_arches])
     };
 
     let blocks = hinted(hints, |h| match h {
@@ -671,10 +665,10 @@ pub fn excuses_with(
         {
             reasons.push(Why::Blocked);
         }
-        let per_arch: Vec<Vec<&BinaryPackage<'_>>> = from_records
-            .iter()
-            .map(|records| records.iter().filter(|p| p.source == c.source).collect())
-            .collect();
+        let per_arch: Vec<Vec<&BinaryPackage<'_>>> = records_of
+            .get(c.source.as_str())
+            .cloned()
+            .unwrap_or_else(|| vec![Vec::new(); n_arches]);
         if per_arch.iter().all(Vec::is_empty) {
             reasons.push(Why::NoBinaries);
         }
@@ -780,7 +774,7 @@ pub fn excuses_with(
             }
             let c = &candidates[index];
             let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
-            let incoming = incoming_of(&target, c);
+            let incoming = incoming_of(c);
             if excuses[index].reasons == [Why::ForcedWhateverItBreaks] {
                 let changes = target.change(&sources, &incoming, true);
                 target.accept(&changes);
@@ -895,7 +889,7 @@ pub fn excuses_with(
         for &i in &pending {
             for (all, list) in incoming
                 .iter_mut()
-                .zip(incoming_of(&target, &candidates[i]))
+                .zip(incoming_of(&candidates[i]))
             {
                 all.extend(list);
             }
@@ -929,7 +923,7 @@ pub fn excuses_with(
         }
         let c = &candidates[index];
         let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
-        let incoming = incoming_of(&target, c);
+        let incoming = incoming_of(c);
         if let Trial::Rejected(explained) = target.try_with(&sources, &incoming, true) {
             let excuse = &mut excuses[index];
             let at = excuse.reasons.iter().position(breaks).unwrap_or(0);
