@@ -232,6 +232,16 @@ impl<'a> Arch<'a> {
         arch
     }
 
+    /// The pool entry of a package the solver reported on.
+    fn index_of_ref(&self, r: &ferry_solve::PackageRef) -> Option<u32> {
+        let k = (
+            r.package.as_str(),
+            r.version.as_str(),
+            r.architecture.as_str(),
+        );
+        self.index.get(&k).copied()
+    }
+
     fn index_of(&self, p: &BinaryPackage<'_>) -> Option<u32> {
         self.index
             .get(&(p.name, p.version.text, p.architecture))
@@ -854,13 +864,8 @@ pub fn excuses_with(
                 };
                 for r in broken {
                     let owner = arch
-                        .pool
-                        .iter()
-                        .find(|p| {
-                            p.name == r.package.package
-                                && p.version.to_string() == r.package.version
-                        })
-                        .map(|p| p.source);
+                        .index_of_ref(&r.package)
+                        .map(|i| arch.pool[i as usize].source);
                     if let Some(&other) = owner.and_then(|s| eligible_by_source.get(s)) {
                         if !excuses[other].migrates {
                             group.insert(other);
