@@ -696,6 +696,8 @@ pub struct ServeConfig {
     pub db: PathBuf,
     pub operator_token: String,
     pub interval_secs: u64,
+    /// The broker to publish "poll now" hints through (mqtt.rs), if any.
+    pub mqtt: Option<crate::mqtt::BrokerUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -746,6 +748,9 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
             operator_hash: token::hash(config.operator_token.trim()),
             interval_secs: config.interval_secs,
         });
+        if let Some(broker) = config.mqtt.clone() {
+            crate::mqtt::spawn_notifier(state.clone(), broker);
+        }
         ready(bound);
         axum::serve(listener, router(state))
             .await

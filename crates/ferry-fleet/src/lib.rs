@@ -7,14 +7,17 @@
 //! Rollouts: signed artifacts pushed to device groups in waves, gated on
 //! success rates and halted on failures (rollout.rs); the agent checks each
 //! command (device, expiry, replay, SHA-256, OpenPGP signature) and runs it
-//! through the executor. Not built yet: the MQTT "poll now" hint, TLS
-//! (docs/fleet.md). The agent builds on the engine (ferry-journal,
+//! through the executor. An optional MQTT "poll now" hint (hint.rs for its
+//! format, mqtt.rs for the broker) wakes agents early; it carries no
+//! command. Not built yet: TLS (docs/fleet.md). The agent builds on the engine (ferry-journal,
 //! ferry-fetch), never on apt: profiles run through the ferry binary.
 
 mod agent;
 mod api;
 mod client;
 mod executor;
+mod hint;
+mod mqtt;
 mod rollout;
 mod store;
 mod token;
@@ -34,6 +37,11 @@ pub use client::{
     devices, events, label, rollout_control, rollout_create, rollout_status, rollouts,
 };
 pub use executor::{ExecConfig, Executed};
+pub use hint::{
+    decode_hint, poll_topic, Hint, HintError, HintGate, Hinted, Reason, HINT_VERSION, MAX_HINT,
+    MIN_HINT_GAP, TOPIC_PREFIX,
+};
+pub use mqtt::{BrokerNote, BrokerUrl, HintListener, MqttError, Wake, DEFAULT_MQTT_PORT};
 pub use rollout::{
     AbortCriteria, ArtifactKind, ArtifactSpec, Assignment, Control, Counts, DeviceState, Expect,
     Gate, OnFailure, Outcome, ResultAnswer, ResultReport, RolloutDevice, RolloutError,

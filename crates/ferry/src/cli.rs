@@ -100,6 +100,11 @@ pub enum FleetCommand {
         /// Seconds between a device's polls, as the server tells the agents
         #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         interval: u64,
+        /// An MQTT broker (mqtt://HOST:PORT) to publish "poll now" hints
+        /// through when devices get a command; without it devices learn of
+        /// commands at their next poll
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<ferry_fleet::BrokerUrl>,
     },
     /// Enrol this device with a server: keeps its id and token in --state (0600)
     Enrol {
@@ -275,6 +280,11 @@ pub struct AgentArgs {
     /// One cycle (take events, poll, upload) and exit: 0 when all was delivered, 1 when the server could not be reached (events stay buffered)
     #[arg(long)]
     pub once: bool,
+    /// An MQTT broker (mqtt://HOST:PORT) to take "poll now" hints from:
+    /// a hint makes the agent poll at once (at most once every 5 seconds)
+    /// instead of waiting out the interval
+    #[arg(long, value_name = "URL", conflicts_with = "once")]
+    pub mqtt: Option<ferry_fleet::BrokerUrl>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -226,10 +226,16 @@ fn written(page: &str) -> Written {
         "ferry-fleet" | "ferry-fleet-serve" => w(
             "1 when the server cannot start or stops; 2 for a bad flag, an unreadable or empty token file, an address in use, or a database of a newer schema.",
             &[("FILE (--db)", "the SQLite database, migrated to the current schema on start (see docs/fleet.md)")],
-            &[(
-                "Serve the fleet API on port 8470:",
-                "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token",
-            )],
+            &[
+                (
+                    "Serve the fleet API on port 8470:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token",
+                ),
+                (
+                    "The same, hinting devices through an MQTT broker to poll as soon as they get a command:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token --mqtt mqtt://broker:1883",
+                ),
+            ],
         ),
         "ferry-fleet-enrol" => w(
             "1 when the server refused or could not be reached; 2 when the state dir is already enrolled.",
@@ -302,7 +308,10 @@ fn written(page: &str) -> Written {
                 ("/var/log/ferry/events.jsonl", "the event log the agent delivers"),
                 ("FILE (--keyring)", "the OpenPGP keyring rollout artifacts must be signed with"),
             ],
-            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg")],
+            &[
+                ("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg"),
+                ("Run forever, polling at once when the broker relays a hint (at most every 5 s):", "sudo ferry agent --keyring /etc/ferry/fleet.gpg --mqtt mqtt://broker:1883"),
+            ],
         ),
         _ => w("", NO_FILES, &[]),
     }
