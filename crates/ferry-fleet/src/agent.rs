@@ -842,11 +842,21 @@ impl Agent {
     /// Appends one event to the device's event log, as the journal writes
     /// them, so the agent's own decisions reach the server exactly once too.
     fn log_event(&self, rollout: &str, state: ferry_journal::EventState, msg: &str) {
+        self.log_step_event(rollout, "rollout", state, msg);
+    }
+
+    fn log_step_event(
+        &self,
+        rollout: &str,
+        step: &str,
+        state: ferry_journal::EventState,
+        msg: &str,
+    ) {
         let event = Event {
             ts: ferry_journal::rfc3339_now(),
             device: self.identity.device_id.clone(),
             migration: rollout.to_string(),
-            step: "rollout".into(),
+            step: step.into(),
             function: "agent".into(),
             uptime: std::fs::read_to_string("/proc/uptime")
                 .ok()
@@ -872,6 +882,19 @@ impl Agent {
         {
             let _ = log.write_all(&line);
         }
+    }
+
+    /// Records payloads on the device's hint topic that were not hints
+    /// (forged or broken), as an error event that reaches the server with
+    /// the next upload; the agent goes on.
+    pub fn note_bad_hints(&self, count: u64, error: Option<&crate::hint::HintError>) {
+        let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+        self.log_step_event(
+            "",
+            "hint",
+            ferry_journal::EventState::Error,
+            &format!("ignored {count} malformed MQTT hint(s){why}"),
+        );
     }
 
     /// Refuses a command: an event, a record, a `refused` result.

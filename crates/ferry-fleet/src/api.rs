@@ -832,6 +832,8 @@ pub struct ServeConfig {
     pub interval_secs: u64,
     /// HTTPS (and mutual TLS) instead of plain HTTP.
     pub tls: Option<ServerTls>,
+    /// The broker to publish "poll now" hints through (mqtt.rs), if any.
+    pub mqtt: Option<crate::mqtt::BrokerUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -888,6 +890,9 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
             https: tls.is_some(),
             bind_devices: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         });
+        if let Some(broker) = config.mqtt.clone() {
+            crate::mqtt::spawn_notifier(state.clone(), broker);
+        }
         let app = router(state).into_make_service_with_connect_info::<Peer>();
         match tls {
             Some(tls) => {

@@ -8,14 +8,17 @@
 //! success rates and halted on failures (rollout.rs); the agent checks each
 //! command (device, expiry, replay, SHA-256, OpenPGP signature) and runs it
 //! through the executor, whose output the agent uploads after the result.
-//! HTTPS and mutual TLS with rustls (tls.rs). Not built yet: the MQTT "poll
-//! now" hint (docs/fleet.md). The agent builds on the engine (ferry-journal,
+//! HTTPS and mutual TLS with rustls (tls.rs). An optional MQTT "poll now"
+//! hint (hint.rs for its format, mqtt.rs for the broker) wakes agents early;
+//! it carries no command. The agent builds on the engine (ferry-journal,
 //! ferry-fetch), never on apt: profiles run through the ferry binary.
 
 mod agent;
 mod api;
 mod client;
 mod executor;
+mod hint;
+mod mqtt;
 mod rollout;
 mod store;
 mod tls;
@@ -37,6 +40,11 @@ pub use client::{
     Remote,
 };
 pub use executor::{keep_tail, ExecConfig, Executed, MAX_LOG};
+pub use hint::{
+    decode_hint, poll_topic, Hint, HintError, HintGate, Hinted, Reason, HINT_VERSION, MAX_HINT,
+    MIN_HINT_GAP, TOPIC_PREFIX,
+};
+pub use mqtt::{BrokerNote, BrokerUrl, HintListener, MqttError, Wake, DEFAULT_MQTT_PORT};
 pub use rollout::{
     AbortCriteria, ArtifactKind, ArtifactSpec, Assignment, Control, Counts, DeviceState, Expect,
     Gate, OnFailure, Outcome, ResultAnswer, ResultReport, RolloutDevice, RolloutError,

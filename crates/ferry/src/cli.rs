@@ -111,6 +111,11 @@ pub enum FleetCommand {
         /// device (subject alternative name DNS:DEVICE-ID)
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+        /// An MQTT broker (mqtt://HOST:PORT) to publish "poll now" hints
+        /// through when devices get a command; without it devices learn of
+        /// commands at their next poll
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<ferry_fleet::BrokerUrl>,
     },
     /// Enrol this device with a server: keeps its id and token in --state (0600)
     Enrol {
@@ -315,6 +320,11 @@ pub struct AgentArgs {
     pub once: bool,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
+    /// An MQTT broker (mqtt://HOST:PORT) to take "poll now" hints from:
+    /// a hint makes the agent poll at once (at most once every 5 seconds)
+    /// instead of waiting out the interval
+    #[arg(long, value_name = "URL", conflicts_with = "once")]
+    pub mqtt: Option<ferry_fleet::BrokerUrl>,
 }
 
 #[derive(Debug, Subcommand)]

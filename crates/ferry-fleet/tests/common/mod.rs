@@ -19,6 +19,7 @@ pub fn start(dir: &Path, operator: &str, interval_secs: u64) -> String {
         operator_token: operator.to_string(),
         interval_secs,
         tls: None,
+        mqtt: None,
     };
     std::thread::spawn(move || {
         if let Err(e) = ferry_fleet::serve(config, |addr| {

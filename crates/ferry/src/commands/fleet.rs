@@ -31,6 +31,7 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
             tls_cert,
             tls_key,
             client_ca,
+            mqtt,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(ServerTls {
@@ -40,7 +41,15 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
                 }),
                 _ => None,
             };
-            serve(listen, db, &operator_token_file, interval, tls, global)
+            serve(
+                listen,
+                db,
+                &operator_token_file,
+                interval,
+                tls,
+                mqtt,
+                global,
+            )
         }
         FleetCommand::Enrol {
             server,
@@ -232,6 +241,7 @@ fn serve(
     token_file: &Path,
     interval: u64,
     tls: Option<ServerTls>,
+    mqtt: Option<ferry_fleet::BrokerUrl>,
     global: &Global,
 ) -> Result<Exit, Failure> {
     let operator_token = read_secret(token_file)?;
@@ -243,6 +253,7 @@ fn serve(
         operator_token,
         interval_secs: interval,
         tls,
+        mqtt,
     };
     // Only returns on failure: the server runs until it is stopped.
     ferry_fleet::serve(config, |addr| {
@@ -466,6 +477,13 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
         tls: client_tls(&args.tls),
     })
     .map_err(agent_failure)?;
+    let mut hints = match &args.mqtt {
+        Some(broker) => Some(
+            ferry_fleet::HintListener::start(broker, agent.device_id(), ferry_fleet::MIN_HINT_GAP)
+                .map_err(|e| Failure::bad_input(e.to_string()))?,
+        ),
+        None => None,
+    };
     loop {
         match agent.cycle() {
             Ok(cycle) => {
@@ -497,7 +515,45 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
             }
             Err(error) => return Err(agent_failure(error)),
         }
-        std::thread::sleep(agent.next_wait());
+        let deadline = std::time::Instant::now() + agent.next_wait();
+        match &mut hints {
+            Some(hints) => wait_for_hint(hints, deadline, &agent, global.quiet),
+            None => {
+                std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        }
+    }
+}
+
+/// Waits out the interval unless a hint comes first; payloads that were
+/// not hints become an error event (sent with the next cycle's upload).
+fn wait_for_hint(
+    hints: &mut ferry_fleet::HintListener,
+    deadline: std::time::Instant,
+    agent: &ferry_fleet::Agent,
+    quiet: bool,
+) {
+    loop {
+        match hints.wait(deadline) {
+            ferry_fleet::Wake::Interval => return,
+            ferry_fleet::Wake::Hinted(hinted) => {
+                if hinted.malformed > 0 {
+                    agent.note_bad_hints(hinted.malformed, hinted.error.as_ref());
+                }
+                if !quiet {
+                    eprintln!(
+                        "hint: polling now ({} hint(s), {} malformed, since the last poll)",
+                        hinted.hints, hinted.malformed
+                    );
+                }
+                return;
+            }
+            ferry_fleet::Wake::Broker(note) => {
+                if !quiet {
+                    eprintln!("{note}");
+                }
+            }
+        }
     }
 }
 

@@ -238,6 +238,10 @@ fn written(page: &str) -> Written {
                     "Serve it over HTTPS, every client with a certificate the client CA signed:",
                     "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token --tls-cert /etc/ferry/fleet.pem --tls-key /etc/ferry/fleet.key --client-ca /etc/ferry/clients-ca.pem",
                 ),
+                (
+                    "The same, hinting devices through an MQTT broker to poll as soon as they get a command:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token --mqtt mqtt://broker:1883",
+                ),
             ],
         ),
         "ferry-fleet-logs" => w(
@@ -326,7 +330,10 @@ fn written(page: &str) -> Written {
                 ("/var/log/ferry/events.jsonl", "the event log the agent delivers"),
                 ("FILE (--keyring)", "the OpenPGP keyring rollout artifacts must be signed with"),
             ],
-            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg")],
+            &[
+                ("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg"),
+                ("Run forever, polling at once when the broker relays a hint (at most every 5 s):", "sudo ferry agent --keyring /etc/ferry/fleet.gpg --mqtt mqtt://broker:1883"),
+            ],
         ),
         _ => w("", NO_FILES, &[]),
     }
