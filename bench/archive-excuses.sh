@@ -5,8 +5,13 @@
 # verdict counts. There is no britney here to run side by side (it is not
 # packaged in Debian); dose-distcheck on the written result is the oracle,
 # in `cargo test -p ferry-archive --test real_data`.
+# The figure before each trial's universe was cut from one resolved pool
+# per architecture is printed beside the new one (issue 18's bar: 20 s and
+# 1 GB on 2 cores). CPU seconds are shown too, as the machine is shared.
 # usage: bench/archive-excuses.sh
 set -euo pipefail
+previous="57-60 s wall (~57 s CPU), peak 855 MB: every trial resolved its own universe"
+
 cd "$(dirname "$0")/.."
 data=${FERRY_DEBIAN_DATA:-../shared/data/debian}
 work=$(mktemp -d)
@@ -17,9 +22,12 @@ for suite in sid forky; do
   ln -s "$(realpath "$data/$suite-main-Sources.xz")" "$work/$suite/main/source/Sources.xz"
 done
 cargo build --quiet --release -p ferry
-/usr/bin/time -f 'ferry archive excuses sid -> forky: %e s, peak %M KB' \
-  target/release/ferry --json archive excuses --from "$work/sid" --to "$work/forky" \
+/usr/bin/time -o "$work/time" \
+  -f 'ferry archive excuses sid -> forky: %e s wall, %U s user + %S s sys CPU, peak %M KB' \
+  "${CARGO_TARGET_DIR:-target}/release/ferry" --json archive excuses --from "$work/sid" --to "$work/forky" \
   > "$work/excuses.json" || true
+tail -n 1 "$work/time"
+echo "  previously: $previous"
 python3 - "$work/excuses.json" <<'PY'
 import collections, json, sys
 d = json.load(open(sys.argv[1]))

@@ -39,6 +39,7 @@ system_packages=(
   fdisk util-linux mount e2fsprogs dosfstools btrfs-progs squashfs-tools bmap-tools # disk images: sfdisk, blkid, losetup, mkfs.*, bmaptool
   network-manager openssh-client # takeover: nmcli --offline reads the keyfiles ferry writes; ssh-keygen checks host keys
   grub-pc-bin grub2-common # takeover VM images: grub-install --target=i386-pc (qemu: test-takeover-vm.sh installs it from one suite)
+  mosquitto mosquitto-clients # the fleet's MQTT hint: a real broker and mosquitto_pub (tests/fleet_mqtt.rs)
 )
 
 logs="${CARGO_TARGET_DIR:-target}/test-all"

@@ -3,8 +3,8 @@
 # meet it: builds the .deb with dpkg-buildpackage from a copy of the work
 # tree, runs lintian, installs the package into a fresh minbase chroot
 # (mmdebstrap, from the mirror of this host's own APT configuration) with
-# apt-get, runs ferry there, checks the directories, the unit and the
-# completions, then the maintainer scripts: prerm refusing removal during a
+# apt-get, runs ferry there, checks the directories, the units (resume,
+# fleet agent) and the completions, then the maintainer scripts: prerm refusing removal during a
 # migration, preinst keeping journals, postrm purge keeping backups.
 #
 # Prints PASS:/FAIL: per check, SKIP: per check it cannot make here, and
@@ -231,6 +231,29 @@ else
   echo "SKIP: systemd-analyze verify ferry-resume.service: systemd-analyze is not installed (apt-get install systemd)"
 fi
 
+agent_unit=/lib/systemd/system/ferry-agent.service
+check "ferry-agent.service is installed" test -f "$root$agent_unit"
+check "ferry-agent.service waits for enrolment (ConditionPathExists on identity.json)" \
+  grep -qx 'ConditionPathExists=/var/lib/ferry/agent/identity.json' "$root$agent_unit"
+check "ferry-agent.service runs 'ferry agent' with FERRY_AGENT_ARGS from /etc/default/ferry-agent" bash -c '
+  grep -qx "EnvironmentFile=-/etc/default/ferry-agent" "$1" &&
+  grep -qx "ExecStart=/usr/bin/ferry agent --state /var/lib/ferry/agent \$FERRY_AGENT_ARGS" "$1"' _ "$root$agent_unit"
+check "ferry-agent.service is enabled (multi-user.target.wants)" \
+  test -L "$root/etc/systemd/system/multi-user.target.wants/ferry-agent.service"
+dpkg-deb -e "$deb" "$work/control"
+check "the maintainer scripts never start, stop or restart ferry-agent.service" bash -c '
+  ! grep -hE "deb-systemd-invoke.*ferry-agent" "$1"/postinst "$1"/prerm "$1"/postrm 2>/dev/null' _ "$work/control"
+check "ferry agent --help names the flags the unit documents" bash -c '
+  help=$(chroot "$1" ferry agent --help) &&
+  for f in --state --keyring --ca --cert --key --server; do grep -q -- "$f" <<<"$help" || exit 1; done' _ "$root"
+if command -v systemd-analyze >/dev/null; then
+  check "systemd-analyze verify ferry-agent.service" bash -c '
+    out=$(systemd-analyze verify --man=no "$1" 2>&1)
+    grep -v "/usr/bin/ferry is not executable" <<<"$out" | { ! grep .; } || { echo "$out"; exit 1; }' _ "$root$agent_unit"
+else
+  echo "SKIP: systemd-analyze verify ferry-agent.service: systemd-analyze is not installed (apt-get install systemd)"
+fi
+
 # ---------------------------------------------------------------- prerm
 # A migration as ferry leaves it on disk (docs/packaging.md, ferry-journal): its
 # journal, and the lock naming it and the pid of the ferry running it.
@@ -329,8 +352,10 @@ check "purge removed /var/log/ferry" test ! -e "$root/var/log/ferry"
 check "purge kept /var/backups/ferry and its journals" bash -c '
   [ -d "$1/var/backups/ferry" ] &&
   set -- "$1"/var/backups/ferry/journals/*/move-to-new-org/state.json && [ -f "$1" ]' _ "$root"
-check "purge removed the unit and its enablement" bash -c '
-  [ ! -e "$1/lib/systemd/system/ferry-resume.service" ] &&
-  [ ! -L "$1/etc/systemd/system/multi-user.target.wants/ferry-resume.service" ]' _ "$root"
+check "purge removed the units and their enablement" bash -c '
+  for u in ferry-resume ferry-agent; do
+    [ ! -e "$1/lib/systemd/system/$u.service" ] &&
+    [ ! -L "$1/etc/systemd/system/multi-user.target.wants/$u.service" ] || exit 1
+  done' _ "$root"
 
 summary

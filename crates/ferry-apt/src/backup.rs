@@ -248,7 +248,12 @@ fn save_deb(
     };
     let cached = system.host_path("var/cache/apt/archives").join(&name);
     if cached.is_file() && deb_is(&cached, package) {
-        std::fs::copy(&cached, &target).map_err(io(&target))?;
+        // apt never rewrites a cached .deb in place (it renames new ones
+        // over), so a hard link is as good a copy and costs no bytes; across
+        // filesystems, or where one exists already, it is copied.
+        if std::fs::hard_link(&cached, &target).is_err() {
+            std::fs::copy(&cached, &target).map_err(io(&target))?;
+        }
         return saved(DebOrigin::AptCache);
     }
     if old_sources.fetch(package, &target) {

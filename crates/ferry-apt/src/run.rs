@@ -320,6 +320,25 @@ pub fn run(
         .map_err(io(&std::env::temp_dir()))?;
     let plan = crate::plan::compute(system, profile, sandbox.path())?;
     if plan.blocked() {
+        // Nothing ran, and whoever reads the device's events (a fleet
+        // server, a person after the fact) must see why, not silence.
+        let blockers: Vec<String> = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::finding::Severity::Blocker)
+            .map(|f| format!("{}: {}", f.key, f.finding))
+            .collect();
+        if let Ok(mut events) = EventLog::open(root, &id) {
+            let _ = events.emit(
+                "plan",
+                "run",
+                EventState::Fail,
+                &format!(
+                    "blocked by the plan's checks, nothing was changed: {}",
+                    blockers.join("; ")
+                ),
+            );
+        }
         return Ok(RunOutcome::Blocked {
             plan: Box::new(plan),
         });

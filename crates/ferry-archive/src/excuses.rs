@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_deb::{BinaryPackage, VersionRef};
-use ferry_solve::{PkgId, Report, Universe};
+use ferry_solve::{PkgId, Pool, Report, Universe};
 use serde::Serialize;
 
 use crate::hints::{Hint, HintItem, Hints};
@@ -134,7 +134,9 @@ struct Candidate {
 /// alternatives are the solver's business), and which are broken.
 struct Arch<'a> {
     name: String,
-    pool: Vec<BinaryPackage<'a>>,
+    pool: &'a [BinaryPackage<'a>],
+    /// The pool resolved once; each trial's universe is cut from it.
+    resolved: Pool<'a>,
     present: Vec<bool>,
     depends_on: Vec<Vec<u32>>,
     needed_by: Vec<Vec<u32>>,
@@ -142,6 +144,11 @@ struct Arch<'a> {
     by_source: HashMap<&'a str, Vec<u32>>,
     essential: Vec<u32>,
     index: HashMap<(&'a str, &'a str, &'a str), u32>,
+    /// For each entry, the generation (`Target::generation`) at which it
+    /// last arrived, left or changed from broken to not or back.
+    stamp: Vec<u32>,
+    /// The generation at which an Essential entry last arrived.
+    essential_arrived: u32,
 }
 
 /// A change to one architecture: pool entries leaving and arriving.
@@ -151,17 +158,26 @@ struct Change {
     add: Vec<u32>,
 }
 
+/// An architecture's pool: the target's binaries, then the incoming ones
+/// the target does not have; and how many of them the target has.
+fn pool_of<'a>(
+    target: Vec<BinaryPackage<'a>>,
+    incoming: &[BinaryPackage<'a>],
+) -> (Vec<BinaryPackage<'a>>, usize) {
+    let present_count = target.len();
+    let known: HashSet<Key> = target.iter().map(key).collect();
+    let mut pool = target;
+    pool.extend(
+        incoming
+            .iter()
+            .filter(|p| !known.contains(&key(p)))
+            .cloned(),
+    );
+    (pool, present_count)
+}
+
 impl<'a> Arch<'a> {
-    fn new(name: &str, target: Vec<BinaryPackage<'a>>, incoming: &[BinaryPackage<'a>]) -> Arch<'a> {
-        let present_count = target.len();
-        let known: HashSet<Key> = target.iter().map(key).collect();
-        let mut pool = target;
-        pool.extend(
-            incoming
-                .iter()
-                .filter(|p| !known.contains(&key(p)))
-                .cloned(),
-        );
+    fn new(name: &str, pool: &'a [BinaryPackage<'a>], present_count: usize) -> Arch<'a> {
         let mut present = vec![false; pool.len()];
         present[..present_count].fill(true);
         let mut providers: HashMap<&str, Vec<u32>> = HashMap::new();
@@ -208,16 +224,29 @@ impl<'a> Arch<'a> {
             essential,
             name: name.to_string(),
             pool,
+            resolved: Pool::new(pool, name, &[]),
             present,
             depends_on,
             needed_by,
             broken: HashSet::new(),
             by_source,
+            stamp: vec![0; pool.len()],
+            essential_arrived: 0,
         };
         let all: Vec<u32> = (0..present_count as u32).collect();
-        let (broken, _) = arch.check(&arch.present.clone(), &all, false);
+        let (broken, _) = arch.check(&arch.present.clone(), &all, false, None);
         arch.broken = broken;
         arch
+    }
+
+    /// The pool entry of a package the solver reported on.
+    fn index_of_ref(&self, r: &ferry_solve::PackageRef) -> Option<u32> {
+        let k = (
+            r.package.as_str(),
+            r.version.as_str(),
+            r.architecture.as_str(),
+        );
+        self.index.get(&k).copied()
     }
 
     fn index_of(&self, p: &BinaryPackage<'_>) -> Option<u32> {
@@ -229,11 +258,15 @@ impl<'a> Arch<'a> {
     /// Which of `targets` are broken with `present`, checked in a universe
     /// of their dependency closure and the Essential packages; with
     /// `explain`, the reports of the broken ones.
+    ///
+    /// `watch` gets every entry whose presence the answer depended on: the
+    /// closure and the entries its members depend on, present or not.
     fn check(
         &self,
         present: &[bool],
         targets: &[u32],
         explain: bool,
+        watch: Option<&mut Vec<u32>>,
     ) -> (HashSet<u32>, Vec<Report>) {
         let mut seen = vec![false; self.pool.len()];
         let mut stack: Vec<u32> = targets.to_vec();
@@ -247,12 +280,14 @@ impl<'a> Arch<'a> {
             closure.push(i);
             stack.extend(self.depends_on[i as usize].iter().copied());
         }
+        if let Some(watch) = watch {
+            for &i in &closure {
+                watch.push(i);
+                watch.extend(self.depends_on[i as usize].iter().copied());
+            }
+        }
         closure.sort_unstable();
-        let universe = Universe::from_refs(
-            closure.iter().map(|&i| &self.pool[i as usize]),
-            &self.name,
-            &[],
-        );
+        let universe = self.resolved.universe(&closure);
         // Every record of the closure is of this architecture or `all` and
         // the pool holds no duplicates, so ids are positions in `closure`;
         // should a duplicate ever collapse, ids are looked up by name.
@@ -284,25 +319,15 @@ impl<'a> Arch<'a> {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let report_id = |r: &Report| -> Option<PkgId> {
-            if positional {
-                let k = key_of(&r.package);
-                back.keys()
-                    .copied()
-                    .find(|&id| key(&self.pool[closure[id as usize] as usize]) == k)
-            } else {
-                ids.get(&key_of(&r.package)).copied()
-            }
-        };
         let mut broken = HashSet::new();
         let mut reports = Vec::new();
-        for report in ferry_solve::check(&universe, Some(&wanted), explain) {
+        // `check` reports on the targets in the order given.
+        let checked = ferry_solve::check(&universe, Some(&wanted), explain);
+        for (id, report) in wanted.iter().zip(checked) {
             if report.status == ferry_solve::Status::Ok {
                 continue;
             }
-            if let Some(id) = report_id(&report) {
-                broken.extend(back.get(&id).into_iter().flatten().copied());
-            }
+            broken.extend(back.get(id).into_iter().flatten().copied());
             if explain {
                 reports.push(report);
             }
@@ -342,11 +367,19 @@ impl<'a> Arch<'a> {
         present
     }
 
-    /// The broken set after `change`, exact.
-    fn broken_after(&self, change: &Change) -> (Vec<bool>, HashSet<u32>, Vec<u32>) {
+    /// The broken set after `change`, exact; `watch` gets the entries the
+    /// answer depends on (see `check`), the affected ones included.
+    fn broken_after(
+        &self,
+        change: &Change,
+        mut watch: Option<&mut Vec<u32>>,
+    ) -> (Vec<bool>, HashSet<u32>) {
         let present = self.after(change);
         let affected = self.affected(change);
-        let (now, _) = self.check(&present, &affected, false);
+        let (now, _) = self.check(&present, &affected, false, watch.as_deref_mut());
+        if let Some(watch) = watch {
+            watch.extend(&affected);
+        }
         let affected_set: HashSet<u32> = affected.iter().copied().collect();
         let mut broken: HashSet<u32> = self
             .broken
@@ -355,13 +388,21 @@ impl<'a> Arch<'a> {
             .filter(|i| present[*i as usize] && !affected_set.contains(i))
             .collect();
         broken.extend(now);
-        (present, broken, affected)
+        (present, broken)
+    }
+
+    /// Whether no entry of `watch` changed, nor an Essential one arrived,
+    /// after generation `since`.
+    fn unchanged_since(&self, since: u32, watch: &[u32]) -> bool {
+        self.essential_arrived <= since && watch.iter().all(|&i| self.stamp[i as usize] <= since)
     }
 }
 
 /// The target: every architecture.
 struct Target<'a> {
     arches: Vec<Arch<'a>>,
+    /// How many states were adopted.
+    generation: u32,
 }
 
 /// An architecture's state after a change: present entries, broken ones.
@@ -372,7 +413,25 @@ enum Trial {
         states: Vec<State>,
         kept: Vec<String>,
     },
-    Rejected(Vec<Why>),
+    Rejected(Vec<Why>, Watch),
+}
+
+/// What a rejected trial's answer depended on: the generation it ran at
+/// and, per architecture, the entries whose presence or brokenness it
+/// read. While none of them changes, trying again gives the same answer.
+struct Watch {
+    generation: u32,
+    entries: Vec<Vec<u32>>,
+}
+
+impl Watch {
+    fn still_holds(&self, target: &Target<'_>) -> bool {
+        target
+            .arches
+            .iter()
+            .zip(&self.entries)
+            .all(|(arch, entries)| arch.unchanged_since(self.generation, entries))
+    }
 }
 
 impl<'a> Target<'a> {
@@ -413,16 +472,31 @@ impl<'a> Target<'a> {
     /// at the end: a candidate is retried every round).
     fn try_with(&self, sources: &HashSet<&str>, incoming: &[Vec<u32>], explain: bool) -> Trial {
         let mut rejection = Vec::new();
+        // Which changes these sources' own entries (what `change` reads).
+        let mut watch: Vec<Vec<u32>> = self
+            .arches
+            .iter()
+            .zip(incoming)
+            .map(|(arch, add)| {
+                let mut own = add.clone();
+                own.extend(
+                    sources
+                        .iter()
+                        .flat_map(|s| arch.by_source.get(s).into_iter().flatten()),
+                );
+                own
+            })
+            .collect();
         for keep_old in [false, true] {
             let changes = self.change(sources, incoming, keep_old);
             rejection.clear();
             let mut states = Vec::new();
-            for (arch, change) in self.arches.iter().zip(&changes) {
-                let (present, after, _) = arch.broken_after(change);
+            for ((arch, change), watch) in self.arches.iter().zip(&changes).zip(&mut watch) {
+                let (present, after) = arch.broken_after(change, Some(watch));
                 if after.len() > arch.broken.len() {
                     let newly: Vec<u32> = after.difference(&arch.broken).copied().collect();
                     let broken = if explain {
-                        arch.check(&present, &newly, true).1
+                        arch.check(&present, &newly, true, None).1
                     } else {
                         let mut named: Vec<Report> = newly
                             .iter()
@@ -460,7 +534,15 @@ impl<'a> Target<'a> {
                 return Trial::Accepted { states, kept };
             }
         }
-        Trial::Rejected(rejection)
+        for entries in &mut watch {
+            entries.sort_unstable();
+            entries.dedup();
+        }
+        let watch = Watch {
+            generation: self.generation,
+            entries: watch,
+        };
+        Trial::Rejected(rejection, watch)
     }
 
     fn accept(&mut self, changes: &[Change]) {
@@ -468,17 +550,27 @@ impl<'a> Target<'a> {
             .arches
             .iter()
             .zip(changes)
-            .map(|(arch, change)| {
-                let (present, broken, _) = arch.broken_after(change);
-                (present, broken)
-            })
+            .map(|(arch, change)| arch.broken_after(change, None))
             .collect();
         self.adopt(states);
     }
 
     /// Takes the states a trial computed.
     fn adopt(&mut self, states: Vec<State>) {
+        self.generation += 1;
+        let generation = self.generation;
         for (arch, (present, broken)) in self.arches.iter_mut().zip(states) {
+            for (i, (was, is)) in arch.present.iter().zip(&present).enumerate() {
+                if was != is {
+                    arch.stamp[i] = generation;
+                    if *is && arch.pool[i].essential {
+                        arch.essential_arrived = generation;
+                    }
+                }
+            }
+            for &i in arch.broken.symmetric_difference(&broken) {
+                arch.stamp[i as usize] = generation;
+            }
             arch.present = present;
             arch.broken = broken;
         }
@@ -568,7 +660,7 @@ pub fn excuses_with(
     // broken there already (checked once, explained only when broken).
     let mut from_records: Vec<Vec<BinaryPackage<'_>>> = Vec::new();
     let mut broken_in_source: HashMap<String, Vec<Report>> = HashMap::new();
-    let mut arches: Vec<Arch<'_>> = Vec::new();
+    let mut pools = Vec::new();
     for arch in &arch_names {
         let records = from.binaries(arch)?;
         let universe = Universe::new(&records, arch, &[]);
@@ -601,26 +693,44 @@ pub fn excuses_with(
         }
         let incoming: Vec<BinaryPackage<'_>> =
             records.iter().filter(|p| brings(p)).cloned().collect();
-        arches.push(Arch::new(arch, to.binaries(arch)?, &incoming));
+        pools.push(pool_of(to.binaries(arch)?, &incoming));
         from_records.push(incoming);
     }
-    let mut target = Target { arches };
+    let arches = arch_names
+        .iter()
+        .zip(&pools)
+        .map(|(name, (pool, present))| Arch::new(name, pool, *present))
+        .collect();
+    let mut target = Target {
+        arches,
+        generation: 0,
+    };
     let broken_before = target.broken_counts();
 
-    // The pool entries each candidate brings, per architecture.
-    let incoming_of = |target: &Target<'_>, c: &Candidate| -> Vec<Vec<u32>> {
-        target
-            .arches
-            .iter()
-            .zip(&from_records)
-            .map(|(arch, records)| {
-                records
-                    .iter()
-                    .filter(|p| p.source == c.source)
-                    .filter_map(|p| arch.index_of(p))
-                    .collect()
-            })
-            .collect()
+    // What each candidate brings, per architecture: its records and their
+    // pool entries, looked up once (a candidate is tried every round).
+    let n_arches = arch_names.len();
+    let mut records_of: HashMap<&str, Vec<Vec<&BinaryPackage<'_>>>> = HashMap::new();
+    let mut entries_of: HashMap<&str, Vec<Vec<u32>>> = HashMap::new();
+    for (a, (arch, records)) in target.arches.iter().zip(&from_records).enumerate() {
+        for p in records {
+            records_of
+                .entry(p.source)
+                .or_insert_with(|| vec![Vec::new(); n_arches])[a]
+                .push(p);
+            if let Some(i) = arch.index_of(p) {
+                entries_of
+                    .entry(p.source)
+                    .or_insert_with(|| vec![Vec::new(); n_arches])[a]
+                    .push(i);
+            }
+        }
+    }
+    let incoming_of = |c: &Candidate| -> Vec<Vec<u32>> {
+        entries_of
+            .get(c.source.as_str())
+            .cloned()
+            .unwrap_or_else(|| vec![Vec::new(); n_arches])
     };
 
     let blocks = hinted(hints, |h| match h {
@@ -658,10 +768,10 @@ pub fn excuses_with(
         {
             reasons.push(Why::Blocked);
         }
-        let per_arch: Vec<Vec<&BinaryPackage<'_>>> = from_records
-            .iter()
-            .map(|records| records.iter().filter(|p| p.source == c.source).collect())
-            .collect();
+        let per_arch: Vec<Vec<&BinaryPackage<'_>>> = records_of
+            .get(c.source.as_str())
+            .cloned()
+            .unwrap_or_else(|| vec![Vec::new(); n_arches]);
         if per_arch.iter().all(Vec::is_empty) {
             reasons.push(Why::NoBinaries);
         }
@@ -757,7 +867,10 @@ pub fn excuses_with(
         }
     }
 
-    // One at a time until nothing more migrates.
+    // One at a time until nothing more migrates. A rejected candidate is
+    // tried again only once something its trial read has changed (most of
+    // a round's acceptances are elsewhere in the archive).
+    let mut watches: HashMap<usize, Watch> = HashMap::new();
     let mut progress = true;
     while progress {
         progress = false;
@@ -767,7 +880,7 @@ pub fn excuses_with(
             }
             let c = &candidates[index];
             let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
-            let incoming = incoming_of(&target, c);
+            let incoming = incoming_of(c);
             if excuses[index].reasons == [Why::ForcedWhateverItBreaks] {
                 let changes = target.change(&sources, &incoming, true);
                 target.accept(&changes);
@@ -778,6 +891,25 @@ pub fn excuses_with(
             // A `force` overrode the policies, not the installability
             // check; the excuse keeps saying so.
             let forced = excuses[index].reasons.first() == Some(&Why::Forced);
+            if watches.get(&index).is_some_and(|w| w.still_holds(&target)) {
+                // The same packages break; only the counts of broken
+                // packages elsewhere may have moved.
+                for why in &mut excuses[index].reasons {
+                    if let Why::Breaks {
+                        architecture,
+                        before,
+                        after,
+                        ..
+                    } = why
+                    {
+                        if let Some(arch) = target.arches.iter().find(|a| a.name == *architecture) {
+                            *after = *after - *before + arch.broken.len();
+                            *before = arch.broken.len();
+                        }
+                    }
+                }
+                continue;
+            }
             match target.try_with(&sources, &incoming, false) {
                 Trial::Accepted { states, kept } => {
                     target.adopt(states);
@@ -792,7 +924,8 @@ pub fn excuses_with(
                     }
                     progress = true;
                 }
-                Trial::Rejected(why) => {
+                Trial::Rejected(why, watch) => {
+                    watches.insert(index, watch);
                     let excuse = &mut excuses[index];
                     excuse.reasons = forced.then_some(Why::Forced).into_iter().collect();
                     excuse.reasons.extend(why);
@@ -847,13 +980,8 @@ pub fn excuses_with(
                 };
                 for r in broken {
                     let owner = arch
-                        .pool
-                        .iter()
-                        .find(|p| {
-                            p.name == r.package.package
-                                && p.version.to_string() == r.package.version
-                        })
-                        .map(|p| p.source);
+                        .index_of_ref(&r.package)
+                        .map(|i| arch.pool[i as usize].source);
                     if let Some(&other) = owner.and_then(|s| eligible_by_source.get(s)) {
                         if !excuses[other].migrates {
                             group.insert(other);
@@ -880,10 +1008,7 @@ pub fn excuses_with(
             .collect();
         let mut incoming: Vec<Vec<u32>> = vec![Vec::new(); target.arches.len()];
         for &i in &pending {
-            for (all, list) in incoming
-                .iter_mut()
-                .zip(incoming_of(&target, &candidates[i]))
-            {
+            for (all, list) in incoming.iter_mut().zip(incoming_of(&candidates[i])) {
                 all.extend(list);
             }
         }
@@ -916,8 +1041,8 @@ pub fn excuses_with(
         }
         let c = &candidates[index];
         let sources: HashSet<&str> = [c.source.as_str()].into_iter().collect();
-        let incoming = incoming_of(&target, c);
-        if let Trial::Rejected(explained) = target.try_with(&sources, &incoming, true) {
+        let incoming = incoming_of(c);
+        if let Trial::Rejected(explained, _) = target.try_with(&sources, &incoming, true) {
             let excuse = &mut excuses[index];
             let at = excuse.reasons.iter().position(breaks).unwrap_or(0);
             excuse.reasons.retain(|w| !breaks(w));
@@ -962,7 +1087,7 @@ pub fn excuses_with(
             .arches
             .iter()
             .zip(&changes)
-            .any(|(arch, change)| arch.broken_after(change).1.len() > arch.broken.len());
+            .any(|(arch, change)| arch.broken_after(change, None).1.len() > arch.broken.len());
         if !grows {
             target.accept(&changes);
             dropped.push(name);

@@ -475,3 +475,49 @@ fn new_rc_bugs_block_and_ignore_rc_bugs_lifts_them() {
     assert!(!verdict(&run_with(&policies, "ignore-rc-bugs 201 bar/2\n"), "bar").migrates);
     assert!(!verdict(&run_with(&policies, "ignore-rc-bugs 200 bar/3\n"), "bar").migrates);
 }
+
+#[test]
+fn a_candidate_rejected_in_one_round_migrates_in_the_next_once_what_it_needs_arrived() {
+    // Candidates are tried in name order: aview 2 needs zlib 2, which is
+    // not in the target when aview is tried first; zlib migrates after it
+    // in that round, so the next round must try aview again (the retry
+    // skips only candidates whose packages did not change) and let it in
+    // on its own, not as a group.
+    let to = vec![
+        bin("aview", "1", "amd64", ""),
+        bin("zlib", "1", "amd64", ""),
+        bin("other", "1", "amd64", ""),
+    ];
+    let to_src = vec![
+        src("aview", "1", "aview"),
+        src("zlib", "1", "zlib"),
+        src("other", "1", "other"),
+    ];
+    let from = vec![
+        bin("aview", "2", "amd64", "Depends: zlib (>= 2)\n"),
+        bin("zlib", "2", "amd64", ""),
+        bin("other", "2", "amd64", "Depends: missing\n"),
+    ];
+    let from_src = vec![
+        src("aview", "2", "aview"),
+        src("zlib", "2", "zlib"),
+        src("other", "2", "other"),
+    ];
+    let e = run(&from, &from_src, &to, &to_src, "");
+    assert!(verdict(&e, "zlib").migrates, "{e:#?}");
+    let aview = verdict(&e, "aview");
+    assert!(aview.migrates, "{e:#?}");
+    assert!(aview.reasons.is_empty(), "alone, not grouped: {aview:#?}");
+    // `other` breaks itself in every round: rejected, and its excuse's
+    // counts are those of the target as it ends.
+    let other = verdict(&e, "other");
+    assert!(!other.migrates);
+    assert!(
+        other.reasons.iter().any(|w| matches!(
+            w,
+            Why::Breaks { before: 0, after: 1, broken, .. } if broken[0].package.package == "other"
+        )),
+        "{other:#?}"
+    );
+    assert_eq!(e.broken_after["amd64"], 0);
+}

@@ -35,8 +35,10 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, EventBatch, PollResponse, SequencedEvent,
 };
+use crate::client::Remote;
 use crate::executor::{self, ExecConfig};
 use crate::rollout::{unix_now, Assignment, Outcome, ResultAnswer, ResultReport};
+use crate::tls::{ClientTls, TlsError};
 
 /// The largest artifact or signature the agent downloads (256 MiB).
 const MAX_ARTIFACT: u64 = 256 * 1024 * 1024;
@@ -77,6 +79,8 @@ pub enum AgentError {
     },
     #[error("the server's answer to {what} is not understood: {message}")]
     BadAnswer { what: &'static str, message: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl AgentError {
@@ -135,6 +139,10 @@ pub struct CommandRecord {
     pub reason: Option<String>,
     /// Whether the server acknowledged the final result.
     pub reported: bool,
+    /// Whether the run's log (`logs/<command-id>.log`) is with the server,
+    /// or there is none to send.
+    #[serde(default)]
+    pub log_uploaded: bool,
 }
 
 /// One line of the outbox.
@@ -183,6 +191,8 @@ pub struct AgentConfig {
     pub root: PathBuf,
     /// The ferry binary that runs profiles (the running one when absent).
     pub ferry_exe: Option<PathBuf>,
+    /// The CA to trust and the client certificate to present over HTTPS.
+    pub tls: ClientTls,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AgentError + 'a {
@@ -193,19 +203,12 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-fn http_agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .build()
-}
-
 fn api_url(server: &str, path: &str) -> String {
     format!("{}/api/v1/{path}", server.trim_end_matches('/'))
 }
 
 /// Maps ureq's outcome to ours, reading a refusal's JSON message.
-fn answer(
+pub(crate) fn answer(
     what: &'static str,
     server: &str,
     result: Result<ureq::Response, ureq::Error>,
@@ -256,12 +259,14 @@ fn decode<T: for<'de> Deserialize<'de>>(
 /// GETs `/api/v1/{path}` with a bearer token and decodes the JSON answer.
 pub(crate) fn get_json<T: for<'de> Deserialize<'de>>(
     what: &'static str,
-    server: &str,
+    remote: &Remote,
     path: &str,
     token: &str,
     query: &[(&str, &str)],
 ) -> Result<T, AgentError> {
-    let mut request = http_agent()
+    let server = remote.url.as_str();
+    let mut request = remote
+        .http
         .get(&api_url(server, path))
         .set("Authorization", &format!("Bearer {}", token.trim()));
     for (key, value) in query {
@@ -273,16 +278,18 @@ pub(crate) fn get_json<T: for<'de> Deserialize<'de>>(
 /// POSTs `body` as JSON with `token` and decodes the JSON answer.
 pub(crate) fn post_json<B: Serialize, T: for<'de> Deserialize<'de>>(
     what: &'static str,
-    server: &str,
+    remote: &Remote,
     path: &str,
     token: &str,
     body: &B,
 ) -> Result<T, AgentError> {
+    let server = remote.url.as_str();
     let text = serde_json::to_string(body).map_err(|e| AgentError::BadAnswer {
         what,
         message: e.to_string(),
     })?;
-    let request = http_agent()
+    let request = remote
+        .http
         .post(&api_url(server, path))
         .set("Authorization", &format!("Bearer {}", token.trim()))
         .set("Content-Type", "application/json");
@@ -337,13 +344,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Age
 /// Enrols this device with `server` under the operator's token and keeps
 /// the device token in `state_dir/identity.json` (0600).
 pub fn enrol(
-    server: &str,
+    server: impl Into<Remote>,
     operator_token: &str,
     state_dir: &Path,
     os: Option<String>,
     version: Option<String>,
     labels: Vec<String>,
 ) -> Result<Identity, AgentError> {
+    let remote: Remote = server.into();
+    let server = remote.url.as_str();
     let identity_path = state_dir.join("identity.json");
     if identity_path.exists() {
         return Err(AgentError::AlreadyEnrolled(state_dir.to_path_buf()));
@@ -365,7 +374,8 @@ pub fn enrol(
     let response = answer(
         "enrolment",
         server,
-        http_agent()
+        remote
+            .http
             .post(&api_url(server, "enrol"))
             .set(
                 "Authorization",
@@ -405,6 +415,8 @@ impl Agent {
     /// seqs and log offset are taken from the outbox), and a torn last
     /// line (never counted) is dropped.
     pub fn open(config: AgentConfig) -> Result<Agent, AgentError> {
+        // Bad TLS files are found before the state dir is touched.
+        let http = config.tls.http_agent()?;
         let identity: Identity = read_json(&config.state_dir.join("identity.json"))?
             .ok_or_else(|| AgentError::NotEnrolled(config.state_dir.clone()))?;
         let mut state: AgentState =
@@ -437,7 +449,7 @@ impl Agent {
             state,
             outbox,
             commands,
-            http: http_agent(),
+            http,
         };
         if torn {
             agent.rewrite_outbox()?;
@@ -455,6 +467,14 @@ impl Agent {
             .server
             .as_deref()
             .unwrap_or(&self.identity.server)
+    }
+
+    /// The server with this agent's client (its TLS settings).
+    fn remote(&self) -> Remote {
+        Remote {
+            url: self.server().to_string(),
+            http: self.http.clone(),
+        }
     }
 
     /// Events in the outbox, not yet acknowledged.
@@ -659,6 +679,7 @@ impl Agent {
         if command.is_some() {
             taken += self.take_events()?.0;
         }
+        self.upload_logs()?;
         let delivered = self.upload()?;
         Ok(Cycle {
             taken,
@@ -669,6 +690,59 @@ impl Agent {
             acked_seq: self.state.acked_seq,
             command,
         })
+    }
+
+    /// Where the output of a command's run is kept.
+    fn log_path(&self, command_id: &str) -> PathBuf {
+        self.config
+            .state_dir
+            .join("logs")
+            .join(format!("{command_id}.log"))
+    }
+
+    /// Uploads the logs of finished, reported runs the server does not
+    /// have yet (after the result, so a lost upload never delays it); a
+    /// failed upload is tried again next cycle. A log the server will
+    /// never take (too large, a command it does not know) is given up.
+    pub fn upload_logs(&mut self) -> Result<usize, AgentError> {
+        let waiting: Vec<String> = self
+            .commands
+            .iter()
+            .filter(|(_, r)| r.reported && !r.log_uploaded && r.state != CommandState::Started)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut uploaded = 0;
+        for id in waiting {
+            let path = self.log_path(&id);
+            let content = match std::fs::read(&path) {
+                Ok(content) => Some(content),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io("read", &path)(e)),
+            };
+            if let Some(content) = content {
+                let result = answer(
+                    "the log",
+                    self.server(),
+                    self.http
+                        .post(&api_url(self.server(), &format!("logs/{id}")))
+                        .set("Authorization", &format!("Bearer {}", self.identity.token))
+                        .set("Content-Type", "text/plain; charset=utf-8")
+                        .send_bytes(&content),
+                );
+                match result {
+                    Ok(_) => uploaded += 1,
+                    Err(AgentError::Refused {
+                        status: 404 | 413, ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(record) = self.commands.get_mut(&id) {
+                record.log_uploaded = true;
+            }
+            self.save_commands()?;
+        }
+        Ok(uploaded)
     }
 
     /// The commands this agent took, by id.
@@ -731,7 +805,7 @@ impl Agent {
         };
         match post_json::<_, ResultAnswer>(
             "the result",
-            self.server(),
+            &self.remote(),
             "results",
             &self.identity.token,
             &report,
@@ -768,11 +842,21 @@ impl Agent {
     /// Appends one event to the device's event log, as the journal writes
     /// them, so the agent's own decisions reach the server exactly once too.
     fn log_event(&self, rollout: &str, state: ferry_journal::EventState, msg: &str) {
+        self.log_step_event(rollout, "rollout", state, msg);
+    }
+
+    fn log_step_event(
+        &self,
+        rollout: &str,
+        step: &str,
+        state: ferry_journal::EventState,
+        msg: &str,
+    ) {
         let event = Event {
             ts: ferry_journal::rfc3339_now(),
             device: self.identity.device_id.clone(),
             migration: rollout.to_string(),
-            step: "rollout".into(),
+            step: step.into(),
             function: "agent".into(),
             uptime: std::fs::read_to_string("/proc/uptime")
                 .ok()
@@ -800,6 +884,19 @@ impl Agent {
         }
     }
 
+    /// Records payloads on the device's hint topic that were not hints
+    /// (forged or broken), as an error event that reaches the server with
+    /// the next upload; the agent goes on.
+    pub fn note_bad_hints(&self, count: u64, error: Option<&crate::hint::HintError>) {
+        let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+        self.log_step_event(
+            "",
+            "hint",
+            ferry_journal::EventState::Error,
+            &format!("ignored {count} malformed MQTT hint(s){why}"),
+        );
+    }
+
     /// Refuses a command: an event, a record, a `refused` result.
     fn refuse(
         &mut self,
@@ -817,6 +914,7 @@ impl Agent {
             state: CommandState::Refused,
             reason: Some(why.clone()),
             reported: false,
+            log_uploaded: true,
         };
         if record {
             self.commands
@@ -884,6 +982,7 @@ impl Agent {
                 state: CommandState::Started,
                 reason: None,
                 reported: false,
+                log_uploaded: false,
             },
         );
         self.save_commands()?;
@@ -948,6 +1047,7 @@ impl Agent {
                 root: self.config.root.clone(),
                 ferry_exe: self.config.ferry_exe.clone(),
                 device_id: self.identity.device_id.clone(),
+                log: self.log_path(&assignment.command_id),
             },
         );
         self.finish(assignment, executed.success, executed.reason)
@@ -1013,6 +1113,7 @@ impl Agent {
             state,
             reason: reason.clone(),
             reported: false,
+            log_uploaded: false,
         };
         self.commands
             .insert(assignment.command_id.clone(), record.clone());

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::rollout::{
     Assignment, Control, ResultAnswer, ResultReport, RolloutError, RolloutRequest, RolloutStatus,
 };
-use crate::store::{DeviceRecord, Store, StoreError, StoredEvent};
+use crate::store::{DeviceRecord, LogRecord, Store, StoreError, StoredEvent};
+use crate::tls::{Peer, ServerTls, TlsError, TlsListener};
 use crate::token;
 
 /// The largest request body the server reads (1 MiB): a full batch of
@@ -137,6 +138,14 @@ pub struct EventsResponse {
     pub events: Vec<StoredEvent>,
 }
 
+/// `GET /api/v1/devices/{id}/logs` (operator): the device's uploaded run
+/// logs; each one's text is at `.../logs/{command_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsResponse {
+    pub device_id: String,
+    pub logs: Vec<LogRecord>,
+}
+
 /// Every refusal's body: `{"error": {"status": 403, "message": "…"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -219,6 +228,11 @@ pub struct AppState {
     /// SHA-256 (hex) of the operator token; the token itself is not kept.
     pub operator_hash: String,
     pub interval_secs: u64,
+    /// Whether the server speaks HTTPS (the artifact URLs it hands out say so).
+    pub https: bool,
+    /// Mutual TLS: a device token counts only over a connection whose
+    /// client certificate names that device.
+    pub bind_devices: bool,
 }
 
 /// Who a request's bearer token belongs to.
@@ -288,9 +302,48 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/rollouts/{id}/artifact", get(rollout_artifact))
         .route("/api/v1/rollouts/{id}/signature", get(rollout_signature))
         .route("/api/v1/results", post(result))
+        .route("/api/v1/logs/{command_id}", post(upload_log))
+        .route("/api/v1/devices/{id}/logs", get(device_logs))
+        .route("/api/v1/devices/{id}/logs/{command_id}", get(device_log))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bind_to_certificate,
+        ))
         .with_state(state)
+}
+
+/// Over mutual TLS, refuses a device token sent over a connection whose
+/// client certificate does not name that device (its SAN DNS name), so a
+/// token copied off a device is useless without the device's key too.
+/// The operator token needs only a certificate the client CA signed (the
+/// handshake checked that); anything else goes on to its handler.
+async fn bind_to_certificate(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<Peer>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !state.bind_devices {
+        return next.run(request).await;
+    }
+    let device = match caller(&state, request.headers()).await {
+        Ok(Caller::Device(id)) => id,
+        Ok(Caller::Operator) | Err(_) => return next.run(request).await,
+    };
+    let cert = peer.and_then(|p| p.0 .0.cert);
+    if cert.is_some_and(|c| crate::tls::cert_names_device(&c, &device)) {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "the token of {device} is accepted only with that device's client certificate \
+             (a subject alternative name of DNS:{device})"
+        ),
+    )
+    .into_response()
 }
 
 async fn enrol(
@@ -345,9 +398,10 @@ async fn poll(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
+    let scheme = if state.https { "https" } else { "http" };
     let assignment = state
         .store
-        .assignment(&id, &format!("http://{host}"))
+        .assignment(&id, &format!("{scheme}://{host}"))
         .await?;
     let answer = PollResponse {
         acked_seq: state.store.acked_seq(&id).await?,
@@ -594,6 +648,86 @@ async fn result(
     Ok(Json(state.store.record_result(&id, &report).await?))
 }
 
+/// A device uploads the output of its run of a command: its own commands
+/// only (another device's is a 404, as an unknown one), at most
+/// [`MAX_BODY`] bytes (413), raw bytes as the run wrote them.
+async fn upload_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<LogRecord>, ApiError> {
+    let id = device(&state, &headers).await?;
+    let Path(command) = path?;
+    let Some(rollout) = state.store.command_rollout(&id, &command).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no command {command} was given to this device"),
+        ));
+    };
+    let content = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    Ok(Json(
+        state
+            .store
+            .put_log(
+                &id,
+                &command,
+                &rollout,
+                &content,
+                &ferry_journal::rfc3339_now(),
+            )
+            .await?,
+    ))
+}
+
+async fn enrolled(state: &AppState, id: &str) -> Result<(), ApiError> {
+    match state.store.device(id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no device {id} is enrolled"),
+        )),
+    }
+}
+
+async fn device_logs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<LogsResponse>, ApiError> {
+    operator(&state, &headers).await?;
+    let Path(id) = path?;
+    enrolled(&state, &id).await?;
+    Ok(Json(LogsResponse {
+        logs: state.store.logs(&id).await?,
+        device_id: id,
+    }))
+}
+
+async fn device_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    operator(&state, &headers).await?;
+    let Path((id, command)) = path?;
+    enrolled(&state, &id).await?;
+    match state.store.log(&id, &command).await? {
+        Some(content) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            content,
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("device {id} has uploaded no log of command {command}"),
+        )),
+    }
+}
+
 /// The request bodies the API decodes, by the endpoint that takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -696,6 +830,10 @@ pub struct ServeConfig {
     pub db: PathBuf,
     pub operator_token: String,
     pub interval_secs: u64,
+    /// HTTPS (and mutual TLS) instead of plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// The broker to publish "poll now" hints through (mqtt.rs), if any.
+    pub mqtt: Option<crate::mqtt::BrokerUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -712,6 +850,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("the server stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -724,6 +864,8 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
     if config.operator_token.trim().is_empty() {
         return Err(ServeError::EmptyOperatorToken);
     }
+    // Bad certificate or key files stop the start before anything listens.
+    let tls = config.tls.as_ref().map(ServerTls::config).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
@@ -745,10 +887,23 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
             store,
             operator_hash: token::hash(config.operator_token.trim()),
             interval_secs: config.interval_secs,
+            https: tls.is_some(),
+            bind_devices: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         });
-        ready(bound);
-        axum::serve(listener, router(state))
-            .await
-            .map_err(ServeError::Serve)
+        if let Some(broker) = config.mqtt.clone() {
+            crate::mqtt::spawn_notifier(state.clone(), broker);
+        }
+        let app = router(state).into_make_service_with_connect_info::<Peer>();
+        match tls {
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls);
+                ready(bound);
+                axum::serve(listener, app).await.map_err(ServeError::Serve)
+            }
+            None => {
+                ready(bound);
+                axum::serve(listener, app).await.map_err(ServeError::Serve)
+            }
+        }
     })
 }

@@ -5,6 +5,10 @@
 //! profile whose run a kill or a reboot interrupted is resumed from its
 //! journal (`ferry run --resume`), not started again.
 //!
+//! The run's output (stdout and stderr) is kept in the file the caller
+//! names, cut to its last [`MAX_LOG`] bytes when the run ends, for the agent
+//! to upload.
+//!
 //! Not for deciding whether an artifact may run (the agent checks the
 //! command, the SHA-256 and the signature first).
 
@@ -14,6 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::rollout::ArtifactKind;
+
+/// The most of a run's output that is kept (its end): 1 MiB.
+pub const MAX_LOG: u64 = 1024 * 1024;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,8 @@ pub struct ExecConfig {
     /// The ferry binary for profiles (the running one when absent).
     pub ferry_exe: Option<PathBuf>,
     pub device_id: String,
+    /// Where the run's output goes (`logs/<command-id>.log` in the state dir).
+    pub log: PathBuf,
 }
 
 /// Where `ferry run` keeps its journals under the root, one
@@ -108,9 +117,12 @@ pub fn run(
             c
         }
     };
-    // Output goes to a file beside the artifact, not a pipe that a
-    // chatty run could fill and block on.
-    let log = artifact.with_extension("log");
+    // Output goes to a file, not a pipe that a chatty run could fill and
+    // block on.
+    let log = config.log.clone();
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let (stdout, stderr) = match std::fs::File::create(&log).and_then(|f| Ok((f.try_clone()?, f))) {
         Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
         Err(_) => (Stdio::null(), Stdio::null()),
@@ -149,6 +161,9 @@ pub fn run(
             Err(e) => break Err(format!("cannot wait for the run: {e}")),
         }
     };
+    // Best effort: a log that cannot be cut is uploaded as it is (the
+    // server refuses one too large, the result is reported all the same).
+    let _ = keep_tail(&log, MAX_LOG);
     let output = std::fs::read(&log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
@@ -170,6 +185,32 @@ pub fn run(
             reason: Some(reason),
         },
     }
+}
+
+/// Cuts the file at `path` to its last `max` bytes, the first line saying
+/// how much was dropped. A file within `max` is left alone.
+pub fn keep_tail(path: &Path, max: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len <= max {
+        return Ok(());
+    }
+    let mut note = format!("[ferry: the first {} bytes of output were dropped]\n", len);
+    let tail_len = max.saturating_sub(note.len() as u64);
+    note = format!(
+        "[ferry: the first {} bytes of output were dropped]\n",
+        len - tail_len
+    );
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = Vec::with_capacity(usize::try_from(tail_len).unwrap_or(0));
+    file.take(tail_len).read_to_end(&mut tail)?;
+    let tmp = path.with_extension("log.tmp");
+    let mut out = std::fs::File::create(&tmp)?;
+    out.write_all(note.as_bytes())?;
+    out.write_all(&tail)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -215,5 +256,22 @@ mod tests {
             root.path(),
             &dir.path().join("missing")
         ));
+    }
+
+    #[test]
+    fn a_log_over_the_limit_keeps_its_end_and_says_what_was_dropped() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("run.log");
+        let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).expect("a log");
+        keep_tail(&path, 4096).expect("cut");
+        let kept = std::fs::read_to_string(&path).expect("the log");
+        assert_eq!(kept.len(), 4096);
+        assert!(kept.starts_with("[ferry: the first "), "{}", &kept[..80]);
+        assert!(kept.ends_with("line 19999\n"));
+        let small = dir.path().join("small.log");
+        std::fs::write(&small, "ok\n").expect("a log");
+        keep_tail(&small, 4096).expect("nothing to cut");
+        assert_eq!(std::fs::read_to_string(&small).expect("the log"), "ok\n");
     }
 }

@@ -21,7 +21,8 @@ use sqlx::{Row, SqlitePool};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_devices_events.sql"),
     include_str!("../migrations/0002_groups_rollouts.sql"),
-    include_str!("../migrations/0003_rollout_indexes.sql"),
+    include_str!("../migrations/0003_command_logs.sql"),
+    include_str!("../migrations/0004_rollout_indexes.sql"),
 ];
 
 /// The schema version this binary writes and reads.
@@ -74,6 +75,15 @@ pub struct StoredEvent {
     pub seq: i64,
     pub received_at: String,
     pub event: serde_json::Value,
+}
+
+/// One uploaded run log, without its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub command_id: String,
+    pub rollout_id: String,
+    pub uploaded_at: String,
+    pub bytes: i64,
 }
 
 /// What storing a batch did.
@@ -345,6 +355,88 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The rollout of `command`, when it was assigned to `device` (and only
+    /// then: another device's command is none of this one's business).
+    pub async fn command_rollout(
+        &self,
+        device: &str,
+        command: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT rollout_id FROM rollout_devices WHERE device_id = ? AND command_id = ?",
+        )
+        .bind(device)
+        .bind(command)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Keeps the log of `device`'s run of `command`, replacing an earlier
+    /// upload of it (an agent that did not see the answer sends it again).
+    pub async fn put_log(
+        &self,
+        device: &str,
+        command: &str,
+        rollout: &str,
+        content: &[u8],
+        now: &str,
+    ) -> Result<LogRecord, StoreError> {
+        let bytes = i64::try_from(content.len()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO command_logs (device_id, command_id, rollout_id, uploaded_at, bytes, content) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (device_id, command_id) DO UPDATE SET \
+             uploaded_at = excluded.uploaded_at, bytes = excluded.bytes, content = excluded.content",
+        )
+        .bind(device)
+        .bind(command)
+        .bind(rollout)
+        .bind(now)
+        .bind(bytes)
+        .bind(content)
+        .execute(&self.pool)
+        .await?;
+        Ok(LogRecord {
+            command_id: command.to_string(),
+            rollout_id: rollout.to_string(),
+            uploaded_at: now.to_string(),
+            bytes,
+        })
+    }
+
+    /// A device's uploaded logs, oldest first.
+    pub async fn logs(&self, device: &str) -> Result<Vec<LogRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT command_id, rollout_id, uploaded_at, bytes FROM command_logs \
+             WHERE device_id = ? ORDER BY uploaded_at, command_id",
+        )
+        .bind(device)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogRecord {
+                    command_id: row.try_get(0)?,
+                    rollout_id: row.try_get(1)?,
+                    uploaded_at: row.try_get(2)?,
+                    bytes: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The content of one uploaded log.
+    pub async fn log(&self, device: &str, command: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row =
+            sqlx::query("SELECT content FROM command_logs WHERE device_id = ? AND command_id = ?")
+                .bind(device)
+                .bind(command)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// The pool, for the rollouts' queries (crate::rollout).

@@ -354,3 +354,148 @@ fn a_database_of_a_newer_schema_is_refused() {
         }
     });
 }
+
+/// Enrols a device in group `group` (the operator's call).
+fn enrol_in(server: &str, group: &str) -> EnrolResponse {
+    let (status, body) = call(
+        bearer(ureq::post(&url(server, "enrol")), OPERATOR),
+        Some(&format!(
+            r#"{{"os":"debian","version":"12","labels":["{group}"]}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).expect("an enrolment answer")
+}
+
+/// Starts a rollout to `group` whose canary is one device, and answers the
+/// command the device's poll hands it. The server stores the artifact as
+/// given; only the agent checks its signature, so any text does here.
+fn assigned_command(server: &str, group: &str, device: &EnrolResponse) -> String {
+    let request = serde_json::json!({
+        "name": "logs", "group": group,
+        "artifact": {"kind": "script", "content": "echo hi\n", "signature": "not checked by the server"},
+        "canary": "1", "waves": [], "dwell_secs": 0,
+        "gate": {"success_percent": 100.0},
+        "on_failure": "pause",
+    });
+    let (status, body) = call(
+        bearer(ureq::post(&url(server, "rollouts")), OPERATOR),
+        Some(&request.to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(bearer(ureq::get(&url(server, "poll")), &device.token), None);
+    assert_eq!(status, 200, "{body}");
+    let poll: PollResponse = serde_json::from_str(&body).expect("a poll answer");
+    poll.assignment.expect("the canary's command").command_id
+}
+
+fn upload_log(server: &str, token: &str, command: &str, body: &[u8]) -> (u16, String) {
+    let result = bearer(ureq::post(&url(server, &format!("logs/{command}"))), token)
+        .set("Content-Type", "text/plain")
+        .send_bytes(body);
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    (
+        response.status(),
+        response.into_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn run_logs_go_up_for_own_commands_only_and_only_operators_read_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = start(dir.path());
+    let a = enrol_in(&server, "logs-a");
+    let b = enrol_in(&server, "logs-b");
+    let command = assigned_command(&server, "logs-a", &a);
+
+    // No token: 401; the operator's token cannot upload: 403.
+    let (status, body) = call(
+        ureq::post(&url(&server, &format!("logs/{command}"))),
+        Some("x"),
+    );
+    assert_json_error(status, &body, 401);
+    let (status, body) = upload_log(&server, OPERATOR, &command, b"x");
+    assert_json_error(status, &body, 403);
+    // Another device cannot upload for a's command, nor anyone for an
+    // unknown one: 404, and nothing is stored.
+    let (status, body) = upload_log(&server, &b.token, &command, b"b's forgery\n");
+    assert_json_error(status, &body, 404);
+    let (status, body) = upload_log(&server, &a.token, "cmd-unknown", b"x");
+    assert_json_error(status, &body, 404);
+    // Over the limit: 413, and the server stays up.
+    let big = vec![b'x'; ferry_fleet::MAX_BODY + 1];
+    let (status, body) = upload_log(&server, &a.token, &command, &big);
+    assert_json_error(status, &body, 413);
+
+    // Its own: stored; sent again (a lost answer): replaced, not doubled.
+    let text = b"line 1\nline 2 \xe2\x9c\x93\n";
+    for _ in 0..2 {
+        let (status, body) = upload_log(&server, &a.token, &command, text);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = call(
+        bearer(
+            ureq::get(&url(&server, &format!("devices/{}/logs", a.device_id))),
+            OPERATOR,
+        ),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let list: ferry_fleet::LogsResponse = serde_json::from_str(&body).expect("a log list");
+    assert_eq!(list.logs.len(), 1, "{body}");
+    assert_eq!(list.logs[0].command_id, command);
+    assert_eq!(list.logs[0].bytes, text.len() as i64);
+    let (status, body) = call(
+        bearer(
+            ureq::get(&url(
+                &server,
+                &format!("devices/{}/logs/{command}", a.device_id),
+            )),
+            OPERATOR,
+        ),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_bytes(), text);
+    // b has none.
+    let (status, body) = call(
+        bearer(
+            ureq::get(&url(&server, &format!("devices/{}/logs", b.device_id))),
+            OPERATOR,
+        ),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""logs":[]"#), "{body}");
+
+    // A device token reads no logs, its own or another's: 403.
+    for path in [
+        format!("devices/{}/logs", a.device_id),
+        format!("devices/{}/logs/{command}", a.device_id),
+        format!("devices/{}/logs", b.device_id),
+    ] {
+        let (status, body) = call(bearer(ureq::get(&url(&server, &path)), &a.token), None);
+        assert_json_error(status, &body, 403);
+    }
+    // An unknown device or command: 404.
+    let (status, body) = call(
+        bearer(ureq::get(&url(&server, "devices/dev-none/logs")), OPERATOR),
+        None,
+    );
+    assert_json_error(status, &body, 404);
+    let (status, body) = call(
+        bearer(
+            ureq::get(&url(
+                &server,
+                &format!("devices/{}/logs/cmd-none", a.device_id),
+            )),
+            OPERATOR,
+        ),
+        None,
+    );
+    assert_json_error(status, &body, 404);
+}

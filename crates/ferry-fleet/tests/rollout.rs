@@ -581,3 +581,34 @@ fn after_its_dwell_the_next_wave_starts_when_its_devices_poll() {
         .iter()
         .all(|d| d.step.as_deref() == Some("done")));
 }
+
+#[test]
+fn a_run_s_output_is_uploaded_after_its_result_and_operators_read_it() {
+    let mut lab = Lab::new();
+    lab.enrol(0, &["logged"], false);
+    let created = lab.create(&lab.request("logged", &lab.signer, "1", &[]));
+    lab.cycles(2);
+    let status = lab.status(&created.id);
+    assert_eq!(
+        status.devices[0].state,
+        DeviceState::Succeeded,
+        "{status:?}"
+    );
+    let device = lab.agents[0].device_id().to_string();
+    let (command, record) = lab.agents[0]
+        .commands()
+        .iter()
+        .next()
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("the command the agent ran");
+    assert!(record.log_uploaded, "{record:?}");
+    let kept = std::fs::read_to_string(lab.path(&format!("state0/logs/{command}.log")))
+        .expect("the agent keeps the run's output");
+    assert!(kept.contains(&format!("applied on {device}")), "{kept}");
+    let logs = ferry_fleet::logs(&lab.server, OPERATOR, &device).expect("the log list");
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].command_id, command);
+    assert_eq!(logs[0].rollout_id, created.id);
+    let uploaded = ferry_fleet::log(&lab.server, OPERATOR, &device, &command).expect("the log");
+    assert_eq!(uploaded, kept.as_bytes());
+}

@@ -30,7 +30,7 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its binary in fuzz/Cargo.toml and of
 /// its corpus directory.
-pub const TARGETS: [(&str, Entry); 18] = [
+pub const TARGETS: [(&str, Entry); 19] = [
     ("bmap", bmap),
     ("deb822", deb822),
     ("disk_image", disk_image),
@@ -39,6 +39,7 @@ pub const TARGETS: [(&str, Entry); 18] = [
     ("hints", hints),
     ("ifupdown", ifupdown),
     ("meta_release", meta_release),
+    ("mqtt_hint", mqtt_hint),
     ("name_map", name_map),
     ("nm_keyfile", nm_keyfile),
     ("os_release", os_release),
@@ -209,6 +210,25 @@ pub fn fleet_api(data: &[u8]) {
             (400..500).contains(&status),
             "{kind:?} answered {status}: {message}"
         );
+    }
+}
+
+/// The MQTT hint decoder never panics, whatever a broker delivers; what
+/// it accepts is a version-1 hint that encodes back to a payload it
+/// accepts again as the same hint, and a payload over the size limit is
+/// refused unread.
+pub fn mqtt_hint(data: &[u8]) {
+    match ferry_fleet::decode_hint(data) {
+        Ok(hint) => {
+            assert_eq!(hint.v, ferry_fleet::HINT_VERSION);
+            assert!(data.len() <= ferry_fleet::MAX_HINT);
+            assert_eq!(ferry_fleet::decode_hint(&hint.encode()), Ok(hint));
+        }
+        Err(ferry_fleet::HintError::TooLarge(n)) => {
+            assert_eq!(n, data.len());
+            assert!(n > ferry_fleet::MAX_HINT);
+        }
+        Err(_) => {}
     }
 }
 

@@ -95,6 +95,7 @@ replay_tests!(
     hints,
     ifupdown,
     meta_release,
+    mqtt_hint,
     name_map,
     nm_keyfile,
     os_release,

@@ -12,11 +12,14 @@
 //! installed copies joined (the migration gate, with `add_installed`).
 //! A universe is cheap to rebuild (a quarter of a second for sid), so a
 //! caller that adds or removes binaries builds a new one and checks the
-//! packages it cares about. Not for reading files (ferry-deb) or
+//! packages it cares about; one that checks many subsets of a large set
+//! resolves the set once as a `Pool` and cuts each subset's universe
+//! from it. Not for reading files (ferry-deb) or
 //! rendering reports (the CLI); a `Reason` has one text form of its own
 //! (`Display`), which every caller that names a reason in words uses.
 
 mod dose_reasons;
+mod pool;
 mod solver;
 mod universe;
 
@@ -27,6 +30,7 @@ use serde::Serialize;
 
 // The crate's whole surface (with the types defined below); the modules
 // stay private so that what other crates may lean on is decided here.
+pub use pool::Pool;
 pub use solver::{Cause, Prepared, Solver, Verdict, DEFAULT_BUDGET};
 pub use universe::{ClauseOrigin, Field, PkgId, Universe};
 

@@ -65,15 +65,38 @@ pub struct Universe<'a> {
     pub native: String,
     /// Clauses of package p: `clause_start[p]..clause_start[p + 1]`;
     /// package `records.len()` is the essential pseudo-package.
-    clause_start: Vec<u32>,
-    origins: Vec<ClauseOrigin>,
+    pub(crate) clause_start: Vec<u32>,
+    pub(crate) origins: Vec<ClauseOrigin>,
     /// Candidates of clause c: `candidate_start[c]..candidate_start[c + 1]`.
-    candidate_start: Vec<u32>,
-    candidates: Vec<PkgId>,
+    pub(crate) candidate_start: Vec<u32>,
+    pub(crate) candidates: Vec<PkgId>,
     /// Each candidate's place in dose's order of its clause (`place`).
-    places: Vec<u16>,
-    conflict_start: Vec<u32>,
-    conflicts: Vec<PkgId>,
+    pub(crate) places: Vec<u16>,
+    pub(crate) conflict_start: Vec<u32>,
+    pub(crate) conflicts: Vec<PkgId>,
+}
+
+/// When a conflict found while resolving holds: always, or (dose's
+/// Multi-Arch: same quirks, see `same_conflicts`) only if the packages of
+/// the universe include some package named `t` (`NamedReal`), some package
+/// that provides `t` (`ProviderOf`), or some package named `n` that
+/// provides `t` (`NamedProviderOf(n, t)`). Names are `Tables` name ids.
+/// A universe decides these over its own packages; a `Pool` keeps them
+/// open and decides them per subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Need {
+    Always,
+    NamedReal(u32),
+    ProviderOf(u32),
+    NamedProviderOf(u32, u32),
+}
+
+/// A conflict pair whose `Need` was left open (`Universe::build` for a
+/// pool), with the name ids it depends on.
+pub(crate) struct OpenConflict {
+    pub(crate) a: PkgId,
+    pub(crate) b: PkgId,
+    pub(crate) need: Need,
 }
 
 /// Which kind of feature: a package's own name, a Provides at no version,
@@ -236,12 +259,50 @@ impl<'r, 'a> Tables<'r, 'a> {
     }
 
     /// The packages that match `atom` (see `matching_features`).
-    fn matching(&self, atom: &Atom<'_>, arch: &str, out: &mut Vec<PkgId>) {
-        self.matching_features(atom, arch, |f, _| out.push(f.package));
+    fn matching(&self, atom: &Atom<'_>, arch: &str, mut out: impl FnMut(PkgId)) {
+        self.matching_features(atom, arch, |f, _| out(f.package));
     }
 
-    fn every(&self, kind: Kind, name: u32, tag: Tag, out: &mut Vec<PkgId>) {
-        out.extend(self.lookup(key(kind, name, tag)).iter().map(|f| f.package));
+    fn every(&self, kind: Kind, name: u32, tag: Tag, mut out: impl FnMut(PkgId)) {
+        for f in self.lookup(key(kind, name, tag)) {
+            out(f.package);
+        }
+    }
+
+    /// The packages any one of which meets `need`.
+    fn makers(&self, need: Need) -> Vec<PkgId> {
+        let provides = |id: &PkgId, t: u32| {
+            self.records[*id as usize]
+                .provides
+                .atoms()
+                .any(|a| self.name(a.name) == Some(t))
+        };
+        match need {
+            Need::Always => Vec::new(),
+            Need::NamedReal(t) => self
+                .lookup(key(Kind::Real, t, BARE))
+                .iter()
+                .map(|f| f.package)
+                .collect(),
+            Need::ProviderOf(t) => (0..self.records.len() as PkgId)
+                .filter(|id| provides(id, t))
+                .collect(),
+            Need::NamedProviderOf(n, t) => self
+                .lookup(key(Kind::Real, n, BARE))
+                .iter()
+                .map(|f| f.package)
+                .filter(|id| provides(id, t))
+                .collect(),
+        }
+    }
+
+    /// Whether the packages the tables were built from meet `need`.
+    fn holds(&self, need: Need) -> bool {
+        match need {
+            Need::Always | Need::NamedProviderOf(..) => true,
+            Need::NamedReal(t) => self.real[t as usize],
+            Need::ProviderOf(t) => self.providers.contains_key(&t),
+        }
     }
 }
 
@@ -382,14 +443,18 @@ struct Part {
     candidates: Vec<PkgId>,
     places: Vec<u16>,
     conflicts: Vec<(PkgId, PkgId)>,
+    /// Conflicts whose need was left open (only when asked to).
+    open: Vec<OpenConflict>,
     /// Scratch space for one clause's candidates and their places.
     matched: Vec<(PkgId, u16)>,
     /// Scratch space for one package's conflicts.
-    hits: Vec<PkgId>,
+    hits: Vec<(PkgId, Need)>,
 }
 
 impl Part {
-    fn resolve(&mut self, tables: &Tables<'_, '_>, id: PkgId) {
+    /// Resolves package `id`; with `keep_open`, conflicts that hold only
+    /// for some sets of packages go to `open` instead of being decided.
+    fn resolve(&mut self, tables: &Tables<'_, '_>, id: PkgId, keep_open: bool) {
         let p = tables.records[id as usize];
         let mut count = 0;
         for (field, relations) in [
@@ -423,8 +488,13 @@ impl Part {
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         conflicting(tables, id, &mut hits);
-        self.conflicts
-            .extend(hits.iter().filter(|&&q| q != id).map(|&q| (id, q)));
+        for &(q, need) in hits.iter().filter(|h| h.0 != id) {
+            if need == Need::Always || (!keep_open && tables.holds(need)) {
+                self.conflicts.push((id, q));
+            } else if keep_open {
+                self.open.push(OpenConflict { a: id, b: q, need });
+            }
+        }
         self.hits = hits;
         // Most conflicts are found several times (per architecture, by
         // name and by Provides); keep each pair once.
@@ -442,23 +512,24 @@ impl Part {
 
 /// dose's conflicts of package `id`, its own name's included; may list
 /// `id` itself, which never counts.
-fn conflicting(tables: &Tables<'_, '_>, id: PkgId, out: &mut Vec<PkgId>) {
+fn conflicting(tables: &Tables<'_, '_>, id: PkgId, out: &mut Vec<(PkgId, Need)>) {
     let p = tables.records[id as usize];
     let Some(name) = tables.name(p.name) else {
         return;
     };
     let relations: [&Relations; 2] = [&p.breaks, &p.conflicts];
+    let always = |q| (q, Need::Always);
     if let Some(own) = tables.arch_tag(p.architecture) {
-        tables.every(Kind::Real, name, own, out);
+        tables.every(Kind::Real, name, own, |q| out.push(always(q)));
     }
     if p.multi_arch == MultiArch::Same {
         same_conflicts(tables, p, name, &relations, out);
         return;
     }
-    tables.every(Kind::Real, name, BARE, out);
+    tables.every(Kind::Real, name, BARE, |q| out.push(always(q)));
     for arch in &tables.archs {
         for atom in relations.iter().flat_map(|r| r.atoms()) {
-            tables.matching(atom, arch, out);
+            tables.matching(atom, arch, |q| out.push(always(q)));
         }
     }
 }
@@ -469,12 +540,21 @@ fn conflicting(tables: &Tables<'_, '_>, id: PkgId, out: &mut Vec<PkgId>) {
 /// package named like a provider, at any version; a versioned conflict
 /// on a purely virtual name is dropped (dose: "does not correctly handle
 /// versioned provides").
+///
+/// Which names are real and who provides what depend on the whole set of
+/// packages, so each conflict comes with the `Need` that decides it: a
+/// versioned conflict holds if its name is real (`NamedReal`); an
+/// expansion of a conflict on the package itself holds if something
+/// provides the name at all (`ProviderOf`) and, for the packages named
+/// like a provider, if a package of that name provides it
+/// (`NamedProviderOf`). Packages named like the target itself need no
+/// more: being there makes the name real.
 fn same_conflicts(
     tables: &Tables<'_, '_>,
     p: &BinaryPackage<'_>,
     name: u32,
     relations: &[&Relations; 2],
-    out: &mut Vec<PkgId>,
+    out: &mut Vec<(PkgId, Need)>,
 ) {
     for arch in &tables.archs {
         if *arch == p.architecture {
@@ -483,7 +563,7 @@ fn same_conflicts(
         if let Some(tag) = tables.arch_tag(arch) {
             for f in tables.lookup(key(Kind::Real, name, tag)) {
                 if tables.offered_version(f).is_none_or(|v| v != p.version) {
-                    out.push(f.package);
+                    out.push((f.package, Need::Always));
                 }
             }
         }
@@ -493,24 +573,29 @@ fn same_conflicts(
             let target = tables.name(atom.name);
             let is_self = atom.name == p.name
                 || (atom.constraint.is_none() && p.provides.atoms().any(|a| a.name == atom.name));
-            let real = target.is_some_and(|t| tables.real[t as usize]);
             if !is_self {
-                if real || atom.constraint.is_none() {
-                    tables.matching(atom, arch, out);
-                }
+                let need = match (atom.constraint.is_some(), target) {
+                    (false, _) => Need::Always,
+                    (true, Some(t)) => Need::NamedReal(t),
+                    // A name no package has or provides matches nothing.
+                    (true, None) => continue,
+                };
+                tables.matching(atom, arch, |q| out.push((q, need)));
                 continue;
             }
-            let Some(providers) = target.and_then(|t| tables.providers.get(&t)) else {
+            let Some(t) = target else {
                 continue;
             };
-            let names = target
-                .filter(|_| real)
-                .into_iter()
-                .chain(providers.iter().copied());
-            for other in names.filter(|&n| n != name) {
-                if let Some(tag) = tables.atom_tag(atom.arch_qualifier, arch) {
-                    tables.every(Kind::Real, other, tag, out);
-                }
+            let Some(tag) = tables.atom_tag(atom.arch_qualifier, arch) else {
+                continue;
+            };
+            if t != name {
+                tables.every(Kind::Real, t, tag, |q| out.push((q, Need::ProviderOf(t))));
+            }
+            let providers = tables.providers.get(&t).into_iter().flatten();
+            for &other in providers.filter(|&&n| n != name) {
+                let need = Need::NamedProviderOf(other, t);
+                tables.every(Kind::Real, other, tag, |q| out.push((q, need)));
             }
         }
     }
@@ -537,6 +622,18 @@ impl<'a> Universe<'a> {
         native: &str,
         foreign: &[String],
     ) -> Universe<'a> {
+        Universe::build(packages, native, foreign, false).0
+    }
+
+    /// `from_refs`; with `keep_open`, the conflicts that hold only for
+    /// some sets of packages (see `Need`) are left out of the universe and
+    /// returned, each with the packages any one of which makes it hold.
+    pub(crate) fn build(
+        packages: impl IntoIterator<Item = &'a BinaryPackage<'a>>,
+        native: &str,
+        foreign: &[String],
+        keep_open: bool,
+    ) -> (Universe<'a>, Vec<(OpenConflict, Vec<PkgId>)>) {
         let considered =
             |arch: &str| arch == "all" || arch == native || foreign.iter().any(|f| f == arch);
         let listed: Vec<&BinaryPackage> = packages
@@ -579,7 +676,7 @@ impl<'a> Universe<'a> {
                 let mut part = Part::default();
                 let end = ((chunk + 1) * CHUNK).min(records.len());
                 for id in chunk * CHUNK..end {
-                    part.resolve(&tables, id as PkgId);
+                    part.resolve(&tables, id as PkgId, keep_open);
                 }
                 part
             })
@@ -592,8 +689,10 @@ impl<'a> Universe<'a> {
         let mut candidates = Vec::new();
         let mut places = Vec::new();
         let mut pairs = Vec::new();
+        let mut open = Vec::new();
         clause_start.push(0u32);
         for part in parts {
+            open.extend(part.open);
             let mut clauses = *clause_start.last().unwrap_or(&0);
             for count in part.clause_counts {
                 clauses += count;
@@ -639,8 +738,20 @@ impl<'a> Universe<'a> {
         }
         conflict_start.push(pairs.len() as u32);
         let conflicts = pairs.into_iter().map(|(_, b)| b).collect();
+        // A few hundred open conflicts share a few dozen needs.
+        let mut makers: HashMap<Need, Vec<PkgId>> = HashMap::default();
+        let open = open
+            .into_iter()
+            .map(|c: OpenConflict| {
+                let who = makers
+                    .entry(c.need)
+                    .or_insert_with(|| tables.makers(c.need))
+                    .clone();
+                (c, who)
+            })
+            .collect();
 
-        Universe {
+        let universe = Universe {
             records,
             native: native.to_string(),
             clause_start,
@@ -650,7 +761,8 @@ impl<'a> Universe<'a> {
             places,
             conflict_start,
             conflicts,
-        }
+        };
+        (universe, open)
     }
 
     /// Number of packages (the essential pseudo-package not counted).

@@ -100,6 +100,22 @@ pub enum FleetCommand {
         /// Seconds between a device's polls, as the server tells the agents
         #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         interval: u64,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first)
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Mutual TLS: every client must present a certificate this CA signed,
+        /// and a device's token counts only with the certificate naming that
+        /// device (subject alternative name DNS:DEVICE-ID)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
+        /// An MQTT broker (mqtt://HOST:PORT) to publish "poll now" hints
+        /// through when devices get a command; without it devices learn of
+        /// commands at their next poll
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<ferry_fleet::BrokerUrl>,
     },
     /// Enrol this device with a server: keeps its id and token in --state (0600)
     Enrol {
@@ -148,6 +164,17 @@ pub enum FleetCommand {
     Events {
         /// The device id (`ferry fleet devices` lists them)
         device: String,
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[command(flatten)]
+        operator: OperatorToken,
+    },
+    /// The run logs a device uploaded (the output of each command it ran), or one of them
+    Logs {
+        /// The device id (`ferry fleet devices` lists them)
+        device: String,
+        /// A command id: print that run's output (without it: list the logs)
+        command: Option<String>,
         #[arg(long, value_name = "URL")]
         server: String,
         #[command(flatten)]
@@ -255,6 +282,22 @@ pub struct OperatorToken {
     /// A file holding the operator token
     #[arg(long, value_name = "FILE")]
     pub operator_token_file: PathBuf,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+/// How a client reaches an HTTPS server: whom to trust, what to present.
+#[derive(Debug, Clone, Args)]
+pub struct ClientTlsArgs {
+    /// Trust this CA (PEM) for the server's certificate instead of the public roots
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a server with --client-ca
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +318,13 @@ pub struct AgentArgs {
     /// One cycle (take events, poll, upload) and exit: 0 when all was delivered, 1 when the server could not be reached (events stay buffered)
     #[arg(long)]
     pub once: bool,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+    /// An MQTT broker (mqtt://HOST:PORT) to take "poll now" hints from:
+    /// a hint makes the agent poll at once (at most once every 5 seconds)
+    /// instead of waiting out the interval
+    #[arg(long, value_name = "URL", conflicts_with = "once")]
+    pub mqtt: Option<ferry_fleet::BrokerUrl>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -530,13 +530,8 @@ fn an_org_move_rolls_out_to_chroots_resumes_after_a_kill_and_counts_a_failure() 
         "{reason}"
     );
     let command = failed_cycle["command"][0].as_str().ok_or("no command")?;
-    let output = std::fs::read_to_string(
-        failing
-            .state
-            .join("artifacts")
-            .join(command)
-            .join("artifact.log"),
-    )?;
+    let output =
+        std::fs::read_to_string(failing.state.join("logs").join(format!("{command}.log")))?;
     assert!(output.contains("target-unreachable:"), "{output}");
     assert_eq!(status["state"], "paused", "{status:#}");
     assert!(
@@ -570,6 +565,15 @@ fn an_org_move_rolls_out_to_chroots_resumes_after_a_kill_and_counts_a_failure() 
     let failing_events = failing.logged_events()?;
     assert_eq!(count(&failing_events, "agent", "FAIL"), 1);
     assert_eq!(count(&failing_events, "run", "SUCCESS"), 0);
+    // Why nothing ran is in the device's events, so on the server too.
+    assert_eq!(count(&failing_events, "run", "FAIL"), 1);
+    assert!(
+        failing_events.iter().any(|e| e["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("target-unreachable:")),
+        "{failing_events:#?}"
+    );
     eprintln!("fleet org move: {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("ferry-takeover", 2),
     ("ferry-fleet", 2),
     ("ferry-release", 3),
+    ("ferry-fleet-sim", 3),
     ("ferry", 4),
     ("ferry-fuzz-entry", 4),
 ];

@@ -391,6 +391,17 @@ fn refusals_change_nothing() -> TestResult {
             out.stdout.contains("free-space:/var/cache/apt/archives"),
             "{out}"
         );
+        // The device's events say why nothing ran (a fleet server reads them).
+        let events = world.read("/var/log/ferry/events.jsonl")?;
+        let blocked = events
+            .lines()
+            .find(|l| l.contains("blocked by the plan's checks"))
+            .ok_or_else(|| format!("no blocked event in\n{events}"))?;
+        assert!(blocked.contains("\"FAIL\""), "{blocked}");
+        assert!(
+            blocked.contains("free-space:/var/cache/apt/archives"),
+            "{blocked}"
+        );
     } else {
         ferry_testkit::note_skip!(
             "could not mount a tmpfs; the free-space refusal was not exercised"

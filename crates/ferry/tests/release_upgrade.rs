@@ -354,6 +354,7 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
     // Back to bookworm with no server and no network at all.
     world.stop_servers();
     let sys = &world.sys;
+    let rollback_started = Instant::now();
     let back = Command::new("unshare")
         .arg("--net")
         .arg(FERRY)
@@ -367,6 +368,7 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
         String::from_utf8_lossy(&back.stdout),
         String::from_utf8_lossy(&back.stderr)
     );
+    let rollback_seconds = rollback_started.elapsed().as_secs_f64();
     sys.snapshot()?.assert_unchanged_from(&before);
     assert_eq!(world.os_release("VERSION_ID"), "12");
     assert_eq!(sys.installed("ferry")?.as_deref(), Some(OLD_FERRY));
@@ -382,6 +384,7 @@ fn upgrade_to_trixie_and_back_offline() -> TestResult {
         backup_bytes as f64 / f64::from(1 << 20)
     );
     eprintln!("figures: steps {}", step_seconds(&journal));
+    eprintln!("figures: offline rollback to bookworm {rollback_seconds:.1} s");
     if std::env::var_os("FERRY_BENCH_RELEASE_UPGRADE").is_some() {
         plain_apt_upgrade(&world)?;
     }

@@ -18,6 +18,8 @@ pub fn start(dir: &Path, operator: &str, interval_secs: u64) -> String {
         db: dir.join("fleet.db"),
         operator_token: operator.to_string(),
         interval_secs,
+        tls: None,
+        mqtt: None,
     };
     std::thread::spawn(move || {
         if let Err(e) = ferry_fleet::serve(config, |addr| {

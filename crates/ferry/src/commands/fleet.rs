@@ -8,15 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_fleet::{
-    AbortCriteria, AgentConfig, AgentError, ArtifactKind, ArtifactSpec, Control, Cycle,
-    DeviceRecord, Expect, Gate, OnFailure, RolloutRequest, RolloutStatus, ServeConfig, StoredEvent,
-    Window,
+    AbortCriteria, AgentConfig, AgentError, ArtifactKind, ArtifactSpec, ClientTls, Control, Cycle,
+    DeviceRecord, Expect, Gate, LogRecord, OnFailure, Remote, RolloutRequest, RolloutStatus,
+    ServeConfig, ServerTls, StoredEvent, TlsError, Window,
 };
 use serde::Serialize;
 
 use crate::cli::{
-    AgentArgs, FleetCommand, Global, OperatorToken, RolloutCommand, RolloutCreateArgs,
-    RolloutIdArgs,
+    AgentArgs, ClientTlsArgs, FleetCommand, Global, OperatorToken, RolloutCommand,
+    RolloutCreateArgs, RolloutIdArgs,
 };
 use crate::exit::Exit;
 use crate::render::{self, Failure};
@@ -28,7 +28,29 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
             db,
             operator_token_file,
             interval,
-        } => serve(listen, db, &operator_token_file, interval, global),
+            tls_cert,
+            tls_key,
+            client_ca,
+            mqtt,
+        } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(ServerTls {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                _ => None,
+            };
+            serve(
+                listen,
+                db,
+                &operator_token_file,
+                interval,
+                tls,
+                mqtt,
+                global,
+            )
+        }
         FleetCommand::Enrol {
             server,
             operator,
@@ -41,8 +63,13 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
             server,
             operator,
         } => {
-            let answer = ferry_fleet::label(&server, &read_token(&operator)?, &device, &labels)
-                .map_err(agent_failure)?;
+            let answer = ferry_fleet::label(
+                &remote(&server, &operator)?,
+                &read_token(&operator)?,
+                &device,
+                &labels,
+            )
+            .map_err(agent_failure)?;
             render::output(
                 &Labelled {
                     device_id: answer.device_id,
@@ -55,6 +82,7 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
         FleetCommand::Rollout(command) => rollout(command, global),
         FleetCommand::Status { server, operator } => {
             let token = read_token(&operator)?;
+            let server = remote(&server, &operator)?;
             let devices = ferry_fleet::devices(&server, &token).map_err(agent_failure)?;
             let rollouts = ferry_fleet::rollouts(&server, &token).map_err(agent_failure)?;
             render::output(
@@ -68,7 +96,8 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
         }
         FleetCommand::Devices { server, operator } => {
             let devices =
-                ferry_fleet::devices(&server, &read_token(&operator)?).map_err(agent_failure)?;
+                ferry_fleet::devices(&remote(&server, &operator)?, &read_token(&operator)?)
+                    .map_err(agent_failure)?;
             render::output(&Devices { devices }, global);
             Ok(Exit::Ok)
         }
@@ -77,11 +106,89 @@ pub fn run(command: FleetCommand, global: &Global) -> Result<Exit, Failure> {
             server,
             operator,
         } => {
-            let events = ferry_fleet::events(&server, &read_token(&operator)?, &device)
-                .map_err(agent_failure)?;
+            let events = ferry_fleet::events(
+                &remote(&server, &operator)?,
+                &read_token(&operator)?,
+                &device,
+            )
+            .map_err(agent_failure)?;
             render::output(&Events { device, events }, global);
             Ok(Exit::Ok)
         }
+        FleetCommand::Logs {
+            device,
+            command,
+            server,
+            operator,
+        } => {
+            let token = read_token(&operator)?;
+            let server = remote(&server, &operator)?;
+            match command {
+                None => {
+                    let logs =
+                        ferry_fleet::logs(&server, &token, &device).map_err(agent_failure)?;
+                    render::output(&Logs { device, logs }, global);
+                }
+                Some(command) => {
+                    let bytes = ferry_fleet::log(&server, &token, &device, &command)
+                        .map_err(agent_failure)?;
+                    render::output(
+                        &Log {
+                            device,
+                            command,
+                            log: String::from_utf8_lossy(&bytes).into_owned(),
+                        },
+                        global,
+                    );
+                }
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Logs {
+    device: String,
+    logs: Vec<LogRecord>,
+}
+
+impl fmt::Display for Logs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.logs.is_empty() {
+            return writeln!(f, "{} has uploaded no logs", self.device);
+        }
+        let rows: Vec<Vec<String>> = self
+            .logs
+            .iter()
+            .map(|l| {
+                vec![
+                    l.command_id.clone(),
+                    l.rollout_id.clone(),
+                    l.uploaded_at.clone(),
+                    l.bytes.to_string(),
+                ]
+            })
+            .collect();
+        write!(
+            f,
+            "{}",
+            render::table(&["COMMAND", "ROLLOUT", "UPLOADED", "BYTES"], &rows)
+        )
+    }
+}
+
+/// One run's output: as it is for people, in a JSON string with `--json`.
+#[derive(Debug, Serialize)]
+struct Log {
+    device: String,
+    command: String,
+    log: String,
+}
+
+impl fmt::Display for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.log)
     }
 }
 
@@ -104,31 +211,61 @@ fn read_token(operator: &OperatorToken) -> Result<String, Failure> {
     read_secret(&operator.operator_token_file)
 }
 
+fn client_tls(args: &ClientTlsArgs) -> ClientTls {
+    ClientTls {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+    }
+}
+
+/// The server at `url` as the operator's flags say to reach it; a bad
+/// CA, certificate or key file is an error before any request.
+fn remote(url: &str, operator: &OperatorToken) -> Result<Remote, Failure> {
+    Remote::new(url, &client_tls(&operator.tls)).map_err(tls_failure)
+}
+
+/// A TLS file that cannot be used: bad input (exit 2), located at the file.
+fn tls_failure(error: TlsError) -> Failure {
+    let path = error.path().map(Path::to_path_buf);
+    let failure = Failure::bad_input(error.to_string());
+    match path {
+        Some(path) => failure.at(&path, None, None),
+        None => failure,
+    }
+}
+
 fn serve(
     listen: std::net::SocketAddr,
     db: PathBuf,
     token_file: &Path,
     interval: u64,
+    tls: Option<ServerTls>,
+    mqtt: Option<ferry_fleet::BrokerUrl>,
     global: &Global,
 ) -> Result<Exit, Failure> {
     let operator_token = read_secret(token_file)?;
     let quiet = global.quiet;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = ServeConfig {
         listen,
         db,
         operator_token,
         interval_secs: interval,
+        tls,
+        mqtt,
     };
     // Only returns on failure: the server runs until it is stopped.
     ferry_fleet::serve(config, |addr| {
         // The line a supervisor or a test reads to learn the port.
         if !quiet {
             let mut out = std::io::stdout();
-            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = writeln!(out, "listening on {scheme}://{addr}");
             let _ = out.flush();
         }
     })
     .map_err(|e| match e {
+        ferry_fleet::ServeError::Tls(e) => tls_failure(e),
         ferry_fleet::ServeError::Store(ferry_fleet::StoreError::Newer { .. })
         | ferry_fleet::ServeError::Listen { .. } => Failure::bad_input(e.to_string()),
         _ => Failure::failed(e.to_string()),
@@ -162,8 +299,15 @@ fn enrol(
 ) -> Result<Exit, Failure> {
     let token = read_token(operator)?;
     let (os, version) = running_os(&global.root);
-    let identity =
-        ferry_fleet::enrol(server, &token, state, os, version, labels).map_err(agent_failure)?;
+    let identity = ferry_fleet::enrol(
+        &remote(server, operator)?,
+        &token,
+        state,
+        os,
+        version,
+        labels,
+    )
+    .map_err(agent_failure)?;
     render::output(
         &Enrolled {
             device_id: identity.device_id,
@@ -186,6 +330,13 @@ fn running_os(root: &Path) -> (Option<String>, Option<String>) {
 }
 
 fn agent_failure(error: AgentError) -> Failure {
+    match error {
+        AgentError::Tls(e) => tls_failure(e),
+        error => agent_failure_other(error),
+    }
+}
+
+fn agent_failure_other(error: AgentError) -> Failure {
     match &error {
         AgentError::NotEnrolled(_) => Failure::bad_input(error.to_string())
             .hint("ferry fleet enrol --server URL --operator-token-file FILE --state DIR"),
@@ -323,8 +474,16 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
         root: global.root.clone(),
         // Profiles run through this very binary (`ferry run --yes`).
         ferry_exe: None,
+        tls: client_tls(&args.tls),
     })
     .map_err(agent_failure)?;
+    let mut hints = match &args.mqtt {
+        Some(broker) => Some(
+            ferry_fleet::HintListener::start(broker, agent.device_id(), ferry_fleet::MIN_HINT_GAP)
+                .map_err(|e| Failure::bad_input(e.to_string()))?,
+        ),
+        None => None,
+    };
     loop {
         match agent.cycle() {
             Ok(cycle) => {
@@ -356,7 +515,45 @@ pub fn agent(args: AgentArgs, global: &Global) -> Result<Exit, Failure> {
             }
             Err(error) => return Err(agent_failure(error)),
         }
-        std::thread::sleep(agent.next_wait());
+        let deadline = std::time::Instant::now() + agent.next_wait();
+        match &mut hints {
+            Some(hints) => wait_for_hint(hints, deadline, &agent, global.quiet),
+            None => {
+                std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        }
+    }
+}
+
+/// Waits out the interval unless a hint comes first; payloads that were
+/// not hints become an error event (sent with the next cycle's upload).
+fn wait_for_hint(
+    hints: &mut ferry_fleet::HintListener,
+    deadline: std::time::Instant,
+    agent: &ferry_fleet::Agent,
+    quiet: bool,
+) {
+    loop {
+        match hints.wait(deadline) {
+            ferry_fleet::Wake::Interval => return,
+            ferry_fleet::Wake::Hinted(hinted) => {
+                if hinted.malformed > 0 {
+                    agent.note_bad_hints(hinted.malformed, hinted.error.as_ref());
+                }
+                if !quiet {
+                    eprintln!(
+                        "hint: polling now ({} hint(s), {} malformed, since the last poll)",
+                        hinted.hints, hinted.malformed
+                    );
+                }
+                return;
+            }
+            ferry_fleet::Wake::Broker(note) => {
+                if !quiet {
+                    eprintln!("{note}");
+                }
+            }
+        }
     }
 }
 
@@ -481,7 +678,7 @@ impl fmt::Display for Rollout {
 fn rollout(command: RolloutCommand, global: &Global) -> Result<Exit, Failure> {
     let control = |args: RolloutIdArgs, control: Control| -> Result<Exit, Failure> {
         let status = ferry_fleet::rollout_control(
-            &args.server,
+            &remote(&args.server, &args.operator)?,
             &read_token(&args.operator)?,
             &args.id,
             control,
@@ -493,7 +690,7 @@ fn rollout(command: RolloutCommand, global: &Global) -> Result<Exit, Failure> {
     match command {
         RolloutCommand::Create(args) => {
             let token = read_token(&args.operator)?;
-            let server = args.server.clone();
+            let server = remote(&args.server, &args.operator)?;
             let request = rollout_request(*args)?;
             let status =
                 ferry_fleet::rollout_create(&server, &token, &request).map_err(agent_failure)?;
@@ -505,8 +702,12 @@ fn rollout(command: RolloutCommand, global: &Global) -> Result<Exit, Failure> {
             server,
             operator,
         } => {
-            let status = ferry_fleet::rollout_status(&server, &read_token(&operator)?, &id)
-                .map_err(agent_failure)?;
+            let status = ferry_fleet::rollout_status(
+                &remote(&server, &operator)?,
+                &read_token(&operator)?,
+                &id,
+            )
+            .map_err(agent_failure)?;
             render::output(&Rollout(status), global);
             Ok(Exit::Ok)
         }
@@ -516,7 +717,8 @@ fn rollout(command: RolloutCommand, global: &Global) -> Result<Exit, Failure> {
             operator,
         } => {
             let rollouts =
-                ferry_fleet::rollouts(&server, &read_token(&operator)?).map_err(agent_failure)?;
+                ferry_fleet::rollouts(&remote(&server, &operator)?, &read_token(&operator)?)
+                    .map_err(agent_failure)?;
             render::output(&RolloutList { rollouts }, global);
             Ok(Exit::Ok)
         }

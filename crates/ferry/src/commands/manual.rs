@@ -224,12 +224,39 @@ fn written(page: &str) -> Written {
             &[("On the new OS, once it is up and reachable:", "sudo ferry takeover confirm")],
         ),
         "ferry-fleet" | "ferry-fleet-serve" => w(
-            "1 when the server cannot start or stops; 2 for a bad flag, an unreadable or empty token file, an address in use, or a database of a newer schema.",
-            &[("FILE (--db)", "the SQLite database, migrated to the current schema on start (see docs/fleet.md)")],
-            &[(
-                "Serve the fleet API on port 8470:",
-                "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token",
-            )],
+            "1 when the server cannot start or stops; 2 for a bad flag, an unreadable or empty token file, an unusable certificate, key or CA file, an address in use, or a database of a newer schema.",
+            &[
+                ("FILE (--db)", "the SQLite database, migrated to the current schema on start (see docs/fleet.md)"),
+                ("FILE (--tls-cert, --tls-key, --client-ca)", "PEM: the server's certificate chain and key, and the CA client certificates must chain to"),
+            ],
+            &[
+                (
+                    "Serve the fleet API on port 8470:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token",
+                ),
+                (
+                    "Serve it over HTTPS, every client with a certificate the client CA signed:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token --tls-cert /etc/ferry/fleet.pem --tls-key /etc/ferry/fleet.key --client-ca /etc/ferry/clients-ca.pem",
+                ),
+                (
+                    "The same, hinting devices through an MQTT broker to poll as soon as they get a command:",
+                    "ferry fleet serve --listen 0.0.0.0:8470 --db /var/lib/ferry/fleet.db --operator-token-file /etc/ferry/operator.token --mqtt mqtt://broker:1883",
+                ),
+            ],
+        ),
+        "ferry-fleet-logs" => w(
+            "1 when the server could not be reached; 2 when it refused (an unknown device, or no log of that command).",
+            NO_FILES,
+            &[
+                (
+                    "The run logs a device uploaded:",
+                    "ferry fleet logs dev-3f1c --server https://fleet:8470 --operator-token-file operator.token --ca fleet-ca.pem",
+                ),
+                (
+                    "The output of its run of one command:",
+                    "ferry fleet logs dev-3f1c cmd-9e8d --server https://fleet:8470 --operator-token-file operator.token --ca fleet-ca.pem",
+                ),
+            ],
         ),
         "ferry-fleet-enrol" => w(
             "1 when the server refused or could not be reached; 2 when the state dir is already enrolled.",
@@ -298,11 +325,15 @@ fn written(page: &str) -> Written {
         "ferry-agent" => w(
             "With --once: 0 when the cycle went through; 1 when the server could not be reached (the events stay buffered); 2 when the state dir is not enrolled.",
             &[
-                ("/var/lib/ferry/agent/", "identity.json (0600), state.json and outbox.jsonl, the events not yet acknowledged; commands.json, every command taken (a replay is refused)"),
+                ("/var/lib/ferry/agent/", "identity.json (0600), state.json and outbox.jsonl, the events not yet acknowledged; commands.json, every command taken (a replay is refused); logs/CMD.log, a run's output (its last 1 MiB), uploaded after the result"),
+                ("/etc/default/ferry-agent", "FERRY_AGENT_ARGS for ferry-agent.service, which runs the agent once the device is enrolled"),
                 ("/var/log/ferry/events.jsonl", "the event log the agent delivers"),
                 ("FILE (--keyring)", "the OpenPGP keyring rollout artifacts must be signed with"),
             ],
-            &[("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg")],
+            &[
+                ("Deliver this device's events once, then exit:", "sudo ferry agent --once --keyring /etc/ferry/fleet.gpg"),
+                ("Run forever, polling at once when the broker relays a hint (at most every 5 s):", "sudo ferry agent --keyring /etc/ferry/fleet.gpg --mqtt mqtt://broker:1883"),
+            ],
         ),
         _ => w("", NO_FILES, &[]),
     }

@@ -24,8 +24,15 @@ impl Drop for Server {
 /// the operator token in `dir/operator.token`, and waits for its
 /// `listening on` line.
 pub fn serve(dir: &Path, listen: &str) -> Server {
+    serve_with(dir, listen, &["--interval", "1"])
+}
+
+/// [`serve`] with other flags than a 1-second interval (`--interval`,
+/// `--mqtt`).
+pub fn serve_with(dir: &Path, listen: &str, flags: &[&str]) -> Server {
     let mut child = Command::new(FERRY)
-        .args(["fleet", "serve", "--listen", listen, "--interval", "1"])
+        .args(["fleet", "serve", "--listen", listen])
+        .args(flags)
         .arg("--db")
         .arg(dir.join("fleet.db"))
         .arg("--operator-token-file")
