@@ -19,6 +19,8 @@ fn start_server(dir: &std::path::Path, interval_secs: u64) -> String {
         db: dir.join("fleet.db"),
         operator_token: OPERATOR.to_string(),
         interval_secs,
+        tls: None,
+        mqtt: None,
     };
     std::thread::spawn(move || {
         if let Err(e) = ferry_fleet::serve(config, |addr| {
