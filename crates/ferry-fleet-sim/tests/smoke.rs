@@ -3,37 +3,15 @@
 //! faults first (server down, wrong operator token), then 50 agents with a
 //! rollout that halts at its abort threshold and nothing lost or doubled.
 
-use std::net::SocketAddr;
-use std::sync::mpsc;
+// The fleet's own tests start the real server this way; one copy of it.
+#[path = "../../ferry-fleet/tests/common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
-use ferry_fleet::ServeConfig;
 use ferry_fleet_sim::{RolloutPlan, SimConfig, SimError};
 
 const OPERATOR: &str = "smoke-operator-token";
-
-fn start_server(dir: &std::path::Path, interval_secs: u64) -> String {
-    let (tx, rx) = mpsc::channel::<SocketAddr>();
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("a literal address"),
-        db: dir.join("fleet.db"),
-        operator_token: OPERATOR.to_string(),
-        interval_secs,
-        tls: None,
-        mqtt: None,
-    };
-    std::thread::spawn(move || {
-        if let Err(e) = ferry_fleet::serve(config, |addr| {
-            let _ = tx.send(addr);
-        }) {
-            eprintln!("server stopped: {e}");
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server starts listening");
-    format!("http://{addr}")
-}
 
 fn config(server: String, agents: usize) -> SimConfig {
     SimConfig {
@@ -64,7 +42,7 @@ fn a_server_that_is_down_fails_the_run_with_a_connect_error() {
 #[test]
 fn a_wrong_operator_token_is_refused_at_enrolment() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = start_server(dir.path(), 1);
+    let server = common::start(dir.path(), OPERATOR, 1);
     let mut wrong = config(server, 2);
     wrong.operator_token = "not-the-operator".into();
     let error = ferry_fleet_sim::run_blocking(wrong).expect_err("enrolment is refused");
@@ -84,7 +62,7 @@ fn a_url_that_is_not_http_addr_port_is_refused() {
 #[test]
 fn fifty_agents_poll_deliver_every_event_once_and_the_rollout_halts() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = start_server(dir.path(), 1);
+    let server = common::start(dir.path(), OPERATOR, 1);
     let mut sim = config(server, 50);
     sim.rollout = Some(RolloutPlan {
         after: Duration::from_millis(1500),
